@@ -1,0 +1,125 @@
+//===- OctetTQOps.td - Tile-quantization dialect operations -*- tablegen -*-===//
+
+#ifndef OCTET_DIALECT_OCTETTQ_OPS_TD
+#define OCTET_DIALECT_OCTETTQ_OPS_TD
+
+include "OctetTQ/OctetTQBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def OctetTQ_QTensor : Type<CPred<"::llvm::isa<::octet::tq::QTensorType>($_self)">,
+    "quantized tensor", "::octet::tq::QTensorType">;
+def OctetTQ_HighPrecisionTensor : RankedTensorOf<[F32, BF16]>;
+
+class OctetTQ_Op<string mnemonic, list<Trait> traits = []>
+    : Op<OctetTQ_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+  let hasVerifier = 1;
+}
+
+def OctetTQ_QuantizeOp : OctetTQ_Op<"quantize"> {
+  let summary = "Quantize a tensor to FP8 with online scales";
+  let description = [{
+    For every scaling group of the result's granularity:
+    `amax = max |x|` over the group, `s = max(amax, 1e-4) / fmax` (or, with
+    `pow2`, `s = 2^ceil(log2(amax / fmax))`), `q = saturate(round(x / s))`,
+    where `fmax` is 448 for `f8E4M3FN` and 57344 for `f8E5M2`. Rounding is to
+    nearest even; values beyond the finite range saturate; NaN stays NaN.
+    The shape is unchanged; partial groups at dimension ends are allowed.
+
+    ```mlir
+    %q = octet_tq.quantize %x pow2 : tensor<256x1024xbf16>
+           -> !octet_tq.qtensor<256x1024xf8E4M3FN, tile_1x128>
+    ```
+  }];
+  let arguments = (ins OctetTQ_HighPrecisionTensor:$input, UnitAttr:$pow2);
+  let results = (outs OctetTQ_QTensor:$result);
+  let assemblyFormat = [{
+    $input (`pow2` $pow2^)? attr-dict `:` type($input) `->` qualified(type($result))
+  }];
+}
+
+def OctetTQ_DequantizeOp : OctetTQ_Op<"dequantize"> {
+  let summary = "Expand a quantized tensor to f32 or bf16";
+  let description = [{
+    `result = payload * scale(group)`, computed in FP32 and rounded to the
+    result element type (nearest even for bf16).
+
+    ```mlir
+    %x = octet_tq.dequantize %q : !octet_tq.qtensor<256x1024xf8E4M3FN, tile_1x128>
+           -> tensor<256x1024xf32>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QTensor:$input);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` qualified(type($input)) `->` type($result)
+  }];
+}
+
+def OctetTQ_RequantizeTransposedOp : OctetTQ_Op<"requantize_transposed"> {
+  let summary = "Regroup a 1x128-tiled tensor into 128x1 tiles";
+  let description = [{
+    Reads a `tile_1x128` tensor (groups along the last dimension),
+    dequantizes it and quantizes it again with `tile_128x1` groups (along the
+    second-to-last dimension), as the weight-gradient GEMM needs for the
+    cached FP8 input and the output gradient (both contract over tokens).
+    The logical shape is unchanged; `pow2` selects power-of-two scales.
+
+    ```mlir
+    %t = octet_tq.requantize_transposed %q
+           : !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>
+           -> !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_128x1>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QTensor:$input, UnitAttr:$pow2);
+  let results = (outs OctetTQ_QTensor:$result);
+  let assemblyFormat = [{
+    $input (`pow2` $pow2^)? attr-dict `:` qualified(type($input)) `->`
+    qualified(type($result))
+  }];
+}
+
+def OctetTQ_ScaledMatmulOp : OctetTQ_Op<"scaled_matmul"> {
+  let summary = "Block-scaled FP8 matrix product with FP32 promotion";
+  let description = [{
+    Contracts dimension `contract(i, j)` of `lhs` with dimension `j` of `rhs`
+    (both rank 2); the result is `[free dim of lhs, free dim of rhs]`:
+
+    | GEMM  | lhs                         | rhs                          | contract | result  |
+    |-------|-----------------------------|------------------------------|----------|---------|
+    | Fprop | X `[M, K]` tile_1x128       | W `[N, K]` block_128x128     | (1, 1)   | `[M, N]`|
+    | Dgrad | dY `[M, N]` tile_1x128      | W `[N, K]` block_128x128     | (1, 0)   | `[M, K]`|
+    | Wgrad | dY `[M, N]` tile_128x1      | X `[M, K]` tile_128x1        | (0, 0)   | `[N, K]`|
+
+    `Y = sum over K-groups g of (sa[g] * sb[g]) * (qa_g . qb_g)`: the tensor
+    cores accumulate each FP8 partial product for `promotion` K-elements;
+    the partial sum is then multiplied by the group's two scales and added to
+    an FP32 accumulator. Scales may not vary inside a dot product, so a tiled
+    operand must be grouped along its contracting dimension; with grouped
+    scales K must be a multiple of 128 and the promotion interval must divide
+    128. The interval is a multiple of 32 (one FP8 wgmma) and at most K; 0
+    (accumulate all of K in the tensor core) is only allowed when both
+    operands are scaled per tensor. `tile` optionally fixes the kernel's tile
+    configuration.
+
+    ```mlir
+    %dx = octet_tq.scaled_matmul %qdy, %qw contract(1, 0) promotion(128)
+            tile(<128x128x128, stages = 4>)
+            : (!octet_tq.qtensor<4096x2112xf8E4M3FN, tile_1x128>,
+               !octet_tq.qtensor<2112x7168xf8E4M3FN, block_128x128>)
+            -> tensor<4096x7168xbf16>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,
+                       I64Attr:$lhs_contracting_dim,
+                       I64Attr:$rhs_contracting_dim,
+                       I64Attr:$promotion,
+                       OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `contract` `(` $lhs_contracting_dim `,` $rhs_contracting_dim `)`
+    `promotion` `(` $promotion `)` (`tile` `(` $tile^ `)`)? attr-dict `:`
+    `(` qualified(type($lhs)) `,` qualified(type($rhs)) `)` `->` type($result)
+  }];
+}
+
+#endif // OCTET_DIALECT_OCTETTQ_OPS_TD

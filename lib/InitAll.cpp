@@ -1,0 +1,21 @@
+//===- InitAll.cpp - Register every Octet dialect and pass ----------------===//
+
+#include "octet/InitAll.h"
+
+#include "octet/Dialect/Octet/Octet.h"
+#include "octet/Dialect/OctetPipe/OctetPipe.h"
+#include "octet/Dialect/OctetTQ/OctetTQ.h"
+#include "octet/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+
+void octet::registerAllDialects(mlir::DialectRegistry &registry) {
+  registry.insert<octet::OctetDialect, octet::tq::OctetTQDialect,
+                  octet::pipe::OctetPipeDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+}
+
+void octet::registerAllPasses() { octet::registerOctetPasses(); }
