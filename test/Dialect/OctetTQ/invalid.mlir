@@ -1,0 +1,207 @@
+// RUN: octet-opt %s -split-input-file -verify-diagnostics
+
+//===----------------------------------------------------------------------===//
+// !octet_tq.qtensor and #octet_tq.tile
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{quantized element type must be f8E4M3FN or f8E5M2, got 'f8E4M3'}}
+func.func @ieee_e4m3(%q: !octet_tq.qtensor<4x128xf8E4M3, tile_1x128>) { return }
+
+// -----
+
+// expected-error @+1 {{unknown granularity 'tile_1x64'; expected tile_1x128, tile_128x1, block_128x128 or per_tensor}}
+func.func @bad_granularity(%q: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x64>) { return }
+
+// -----
+
+// expected-error @+1 {{granularity 'block_128x128' needs rank >= 2, got [128]}}
+func.func @block_rank1(%q: !octet_tq.qtensor<128xf8E4M3FN, block_128x128>) { return }
+
+// -----
+
+// expected-error @+1 {{tile M = 96 must be a positive multiple of 64}}
+func.func @tile_m() attributes {t = #octet_tq.tile<96x128x128, stages = 4>} { return }
+
+// -----
+
+// expected-error @+1 {{tile N = 264 must be a multiple of 8 in [8, 256]}}
+func.func @tile_n() attributes {t = #octet_tq.tile<128x264x128, stages = 4>} { return }
+
+// -----
+
+// expected-error @+1 {{tile K = 48 must be a positive multiple of 32}}
+func.func @tile_k() attributes {t = #octet_tq.tile<128x128x48, stages = 4>} { return }
+
+// -----
+
+// expected-error @+1 {{pipeline stages = 0 must be in [1, 32]}}
+func.func @tile_stages() attributes {t = #octet_tq.tile<128x128x128, stages = 0>} { return }
+
+// -----
+
+// expected-error @+1 {{expected a tile shape MxNxK, got 2 dimensions}}
+func.func @tile_rank() attributes {t = #octet_tq.tile<128x128, stages = 4>} { return }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// quantize / dequantize / requantize_transposed
+//===----------------------------------------------------------------------===//
+
+func.func @quantize_shape(%x: tensor<4x128xf32>) {
+  // expected-error @+1 {{result shape [4, 256] differs from the input shape [4, 128]}}
+  %0 = octet_tq.quantize %x : tensor<4x128xf32> -> !octet_tq.qtensor<4x256xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @quantize_f16(%x: tensor<4x128xf16>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float or bfloat16 type values}}
+  %0 = octet_tq.quantize %x : tensor<4x128xf16> -> !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @dequantize_shape(%q: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>) {
+  // expected-error @+1 {{result shape [128, 4] differs from the input shape [4, 128]}}
+  %0 = octet_tq.dequantize %q : !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128> -> tensor<128x4xf32>
+  return
+}
+
+// -----
+
+func.func @requant_input(%q: !octet_tq.qtensor<256x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{input must be tile_1x128, got block_128x128}}
+  %0 = octet_tq.requantize_transposed %q : !octet_tq.qtensor<256x128xf8E4M3FN, block_128x128> -> !octet_tq.qtensor<256x128xf8E4M3FN, tile_128x1>
+  return
+}
+
+// -----
+
+func.func @requant_result(%q: !octet_tq.qtensor<256x128xf8E4M3FN, tile_1x128>) {
+  // expected-error @+1 {{result must be tile_128x1, got per_tensor}}
+  %0 = octet_tq.requantize_transposed %q : !octet_tq.qtensor<256x128xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x128xf8E4M3FN, per_tensor>
+  return
+}
+
+// -----
+
+func.func @requant_shape(%q: !octet_tq.qtensor<256x128xf8E4M3FN, tile_1x128>) {
+  // expected-error @+1 {{result shape [128, 256] differs from the input shape [256, 128]}}
+  %0 = octet_tq.requantize_transposed %q : !octet_tq.qtensor<256x128xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_128x1>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// scaled_matmul
+//===----------------------------------------------------------------------===//
+
+func.func @mm_rank(%a: !octet_tq.qtensor<2x4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{operands must have rank 2, got [2, 4, 128] and [8, 128]}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<2x4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_dims(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{contracting dimensions must be 0 or 1, got (2, 1)}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(2, 1) promotion(128)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_k(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x256xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{contraction sizes differ: lhs dimension 1 is 128, rhs dimension 1 is 256}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x256xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_lhs_groups(%a: !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<128x64xf8E4M3FN, tile_128x1>) {
+  // expected-error @+1 {{lhs is tile_1x128 (groups along dimension 1) but contracts dimension 0; regroup it with octet_tq.requantize_transposed}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(0, 0) promotion(128)
+      : (!octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<128x64xf8E4M3FN, tile_128x1>) -> tensor<256x64xf32>
+  return
+}
+
+// -----
+
+func.func @mm_rhs_groups(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, tile_128x1>) {
+  // expected-error @+1 {{rhs is tile_128x1 (groups along dimension 0) but contracts dimension 1}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, tile_128x1>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_promotion_48(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{promotion interval 48 is not a non-negative multiple of 32 (the K of one FP8 wgmma)}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(48)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_k_not_multiple(%a: !octet_tq.qtensor<4x200xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x200xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{contraction dimension K = 200 is not a multiple of the 128-element scaling group}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x200xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x200xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_promotion_256(%a: !octet_tq.qtensor<4x512xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x512xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{promotion interval 256 must divide the 128-element scaling group (32, 64 or 128): scales change at every group boundary}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(256)
+      : (!octet_tq.qtensor<4x512xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x512xf8E4M3FN, block_128x128>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_promotion_exceeds(%a: !octet_tq.qtensor<4x64xf8E4M3FN, per_tensor>, %b: !octet_tq.qtensor<8x64xf8E4M3FN, per_tensor>) {
+  // expected-error @+1 {{promotion interval 128 exceeds the contraction dimension K = 64}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x64xf8E4M3FN, per_tensor>, !octet_tq.qtensor<8x64xf8E4M3FN, per_tensor>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_tile_k(%a: !octet_tq.qtensor<4x512xf8E4M3FN, per_tensor>, %b: !octet_tq.qtensor<8x512xf8E4M3FN, per_tensor>) {
+  // expected-error @+1 {{tile K = 96 and promotion interval 128 must divide one another}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128) tile(<128x128x96, stages = 4>)
+      : (!octet_tq.qtensor<4x512xf8E4M3FN, per_tensor>, !octet_tq.qtensor<8x512xf8E4M3FN, per_tensor>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @mm_result(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{result shape [8, 4], expected [4, 8]}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @mm_result_type(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b: !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) {
+  // expected-error @+1 {{result #0 must be ranked tensor of 32-bit float or bfloat16 type values}}
+  %0 = octet_tq.scaled_matmul %a, %b contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<4x8xf16>
+  return
+}

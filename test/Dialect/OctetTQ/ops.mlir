@@ -1,0 +1,66 @@
+// RUN: octet-opt %s | FileCheck %s
+// RUN: octet-opt %s --mlir-print-op-generic | octet-opt | FileCheck %s
+
+// The three GEMMs of one FP8 linear (fp8-recipe.md): Fprop, Dgrad, Wgrad.
+// CHECK-LABEL: func.func @linear_gemms
+func.func @linear_gemms(%x: tensor<256x512xbf16>, %w: tensor<2112x512xf32>,
+                        %dy: tensor<256x2112xbf16>)
+    -> (tensor<256x2112xbf16>, tensor<256x512xbf16>, tensor<2112x512xf32>) {
+  // CHECK: %[[QX:.*]] = octet_tq.quantize %{{.*}} : tensor<256x512xbf16> -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>
+  %qx = octet_tq.quantize %x : tensor<256x512xbf16> -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>
+  // CHECK: %[[QW:.*]] = octet_tq.quantize %{{.*}} : tensor<2112x512xf32> -> !octet_tq.qtensor<2112x512xf8E4M3FN, block_128x128>
+  %qw = octet_tq.quantize %w : tensor<2112x512xf32> -> !octet_tq.qtensor<2112x512xf8E4M3FN, block_128x128>
+  // CHECK: octet_tq.scaled_matmul %[[QX]], %[[QW]] contract(1, 1) promotion(128) : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<2112x512xf8E4M3FN, block_128x128>) -> tensor<256x2112xbf16>
+  %y = octet_tq.scaled_matmul %qx, %qw contract(1, 1) promotion(128)
+      : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<2112x512xf8E4M3FN, block_128x128>)
+      -> tensor<256x2112xbf16>
+
+  // CHECK: %[[QDY:.*]] = octet_tq.quantize %{{.*}} : tensor<256x2112xbf16> -> !octet_tq.qtensor<256x2112xf8E4M3FN, tile_1x128>
+  %qdy = octet_tq.quantize %dy : tensor<256x2112xbf16> -> !octet_tq.qtensor<256x2112xf8E4M3FN, tile_1x128>
+  // Dgrad with per-tensor scales: K = N = 2112 need not be a multiple of 128
+  // and the tensor cores may accumulate all of it (promotion 0).
+  %qdy2 = octet_tq.quantize %dy : tensor<256x2112xbf16> -> !octet_tq.qtensor<256x2112xf8E4M3FN, per_tensor>
+  %qw2 = octet_tq.quantize %w : tensor<2112x512xf32> -> !octet_tq.qtensor<2112x512xf8E4M3FN, per_tensor>
+  // CHECK: octet_tq.scaled_matmul %{{.*}}, %{{.*}} contract(1, 0) promotion(0) tile(<128x128x128, stages = 4>) : (!octet_tq.qtensor<256x2112xf8E4M3FN, per_tensor>, !octet_tq.qtensor<2112x512xf8E4M3FN, per_tensor>) -> tensor<256x512xbf16>
+  %dx = octet_tq.scaled_matmul %qdy2, %qw2 contract(1, 0) promotion(0) tile(<128x128x128, stages = 4>)
+      : (!octet_tq.qtensor<256x2112xf8E4M3FN, per_tensor>, !octet_tq.qtensor<2112x512xf8E4M3FN, per_tensor>)
+      -> tensor<256x512xbf16>
+
+  // Wgrad contracts the token dimension: both operands regrouped 128x1.
+  // CHECK: %[[TDY:.*]] = octet_tq.requantize_transposed %[[QDY]] : !octet_tq.qtensor<256x2112xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x2112xf8E4M3FN, tile_128x1>
+  %tdy = octet_tq.requantize_transposed %qdy
+      : !octet_tq.qtensor<256x2112xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x2112xf8E4M3FN, tile_128x1>
+  // CHECK: %[[TX:.*]] = octet_tq.requantize_transposed %[[QX]] pow2 : !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_128x1>
+  %tx = octet_tq.requantize_transposed %qx pow2
+      : !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_128x1>
+  // CHECK: octet_tq.scaled_matmul %[[TDY]], %[[TX]] contract(0, 0) promotion(64) tile(<128x256x64, stages = 6>) : (!octet_tq.qtensor<256x2112xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<256x512xf8E4M3FN, tile_128x1>) -> tensor<2112x512xf32>
+  %dw = octet_tq.scaled_matmul %tdy, %tx contract(0, 0) promotion(64) tile(<128x256x64, stages = 6>)
+      : (!octet_tq.qtensor<256x2112xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<256x512xf8E4M3FN, tile_128x1>)
+      -> tensor<2112x512xf32>
+  return %y, %dx, %dw : tensor<256x2112xbf16>, tensor<256x512xbf16>, tensor<2112x512xf32>
+}
+
+// CHECK-LABEL: func.func @quantize_variants
+func.func @quantize_variants(%x: tensor<4x200x300xf32>, %d: tensor<?x256xbf16>) {
+  // Partial groups (200, 300 are not multiples of 128) and batch dimensions.
+  // CHECK: octet_tq.quantize %{{.*}} pow2 : tensor<4x200x300xf32> -> !octet_tq.qtensor<4x200x300xf8E4M3FN, block_128x128>
+  %a = octet_tq.quantize %x pow2 : tensor<4x200x300xf32> -> !octet_tq.qtensor<4x200x300xf8E4M3FN, block_128x128>
+  // CHECK: octet_tq.quantize %{{.*}} : tensor<4x200x300xf32> -> !octet_tq.qtensor<4x200x300xf8E5M2, tile_128x1>
+  %b = octet_tq.quantize %x : tensor<4x200x300xf32> -> !octet_tq.qtensor<4x200x300xf8E5M2, tile_128x1>
+  // CHECK: octet_tq.quantize %{{.*}} : tensor<?x256xbf16> -> !octet_tq.qtensor<?x256xf8E4M3FN, tile_1x128>
+  %c = octet_tq.quantize %d : tensor<?x256xbf16> -> !octet_tq.qtensor<?x256xf8E4M3FN, tile_1x128>
+  // CHECK: octet_tq.dequantize %{{.*}} : !octet_tq.qtensor<4x200x300xf8E4M3FN, block_128x128> -> tensor<4x200x300xf32>
+  %e = octet_tq.dequantize %a : !octet_tq.qtensor<4x200x300xf8E4M3FN, block_128x128> -> tensor<4x200x300xf32>
+  // CHECK: octet_tq.dequantize %{{.*}} : !octet_tq.qtensor<?x256xf8E4M3FN, tile_1x128> -> tensor<?x256xbf16>
+  %f = octet_tq.dequantize %c : !octet_tq.qtensor<?x256xf8E4M3FN, tile_1x128> -> tensor<?x256xbf16>
+  return
+}
+
+// Types and attributes standing alone.
+// CHECK-LABEL: func.func @attributes
+// CHECK-SAME: q = !octet_tq.qtensor<7xf8E5M2, per_tensor>
+// CHECK-SAME: t = #octet_tq.tile<64x8x32, stages = 1>
+func.func @attributes() attributes {t = #octet_tq.tile<64x8x32, stages = 1>,
+                                    q = !octet_tq.qtensor<7xf8E5M2, per_tensor>} {
+  return
+}
