@@ -8,6 +8,7 @@
 #include "octet/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -15,7 +16,8 @@
 void octet::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<octet::OctetDialect, octet::tq::OctetTQDialect,
                   octet::pipe::OctetPipeDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+                  mlir::arith::ArithDialect, mlir::cf::ControlFlowDialect,
+                  mlir::tensor::TensorDialect>();
 }
 
 void octet::registerAllPasses() { octet::registerOctetPasses(); }

@@ -10,7 +10,7 @@ class DialectRegistry;
 namespace octet {
 
 /// Registers Octet's dialects and the upstream dialects Octet IR uses
-/// (builtin, func, arith, tensor).
+/// (builtin, func, arith, cf, tensor).
 void registerAllDialects(mlir::DialectRegistry &registry);
 
 /// Registers every Octet pass with the global pass registry.
