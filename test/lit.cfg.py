@@ -4,6 +4,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -13,7 +14,7 @@ config.name = "Octet"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py",
-                   "Inputs", "unit"]
+                   "Inputs", "unit", "utils"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.octet_obj_root, "test")
 
@@ -24,6 +25,9 @@ config.substitutions.append(("%cmake", config.cmake_command))
 config.substitutions.append(("%cmake_generator", config.cmake_generator))
 config.substitutions.append(("%cxx", config.cxx_compiler))
 config.substitutions.append(("%mlir_dir", config.mlir_dir))
+config.substitutions.append(("%expect-exit", "%s %s" % (
+    sys.executable,
+    os.path.join(config.octet_src_root, "test", "utils", "expect-exit.py"))))
 
 llvm_config.with_system_environment(["HOME", "TMPDIR", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
