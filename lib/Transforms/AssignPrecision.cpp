@@ -31,6 +31,20 @@ Operation *getComputingOp(Value value) {
   return def;
 }
 
+/// True when `value` reaches an octet.cross_entropy through shape-only ops:
+/// the output head, which the recipe keeps in high precision.
+bool feedsLoss(Value value) {
+  for (Operation *user : value.getUsers()) {
+    if (isa<CrossEntropyOp>(user))
+      return true;
+    if (isa<tensor::ReshapeOp, tensor::CollapseShapeOp, tensor::ExpandShapeOp,
+            tensor::CastOp>(user) &&
+        feedsLoss(user->getResult(0)))
+      return true;
+  }
+  return false;
+}
+
 /// The high-precision annotation of an op: its own element type.
 PrecisionAttr getHighPrecision(MLIRContext *ctx, Type elementType,
                                bool forceBF16 = false) {
@@ -90,6 +104,8 @@ struct AssignPrecisionPass
 
     if (r == Recipe::BF16)
       return getHighPrecision(ctx, out, /*forceBF16=*/true);
+    if (feedsLoss(op->getResult(0)))
+      return getHighPrecision(ctx, out);
     if (ShapedType::isDynamic(k) || k % kScaleGroupSize != 0) {
       op->emitWarning() << "K = "
                         << (ShapedType::isDynamic(k) ? std::string("?")

@@ -37,11 +37,10 @@ func.func @attention_block(%x: tensor<2x64x256xbf16>, %g: tensor<256xf32>,
 
 // -----
 
-// Experts: dispatched inputs get power-of-two scales; the gate and the loss
-// stay in f32.
+// Experts: dispatched inputs get power-of-two scales; the gate stays in f32.
 // CHECK-LABEL: func.func @moe
-func.func @moe(%x: tensor<32x128xf32>, %wg: tensor<8x128xf32>, %w: tensor<8x64x128xf32>,
-               %labels: tensor<64xi32>) -> tensor<f32> {
+func.func @moe(%x: tensor<32x128xf32>, %wg: tensor<8x128xf32>, %w: tensor<8x64x128xf32>)
+    -> tensor<32x64xf32> {
   // CHECK: octet.moe_gate {{.*}} precision<f32, out = f32>
   %wts, %idx = octet.moe_gate %x, %wg top_k(2) groups(1, 1) scaling(1.0) softmax
       : (tensor<32x128xf32>, tensor<8x128xf32>) -> (tensor<32x2xf32>, tensor<32x2xi32>)
@@ -51,8 +50,23 @@ func.func @moe(%x: tensor<32x128xf32>, %wg: tensor<8x128xf32>, %w: tensor<8x64x1
   // CHECK: octet.grouped_linear {{.*}} precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
   %h = octet.grouped_linear %rows, %w, %sizes
       : (tensor<64x128xf32>, tensor<8x64x128xf32>, tensor<8xi32>) -> tensor<64x64xf32>
-  // CHECK: octet.cross_entropy {{.*}} precision<f32, out = f32>
-  %l = octet.cross_entropy %h, %labels : (tensor<64x64xf32>, tensor<64xi32>) -> tensor<f32>
+  // CHECK: octet.moe_combine {{.*}} precision<f32, out = f32>
+  %y = octet.moe_combine %h, %wts, %idx
+      : (tensor<64x64xf32>, tensor<32x2xf32>, tensor<32x2xi32>) -> tensor<32x64xf32>
+  return %y : tensor<32x64xf32>
+}
+
+// -----
+
+// The output head stays in high precision, even behind a reshape.
+// CHECK-LABEL: func.func @head
+// BF16-LABEL: func.func @head
+func.func @head(%h: tensor<2x8x128xf32>, %w: tensor<256x128xf32>, %labels: tensor<16xi32>) -> tensor<f32> {
+  // CHECK: octet.linear {{.*}} precision<f32, out = f32>
+  // BF16: octet.linear {{.*}} precision<bf16, out = f32>
+  %logits = octet.linear %h, %w : (tensor<2x8x128xf32>, tensor<256x128xf32>) -> tensor<2x8x256xf32>
+  %flat = tensor.collapse_shape %logits [[0, 1], [2]] : tensor<2x8x256xf32> into tensor<16x256xf32>
+  %l = octet.cross_entropy %flat, %labels : (tensor<16x256xf32>, tensor<16xi32>) -> tensor<f32>
   return %l : tensor<f32>
 }
 

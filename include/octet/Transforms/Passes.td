@@ -23,7 +23,8 @@ def AssignPrecisionPass : Pass<"octet-assign-precision"> {
       are powers of two for the input of the linear after attention and for
       the expert inputs after `octet.moe_dispatch`. A linear whose K is not a
       multiple of 128 stays in BF16 and gets a warning;
-    - everything else (embedding, attention core, norms, gate, loss, ...):
+    - the output head (the linear whose result reaches `octet.cross_entropy`)
+      and everything else (embedding, attention core, norms, gate, loss, ...):
       the op's own element type, f32 or bf16.
 
     `bf16` (the baseline): every GEMM in BF16, everything else as above.
