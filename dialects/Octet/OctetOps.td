@@ -24,20 +24,24 @@ class Octet_Op<string mnemonic, list<Trait> traits = []>
 //===----------------------------------------------------------------------===//
 
 def Octet_ParamOp : Octet_Op<"param"> {
-  let summary = "A named trainable parameter";
+  let summary = "A named parameter of the model";
   let description = [{
-    Produces the current value of the trainable parameter `name`. The name is
-    the key the parameter has in checkpoints (safetensors), so it is unique in
-    its block. Autodiff derives a gradient and an optimizer update for every
-    `octet.param`.
+    Produces the current value of the parameter `name`. The name is the key
+    the parameter has in checkpoints (safetensors), so it is unique in its
+    block. Autodiff derives a gradient and an optimizer update for every
+    `octet.param` except `frozen` ones: state that is saved and loaded with
+    the model but not trained by the optimizer, such as DeepSeek-V3's MoE
+    `e_score_correction_bias`, which only steers expert selection and is
+    updated by its own load-balancing rule.
 
     ```mlir
     %wq = octet.param "model.layers.0.self_attn.q_proj.weight" : tensor<1536x7168xf32>
+    %b = octet.param "model.layers.3.mlp.gate.e_score_correction_bias" frozen : tensor<256xf32>
     ```
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, UnitAttr:$frozen);
   let results = (outs Octet_FloatTensor:$result);
-  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let assemblyFormat = "$name (`frozen` $frozen^)? attr-dict `:` type($result)";
 }
 
 //===----------------------------------------------------------------------===//

@@ -260,9 +260,9 @@ func.func @tiny_moe_forward(%ids: tensor<2x64xi32>, %labels: tensor<2x64xi32>) -
   // shared expert.
   %l2_ln2 = octet.param "model.layers.2.post_attention_layernorm.weight" {octet.stage = 1 : i64} : tensor<256xf32>
   %l2_wgate = octet.param "model.layers.2.mlp.gate.weight" {octet.stage = 1 : i64} : tensor<8x256xf32>
-  // Selection-only bias: it gets no gradient through top-k; DeepSeek-V3 adjusts it by the
-  // auxiliary-loss-free balancing rule, so the trainer must not optimise it as a weight.
-  %l2_gbias = octet.param "model.layers.2.mlp.gate.e_score_correction_bias" {octet.stage = 1 : i64} : tensor<8xf32>
+  // Selection-only bias, frozen: it gets no gradient through top-k; DeepSeek-V3 adjusts it
+  // by the auxiliary-loss-free balancing rule, not the optimizer.
+  %l2_gbias = octet.param "model.layers.2.mlp.gate.e_score_correction_bias" frozen {octet.stage = 1 : i64} : tensor<8xf32>
   // Stacked [E, N, K] expert weights are Octet's layout; the HF checkpoint stores
   // model.layers.2.mlp.experts.<e>.<proj>.weight per expert.
   %l2_we_g = octet.param "model.layers.2.mlp.experts.gate_proj.weight" {octet.stage = 1 : i64} : tensor<8x128x256xf32>
@@ -370,7 +370,7 @@ func.func @tiny_moe_forward(%ids: tensor<2x64xi32>, %labels: tensor<2x64xi32>) -
   // MoE, as in layer 2.
   %l3_ln2 = octet.param "model.layers.3.post_attention_layernorm.weight" {octet.stage = 1 : i64} : tensor<256xf32>
   %l3_wgate = octet.param "model.layers.3.mlp.gate.weight" {octet.stage = 1 : i64} : tensor<8x256xf32>
-  %l3_gbias = octet.param "model.layers.3.mlp.gate.e_score_correction_bias" {octet.stage = 1 : i64} : tensor<8xf32>
+  %l3_gbias = octet.param "model.layers.3.mlp.gate.e_score_correction_bias" frozen {octet.stage = 1 : i64} : tensor<8xf32>
   %l3_we_g = octet.param "model.layers.3.mlp.experts.gate_proj.weight" {octet.stage = 1 : i64} : tensor<8x128x256xf32>
   %l3_we_u = octet.param "model.layers.3.mlp.experts.up_proj.weight" {octet.stage = 1 : i64} : tensor<8x128x256xf32>
   %l3_we_d = octet.param "model.layers.3.mlp.experts.down_proj.weight" {octet.stage = 1 : i64} : tensor<8x256x128xf32>

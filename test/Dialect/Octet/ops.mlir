@@ -66,7 +66,8 @@ func.func @dense_block(%ids: tensor<2x128xi32>) -> tensor<f32>
 // CHECK-LABEL: func.func @moe
 func.func @moe(%x: tensor<64x256xbf16>) -> tensor<64x256xbf16> {
   %wg = octet.param "gate.weight" : tensor<16x256xf32>
-  %bias = octet.param "gate.e_score_correction_bias" : tensor<16xf32>
+  // CHECK: octet.param "gate.e_score_correction_bias" frozen : tensor<16xf32>
+  %bias = octet.param "gate.e_score_correction_bias" frozen : tensor<16xf32>
   %w1 = octet.param "experts.gate_proj" : tensor<16x128x256xbf16>
   %w3 = octet.param "experts.up_proj" : tensor<16x128x256xbf16>
   %w2 = octet.param "experts.down_proj" : tensor<16x256x128xbf16>
