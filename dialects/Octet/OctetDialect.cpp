@@ -41,17 +41,17 @@ LogicalResult OctetDialect::verifyOperationAttribute(Operation *op,
   if (name == getNumStagesAttrName()) {
     auto count = dyn_cast<IntegerAttr>(attr.getValue());
     if (!count || count.getInt() <= 0)
-      return op->emitError() << "'" << name
-                             << "' must be a positive integer, got "
-                             << attr.getValue();
+      return op->emitError()
+             << "'" << name << "' must be a positive integer, got "
+             << attr.getValue();
     return success();
   }
   if (name == getStageAttrName()) {
     auto stage = dyn_cast<IntegerAttr>(attr.getValue());
     if (!stage || stage.getInt() < 0)
-      return op->emitError() << "'" << name
-                             << "' must be a non-negative integer, got "
-                             << attr.getValue();
+      return op->emitError()
+             << "'" << name << "' must be a non-negative integer, got "
+             << attr.getValue();
     for (Operation *parent = op->getParentOp(); parent;
          parent = parent->getParentOp()) {
       auto count = parent->getAttrOfType<IntegerAttr>(getNumStagesAttrName());
@@ -60,9 +60,8 @@ LogicalResult OctetDialect::verifyOperationAttribute(Operation *op,
       if (stage.getInt() >= count.getInt())
         return op->emitError()
                << "pipeline stage " << stage.getInt()
-               << " is out of range: the enclosing '"
-               << parent->getName() << "' has " << count.getInt()
-               << " stages";
+               << " is out of range: the enclosing '" << parent->getName()
+               << "' has " << count.getInt() << " stages";
       break;
     }
     return success();
@@ -82,15 +81,12 @@ bool PrecisionAttr::isFP8() const {
          getFormat() == ComputeFormat::E5M2;
 }
 
-LogicalResult
-PrecisionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                      ComputeFormat format, ScalingGranularity lhsScaling,
-                      ScalingGranularity rhsScaling,
-                      ScaleRounding scaleRounding, int64_t promotionInterval,
-                      Type outputType) {
+LogicalResult PrecisionAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, ComputeFormat format,
+    ScalingGranularity lhsScaling, ScalingGranularity rhsScaling,
+    ScaleRounding scaleRounding, int64_t promotionInterval, Type outputType) {
   if (!outputType || !(outputType.isF32() || outputType.isBF16()))
-    return emitError() << "output type must be f32 or bf16, got "
-                       << outputType;
+    return emitError() << "output type must be f32 or bf16, got " << outputType;
   if (promotionInterval < 0)
     return emitError() << "promotion interval must be non-negative, got "
                        << promotionInterval;
@@ -178,8 +174,8 @@ Attribute PrecisionAttr::parse(AsmParser &parser, Type) {
     if (parser.parseKeyword(&key) || parser.parseEqual())
       return {};
     if (!seen.insert(key).second) {
-      parser.emitError(keyLoc) << "precision field '" << key
-                               << "' is given twice";
+      parser.emitError(keyLoc)
+          << "precision field '" << key << "' is given twice";
       return {};
     }
     if (key == kFieldLhs || key == kFieldRhs) {

@@ -32,8 +32,8 @@ static LogicalResult verifyRank(Operation *op, StringRef what,
                                 RankedTensorType type, int64_t rank) {
   if (type.getRank() == rank)
     return success();
-  return op->emitOpError() << what << " must have rank " << rank
-                           << ", got " << formatShape(type.getShape());
+  return op->emitOpError() << what << " must have rank " << rank << ", got "
+                           << formatShape(type.getShape());
 }
 
 /// Verifies the precision annotation of `op` against its role: FP8 formats
@@ -68,10 +68,9 @@ static LogicalResult verifyPrecision(Operation *op,
   if (result) {
     Type elt = cast<RankedTensorType>(result.getType()).getElementType();
     if (elt != p.getOutputType())
-      return op->emitOpError()
-             << "result element type " << elt
-             << " differs from the precision's output type "
-             << p.getOutputType();
+      return op->emitOpError() << "result element type " << elt
+                               << " differs from the precision's output type "
+                               << p.getOutputType();
   }
   return success();
 }
@@ -165,8 +164,8 @@ LogicalResult BatchMatmulOp::verify() {
   int64_t rhsK = rhs.getDimSize(getTransposeRhs() ? rank - 1 : rank - 2);
   int64_t n = rhs.getDimSize(getTransposeRhs() ? rank - 2 : rank - 1);
   if (!dimsCompatible(k, rhsK))
-    return emitOpError() << "contraction sizes differ: lhs K = "
-                         << formatDim(k) << ", rhs K = " << formatDim(rhsK)
+    return emitOpError() << "contraction sizes differ: lhs K = " << formatDim(k)
+                         << ", rhs K = " << formatDim(rhsK)
                          << (getTransposeRhs() ? " (rhs is [..., N, K])"
                                                : " (rhs is [..., K, N])");
   SmallVector<int64_t> expected(batch);
@@ -257,8 +256,8 @@ LogicalResult CausalAttentionOp::verify() {
   if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
       (hkv == 0 || hq % hkv != 0))
     return emitOpError() << "query heads (" << hq
-                         << ") must be a multiple of key/value heads ("
-                         << hkv << ")";
+                         << ") must be a multiple of key/value heads (" << hkv
+                         << ")";
   if (getScale() && !(getScale()->convertToDouble() > 0.0))
     return emitOpError() << "scale must be positive, got "
                          << getScale()->convertToDouble();
@@ -323,14 +322,14 @@ LogicalResult MoEGateOp::verify() {
                            << " groups";
     int64_t eligible = (e / groups) * topkGroup;
     if (topK > eligible)
-      return emitOpError() << "top_k = " << topK << " exceeds the "
-                           << eligible << " experts of the " << topkGroup
+      return emitOpError() << "top_k = " << topK << " exceeds the " << eligible
+                           << " experts of the " << topkGroup
                            << " eligible groups";
   }
-  if (failed(verifyShapeIs(*this, "weights", getWeights().getType(),
-                           {t, topK})) ||
-      failed(verifyShapeIs(*this, "indices", getIndices().getType(),
-                           {t, topK})))
+  if (failed(
+          verifyShapeIs(*this, "weights", getWeights().getType(), {t, topK})) ||
+      failed(
+          verifyShapeIs(*this, "indices", getIndices().getType(), {t, topK})))
     return failure();
   // Outputs are fixed to f32/i32; only the compute format is checked.
   return verifyPrecision(*this, getPrecision(), false, ShapedType::kDynamic,
@@ -381,8 +380,8 @@ LogicalResult MoECombineOp::verify() {
     return emitOpError() << "rows has " << formatDim(rows.getDimSize(0))
                          << " rows, expected tokens x top_k = "
                          << formatDim(expectedRows);
-  if (failed(verifyShapeIs(*this, "result", getType(),
-                           {t, rows.getDimSize(1)})))
+  if (failed(
+          verifyShapeIs(*this, "result", getType(), {t, rows.getDimSize(1)})))
     return failure();
   return verifyPrecision(*this, getPrecision(), false, ShapedType::kDynamic,
                          getResult());

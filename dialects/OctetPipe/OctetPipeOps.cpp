@@ -77,8 +77,9 @@ LogicalResult ScheduleOp::verify() {
   case ScheduleKind::OneFOneB:
   case ScheduleKind::ZB1P:
     if (stages != ranks)
-      return emitOpError() << "'" << getKind() << "' has one stage per rank: "
-                           << stages << " stages on " << ranks << " ranks";
+      return emitOpError() << "'" << getKind()
+                           << "' has one stage per rank: " << stages
+                           << " stages on " << ranks << " ranks";
     break;
   case ScheduleKind::Interleaved1F1B:
     if (stages % ranks != 0)
@@ -163,9 +164,9 @@ static LogicalResult verifyStageMb(Operation *op, ScheduleOp schedule,
                                    std::optional<int64_t> holder) {
   int64_t numStages = schedule.getNumStages();
   if (stage < 0 || stage >= numStages)
-    return op->emitOpError() << "stage " << stage
-                             << " is out of range: the schedule has "
-                             << schedule.getNumStages() << " stages";
+    return op->emitOpError()
+           << "stage " << stage << " is out of range: the schedule has "
+           << schedule.getNumStages() << " stages";
   int64_t perStage = schedule.getMicrobatchesPerStage();
   if (mb < 0 || mb >= perStage)
     return op->emitOpError()
@@ -180,8 +181,7 @@ static LogicalResult verifyStageMb(Operation *op, ScheduleOp schedule,
   return success();
 }
 
-template <typename ActionOp>
-static LogicalResult verifyAction(ActionOp op) {
+template <typename ActionOp> static LogicalResult verifyAction(ActionOp op) {
   auto rank = op->template getParentOfType<RankOp>();
   return verifyStageMb(op, rank.getSchedule(), op.getStage(), op.getMb(),
                        rank.getIndex());
@@ -233,8 +233,8 @@ static LogicalResult verifyWaitedOnce(Operation *op, Value result) {
            << "result is never waited on: the transfer would still be in "
               "flight when its buffers are reused";
   if (waits > 1)
-    return op->emitOpError() << "result is waited on " << waits
-                             << " times; wait exactly once";
+    return op->emitOpError()
+           << "result is waited on " << waits << " times; wait exactly once";
   return success();
 }
 
@@ -245,13 +245,13 @@ static LogicalResult verifyP2P(P2POp op, bool isSend) {
   int64_t peer = op.getPeer(), self = rank.getIndex();
   int64_t ranks = schedule.getNumRanks();
   if (peer < 0 || peer >= ranks)
-    return op.emitOpError() << "peer rank " << peer
-                            << " is out of range: the schedule has "
-                            << schedule.getNumRanks() << " ranks";
+    return op.emitOpError()
+           << "peer rank " << peer << " is out of range: the schedule has "
+           << schedule.getNumRanks() << " ranks";
   if (peer == self)
-    return op.emitOpError() << "rank " << peer << " cannot "
-                            << (isSend ? "send to" : "receive from")
-                            << " itself";
+    return op.emitOpError()
+           << "rank " << peer << " cannot "
+           << (isSend ? "send to" : "receive from") << " itself";
   // The producer of the payload holds its stage: the sender, or the peer a
   // receive comes from.
   int64_t holder = isSend ? self : peer;

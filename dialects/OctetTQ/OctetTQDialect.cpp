@@ -109,8 +109,7 @@ SmallVector<int64_t> QTensorType::getScaleShape() const {
 }
 
 RankedTensorType QTensorType::getScalesType() const {
-  return RankedTensorType::get(getScaleShape(),
-                               Float32Type::get(getContext()));
+  return RankedTensorType::get(getScaleShape(), Float32Type::get(getContext()));
 }
 
 RankedTensorType QTensorType::getPayloadType() const {
@@ -148,8 +147,8 @@ void QTensorType::print(AsmPrinter &printer) const {
   printer.printDimensionList(getShape());
   if (!getShape().empty())
     printer << 'x';
-  printer << getElementType() << ", "
-          << stringifyGranularity(getGranularity()) << '>';
+  printer << getElementType() << ", " << stringifyGranularity(getGranularity())
+          << '>';
 }
 
 //===----------------------------------------------------------------------===//
@@ -157,8 +156,8 @@ void QTensorType::print(AsmPrinter &printer) const {
 //===----------------------------------------------------------------------===//
 
 LogicalResult
-TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                       int64_t m, int64_t n, int64_t k, int64_t stages) {
+TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t m,
+                       int64_t n, int64_t k, int64_t stages) {
   if (m <= 0 || m % 64 != 0)
     return emitError() << "tile M = " << m
                        << " must be a positive multiple of 64";
@@ -183,8 +182,8 @@ Attribute TileConfigAttr::parse(AsmParser &parser, Type) {
                                 /*withTrailingX=*/false))
     return {};
   if (dims.size() != 3) {
-    parser.emitError(loc) << "expected a tile shape MxNxK, got "
-                          << dims.size() << " dimensions";
+    parser.emitError(loc) << "expected a tile shape MxNxK, got " << dims.size()
+                          << " dimensions";
     return {};
   }
   if (parser.parseComma() || parser.parseKeyword("stages") ||

@@ -53,8 +53,8 @@ LogicalResult ScaledMatmulOp::verify() {
                          << formatShape(rhs.getShape());
   int64_t lc = getLhsContractingDim(), rc = getRhsContractingDim();
   if ((lc != 0 && lc != 1) || (rc != 0 && rc != 1))
-    return emitOpError() << "contracting dimensions must be 0 or 1, got ("
-                         << lc << ", " << rc << ")";
+    return emitOpError() << "contracting dimensions must be 0 or 1, got (" << lc
+                         << ", " << rc << ")";
   int64_t k = lhs.getShape()[lc];
   if (!dimsCompatible(k, rhs.getShape()[rc]))
     return emitOpError() << "contraction sizes differ: lhs dimension " << lc
@@ -105,9 +105,8 @@ LogicalResult ScaledMatmulOp::verify() {
   if (std::optional<TileConfigAttr> tile = getTile()) {
     int64_t tk = tile->getK();
     if (promotion != 0 && promotion % tk != 0 && tk % promotion != 0)
-      return emitOpError() << "tile K = " << tk
-                           << " and promotion interval " << promotion
-                           << " must divide one another";
+      return emitOpError() << "tile K = " << tk << " and promotion interval "
+                           << promotion << " must divide one another";
   }
 
   SmallVector<int64_t, 2> expected = {lhs.getShape()[1 - lc],

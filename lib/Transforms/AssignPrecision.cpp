@@ -67,9 +67,8 @@ struct AssignPrecisionPass
             .Case("bf16", Recipe::BF16)
             .Default(std::nullopt);
     if (!parsed) {
-      getOperation()->emitError()
-          << "unknown precision recipe '" << recipe
-          << "'; expected deepseek-v3 or bf16";
+      getOperation()->emitError() << "unknown precision recipe '" << recipe
+                                  << "'; expected deepseek-v3 or bf16";
       return signalPassFailure();
     }
 
@@ -86,8 +85,8 @@ struct AssignPrecisionPass
   /// The recipe's annotation for `op`.
   PrecisionAttr choose(Operation *op, Recipe r) {
     MLIRContext *ctx = op->getContext();
-    Type out = cast<RankedTensorType>(op->getResult(0).getType())
-                   .getElementType();
+    Type out =
+        cast<RankedTensorType>(op->getResult(0).getType()).getElementType();
     Value x;
     int64_t k = ShapedType::kDynamic;
     if (auto linear = dyn_cast<LinearOp>(op)) {
@@ -121,8 +120,7 @@ struct AssignPrecisionPass
     return PrecisionAttr::get(
         ctx, ComputeFormat::E4M3, ScalingGranularity::Tile1x128,
         ScalingGranularity::Block128x128,
-        pow2 ? ScaleRounding::Pow2 : ScaleRounding::FP32, kScaleGroupSize,
-        out);
+        pow2 ? ScaleRounding::Pow2 : ScaleRounding::FP32, kScaleGroupSize, out);
   }
 };
 

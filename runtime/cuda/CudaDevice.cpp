@@ -50,8 +50,7 @@ struct Driver {
 llvm::Expected<Driver> loadDriver() {
   constexpr const char *kLibrary = "libcuda.so.1";
   std::string error;
-  auto lib =
-      llvm::sys::DynamicLibrary::getPermanentLibrary(kLibrary, &error);
+  auto lib = llvm::sys::DynamicLibrary::getPermanentLibrary(kLibrary, &error);
   if (!lib.isValid())
     return llvm::createStringError(
         "CUDA driver not available: cannot load %s (%s); is an NVIDIA "
@@ -72,8 +71,7 @@ llvm::Expected<Driver> loadDriver() {
                   "cuDeviceGetAttribute"},
         std::pair{bind(d.totalMem, "cuDeviceTotalMem_v2"),
                   "cuDeviceTotalMem_v2"},
-        std::pair{bind(d.errorString, "cuGetErrorString"),
-                  "cuGetErrorString"}})
+        std::pair{bind(d.errorString, "cuGetErrorString"), "cuGetErrorString"}})
     if (!ok)
       return llvm::createStringError("CUDA driver %s lacks %s: too old?",
                                      kLibrary, symbol);

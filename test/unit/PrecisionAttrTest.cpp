@@ -109,14 +109,16 @@ TEST_F(PrecisionAttrTest, GetCheckedRejectsInvalidCombinations) {
       ScalingGranularity::None, ScaleRounding::FP32, int64_t(0), f32));
   EXPECT_FALSE(PrecisionAttr::getChecked(
       emit, &ctx, ComputeFormat::E4M3, ScalingGranularity::None,
-      ScalingGranularity::Block128x128, ScaleRounding::FP32, int64_t(128), f32));
+      ScalingGranularity::Block128x128, ScaleRounding::FP32, int64_t(128),
+      f32));
   EXPECT_FALSE(PrecisionAttr::getChecked(
       emit, &ctx, ComputeFormat::F32, ScalingGranularity::None,
       ScalingGranularity::None, ScaleRounding::FP32, int64_t(0),
       Type(IntegerType::get(&ctx, 32))));
   EXPECT_TRUE(PrecisionAttr::getChecked(
       emit, &ctx, ComputeFormat::E4M3, ScalingGranularity::Tile1x128,
-      ScalingGranularity::Block128x128, ScaleRounding::FP32, int64_t(128), f32));
+      ScalingGranularity::Block128x128, ScaleRounding::FP32, int64_t(128),
+      f32));
 }
 
 } // namespace

@@ -97,8 +97,8 @@ TEST_F(QTensorTypeTest, GetCheckedRejectsWhatTheParserCannotSpell) {
   EXPECT_FALSE(QTensorType::getChecked(emit, &ctx, ArrayRef<int64_t>{4, -2},
                                        e4m3, Granularity::Tile1x128));
   EXPECT_EQ(error, "dimension sizes must be non-negative, got [4, -2]");
-  EXPECT_TRUE(QTensorType::getChecked(emit, &ctx, ArrayRef<int64_t>{4, 0},
-                                      e4m3, Granularity::Tile1x128));
+  EXPECT_TRUE(QTensorType::getChecked(emit, &ctx, ArrayRef<int64_t>{4, 0}, e4m3,
+                                      Granularity::Tile1x128));
 }
 
 TEST_F(QTensorTypeTest, FP8Max) {

@@ -30,8 +30,8 @@ protected:
     OpBuilder b(&ctx);
     module = ModuleOp::create(UnknownLoc::get(&ctx));
     b.setInsertionPointToEnd(module->getBody());
-    auto op = ScheduleOp::create(b, UnknownLoc::get(&ctx), kind, ranks,
-                                 stages, mbs);
+    auto op =
+        ScheduleOp::create(b, UnknownLoc::get(&ctx), kind, ranks, stages, mbs);
     op.getBody().emplaceBlock();
     return op;
   }

@@ -15,6 +15,6 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   octet::registerAllDialects(registry);
   octet::registerAllPasses();
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "Octet optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "Octet optimizer driver\n", registry));
 }

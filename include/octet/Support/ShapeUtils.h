@@ -1,4 +1,5 @@
-//===- ShapeUtils.h - Shape comparisons and printing for verifiers -*- C++ -*-===//
+//===- ShapeUtils.h - Shape comparisons and printing for verifiers -*- C++
+//-*-===//
 //
 // Small helpers the verifiers of all Octet dialects share, so that shape
 // diagnostics read the same everywhere: shapes print as [4, ?, 1024].

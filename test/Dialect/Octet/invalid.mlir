@@ -694,3 +694,56 @@ func.func @ce_result(%l: tensor<4x32xf32>, %y: tensor<4xi32>) {
   %0 = octet.cross_entropy %l, %y : (tensor<4x32xf32>, tensor<4xi32>) -> tensor<4xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Remaining rank checks, one per call site
+//===----------------------------------------------------------------------===//
+
+func.func @grouped_input_rank(%x: tensor<2x16x128xf32>, %w: tensor<4x32x128xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{input must have rank 2, got [2, 16, 128]}}
+  %0 = octet.grouped_linear %x, %w, %s : (tensor<2x16x128xf32>, tensor<4x32x128xf32>, tensor<4xi32>) -> tensor<16x32xf32>
+  return
+}
+
+// -----
+
+func.func @gate_weight_rank(%x: tensor<8x64xf32>, %w: tensor<16x64x1xf32>) {
+  // expected-error @+1 {{router weight must have rank 2, got [16, 64, 1]}}
+  %0:2 = octet.moe_gate %x, %w top_k(2) groups(1, 1) scaling(1.0) softmax
+      : (tensor<8x64xf32>, tensor<16x64x1xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
+  return
+}
+
+// -----
+
+func.func @dispatch_input_rank(%x: tensor<8xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{input must have rank 2, got [8]}}
+  %0:2 = octet.moe_dispatch %x, %i experts(4) : (tensor<8xf32>, tensor<8x2xi32>) -> (tensor<16x1xf32>, tensor<4xi32>)
+  return
+}
+
+// -----
+
+func.func @combine_indices_rank(%r: tensor<16x64xf32>, %w: tensor<8x2xf32>, %i: tensor<16xi32>) {
+  // expected-error @+1 {{indices must have rank 2, got [16]}}
+  %0 = octet.moe_combine %r, %w, %i : (tensor<16x64xf32>, tensor<8x2xf32>, tensor<16xi32>) -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @attn_k_rank(%q: tensor<1x4x2x64xf32>, %k: tensor<4x2x64xf32>) {
+  // expected-error @+1 {{k must have rank 4, got [4, 2, 64]}}
+  %0 = octet.causal_attention %q, %k, %q : (tensor<1x4x2x64xf32>, tensor<4x2x64xf32>, tensor<1x4x2x64xf32>) -> tensor<1x4x2x64xf32>
+  return
+}
+
+// -----
+
+func.func @attn_v_rank(%q: tensor<1x4x2x64xf32>, %v: tensor<4x2x64xf32>) {
+  // expected-error @+1 {{v must have rank 4, got [4, 2, 64]}}
+  %0 = octet.causal_attention %q, %q, %v : (tensor<1x4x2x64xf32>, tensor<1x4x2x64xf32>, tensor<4x2x64xf32>) -> tensor<1x4x2x64xf32>
+  return
+}

@@ -21,10 +21,9 @@ TEST(CudaDeviceTest, ListsDevicesOrSaysWhyNot) {
   if (!devices) {
     std::string message = llvm::toString(devices.takeError());
     // The three ways to have no GPU each name their cause.
-    bool explained =
-        message.find("libcuda.so.1") != std::string::npos ||
-        message.find("cuInit failed") != std::string::npos ||
-        message.find("reports no devices") != std::string::npos;
+    bool explained = message.find("libcuda.so.1") != std::string::npos ||
+                     message.find("cuInit failed") != std::string::npos ||
+                     message.find("reports no devices") != std::string::npos;
     EXPECT_TRUE(explained) << message;
     return;
   }
@@ -49,9 +48,8 @@ TEST(CudaDeviceTest, HopperIsVisibleOnGpuMachines) {
   // H100 SXM has 132 SMs, H200 132, H100 PCIe 114; all have >= 80 GB.
   EXPECT_GE(d.multiprocessorCount, 114) << d.name;
   EXPECT_GE(d.totalMemoryBytes, uint64_t(79) << 30) << d.name;
-  std::cout << "[ INFO     ] " << d.name << ", sm_90, "
-            << d.multiprocessorCount << " SMs, "
-            << (d.totalMemoryBytes >> 30) << " GiB\n";
+  std::cout << "[ INFO     ] " << d.name << ", sm_90, " << d.multiprocessorCount
+            << " SMs, " << (d.totalMemoryBytes >> 30) << " GiB\n";
 }
 
 } // namespace
