@@ -23,15 +23,11 @@ namespace {
 template <typename T> struct Tile;
 // MR x NR accumulators fill most of the 16 (AVX2) or 32 (AVX-512) vector
 // registers.
-template <> struct Tile<float> {
-  static constexpr int MR = 6, NR = 16;
-};
-template <> struct Tile<double> {
-  static constexpr int MR = 6, NR = 8;
-};
+template <> struct Tile<float> { static constexpr int MR = 6, NR = 16; };
+template <> struct Tile<double> { static constexpr int MR = 6, NR = 8; };
 
-constexpr int64_t kKC = 256; // K block: an A strip and a B strip stay in L1.
-constexpr int64_t kMC = 96;  // M block: the packed A block stays in L2.
+constexpr int64_t kKC = 256;  // K block: an A strip and a B strip stay in L1.
+constexpr int64_t kMC = 96;   // M block: the packed A block stays in L2.
 constexpr int64_t kNC = 1024; // N block: the packed B panel stays in L2/L3.
 
 template <typename T, int MR, int NR>
@@ -59,8 +55,7 @@ microKernel(int64_t kc, const float *ap, const float *bp, float *acc) {
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void
 microKernel(int64_t kc, const double *ap, const double *bp, double *acc) {
-  microKernelImpl<double, Tile<double>::MR, Tile<double>::NR>(kc, ap, bp,
-                                                               acc);
+  microKernelImpl<double, Tile<double>::MR, Tile<double>::NR>(kc, ap, bp, acc);
 }
 
 template <typename T> struct Operand {

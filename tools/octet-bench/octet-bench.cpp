@@ -70,13 +70,11 @@ int benchCpuGemm() {
                   y.data(), c.n, false);
     });
     // The naive loop is the peer: the same arithmetic, unblocked, one thread.
-    double naive = c.m * c.n * c.k > (int64_t(1) << 28)
-                       ? 0.0
-                       : medianSeconds(1, [&] {
-                           gemmNaive<float>(Trans::No, c.tb, c.m, c.n, c.k,
-                                            a.data(), c.k, b.data(), ldb,
-                                            y.data(), c.n, false);
-                         });
+    double naive =
+        c.m * c.n * c.k > (int64_t(1) << 28) ? 0.0 : medianSeconds(1, [&] {
+          gemmNaive<float>(Trans::No, c.tb, c.m, c.n, c.k, a.data(), c.k,
+                           b.data(), ldb, y.data(), c.n, false);
+        });
     double gf = flops / fast * 1e-9;
     if (naive > 0)
       std::printf("%-18s %6lld %6lld %6lld %12.1f %12.1f %7.1fx\n", c.what,

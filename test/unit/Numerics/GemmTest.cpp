@@ -26,16 +26,17 @@ struct Shape {
   int64_t m, n, k;
 };
 
-template <typename T> void checkBitIdentical(Shape s, Trans ta, Trans tb,
-                                             bool accumulate, uint32_t seed) {
+template <typename T>
+void checkBitIdentical(Shape s, Trans ta, Trans tb, bool accumulate,
+                       uint32_t seed) {
   auto a = randomVector<T>(s.m * s.k, seed);
   auto b = randomVector<T>(s.k * s.n, seed + 1);
   auto c0 = randomVector<T>(s.m * s.n, seed + 2);
   int64_t lda = ta == Trans::Yes ? s.m : s.k;
   int64_t ldb = tb == Trans::Yes ? s.k : s.n;
   std::vector<T> fast = c0, naive = c0;
-  gemm<T>(ta, tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, fast.data(),
-          s.n, accumulate);
+  gemm<T>(ta, tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, fast.data(), s.n,
+          accumulate);
   gemmNaive<T>(ta, tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb,
                naive.data(), s.n, accumulate);
   // Bit-identical, not merely close: the order of additions is the same.
@@ -45,7 +46,7 @@ template <typename T> void checkBitIdentical(Shape s, Trans ta, Trans tb,
 
 TEST(GemmTest, MatchesNaiveLoopBitForBitOnAllLayouts) {
   // Sizes straddle every block edge (MR=6, NR=16/8, KC=256, MC=96, NC=1024).
-  const Shape shapes[] = {{1, 1, 1},     {7, 17, 3},   {96, 64, 256},
+  const Shape shapes[] = {{1, 1, 1},     {7, 17, 3},    {96, 64, 256},
                           {97, 33, 257}, {13, 1030, 5}, {200, 40, 600},
                           {3, 500, 70}};
   uint32_t seed = 1;
