@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Transforms/Passes.h"
 
 void octet::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<octet::OctetDialect, octet::tq::OctetTQDialect,
@@ -20,4 +21,9 @@ void octet::registerAllDialects(mlir::DialectRegistry &registry) {
                   mlir::tensor::TensorDialect>();
 }
 
-void octet::registerAllPasses() { octet::registerOctetPasses(); }
+void octet::registerAllPasses() {
+  octet::registerOctetPasses();
+  // canonicalize, cse, inline, symbol-dce, ...: Octet IR is cleaned and
+  // constant-folded with the upstream passes.
+  mlir::registerTransformsPasses();
+}

@@ -28,6 +28,12 @@ def OctetTQ_Dialect : Dialect {
     Shapes are logical: physical layouts (K-major operands for wgmma) are the
     code generator's choice.
 
+    quantize, dequantize, requantize_transposed and scaled_matmul fold when
+    their operands are constants (up to 2^22 elements), through Octet's
+    numerics library, the same code the CPU backend runs and the GPU kernels
+    are tested against: `octet-opt --canonicalize` prints the exact FP8
+    payload and scales, as `octet_tq.constant` values.
+
     Example: the forward GEMM of a linear.
 
     ```mlir
@@ -43,6 +49,8 @@ def OctetTQ_Dialect : Dialect {
   }];
   let useDefaultTypePrinterParser = 1;
   let useDefaultAttributePrinterParser = 1;
+  let hasConstantMaterializer = 1;
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
   let extraClassDeclaration = [{
   private:
     void registerTypes();
@@ -128,6 +136,34 @@ def OctetTQ_TileConfigAttr : AttrDef<OctetTQ_Dialect, "TileConfig"> {
                         "int64_t":$stages);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
+}
+
+def OctetTQ_QuantizedConstantAttr
+    : AttrDef<OctetTQ_Dialect, "QuantizedConstant"> {
+  let mnemonic = "qconst";
+  let summary = "A constant quantized tensor: FP8 payload and FP32 scales";
+  let description = [{
+    The value of a `!octet_tq.qtensor` known at compile time, as constant
+    folding produces it: the granularity, the payload as dense FP8 elements
+    (printed as their exact values) and the scales in the layout of the
+    type's scales tensor.
+
+    ```mlir
+    #octet_tq.qconst<tile_1x128, payload = dense<[[448.0, -2.0]]> : tensor<1x2xf8E4M3FN>,
+                     scales = dense<[[0.25]]> : tensor<1x1xf32>>
+    ```
+  }];
+  let parameters = (ins "::octet::tq::Granularity":$granularity,
+                        "::mlir::DenseElementsAttr":$payload,
+                        "::mlir::DenseElementsAttr":$scales);
+  let assemblyFormat = [{
+    `<` $granularity `,` `payload` `=` $payload `,` `scales` `=` $scales `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The quantized tensor type this is a value of.
+    ::octet::tq::QTensorType getQTensorType() const;
+  }];
 }
 
 #endif // OCTET_DIALECT_OCTETTQ_BASE_TD

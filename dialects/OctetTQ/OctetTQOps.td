@@ -15,6 +15,25 @@ class OctetTQ_Op<string mnemonic, list<Trait> traits = []>
   let hasVerifier = 1;
 }
 
+def OctetTQ_ConstantOp : OctetTQ_Op<"constant", [ConstantLike]> {
+  let summary = "A constant quantized tensor";
+  let description = [{
+    Materializes an `#octet_tq.qconst` value; constant folding of the other
+    ops produces it, so `octet-opt --canonicalize` shows the exact FP8 payload
+    and scales of a quantization.
+
+    ```mlir
+    %q = octet_tq.constant <tile_1x128, payload = dense<[[448.0, -2.0]]> : tensor<1x2xf8E4M3FN>,
+                            scales = dense<[[0.25]]> : tensor<1x1xf32>>
+           : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QuantizedConstantAttr:$value);
+  let results = (outs OctetTQ_QTensor:$result);
+  let assemblyFormat = "$value attr-dict `:` qualified(type($result))";
+  let hasFolder = 1;
+}
+
 def OctetTQ_QuantizeOp : OctetTQ_Op<"quantize"> {
   let summary = "Quantize a tensor to FP8 with online scales";
   let description = [{
@@ -32,6 +51,7 @@ def OctetTQ_QuantizeOp : OctetTQ_Op<"quantize"> {
   }];
   let arguments = (ins OctetTQ_HighPrecisionTensor:$input, UnitAttr:$pow2);
   let results = (outs OctetTQ_QTensor:$result);
+  let hasFolder = 1;
   let assemblyFormat = [{
     $input (`pow2` $pow2^)? attr-dict `:` type($input) `->` qualified(type($result))
   }];
@@ -50,6 +70,7 @@ def OctetTQ_DequantizeOp : OctetTQ_Op<"dequantize"> {
   }];
   let arguments = (ins OctetTQ_QTensor:$input);
   let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let hasFolder = 1;
   let assemblyFormat = [{
     $input attr-dict `:` qualified(type($input)) `->` type($result)
   }];
@@ -72,6 +93,7 @@ def OctetTQ_RequantizeTransposedOp : OctetTQ_Op<"requantize_transposed"> {
   }];
   let arguments = (ins OctetTQ_QTensor:$input, UnitAttr:$pow2);
   let results = (outs OctetTQ_QTensor:$result);
+  let hasFolder = 1;
   let assemblyFormat = [{
     $input (`pow2` $pow2^)? attr-dict `:` qualified(type($input)) `->`
     qualified(type($result))
@@ -115,6 +137,7 @@ def OctetTQ_ScaledMatmulOp : OctetTQ_Op<"scaled_matmul"> {
                        I64Attr:$promotion,
                        OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
   let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let hasFolder = 1;
   let assemblyFormat = [{
     $lhs `,` $rhs `contract` `(` $lhs_contracting_dim `,` $rhs_contracting_dim `)`
     `promotion` `(` $promotion `)` (`tile` `(` $tile^ `)`)? attr-dict `:`

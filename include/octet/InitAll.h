@@ -13,7 +13,8 @@ namespace octet {
 /// (builtin, func, arith, cf, tensor).
 void registerAllDialects(mlir::DialectRegistry &registry);
 
-/// Registers every Octet pass with the global pass registry.
+/// Registers every Octet pass, and MLIR's generic transformation passes
+/// (canonicalize, cse, ...), with the global pass registry.
 void registerAllPasses();
 
 } // namespace octet

@@ -205,3 +205,31 @@ func.func @mm_result_type(%a: !octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, %b:
       : (!octet_tq.qtensor<4x128xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x128xf8E4M3FN, block_128x128>) -> tensor<4x8xf16>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// constant / #octet_tq.qconst
+//===----------------------------------------------------------------------===//
+
+func.func @qconst_scales() {
+  // expected-error @+1 {{scales type 'tensor<2x1xf32>' does not match the granularity's 'tensor<1x1xf32>'}}
+  %q = octet_tq.constant <tile_1x128, payload = dense<[[1.0, 2.0]]> : tensor<1x2xf8E4M3FN>, scales = dense<[[1.0], [2.0]]> : tensor<2x1xf32>> : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @qconst_payload() {
+  // expected-error @+1 {{quantized element type must be f8E4M3FN or f8E5M2, got 'f16'}}
+  %q = octet_tq.constant <tile_1x128, payload = dense<[[1.0, 2.0]]> : tensor<1x2xf16>, scales = dense<[[1.0]]> : tensor<1x1xf32>> : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @constant_type() {
+  // expected-error @+1 {{result type '!octet_tq.qtensor<1x2xf8E5M2, tile_1x128>' differs from the constant's type '!octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>'}}
+  %q = octet_tq.constant <tile_1x128, payload = dense<[[1.0, 2.0]]> : tensor<1x2xf8E4M3FN>, scales = dense<[[1.0]]> : tensor<1x1xf32>> : !octet_tq.qtensor<1x2xf8E5M2, tile_1x128>
+  return
+}

@@ -56,6 +56,17 @@ func.func @quantize_variants(%x: tensor<4x200x300xf32>, %d: tensor<?x256xbf16>) 
   return
 }
 
+// CHECK-LABEL: func.func @constants
+func.func @constants() -> (!octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<2x2xf8E5M2, per_tensor>) {
+  // CHECK: octet_tq.constant <tile_1x128, payload = dense<{{\[}}[4.480000e+02, -2.000000e+00]]> : tensor<1x2xf8E4M3FN>, scales = dense<2.500000e-01> : tensor<1x1xf32>> : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>
+  %a = octet_tq.constant <tile_1x128, payload = dense<[[448.0, -2.0]]> : tensor<1x2xf8E4M3FN>,
+                          scales = dense<[[0.25]]> : tensor<1x1xf32>> : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>
+  // CHECK: octet_tq.constant <per_tensor, payload = dense<5.734400e+04> : tensor<2x2xf8E5M2>, scales = dense<1.000000e+00> : tensor<f32>>
+  %b = octet_tq.constant <per_tensor, payload = dense<57344.0> : tensor<2x2xf8E5M2>,
+                          scales = dense<1.0> : tensor<f32>> : !octet_tq.qtensor<2x2xf8E5M2, per_tensor>
+  return %a, %b : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<2x2xf8E5M2, per_tensor>
+}
+
 // Types and attributes standing alone.
 // CHECK-LABEL: func.func @attributes
 // CHECK-SAME: q = !octet_tq.qtensor<7xf8E5M2, per_tensor>

@@ -268,8 +268,9 @@ TEST(BFloat16Test, RoundsAsAPFloatSays) {
   EXPECT_TRUE(std::isinf(roundToBF16(std::numeric_limits<float>::max())));
   for (uint32_t h = 0; h < 65536; ++h) {
     float x = bf16ToFloat(uint16_t(h));
-    if (!std::isnan(x))
+    if (!std::isnan(x)) {
       ASSERT_EQ(floatToBF16(x), h);
+    }
   }
 }
 
