@@ -1,7 +1,7 @@
 //===- CPUKernels.h - CPU reference kernels of the graph ops ----*- C++ -*-===//
 //
 // Forward and backward kernels for every op of the `octet` graph dialect (the
-// FP8 linear excepted: see octet/Numerics) plus the AdamW step. They are the
+// FP8 linear is in FP8Linear.h) plus the AdamW step. They are the
 // oracle the GPU kernels are tested against and the engine of the CPU
 // backend.
 //

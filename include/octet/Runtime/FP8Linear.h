@@ -1,0 +1,61 @@
+//===- FP8Linear.h - The recipe's FP8 linear on the CPU ---------*- C++ -*-===//
+//
+// A linear layer computed as the FP8 recipe prescribes (fp8-recipe.md), with
+// the numerics library's quantization and block-scaled GEMM:
+//
+//   Fprop  y  = X W^T    X: 1x128 tiles along K, W: 128x128 blocks
+//   Dgrad  dx = dY W     dY: 1x128 tiles along N, W: 128x128 blocks
+//   Wgrad  dW = dY^T X   dY and X: 128x1 tiles along tokens (M); X is the
+//                        FP8 copy cached by the forward, regrouped
+//
+// each with FP32 promotion every `promotionInterval` K-elements. A dimension
+// that a GEMM contracts and that is not a multiple of 128 is padded with
+// zeros, which leaves every scale as the partial group would have it.
+// The high-precision linear is linearForward/linearBackward in CPUKernels.h.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_RUNTIME_FP8LINEAR_H
+#define OCTET_RUNTIME_FP8LINEAR_H
+
+#include "octet/Numerics/Quantize.h"
+#include "octet/Runtime/CPUKernels.h"
+
+namespace octet::cpu {
+
+/// How an FP8 linear quantizes; the defaults are the deepseek-v3 recipe.
+struct FP8LinearConfig {
+  numerics::FP8Format format = numerics::FP8Format::E4M3;
+  /// Power-of-two scales for the input: the recipe's choice for the linear
+  /// after attention and for the expert inputs after dispatch.
+  numerics::ScaleRounding inputRounding = numerics::ScaleRounding::FP32;
+  /// Power-of-two scales for the output gradient (the recipe's choice for
+  /// the gradient entering the MoE down-projection).
+  numerics::ScaleRounding gradRounding = numerics::ScaleRounding::FP32;
+  int64_t promotionInterval = 128;
+  /// Round y (forward) and dx (backward) to BF16.
+  bool bf16Output = false;
+};
+
+/// What the forward keeps for the backward: the input in FP8 (1x128 tiles,
+/// K padded to a multiple of 128), not in high precision.
+struct FP8LinearCache {
+  numerics::QuantizedTensor x;
+};
+
+/// y = x w^T (+ bias) through FP8; x [m, k], w [n, k], bias [n] or null,
+/// y [m, n] (overwritten). Fills `cache` when it is not null.
+void fp8LinearForward(const float *x, const float *w, const float *bias,
+                      const LinearShape &shape, const FP8LinearConfig &config,
+                      float *y, FP8LinearCache *cache);
+
+/// dx = dY W (overwrites); dw += dY^T X and db += column sums of dY
+/// (accumulate, FP32). Any gradient pointer may be null.
+void fp8LinearBackward(const FP8LinearCache &cache, const float *w,
+                       const float *dy, const LinearShape &shape,
+                       const FP8LinearConfig &config, float *dx, float *dw,
+                       float *db);
+
+} // namespace octet::cpu
+
+#endif // OCTET_RUNTIME_FP8LINEAR_H

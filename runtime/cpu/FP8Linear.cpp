@@ -1,0 +1,117 @@
+//===- FP8Linear.cpp - The recipe's FP8 linear on the CPU -----------------===//
+
+#include "octet/Runtime/FP8Linear.h"
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/ScaledGemm.h"
+
+#include <algorithm>
+#include <vector>
+
+using namespace octet;
+using namespace octet::cpu;
+using numerics::Granularity;
+using numerics::QuantizedTensor;
+
+namespace {
+
+int64_t roundUp(int64_t v) {
+  return (v + numerics::kGroupSize - 1) / numerics::kGroupSize *
+         numerics::kGroupSize;
+}
+
+/// src [rows, cols] copied into a zero [paddedRows, paddedCols] matrix.
+std::vector<float> padded(const float *src, int64_t rows, int64_t cols,
+                          int64_t paddedRows, int64_t paddedCols) {
+  std::vector<float> out(paddedRows * paddedCols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(src + r * cols, src + (r + 1) * cols,
+              out.begin() + r * paddedCols);
+  return out;
+}
+
+numerics::ScaledGemmOptions gemmOptions(const FP8LinearConfig &config) {
+  numerics::ScaledGemmOptions options;
+  options.promotionInterval = config.promotionInterval;
+  return options;
+}
+
+QuantizedTensor quantizeMatrix(const std::vector<float> &m, int64_t rows,
+                               int64_t cols, const FP8LinearConfig &config,
+                               Granularity g, numerics::ScaleRounding r) {
+  return numerics::quantize(m.data(), 1, rows, cols, config.format, g, r);
+}
+
+} // namespace
+
+void octet::cpu::fp8LinearForward(const float *x, const float *w,
+                                  const float *bias, const LinearShape &shape,
+                                  const FP8LinearConfig &config, float *y,
+                                  FP8LinearCache *cache) {
+  int64_t m = shape.m, n = shape.n, k = shape.k, kp = roundUp(k);
+  QuantizedTensor qx =
+      quantizeMatrix(padded(x, m, k, m, kp), m, kp, config,
+                     Granularity::Tile1x128, config.inputRounding);
+  // Weights are scaled with FP32 scales in every GEMM of the recipe.
+  QuantizedTensor qw =
+      quantizeMatrix(padded(w, n, k, n, kp), n, kp, config,
+                     Granularity::Block128x128, numerics::ScaleRounding::FP32);
+  numerics::scaledGemm(qx, 1, qw, 1, y, gemmOptions(config));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float v = y[i * n + j] + (bias ? bias[j] : 0.0f);
+      y[i * n + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
+    }
+  if (cache)
+    cache->x = std::move(qx);
+}
+
+void octet::cpu::fp8LinearBackward(const FP8LinearCache &cache, const float *w,
+                                   const float *dy, const LinearShape &shape,
+                                   const FP8LinearConfig &config, float *dx,
+                                   float *dw, float *db) {
+  int64_t m = shape.m, n = shape.n, k = shape.k;
+  int64_t kp = roundUp(k), np = roundUp(n), mp = roundUp(m);
+  numerics::ScaledGemmOptions options = gemmOptions(config);
+
+  if (dx) {
+    // Dgrad contracts N: dY tiles along N, W blocks (its 128x128 scales are
+    // the forward's, seen transposed).
+    QuantizedTensor qdy =
+        quantizeMatrix(padded(dy, m, n, m, np), m, np, config,
+                       Granularity::Tile1x128, config.gradRounding);
+    QuantizedTensor qw = quantizeMatrix(padded(w, n, k, np, kp), np, kp, config,
+                                        Granularity::Block128x128,
+                                        numerics::ScaleRounding::FP32);
+    std::vector<float> out(m * kp);
+    numerics::scaledGemm(qdy, 1, qw, 0, out.data(), options);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        float v = out[i * kp + j];
+        dx[i * k + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
+      }
+  }
+
+  if (dw) {
+    // Wgrad contracts the tokens: both operands regrouped 128x1 along M.
+    // The input comes from the FP8 cache, dequantized and requantized (what
+    // requantize_transposed does), padded with zero tokens.
+    QuantizedTensor qdy =
+        quantizeMatrix(padded(dy, m, n, mp, n), mp, n, config,
+                       Granularity::Tile128x1, config.gradRounding);
+    std::vector<float> xs(m * kp);
+    numerics::dequantize(cache.x, xs.data());
+    QuantizedTensor qx =
+        quantizeMatrix(padded(xs.data(), m, kp, mp, kp), mp, kp, config,
+                       Granularity::Tile128x1, config.inputRounding);
+    std::vector<float> out(n * kp);
+    numerics::scaledGemm(qdy, 0, qx, 0, out.data(), options);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        dw[i * k + j] += out[i * kp + j];
+  }
+
+  if (db)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        db[j] += dy[i * n + j];
+}
