@@ -364,4 +364,6 @@ def Octet_CrossEntropyOp : Octet_Op<"cross_entropy"> {
   }];
 }
 
+include "Octet/OctetGradOps.td"
+
 #endif // OCTET_DIALECT_OCTET_OPS_TD

@@ -54,4 +54,62 @@ def AssignPrecisionPass : Pass<"octet-assign-precision"> {
   ];
 }
 
+def AutodiffPass : Pass<"octet-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Derive the backward graph, gradient accumulation and AdamW";
+  let description = [{
+    Differentiates the forward graph `@forward` (one block, returning the
+    scalar loss) in reverse mode with respect to every trainable
+    `octet.param`, and adds two functions to the module:
+
+    - `@forward_backward`, with the forward's signature: the forward, then
+      the backward, returning the loss. Every GEMM's input gradient
+      (`octet.linear_dgrad`, `octet.grouped_linear_dgrad`) and weight
+      gradient (`octet.linear_wgrad`, `octet.grouped_linear_wgrad`,
+      `octet.embedding_grad`) are separate ops carrying the forward's
+      precision, so a scheduler can defer weight gradients and the
+      quantization lowering can pick each GEMM's granularity. Each
+      parameter's gradient is added into its FP32 buffer by
+      `octet.grad_accumulate` as soon as it is complete, so calling the
+      function once per micro-batch accumulates the step's gradient.
+    - `@optimizer_step(%lr: f32, %step: i64)`: one `octet.adamw_step` per
+      trainable parameter (FP32 master weight, BF16 moments).
+
+    Frozen parameters get neither; a trainable parameter that receives no
+    gradient gets a warning. Values that do not depend on a trainable
+    parameter (token ids, the frozen MoE bias) are not differentiated. Shape
+    ops of the `tensor` dialect (expand/collapse_shape, extract_slice,
+    concat) and `arith.addf`/`mulf`/`divf` (loss weighting) are supported.
+
+    ```mlir
+    // Forward
+    func.func @forward(%x: tensor<8x256xf32>, %labels: tensor<8xi32>) -> tensor<f32> {
+      %w = octet.param "head.weight" : tensor<16x256xf32>
+      %y = octet.linear %x, %w : (tensor<8x256xf32>, tensor<16x256xf32>) -> tensor<8x16xf32>
+      %l = octet.cross_entropy %y, %labels : (tensor<8x16xf32>, tensor<8xi32>) -> tensor<f32>
+      return %l : tensor<f32>
+    }
+    // After --octet-autodiff, @forward_backward ends with
+      %one = arith.constant dense<1.000000e+00> : tensor<f32>
+      %dy = octet.cross_entropy_grad %y, %labels, %one
+          : (tensor<8x16xf32>, tensor<8xi32>, tensor<f32>) -> tensor<8x16xf32>
+      %dw = octet.linear_wgrad %dy, %x : (tensor<8x16xf32>, tensor<8x256xf32>) -> tensor<16x256xf32>
+      octet.grad_accumulate %dw into "head.weight" : tensor<16x256xf32>
+    // and @optimizer_step holds
+      octet.adamw_step "head.weight" lr(%lr) step(%step) betas(0.9, 0.95)
+          eps(1.0e-08) weight_decay(0.1) : tensor<16x256xf32>
+    ```
+  }];
+  let dependentDialects = ["::octet::OctetDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"forward\"",
+           "The forward function to differentiate">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.95", "AdamW beta2">,
+    Option<"eps", "eps", "double", /*default=*/"1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.1",
+           "AdamW decoupled weight decay">
+  ];
+}
+
 #endif // OCTET_TRANSFORMS_PASSES_TD

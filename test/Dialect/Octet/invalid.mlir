@@ -747,3 +747,485 @@ func.func @attn_v_rank(%q: tensor<1x4x2x64xf32>, %v: tensor<4x2x64xf32>) {
   %0 = octet.causal_attention %q, %q, %v : (tensor<1x4x2x64xf32>, tensor<1x4x2x64xf32>, tensor<4x2x64xf32>) -> tensor<1x4x2x64xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Gradient ops
+//===----------------------------------------------------------------------===//
+
+func.func @embedding_grad_rank(%d: tensor<8x16xf32>, %ids: tensor<8xi32>) {
+  // expected-error @+1 {{table gradient must have rank 2, got [16]}}
+  %0 = octet.embedding_grad %d, %ids : (tensor<8x16xf32>, tensor<8xi32>) -> tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_grad_dout(%d: tensor<8x16xf32>, %ids: tensor<4xi32>) {
+  // expected-error @+1 {{output gradient has shape [8, 16], expected [4, 16]}}
+  %0 = octet.embedding_grad %d, %ids : (tensor<8x16xf32>, tensor<4xi32>) -> tensor<100x16xf32>
+  return
+}
+
+// -----
+
+func.func @dgrad_scalar(%dy: tensor<f32>, %w: tensor<4x4xf32>) {
+  // expected-error @+1 {{output gradient must have rank >= 1}}
+  %0 = octet.linear_dgrad %dy, %w : (tensor<f32>, tensor<4x4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @dgrad_weight_rank(%dy: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{weight must have rank 2, got [4]}}
+  %0 = octet.linear_dgrad %dy, %w : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @dgrad_n(%dy: tensor<2x8xf32>, %w: tensor<4x16xf32>) {
+  // expected-error @+1 {{weight is [N, K] = [4, 16] but the output gradient's last dimension is 8}}
+  %0 = octet.linear_dgrad %dy, %w : (tensor<2x8xf32>, tensor<4x16xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @dgrad_result(%dy: tensor<2x4xf32>, %w: tensor<4x16xf32>) {
+  // expected-error @+1 {{input gradient has shape [2, 4], expected [2, 16]}}
+  %0 = octet.linear_dgrad %dy, %w : (tensor<2x4xf32>, tensor<4x16xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @wgrad_rank(%dy: tensor<2x4xf32>, %x: tensor<2x3x16xf32>) {
+  // expected-error @+1 {{output gradient and input must have the same rank >= 1, got [2, 4] and [2, 3, 16]}}
+  %0 = octet.linear_wgrad %dy, %x : (tensor<2x4xf32>, tensor<2x3x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @wgrad_tokens(%dy: tensor<2x4xf32>, %x: tensor<3x16xf32>) {
+  // expected-error @+1 {{token dimensions differ: [2, 4] vs [3, 16]}}
+  %0 = octet.linear_wgrad %dy, %x : (tensor<2x4xf32>, tensor<3x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @wgrad_result(%dy: tensor<2x4xf32>, %x: tensor<2x16xf32>) {
+  // expected-error @+1 {{weight gradient has shape [16, 4], expected [4, 16]}}
+  %0 = octet.linear_wgrad %dy, %x : (tensor<2x4xf32>, tensor<2x16xf32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @bias_grad_scalar(%dy: tensor<f32>) {
+  // expected-error @+1 {{output gradient must have rank >= 1}}
+  %0 = octet.bias_grad %dy : (tensor<f32>) -> tensor<1xf32>
+  return
+}
+
+// -----
+
+func.func @bias_grad_shape(%dy: tensor<2x4xf32>) {
+  // expected-error @+1 {{bias gradient has shape [2], expected [4]}}
+  %0 = octet.bias_grad %dy : (tensor<2x4xf32>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @bmm_grad_type(%l: tensor<2x4x8xf32>, %r: tensor<2x8x4xf32>, %dy: tensor<2x4x4xf32>) {
+  // expected-error @+1 {{lhs gradient has type 'tensor<2x4x8xbf16>', expected 'tensor<2x4x8xf32>'}}
+  %0:2 = octet.batch_matmul_grad %l, %r, %dy : (tensor<2x4x8xf32>, tensor<2x8x4xf32>, tensor<2x4x4xf32>) -> (tensor<2x4x8xbf16>, tensor<2x8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @bmm_grad_rank(%l: tensor<4x8xf32>, %r: tensor<2x8x4xf32>, %dy: tensor<2x4x4xf32>) {
+  // expected-error @+1 {{operands must have the same rank >= 2, got [4, 8] and [2, 8, 4]}}
+  %0:2 = octet.batch_matmul_grad %l, %r, %dy : (tensor<4x8xf32>, tensor<2x8x4xf32>, tensor<2x4x4xf32>) -> (tensor<4x8xf32>, tensor<2x8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @bmm_grad_dy(%l: tensor<2x4x8xf32>, %r: tensor<2x8x4xf32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{output gradient has shape [2, 4, 8], expected [2, 4, 4]}}
+  %0:2 = octet.batch_matmul_grad %l, %r, %dy : (tensor<2x4x8xf32>, tensor<2x8x4xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @gdgrad_rank(%dy: tensor<16xf32>, %w: tensor<4x8x8xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{output gradient must have rank 2, got [16]}}
+  %0 = octet.grouped_linear_dgrad %dy, %w, %s : (tensor<16xf32>, tensor<4x8x8xf32>, tensor<4xi32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @gdgrad_n(%dy: tensor<16x4xf32>, %w: tensor<4x8x8xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{weight is [E, N, K] = [4, 8, 8] but the output gradient's N is 4}}
+  %0 = octet.grouped_linear_dgrad %dy, %w, %s : (tensor<16x4xf32>, tensor<4x8x8xf32>, tensor<4xi32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @gdgrad_sizes(%dy: tensor<16x8xf32>, %w: tensor<4x8x8xf32>, %s: tensor<2xi32>) {
+  // expected-error @+1 {{group_sizes has shape [2], expected [4]}}
+  %0 = octet.grouped_linear_dgrad %dy, %w, %s : (tensor<16x8xf32>, tensor<4x8x8xf32>, tensor<2xi32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @gwgrad_rows(%dy: tensor<16x8xf32>, %x: tensor<12x8xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{output gradient has 16 rows, the input 12}}
+  %0 = octet.grouped_linear_wgrad %dy, %x, %s : (tensor<16x8xf32>, tensor<12x8xf32>, tensor<4xi32>) -> tensor<4x8x8xf32>
+  return
+}
+
+// -----
+
+func.func @gwgrad_input_rank(%dy: tensor<16x8xf32>, %x: tensor<16xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{input must have rank 2, got [16]}}
+  %0 = octet.grouped_linear_wgrad %dy, %x, %s : (tensor<16x8xf32>, tensor<16xf32>, tensor<4xi32>) -> tensor<4x8x8xf32>
+  return
+}
+
+// -----
+
+func.func @gwgrad_result(%dy: tensor<16x8xf32>, %x: tensor<16x4xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{weight gradient has shape [4, 4, 8], expected [4, 8, 4]}}
+  %0 = octet.grouped_linear_wgrad %dy, %x, %s : (tensor<16x8xf32>, tensor<16x4xf32>, tensor<4xi32>) -> tensor<4x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @rmsnorm_grad_type(%x: tensor<4x8xf32>, %g: tensor<8xf32>) {
+  // expected-error @+1 {{gamma gradient has type 'tensor<4xf32>', expected 'tensor<8xf32>'}}
+  %0:2 = octet.rmsnorm_grad %x, %g, %x epsilon(1.0e-6) : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @rmsnorm_grad_scalar(%x: tensor<f32>, %g: tensor<1xf32>) {
+  // expected-error @+1 {{input must have rank >= 1}}
+  %0:2 = octet.rmsnorm_grad %x, %g, %x epsilon(1.0e-6) : (tensor<f32>, tensor<1xf32>, tensor<f32>) -> (tensor<f32>, tensor<1xf32>)
+  return
+}
+
+// -----
+
+func.func @rmsnorm_grad_dy(%x: tensor<4x8xf32>, %g: tensor<8xf32>, %dy: tensor<8x4xf32>) {
+  // expected-error @+1 {{output gradient has shape [8, 4], expected [4, 8]}}
+  %0:2 = octet.rmsnorm_grad %x, %g, %dy epsilon(1.0e-6) : (tensor<4x8xf32>, tensor<8xf32>, tensor<8x4xf32>) -> (tensor<4x8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @rmsnorm_grad_eps(%x: tensor<4x8xf32>, %g: tensor<8xf32>) {
+  // expected-error @+1 {{epsilon must be positive, got -1}}
+  %0:2 = octet.rmsnorm_grad %x, %g, %x epsilon(-1.0) : (tensor<4x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @rotary_grad_type(%dy: tensor<1x4x2x8xf32>) {
+  // expected-error @+1 {{input gradient has type 'tensor<1x4x2x8xbf16>', expected 'tensor<1x4x2x8xf32>'}}
+  %0 = octet.rotary_grad %dy theta(10000.0) : (tensor<1x4x2x8xf32>) -> tensor<1x4x2x8xbf16>
+  return
+}
+
+// -----
+
+func.func @rotary_grad_rank(%dy: tensor<4x8xf32>) {
+  // expected-error @+1 {{output gradient must have rank 4, got [4, 8]}}
+  %0 = octet.rotary_grad %dy theta(10000.0) : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @rotary_grad_odd(%dy: tensor<1x4x2x7xf32>) {
+  // expected-error @+1 {{head dimension 7 must be even (rotary rotates pairs)}}
+  %0 = octet.rotary_grad %dy theta(10000.0) : (tensor<1x4x2x7xf32>) -> tensor<1x4x2x7xf32>
+  return
+}
+
+// -----
+
+func.func @rotary_grad_theta(%dy: tensor<1x4x2x8xf32>) {
+  // expected-error @+1 {{theta must be positive, got 0}}
+  %0 = octet.rotary_grad %dy theta(0.0) : (tensor<1x4x2x8xf32>) -> tensor<1x4x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @attn_grad_type(%q: tensor<1x4x2x8xf32>) {
+  // expected-error @+1 {{v gradient has type 'tensor<1x4x2x4xf32>', expected 'tensor<1x4x2x8xf32>'}}
+  %0:3 = octet.causal_attention_grad %q, %q, %q, %q : (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>) -> (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x4xf32>)
+  return
+}
+
+// -----
+
+func.func @attn_grad_rank(%q: tensor<4x2x8xf32>) {
+  // expected-error @+1 {{q must have rank 4, got [4, 2, 8]}}
+  %0:3 = octet.causal_attention_grad %q, %q, %q, %q : (tensor<4x2x8xf32>, tensor<4x2x8xf32>, tensor<4x2x8xf32>, tensor<4x2x8xf32>) -> (tensor<4x2x8xf32>, tensor<4x2x8xf32>, tensor<4x2x8xf32>)
+  return
+}
+
+// -----
+
+func.func @attn_grad_v_rank(%q: tensor<1x4x2x8xf32>, %v: tensor<4x2x8xf32>) {
+  // expected-error @+1 {{v must have rank 4, got [4, 2, 8]}}
+  %0:3 = octet.causal_attention_grad %q, %q, %v, %q : (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<4x2x8xf32>, tensor<1x4x2x8xf32>) -> (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<4x2x8xf32>)
+  return
+}
+
+// -----
+
+func.func @attn_grad_scale(%q: tensor<1x4x2x8xf32>) {
+  // expected-error @+1 {{scale must be positive, got -1}}
+  %0:3 = octet.causal_attention_grad %q, %q, %q, %q scale(-1.0) : (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>) -> (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>)
+  return
+}
+
+// -----
+
+func.func @attn_grad_dy(%q: tensor<1x4x2x8xf32>, %dy: tensor<1x4x2x4xf32>) {
+  // expected-error @+1 {{output gradient has shape [1, 4, 2, 4], expected [1, 4, 2, 8]}}
+  %0:3 = octet.causal_attention_grad %q, %q, %q, %dy : (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x4xf32>) -> (tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>)
+  return
+}
+
+// -----
+
+func.func @swiglu_grad_up(%g: tensor<4x8xf32>, %u: tensor<8x4xf32>) {
+  // expected-error @+1 {{up has shape [8, 4], expected [4, 8]}}
+  %0:2 = octet.swiglu_grad %g, %u, %g : (tensor<4x8xf32>, tensor<8x4xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @swiglu_grad_dy(%g: tensor<4x8xf32>, %dy: tensor<4x4xf32>) {
+  // expected-error @+1 {{output gradient has shape [4, 4], expected [4, 8]}}
+  %0:2 = octet.swiglu_grad %g, %g, %dy : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x4xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+func.func @swiglu_grad_type(%g: tensor<4x8xf32>) {
+  // expected-error @+1 {{up gradient has type 'tensor<4x8xbf16>', expected 'tensor<4x8xf32>'}}
+  %0:2 = octet.swiglu_grad %g, %g, %g : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xbf16>)
+  return
+}
+
+// -----
+
+func.func @gate_grad_type(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %i: tensor<8x2xi32>, %d: tensor<8x2xf32>) {
+  // expected-error @+1 {{router weight gradient has type 'tensor<16x4xf32>', expected 'tensor<4x16xf32>'}}
+  %0:2 = octet.moe_gate_grad %x, %w, %i, %d scaling(1.0) sigmoid : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<8x2xi32>, tensor<8x2xf32>) -> (tensor<8x16xf32>, tensor<16x4xf32>)
+  return
+}
+
+// -----
+
+func.func @gate_grad_indices(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %i: tensor<16xi32>, %d: tensor<8x2xf32>) {
+  // expected-error @+1 {{indices must have rank 2, got [16]}}
+  %0:2 = octet.moe_gate_grad %x, %w, %i, %d scaling(1.0) sigmoid : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<16xi32>, tensor<8x2xf32>) -> (tensor<8x16xf32>, tensor<4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @gate_grad_weights(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %i: tensor<8x2xi32>, %d: tensor<8x4xf32>) {
+  // expected-error @+1 {{weights gradient has shape [8, 4], expected [8, 2]}}
+  %0:2 = octet.moe_gate_grad %x, %w, %i, %d scaling(1.0) sigmoid : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<8x2xi32>, tensor<8x4xf32>) -> (tensor<8x16xf32>, tensor<4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @gate_grad_scaling(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %i: tensor<8x2xi32>, %d: tensor<8x2xf32>) {
+  // expected-error @+1 {{routed_scaling_factor must be positive, got 0}}
+  %0:2 = octet.moe_gate_grad %x, %w, %i, %d scaling(0.0) sigmoid : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<8x2xi32>, tensor<8x2xf32>) -> (tensor<8x16xf32>, tensor<4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @dispatch_grad_rank(%r: tensor<16xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{rows gradient must have rank 2, got [16]}}
+  %0 = octet.moe_dispatch_grad %r, %i experts(4) : (tensor<16xf32>, tensor<8x2xi32>) -> tensor<8x1xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_grad_experts(%r: tensor<16x4xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{number of experts must be positive, got 0}}
+  %0 = octet.moe_dispatch_grad %r, %i experts(0) : (tensor<16x4xf32>, tensor<8x2xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_grad_rows(%r: tensor<12x4xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{rows gradient has 12 rows, expected tokens x top_k = 16}}
+  %0 = octet.moe_dispatch_grad %r, %i experts(4) : (tensor<12x4xf32>, tensor<8x2xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_grad_result(%r: tensor<16x4xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{input gradient has shape [16, 4], expected [8, 4]}}
+  %0 = octet.moe_dispatch_grad %r, %i experts(4) : (tensor<16x4xf32>, tensor<8x2xi32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_grad_type(%r: tensor<16x4xf32>, %w: tensor<8x2xf32>, %i: tensor<8x2xi32>, %dy: tensor<8x4xf32>) {
+  // expected-error @+1 {{weights gradient has type 'tensor<8x2xbf16>', expected 'tensor<8x2xf32>'}}
+  %0:2 = octet.moe_combine_grad %r, %w, %i, %dy : (tensor<16x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x4xf32>) -> (tensor<16x4xf32>, tensor<8x2xbf16>)
+  return
+}
+
+// -----
+
+func.func @combine_grad_rank(%r: tensor<16xf32>, %w: tensor<8x2xf32>, %i: tensor<8x2xi32>, %dy: tensor<8x4xf32>) {
+  // expected-error @+1 {{rows must have rank 2, got [16]}}
+  %0:2 = octet.moe_combine_grad %r, %w, %i, %dy : (tensor<16xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x4xf32>) -> (tensor<16xf32>, tensor<8x2xf32>)
+  return
+}
+
+// -----
+
+func.func @combine_grad_indices(%r: tensor<16x4xf32>, %w: tensor<8x2xf32>, %i: tensor<16xi32>, %dy: tensor<8x4xf32>) {
+  // expected-error @+1 {{indices must have rank 2, got [16]}}
+  %0:2 = octet.moe_combine_grad %r, %w, %i, %dy : (tensor<16x4xf32>, tensor<8x2xf32>, tensor<16xi32>, tensor<8x4xf32>) -> (tensor<16x4xf32>, tensor<8x2xf32>)
+  return
+}
+
+// -----
+
+func.func @combine_grad_dy(%r: tensor<16x4xf32>, %w: tensor<8x2xf32>, %i: tensor<8x2xi32>, %dy: tensor<16x4xf32>) {
+  // expected-error @+1 {{output gradient has shape [16, 4], expected [8, 4]}}
+  %0:2 = octet.moe_combine_grad %r, %w, %i, %dy : (tensor<16x4xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<16x4xf32>) -> (tensor<16x4xf32>, tensor<8x2xf32>)
+  return
+}
+
+// -----
+
+func.func @ce_grad_type(%l: tensor<4x8xf32>, %y: tensor<4xi32>, %d: tensor<f32>) {
+  // expected-error @+1 {{logits gradient has type 'tensor<4x8xbf16>', expected 'tensor<4x8xf32>'}}
+  %0 = octet.cross_entropy_grad %l, %y, %d : (tensor<4x8xf32>, tensor<4xi32>, tensor<f32>) -> tensor<4x8xbf16>
+  return
+}
+
+// -----
+
+func.func @ce_grad_scalar(%l: tensor<f32>, %y: tensor<i32>, %d: tensor<f32>) {
+  // expected-error @+1 {{logits must have rank >= 1}}
+  %0 = octet.cross_entropy_grad %l, %y, %d : (tensor<f32>, tensor<i32>, tensor<f32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @ce_grad_labels(%l: tensor<4x8xf32>, %y: tensor<8xi32>, %d: tensor<f32>) {
+  // expected-error @+1 {{labels has shape [8], expected [4]}}
+  %0 = octet.cross_entropy_grad %l, %y, %d : (tensor<4x8xf32>, tensor<8xi32>, tensor<f32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// grad_accumulate / adamw_step
+//===----------------------------------------------------------------------===//
+
+func.func @accumulate_empty(%g: tensor<4xf32>) {
+  // expected-error @+1 {{parameter name must not be empty}}
+  octet.grad_accumulate %g into "" : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @accumulate_unknown(%g: tensor<4xf32>) {
+  // expected-error @+1 {{no octet.param named 'w' in this function}}
+  octet.grad_accumulate %g into "w" : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @accumulate_frozen(%g: tensor<4xf32>) {
+  %b = octet.param "bias" frozen : tensor<4xf32>
+  // expected-error @+1 {{parameter 'bias' is frozen: it has no gradient}}
+  octet.grad_accumulate %g into "bias" : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @accumulate_shape(%g: tensor<8xf32>) {
+  %w = octet.param "w" : tensor<4xf32>
+  // expected-error @+1 {{gradient has shape [8], parameter 'w' has shape [4]}}
+  octet.grad_accumulate %g into "w" : tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @adamw_name(%lr: f32, %s: i64) {
+  // expected-error @+1 {{parameter name must not be empty}}
+  octet.adamw_step "" lr(%lr) step(%s) betas(0.9, 0.95) eps(1.0e-8) weight_decay(0.1) : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @adamw_betas(%lr: f32, %s: i64) {
+  // expected-error @+1 {{betas must lie in [0, 1), got (9.000000e-01, 1.000000e+00)}}
+  octet.adamw_step "w" lr(%lr) step(%s) betas(0.9, 1.0) eps(1.0e-8) weight_decay(0.1) : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @adamw_eps(%lr: f32, %s: i64) {
+  // expected-error @+1 {{eps must be positive, got 0}}
+  octet.adamw_step "w" lr(%lr) step(%s) betas(0.9, 0.95) eps(0.0) weight_decay(0.1) : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @adamw_decay(%lr: f32, %s: i64) {
+  // expected-error @+1 {{weight_decay must be non-negative, got -1.000000e-01}}
+  octet.adamw_step "w" lr(%lr) step(%s) betas(0.9, 0.95) eps(1.0e-8) weight_decay(-0.1) : tensor<4xf32>
+  return
+}

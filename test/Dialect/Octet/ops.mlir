@@ -111,3 +111,64 @@ func.func @batched(%a: tensor<4x64x128xbf16>, %b: tensor<4x128x32xbf16>, %c: ten
       : (tensor<?x?x128xf32>, tensor<?x?x128xf32>) -> tensor<?x?x?xf32>
   return %t : tensor<4x64x32xf32>
 }
+
+// The training IR: gradient ops, accumulation and AdamW.
+// CHECK-LABEL: func.func @training
+func.func @training(%x: tensor<8x256xf32>, %dy: tensor<8x512xf32>, %ids: tensor<8xi32>,
+                    %q: tensor<2x16x4x64xf32>, %kv: tensor<2x16x2x64xf32>,
+                    %lr: f32, %step: i64) {
+  %w = octet.param "w" : tensor<512x256xf32>
+  %g = octet.param "g" : tensor<256xf32>
+  // CHECK: octet.embedding_grad %{{.*}}, %{{.*}} : (tensor<8x256xf32>, tensor<8xi32>) -> tensor<1000x256xf32>
+  %dt = octet.embedding_grad %x, %ids : (tensor<8x256xf32>, tensor<8xi32>) -> tensor<1000x256xf32>
+  // CHECK: octet.linear_dgrad %{{.*}}, %{{.*}} precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32> : (tensor<8x512xf32>, tensor<512x256xf32>) -> tensor<8x256xf32>
+  %dx = octet.linear_dgrad %dy, %w precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<8x512xf32>, tensor<512x256xf32>) -> tensor<8x256xf32>
+  // CHECK: octet.linear_wgrad %{{.*}}, %{{.*}} : (tensor<8x512xf32>, tensor<8x256xf32>) -> tensor<512x256xf32>
+  %dw = octet.linear_wgrad %dy, %x : (tensor<8x512xf32>, tensor<8x256xf32>) -> tensor<512x256xf32>
+  // CHECK: octet.bias_grad %{{.*}} : (tensor<8x512xf32>) -> tensor<512xf32>
+  %db = octet.bias_grad %dy : (tensor<8x512xf32>) -> tensor<512xf32>
+  %b3 = tensor.expand_shape %x [[0, 1], [2]] output_shape [2, 4, 256] : tensor<8x256xf32> into tensor<2x4x256xf32>
+  %dp = tensor.expand_shape %dy [[0, 1], [2]] output_shape [2, 4, 512] : tensor<8x512xf32> into tensor<2x4x512xf32>
+  %b2 = arith.constant dense<1.0> : tensor<2x512x256xf32>
+  // CHECK: octet.batch_matmul_grad %{{.*}}, %{{.*}}, %{{.*}} transpose_rhs : (tensor<2x4x256xf32>, tensor<2x512x256xf32>, tensor<2x4x512xf32>) -> (tensor<2x4x256xf32>, tensor<2x512x256xf32>)
+  %dl, %dr = octet.batch_matmul_grad %b3, %b2, %dp transpose_rhs
+      : (tensor<2x4x256xf32>, tensor<2x512x256xf32>, tensor<2x4x512xf32>) -> (tensor<2x4x256xf32>, tensor<2x512x256xf32>)
+  %we = octet.param "experts" : tensor<4x512x256xf32>
+  %sizes = arith.constant dense<2> : tensor<4xi32>
+  // CHECK: octet.grouped_linear_dgrad %{{.*}} : (tensor<8x512xf32>, tensor<4x512x256xf32>, tensor<4xi32>) -> tensor<8x256xf32>
+  %gdx = octet.grouped_linear_dgrad %dy, %we, %sizes : (tensor<8x512xf32>, tensor<4x512x256xf32>, tensor<4xi32>) -> tensor<8x256xf32>
+  // CHECK: octet.grouped_linear_wgrad %{{.*}} : (tensor<8x512xf32>, tensor<8x256xf32>, tensor<4xi32>) -> tensor<4x512x256xf32>
+  %gdw = octet.grouped_linear_wgrad %dy, %x, %sizes : (tensor<8x512xf32>, tensor<8x256xf32>, tensor<4xi32>) -> tensor<4x512x256xf32>
+  // CHECK: octet.rmsnorm_grad %{{.*}} epsilon({{.*}}) : (tensor<8x256xf32>, tensor<256xf32>, tensor<8x256xf32>) -> (tensor<8x256xf32>, tensor<256xf32>)
+  %ndx, %ndg = octet.rmsnorm_grad %x, %g, %x epsilon(1.0e-6)
+      : (tensor<8x256xf32>, tensor<256xf32>, tensor<8x256xf32>) -> (tensor<8x256xf32>, tensor<256xf32>)
+  // CHECK: octet.rotary_grad %{{.*}} theta(1.000000e+04) : (tensor<2x16x4x64xf32>) -> tensor<2x16x4x64xf32>
+  %rdx = octet.rotary_grad %q theta(10000.0) : (tensor<2x16x4x64xf32>) -> tensor<2x16x4x64xf32>
+  // CHECK: octet.causal_attention_grad %{{.*}} scale(1.250000e-01) : (tensor<2x16x4x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x4x64xf32>) -> (tensor<2x16x4x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>)
+  %aq, %ak, %av = octet.causal_attention_grad %q, %kv, %kv, %q scale(0.125)
+      : (tensor<2x16x4x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x4x64xf32>)
+      -> (tensor<2x16x4x64xf32>, tensor<2x16x2x64xf32>, tensor<2x16x2x64xf32>)
+  // CHECK: octet.swiglu_grad
+  %sg, %su = octet.swiglu_grad %x, %x, %x : (tensor<8x256xf32>, tensor<8x256xf32>, tensor<8x256xf32>) -> (tensor<8x256xf32>, tensor<8x256xf32>)
+  %wg = octet.param "gate" : tensor<4x256xf32>
+  %idx = arith.constant dense<1> : tensor<8x2xi32>
+  %dwts = arith.constant dense<0.5> : tensor<8x2xf32>
+  // CHECK: octet.moe_gate_grad %{{.*}} scaling(2.500000e+00) softmax norm_topk_prob : (tensor<8x256xf32>, tensor<4x256xf32>, tensor<8x2xi32>, tensor<8x2xf32>) -> (tensor<8x256xf32>, tensor<4x256xf32>)
+  %gx, %gw = octet.moe_gate_grad %x, %wg, %idx, %dwts scaling(2.5) softmax norm_topk_prob
+      : (tensor<8x256xf32>, tensor<4x256xf32>, tensor<8x2xi32>, tensor<8x2xf32>) -> (tensor<8x256xf32>, tensor<4x256xf32>)
+  %rows = arith.constant dense<1.0> : tensor<16x256xf32>
+  // CHECK: octet.moe_dispatch_grad %{{.*}} experts(4) : (tensor<16x256xf32>, tensor<8x2xi32>) -> tensor<8x256xf32>
+  %ddx = octet.moe_dispatch_grad %rows, %idx experts(4) : (tensor<16x256xf32>, tensor<8x2xi32>) -> tensor<8x256xf32>
+  // CHECK: octet.moe_combine_grad
+  %cr, %cw = octet.moe_combine_grad %rows, %dwts, %idx, %x
+      : (tensor<16x256xf32>, tensor<8x2xf32>, tensor<8x2xi32>, tensor<8x256xf32>) -> (tensor<16x256xf32>, tensor<8x2xf32>)
+  %one = arith.constant dense<1.0> : tensor<f32>
+  // CHECK: octet.cross_entropy_grad %{{.*}} : (tensor<8x256xf32>, tensor<8xi32>, tensor<f32>) -> tensor<8x256xf32>
+  %dlog = octet.cross_entropy_grad %x, %ids, %one : (tensor<8x256xf32>, tensor<8xi32>, tensor<f32>) -> tensor<8x256xf32>
+  // CHECK: octet.grad_accumulate %{{.*}} into "w" : tensor<512x256xf32>
+  octet.grad_accumulate %dw into "w" : tensor<512x256xf32>
+  // CHECK: octet.adamw_step "w" lr(%{{.*}}) step(%{{.*}}) betas(9.000000e-01, {{0.99899+|9.990000e-01}}) eps(1.000000e-08) weight_decay(0.000000e+00) : tensor<512x256xf32>
+  octet.adamw_step "w" lr(%lr) step(%step) betas(0.9, 0.999) eps(1.0e-8) weight_decay(0.0) : tensor<512x256xf32>
+  return
+}
