@@ -4,6 +4,7 @@
 #define OCTET_TRANSFORMS_PASSES_H
 
 #include "octet/Dialect/Octet/Octet.h"
+#include "octet/Dialect/OctetTQ/OctetTQ.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"

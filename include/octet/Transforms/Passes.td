@@ -112,4 +112,43 @@ def AutodiffPass : Pass<"octet-autodiff", "::mlir::ModuleOp"> {
   ];
 }
 
+def LowerFP8LinearsPass : Pass<"octet-lower-fp8-linears"> {
+  let summary = "Lower FP8 linears to quantize + block-scaled matmul";
+  let description = [{
+    Rewrites the three GEMMs of every linear whose precision is FP8 into the
+    `octet_tq` dialect with the recipe's granularities
+    (fp8-recipe.md):
+
+    | GEMM | op | lhs | rhs | contract |
+    |---|---|---|---|---|
+    | Fprop | `octet.linear` | X, 1x128 tiles | W, 128x128 blocks | (1, 1) |
+    | Dgrad | `octet.linear_dgrad` | dY, 1x128 tiles along N | W, 128x128 blocks | (1, 0) |
+    | Wgrad | `octet.linear_wgrad` | dY, 128x1 tiles along tokens | X, 128x1 tiles | (0, 0) |
+
+    Each `octet_tq.scaled_matmul` promotes every `promotion` K-elements as
+    the precision says. The forward's FP8 copy of X is the Wgrad's cache: the
+    weight gradient regroups it with `octet_tq.requantize_transposed`
+    instead of reading X in high precision. Power-of-two input scales
+    (`scale = pow2`) carry over to the cache. Leading (token) dimensions are
+    flattened; a contracted dimension that is not a multiple of 128 (N in
+    Dgrad, the tokens in Wgrad) is zero-padded, which leaves every scale as
+    the partial group has it. Biased FP8 linears are left alone with a
+    warning (the recipe's linears have no bias).
+
+    ```mlir
+    %y = octet.linear %x, %w
+           precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+           : (tensor<128x256xf32>, tensor<512x256xf32>) -> tensor<128x512xf32>
+    // becomes
+    %qx = octet_tq.quantize %x : tensor<128x256xf32> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>
+    %qw = octet_tq.quantize %w : tensor<512x256xf32> -> !octet_tq.qtensor<512x256xf8E4M3FN, block_128x128>
+    %y = octet_tq.scaled_matmul %qx, %qw contract(1, 1) promotion(128)
+           : (!octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>,
+              !octet_tq.qtensor<512x256xf8E4M3FN, block_128x128>) -> tensor<128x512xf32>
+    ```
+  }];
+  let dependentDialects = ["::octet::tq::OctetTQDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // OCTET_TRANSFORMS_PASSES_TD

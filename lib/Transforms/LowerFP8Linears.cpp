@@ -1,0 +1,252 @@
+//===- LowerFP8Linears.cpp - FP8 linears to quantize + scaled_matmul ------===//
+//
+// Implements --octet-lower-fp8-linears: the three GEMMs of every FP8 linear
+// become explicit quantizations and block-scaled matrix products of the
+// octet_tq dialect, with the forward's FP8 copy of the input reused
+// (regrouped) by the weight gradient.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Dialect/OctetTQ/OctetTQ.h"
+#include "octet/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace octet {
+#define GEN_PASS_DEF_LOWERFP8LINEARSPASS
+#include "octet/Transforms/Passes.h.inc"
+} // namespace octet
+
+using namespace mlir;
+using namespace octet;
+using tq::Granularity;
+
+namespace {
+
+int64_t roundUp(int64_t v) {
+  return (v + kScaleGroupSize - 1) / kScaleGroupSize * kScaleGroupSize;
+}
+
+Type fp8Type(MLIRContext *ctx, ComputeFormat format) {
+  if (format == ComputeFormat::E5M2)
+    return Float8E5M2Type::get(ctx);
+  return Float8E4M3FNType::get(ctx);
+}
+
+class Lowering {
+public:
+  Lowering(OpBuilder &builder) : b(builder) {}
+
+  /// x [..., K] as [M, K]: the GEMMs are rank 2.
+  Value flatten(Location loc, Value v) {
+    auto type = cast<RankedTensorType>(v.getType());
+    if (type.getRank() == 2)
+      return v;
+    SmallVector<ReassociationIndices> groups(2);
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      groups[0].push_back(i);
+    groups[1].push_back(type.getRank() - 1);
+    return tensor::CollapseShapeOp::create(b, loc, v, groups);
+  }
+
+  /// The inverse of flatten, to `type`.
+  Value unflatten(Location loc, Value v, RankedTensorType type) {
+    if (type.getRank() == 2)
+      return v;
+    SmallVector<ReassociationIndices> groups(2);
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      groups[0].push_back(i);
+    groups[1].push_back(type.getRank() - 1);
+    return tensor::ExpandShapeOp::create(b, loc, type, v, groups);
+  }
+
+  /// Zero-pads a rank-2 tensor to [rows, cols] (no-op when it has that
+  /// shape). Padding a contracted dimension with zeros leaves every scale as
+  /// the partial group would have it.
+  Value pad(Location loc, Value v, int64_t rows, int64_t cols) {
+    auto type = cast<RankedTensorType>(v.getType());
+    if (type.getDimSize(0) == rows && type.getDimSize(1) == cols)
+      return v;
+    auto padded = RankedTensorType::get({rows, cols}, type.getElementType());
+    Value zeros = arith::ConstantOp::create(
+        b, loc, padded,
+        DenseElementsAttr::get(padded,
+                               b.getFloatAttr(type.getElementType(), 0.0)));
+    SmallVector<OpFoldResult> offsets(2, b.getIndexAttr(0)),
+        strides(2, b.getIndexAttr(1)),
+        sizes = {b.getIndexAttr(type.getDimSize(0)),
+                 b.getIndexAttr(type.getDimSize(1))};
+    return tensor::InsertSliceOp::create(b, loc, v, zeros, offsets, sizes,
+                                         strides);
+  }
+
+  /// The leading [rows, cols] block of a rank-2 tensor.
+  Value crop(Location loc, Value v, int64_t rows, int64_t cols) {
+    auto type = cast<RankedTensorType>(v.getType());
+    if (type.getDimSize(0) == rows && type.getDimSize(1) == cols)
+      return v;
+    SmallVector<OpFoldResult> offsets(2, b.getIndexAttr(0)),
+        strides(2, b.getIndexAttr(1)),
+        sizes = {b.getIndexAttr(rows), b.getIndexAttr(cols)};
+    return tensor::ExtractSliceOp::create(
+        b, loc, RankedTensorType::get({rows, cols}, type.getElementType()), v,
+        offsets, sizes, strides);
+  }
+
+  Value quantize(Location loc, Value v, PrecisionAttr p, Granularity g,
+                 bool pow2) {
+    auto type = cast<RankedTensorType>(v.getType());
+    auto qtype =
+        tq::QTensorType::get(b.getContext(), type.getShape(),
+                             fp8Type(b.getContext(), p.getFormat()), g);
+    return tq::QuantizeOp::create(b, loc, qtype, v,
+                                  pow2 ? b.getUnitAttr() : UnitAttr());
+  }
+
+  Value matmul(Location loc, Value lhs, int64_t lc, Value rhs, int64_t rc,
+               PrecisionAttr p, Type element) {
+    auto l = cast<tq::QTensorType>(lhs.getType());
+    auto r = cast<tq::QTensorType>(rhs.getType());
+    auto type = RankedTensorType::get(
+        {l.getShape()[1 - lc], r.getShape()[1 - rc]}, element);
+    return tq::ScaledMatmulOp::create(
+        b, loc, type, lhs, rhs, b.getI64IntegerAttr(lc),
+        b.getI64IntegerAttr(rc), b.getI64IntegerAttr(p.getPromotionInterval()),
+        tq::TileConfigAttr());
+  }
+
+  /// Fprop: Y = X W^T with X in 1x128 tiles, W in 128x128 blocks. Records
+  /// the FP8 copy of X (the Wgrad's cache) and of W.
+  LogicalResult lower(LinearOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    auto xType = op.getX().getType();
+    int64_t k = xType.getShape().back(), kp = roundUp(k);
+    Value flat = flatten(loc, op.getX());
+    Value x = pad(loc, flat,
+                  cast<RankedTensorType>(flat.getType()).getDimSize(0), kp);
+    int64_t n = op.getW().getType().getDimSize(0);
+    Value w = pad(loc, op.getW(), n, kp);
+    bool pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
+    Value qx = quantize(loc, x, p, Granularity::Tile1x128, pow2);
+    Value qw = quantize(loc, w, p, Granularity::Block128x128, false);
+    cachedInput[op.getX()] = {qx, pow2};
+    Value y = matmul(loc, qx, 1, qw, 1, p, op.getType().getElementType());
+    op.replaceAllUsesWith(unflatten(loc, y, op.getType()));
+    op.erase();
+    return success();
+  }
+
+  /// Dgrad: dX = dY W with dY in 1x128 tiles along N, W in 128x128 blocks.
+  LogicalResult lower(LinearDgradOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    Value dy = flatten(loc, op.getDy());
+    int64_t m = cast<RankedTensorType>(dy.getType()).getDimSize(0);
+    int64_t n = op.getW().getType().getDimSize(0);
+    int64_t k = op.getW().getType().getDimSize(1);
+    int64_t np = roundUp(n), kp = roundUp(k);
+    Value qdy =
+        quantize(loc, pad(loc, dy, m, np), p, Granularity::Tile1x128, false);
+    Value qw = quantize(loc, pad(loc, op.getW(), np, kp), p,
+                        Granularity::Block128x128, false);
+    Value dx = matmul(loc, qdy, 1, qw, 0, p, op.getType().getElementType());
+    op.replaceAllUsesWith(unflatten(loc, crop(loc, dx, m, k), op.getType()));
+    op.erase();
+    return success();
+  }
+
+  /// Wgrad: dW = dY^T X with both in 128x1 tiles along the tokens; X comes
+  /// from the forward's FP8 copy, regrouped by requantize_transposed.
+  LogicalResult lower(LinearWgradOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    Value dy = flatten(loc, op.getDy());
+    auto dyType = cast<RankedTensorType>(dy.getType());
+    int64_t m = dyType.getDimSize(0), n = dyType.getDimSize(1);
+    int64_t k = op.getX().getType().getShape().back(), kp = roundUp(k);
+    int64_t mp = roundUp(m);
+    auto cached = cachedInput.lookup(op.getX());
+    Value qx = cached.first;
+    bool pow2 = cached.second;
+    if (!qx) {
+      // No FP8 forward in this function: quantize as the forward would.
+      pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
+      Value x = flatten(loc, op.getX());
+      qx = quantize(loc, pad(loc, x, m, kp), p, Granularity::Tile1x128, pow2);
+    }
+    Value qxt;
+    if (m == mp) {
+      auto t = cast<tq::QTensorType>(qx.getType());
+      qxt = tq::RequantizeTransposedOp::create(
+          b, loc,
+          tq::QTensorType::get(b.getContext(), t.getShape(), t.getElementType(),
+                               Granularity::Tile128x1),
+          qx, pow2 ? b.getUnitAttr() : UnitAttr());
+    } else {
+      // Tokens are contracted here: pad them with zeros, which a quantized
+      // tensor cannot be; the dequantized copy can, with the same result.
+      auto t = cast<tq::QTensorType>(qx.getType());
+      Value deq = tq::DequantizeOp::create(
+          b, loc, RankedTensorType::get(t.getShape(), b.getF32Type()), qx);
+      qxt =
+          quantize(loc, pad(loc, deq, mp, kp), p, Granularity::Tile128x1, pow2);
+    }
+    Value qdy =
+        quantize(loc, pad(loc, dy, mp, n), p, Granularity::Tile128x1, false);
+    Value dw = matmul(loc, qdy, 0, qxt, 0, p, op.getType().getElementType());
+    op.replaceAllUsesWith(crop(loc, dw, n, k));
+    op.erase();
+    return success();
+  }
+
+private:
+  OpBuilder &b;
+  /// The FP8 copy of each linear input the forward made, and whether its
+  /// scales are powers of two.
+  llvm::DenseMap<Value, std::pair<Value, bool>> cachedInput;
+};
+
+bool isFP8(std::optional<PrecisionAttr> p) { return p && p->isFP8(); }
+
+struct LowerFP8LinearsPass
+    : public octet::impl::LowerFP8LinearsPassBase<LowerFP8LinearsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    OpBuilder b(&getContext());
+    Lowering lowering(b);
+    SmallVector<Operation *> work;
+    getOperation()->walk([&](Operation *op) {
+      if (auto l = dyn_cast<LinearOp>(op)) {
+        if (!isFP8(l.getPrecision()))
+          return;
+        if (l.getBias()) {
+          l.emitWarning() << "FP8 linear with a bias is not lowered (the "
+                             "recipe's linears have none); it stays as is";
+          return;
+        }
+        work.push_back(op);
+      } else if (auto d = dyn_cast<LinearDgradOp>(op)) {
+        if (isFP8(d.getPrecision()))
+          work.push_back(op);
+      } else if (auto w = dyn_cast<LinearWgradOp>(op)) {
+        if (isFP8(w.getPrecision()))
+          work.push_back(op);
+      }
+    });
+    for (Operation *op : work) {
+      b.setInsertionPoint(op);
+      LogicalResult result =
+          llvm::TypeSwitch<Operation *, LogicalResult>(op)
+              .Case<LinearOp, LinearDgradOp, LinearWgradOp>(
+                  [&](auto concrete) { return lowering.lower(concrete); });
+      if (failed(result))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

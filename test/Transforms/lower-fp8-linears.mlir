@@ -1,0 +1,91 @@
+// RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-lower-fp8-linears | FileCheck %s
+
+// Fprop, Dgrad and Wgrad of one linear, with the recipe's granularities;
+// the Wgrad reads the forward's FP8 copy of X (the cache), regrouped.
+// CHECK-LABEL: func.func @gemms
+// CHECK-SAME: (%[[X:.*]]: tensor<2x64x256xf32>, %[[W:.*]]: tensor<512x256xf32>, %[[DY:.*]]: tensor<2x64x512xf32>)
+// Fprop: tokens flattened, X in 1x128 tiles (pow2 scales), W in blocks.
+// CHECK: %[[X2:.*]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<2x64x256xf32> into tensor<128x256xf32>
+// CHECK: %[[QX:.*]] = octet_tq.quantize %[[X2]] pow2 : tensor<128x256xf32> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>
+// CHECK: %[[QW:.*]] = octet_tq.quantize %[[W]] : tensor<512x256xf32> -> !octet_tq.qtensor<512x256xf8E4M3FN, block_128x128>
+// CHECK: %[[Y2:.*]] = octet_tq.scaled_matmul %[[QX]], %[[QW]] contract(1, 1) promotion(128) : {{.*}} -> tensor<128x512xf32>
+// CHECK: %[[Y:.*]] = tensor.expand_shape %[[Y2]] {{\[}}[0, 1], [2]] {{.*}} : tensor<128x512xf32> into tensor<2x64x512xf32>
+// Dgrad: dY in 1x128 tiles along N, W in blocks, contract (1, 0).
+// CHECK: %[[DY2:.*]] = tensor.collapse_shape %[[DY]]
+// CHECK: %[[QDY:.*]] = octet_tq.quantize %[[DY2]] : tensor<128x512xf32> -> !octet_tq.qtensor<128x512xf8E4M3FN, tile_1x128>
+// CHECK: %[[QW2:.*]] = octet_tq.quantize %[[W]] : tensor<512x256xf32> -> !octet_tq.qtensor<512x256xf8E4M3FN, block_128x128>
+// CHECK: %[[DX2:.*]] = octet_tq.scaled_matmul %[[QDY]], %[[QW2]] contract(1, 0) promotion(128) : {{.*}} -> tensor<128x256xf32>
+// CHECK: tensor.expand_shape %[[DX2]]
+// Wgrad: the cached FP8 X regrouped 128x1 (keeping its pow2 scales), dY
+// quantized 128x1 along the tokens, contract (0, 0).
+// CHECK: %[[QXT:.*]] = octet_tq.requantize_transposed %[[QX]] pow2 : !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_128x1>
+// CHECK: %[[QDYT:.*]] = octet_tq.quantize %{{.*}} : tensor<128x512xf32> -> !octet_tq.qtensor<128x512xf8E4M3FN, tile_128x1>
+// CHECK: %[[DW:.*]] = octet_tq.scaled_matmul %[[QDYT]], %[[QXT]] contract(0, 0) promotion(128) : {{.*}} -> tensor<512x256xf32>
+// CHECK-NOT: octet.linear
+// CHECK: return %[[Y]], %{{.*}}, %[[DW]]
+func.func @gemms(%x: tensor<2x64x256xf32>, %w: tensor<512x256xf32>, %dy: tensor<2x64x512xf32>)
+    -> (tensor<2x64x512xf32>, tensor<2x64x256xf32>, tensor<512x256xf32>) {
+  %y = octet.linear %x, %w precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<2x64x256xf32>, tensor<512x256xf32>) -> tensor<2x64x512xf32>
+  %dx = octet.linear_dgrad %dy, %w precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<2x64x512xf32>, tensor<512x256xf32>) -> tensor<2x64x256xf32>
+  %dw = octet.linear_wgrad %dy, %x precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<2x64x512xf32>, tensor<2x64x256xf32>) -> tensor<512x256xf32>
+  return %y, %dx, %dw : tensor<2x64x512xf32>, tensor<2x64x256xf32>, tensor<512x256xf32>
+}
+
+// -----
+
+// Contracted dimensions that are not multiples of 128 are zero-padded:
+// N = 160 in Dgrad, 64 tokens in Wgrad (the cache is dequantized, padded
+// and regrouped). The promotion interval and the E5M2 format carry over.
+// CHECK-LABEL: func.func @padding
+// CHECK: %[[Z:.*]] = arith.constant dense<0.000000e+00> : tensor<64x256xf32>
+// CHECK: %[[P:.*]] = tensor.insert_slice %{{.*}} into %[[Z]][0, 0] [64, 160] [1, 1] : tensor<64x160xf32> into tensor<64x256xf32>
+// CHECK: octet_tq.quantize %[[P]] : tensor<64x256xf32> -> !octet_tq.qtensor<64x256xf8E5M2, tile_1x128>
+// CHECK: %[[DX:.*]] = octet_tq.scaled_matmul {{.*}} contract(1, 0) promotion(64) : {{.*}} -> tensor<64x128xf32>
+// CHECK: %[[DEQ:.*]] = octet_tq.dequantize %{{.*}} : !octet_tq.qtensor<64x128xf8E5M2, tile_1x128> -> tensor<64x128xf32>
+// CHECK: %[[PX:.*]] = tensor.insert_slice %[[DEQ]] into %{{.*}}[0, 0] [64, 128] [1, 1] : tensor<64x128xf32> into tensor<128x128xf32>
+// CHECK: octet_tq.quantize %[[PX]] : tensor<128x128xf32> -> !octet_tq.qtensor<128x128xf8E5M2, tile_128x1>
+// CHECK: octet_tq.scaled_matmul {{.*}} contract(0, 0) promotion(64) : {{.*}} -> tensor<160x128xf32>
+func.func @padding(%x: tensor<64x128xf32>, %w: tensor<160x128xf32>, %dy: tensor<64x160xf32>)
+    -> (tensor<64x160xf32>, tensor<64x128xf32>, tensor<160x128xf32>) {
+  %y = octet.linear %x, %w precision<e5m2, lhs = tile_1x128, rhs = block_128x128, promotion = 64, out = f32>
+      : (tensor<64x128xf32>, tensor<160x128xf32>) -> tensor<64x160xf32>
+  %dx = octet.linear_dgrad %dy, %w precision<e5m2, lhs = tile_1x128, rhs = block_128x128, promotion = 64, out = f32>
+      : (tensor<64x160xf32>, tensor<160x128xf32>) -> tensor<64x128xf32>
+  %dw = octet.linear_wgrad %dy, %x precision<e5m2, lhs = tile_1x128, rhs = block_128x128, promotion = 64, out = f32>
+      : (tensor<64x160xf32>, tensor<64x128xf32>) -> tensor<160x128xf32>
+  return %y, %dx, %dw : tensor<64x160xf32>, tensor<64x128xf32>, tensor<160x128xf32>
+}
+
+// -----
+
+// A Wgrad without an FP8 forward in the function quantizes X as the forward
+// would, then regroups it.
+// CHECK-LABEL: func.func @no_cache
+// CHECK: %[[Q:.*]] = octet_tq.quantize %{{.*}} : tensor<128x128xf32> -> !octet_tq.qtensor<128x128xf8E4M3FN, tile_1x128>
+// CHECK: octet_tq.requantize_transposed %[[Q]] :
+func.func @no_cache(%x: tensor<128x128xf32>, %dy: tensor<128x256xf32>) -> tensor<256x128xf32> {
+  %dw = octet.linear_wgrad %dy, %x precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<128x256xf32>, tensor<128x128xf32>) -> tensor<256x128xf32>
+  return %dw : tensor<256x128xf32>
+}
+
+// -----
+
+// High-precision linears, and biased FP8 ones (with a warning), stay.
+// CHECK-LABEL: func.func @untouched
+// CHECK: octet.linear %{{.*}}, %{{.*}} precision<bf16, out = f32>
+// CHECK: octet.linear %{{.*}}, %{{.*}}, %{{.*}} precision<e4m3
+// CHECK: octet.linear_dgrad %{{.*}}, %{{.*}} :
+// CHECK-NOT: octet_tq
+func.func @untouched(%x: tensor<128x128xf32>, %w: tensor<128x128xf32>, %b: tensor<128xf32>)
+    -> (tensor<128x128xf32>, tensor<128x128xf32>, tensor<128x128xf32>) {
+  %y = octet.linear %x, %w precision<bf16, out = f32> : (tensor<128x128xf32>, tensor<128x128xf32>) -> tensor<128x128xf32>
+  // expected-warning @+1 {{FP8 linear with a bias is not lowered (the recipe's linears have none); it stays as is}}
+  %z = octet.linear %x, %w, %b precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<128x128xf32>, tensor<128x128xf32>, tensor<128xf32>) -> tensor<128x128xf32>
+  %dx = octet.linear_dgrad %x, %w : (tensor<128x128xf32>, tensor<128x128xf32>) -> tensor<128x128xf32>
+  return %y, %z, %dx : tensor<128x128xf32>, tensor<128x128xf32>, tensor<128x128xf32>
+}
