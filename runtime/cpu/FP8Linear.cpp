@@ -43,75 +43,91 @@ QuantizedTensor quantizeMatrix(const std::vector<float> &m, int64_t rows,
 
 } // namespace
 
+FP8LinearCache
+octet::cpu::fp8LinearQuantizeInput(const float *x, const LinearShape &shape,
+                                   const FP8LinearConfig &config) {
+  int64_t m = shape.m, k = shape.k, kp = roundUp(k);
+  FP8LinearCache cache;
+  cache.x = quantizeMatrix(padded(x, m, k, m, kp), m, kp, config,
+                           Granularity::Tile1x128, config.inputRounding);
+  return cache;
+}
+
 void octet::cpu::fp8LinearForward(const float *x, const float *w,
                                   const float *bias, const LinearShape &shape,
                                   const FP8LinearConfig &config, float *y,
                                   FP8LinearCache *cache) {
   int64_t m = shape.m, n = shape.n, k = shape.k, kp = roundUp(k);
-  QuantizedTensor qx =
-      quantizeMatrix(padded(x, m, k, m, kp), m, kp, config,
-                     Granularity::Tile1x128, config.inputRounding);
+  FP8LinearCache qx = fp8LinearQuantizeInput(x, shape, config);
   // Weights are scaled with FP32 scales in every GEMM of the recipe.
   QuantizedTensor qw =
       quantizeMatrix(padded(w, n, k, n, kp), n, kp, config,
                      Granularity::Block128x128, numerics::ScaleRounding::FP32);
-  numerics::scaledGemm(qx, 1, qw, 1, y, gemmOptions(config));
+  numerics::scaledGemm(qx.x, 1, qw, 1, y, gemmOptions(config));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float v = y[i * n + j] + (bias ? bias[j] : 0.0f);
       y[i * n + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
     }
   if (cache)
-    cache->x = std::move(qx);
+    *cache = std::move(qx);
+}
+
+void octet::cpu::fp8LinearDgrad(const float *w, const float *dy,
+                                const LinearShape &shape,
+                                const FP8LinearConfig &config, float *dx) {
+  int64_t m = shape.m, n = shape.n, k = shape.k;
+  int64_t kp = roundUp(k), np = roundUp(n);
+  // Dgrad contracts N: dY tiles along N, W blocks (its 128x128 scales are
+  // the forward's, seen transposed).
+  QuantizedTensor qdy =
+      quantizeMatrix(padded(dy, m, n, m, np), m, np, config,
+                     Granularity::Tile1x128, config.gradRounding);
+  QuantizedTensor qw =
+      quantizeMatrix(padded(w, n, k, np, kp), np, kp, config,
+                     Granularity::Block128x128, numerics::ScaleRounding::FP32);
+  std::vector<float> out(m * kp);
+  numerics::scaledGemm(qdy, 1, qw, 0, out.data(), gemmOptions(config));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      float v = out[i * kp + j];
+      dx[i * k + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
+    }
+}
+
+void octet::cpu::fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
+                                const LinearShape &shape,
+                                const FP8LinearConfig &config, float *dw) {
+  int64_t m = shape.m, n = shape.n, k = shape.k;
+  int64_t kp = roundUp(k), mp = roundUp(m);
+  // Wgrad contracts the tokens: both operands regrouped 128x1 along M.
+  // The input comes from the FP8 cache, dequantized and requantized (what
+  // requantize_transposed does), padded with zero tokens.
+  QuantizedTensor qdy =
+      quantizeMatrix(padded(dy, m, n, mp, n), mp, n, config,
+                     Granularity::Tile128x1, config.gradRounding);
+  std::vector<float> xs(m * kp);
+  numerics::dequantize(cache.x, xs.data());
+  QuantizedTensor qx =
+      quantizeMatrix(padded(xs.data(), m, kp, mp, kp), mp, kp, config,
+                     Granularity::Tile128x1, config.inputRounding);
+  std::vector<float> out(n * kp);
+  numerics::scaledGemm(qdy, 0, qx, 0, out.data(), gemmOptions(config));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      dw[i * k + j] += out[i * kp + j];
 }
 
 void octet::cpu::fp8LinearBackward(const FP8LinearCache &cache, const float *w,
                                    const float *dy, const LinearShape &shape,
                                    const FP8LinearConfig &config, float *dx,
                                    float *dw, float *db) {
-  int64_t m = shape.m, n = shape.n, k = shape.k;
-  int64_t kp = roundUp(k), np = roundUp(n), mp = roundUp(m);
-  numerics::ScaledGemmOptions options = gemmOptions(config);
-
-  if (dx) {
-    // Dgrad contracts N: dY tiles along N, W blocks (its 128x128 scales are
-    // the forward's, seen transposed).
-    QuantizedTensor qdy =
-        quantizeMatrix(padded(dy, m, n, m, np), m, np, config,
-                       Granularity::Tile1x128, config.gradRounding);
-    QuantizedTensor qw = quantizeMatrix(padded(w, n, k, np, kp), np, kp, config,
-                                        Granularity::Block128x128,
-                                        numerics::ScaleRounding::FP32);
-    std::vector<float> out(m * kp);
-    numerics::scaledGemm(qdy, 1, qw, 0, out.data(), options);
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < k; ++j) {
-        float v = out[i * kp + j];
-        dx[i * k + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
-      }
-  }
-
-  if (dw) {
-    // Wgrad contracts the tokens: both operands regrouped 128x1 along M.
-    // The input comes from the FP8 cache, dequantized and requantized (what
-    // requantize_transposed does), padded with zero tokens.
-    QuantizedTensor qdy =
-        quantizeMatrix(padded(dy, m, n, mp, n), mp, n, config,
-                       Granularity::Tile128x1, config.gradRounding);
-    std::vector<float> xs(m * kp);
-    numerics::dequantize(cache.x, xs.data());
-    QuantizedTensor qx =
-        quantizeMatrix(padded(xs.data(), m, kp, mp, kp), mp, kp, config,
-                       Granularity::Tile128x1, config.inputRounding);
-    std::vector<float> out(n * kp);
-    numerics::scaledGemm(qdy, 0, qx, 0, out.data(), options);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < k; ++j)
-        dw[i * k + j] += out[i * kp + j];
-  }
-
+  if (dx)
+    fp8LinearDgrad(w, dy, shape, config, dx);
+  if (dw)
+    fp8LinearWgrad(cache, dy, shape, config, dw);
   if (db)
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        db[j] += dy[i * n + j];
+    for (int64_t i = 0; i < shape.m; ++i)
+      for (int64_t j = 0; j < shape.n; ++j)
+        db[j] += dy[i * shape.n + j];
 }

@@ -49,8 +49,26 @@ void fp8LinearForward(const float *x, const float *w, const float *bias,
                       const LinearShape &shape, const FP8LinearConfig &config,
                       float *y, FP8LinearCache *cache);
 
+/// The FP8 copy of x that fp8LinearForward caches: 1x128 tiles along K
+/// (padded to a multiple of 128), scales rounded as config.inputRounding says.
+/// A backend that does not keep the forward's cache (the CPU executor runs
+/// Wgrad from the high-precision x) recomputes it with this, bit for bit.
+FP8LinearCache fp8LinearQuantizeInput(const float *x, const LinearShape &shape,
+                                      const FP8LinearConfig &config);
+
+/// Dgrad alone: dx = dY W (overwrites), dY in 1x128 tiles along N.
+void fp8LinearDgrad(const float *w, const float *dy, const LinearShape &shape,
+                    const FP8LinearConfig &config, float *dx);
+
+/// Wgrad alone: dw += dY^T X (accumulates, FP32), both operands regrouped
+/// into 128x1 tiles along the tokens; X comes from the FP8 cache.
+void fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
+                    const LinearShape &shape, const FP8LinearConfig &config,
+                    float *dw);
+
 /// dx = dY W (overwrites); dw += dY^T X and db += column sums of dY
-/// (accumulate, FP32). Any gradient pointer may be null.
+/// (accumulate, FP32). Any gradient pointer may be null. The same as
+/// fp8LinearDgrad, fp8LinearWgrad and the bias sums in turn.
 void fp8LinearBackward(const FP8LinearCache &cache, const float *w,
                        const float *dy, const LinearShape &shape,
                        const FP8LinearConfig &config, float *dx, float *dw,
