@@ -1,0 +1,779 @@
+//===- Plan.cpp - Parameters, FLOPs and memory of a training step ---------===//
+//
+// Closed-form counts for a ModelConfig and op-by-op counts for a graph. The
+// two agree exactly on parameters and FLOPs for a graph GraphBuilder built
+// (test/Tools/octetc/plan-graph.test checks this), which is what keeps the
+// formulas honest.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Frontends/Plan.h"
+
+#include "octet/Dialect/Octet/Octet.h"
+
+#include "JsonSupport.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+using namespace mlir;
+using namespace octet;
+
+//===----------------------------------------------------------------------===//
+// Formatting
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// 671026404352 -> "671,026,404,352".
+std::string withCommas(int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return value < 0 ? "-" + out : out;
+}
+
+/// 671026404352 -> "671.03B", 3710224 -> "3.71M".
+std::string scaled(double value) {
+  static const std::pair<double, const char *> units[] = {
+      {1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "K"}};
+  for (auto [size, suffix] : units)
+    if (std::abs(value) >= size)
+      return llvm::formatv("{0:f2}{1}", value / size, suffix).str();
+  return llvm::formatv("{0:f0}", value).str();
+}
+
+std::string bytes(double value) {
+  static const std::pair<double, const char *> units[] = {
+      {1024.0 * 1024 * 1024 * 1024, "TiB"},
+      {1024.0 * 1024 * 1024, "GiB"},
+      {1024.0 * 1024, "MiB"},
+      {1024.0, "KiB"}};
+  for (auto [size, suffix] : units)
+    if (value >= size)
+      return llvm::formatv("{0:f2} {1}", value / size, suffix).str();
+  return llvm::formatv("{0:f0} B", value).str();
+}
+
+/// FLOPs as an exact integer (while doubles hold one) and in SI units.
+std::string flops(double value) {
+  std::string exact = value < 9.0e15 ? llvm::formatv("{0:f0}", value).str()
+                                     : llvm::formatv("{0:e4}", value).str();
+  static const std::pair<double, const char *> units[] = {
+      {1e18, "EFLOP"}, {1e15, "PFLOP"}, {1e12, "TFLOP"},
+      {1e9, "GFLOP"},  {1e6, "MFLOP"},  {1e3, "KFLOP"}};
+  for (auto [size, suffix] : units)
+    if (value >= size)
+      return llvm::formatv("{0} ({1:f2} {2})", exact, value / size, suffix)
+          .str();
+  return exact + " FLOP";
+}
+
+/// One row of a table: a label, an exact count and its scaled form.
+void row(llvm::raw_ostream &os, const llvm::Twine &label, int64_t count) {
+  os << "  " << llvm::left_justify(label.str(), 58)
+     << llvm::right_justify(withCommas(count), 20) << "  "
+     << llvm::right_justify(scaled(static_cast<double>(count)), 9) << "\n";
+}
+
+void textRow(llvm::raw_ostream &os, const llvm::Twine &label,
+             const llvm::Twine &value) {
+  os << "  " << llvm::left_justify(label.str(), 34) << value << "\n";
+}
+
+double elementCount(ArrayRef<int64_t> shape) {
+  double n = 1;
+  for (int64_t d : shape)
+    n *= static_cast<double>(d);
+  return n;
+}
+
+//===----------------------------------------------------------------------===//
+// Closed-form counts of a ModelConfig
+//===----------------------------------------------------------------------===//
+
+/// Parameters of one decoder layer.
+struct LayerParams {
+  int64_t attention = 0, attentionMatmul = 0, norms = 0, dense = 0, routed = 0,
+          routedActive = 0, shared = 0, router = 0, routerMatmul = 0,
+          frozen = 0;
+
+  int64_t getTotal() const {
+    return attention + norms + dense + routed + shared + router;
+  }
+  int64_t getActivated() const {
+    return attention + norms + dense + routedActive + shared + router;
+  }
+  int64_t getMatmul() const {
+    return attentionMatmul + dense + routedActive + shared + routerMatmul;
+  }
+};
+
+LayerParams countLayer(const ModelConfig &m, int64_t layer) {
+  LayerParams p;
+  int64_t h = m.hiddenSize, heads = m.numAttentionHeads;
+  int64_t q = m.qLoraRank
+                  ? *m.qLoraRank * h + heads * m.getQKHeadDim() * *m.qLoraRank
+                  : heads * m.getQKHeadDim() * h;
+  int64_t kv = (m.kvLoraRank + m.qkRopeHeadDim) * h +
+               heads * (m.qkNopeHeadDim + m.vHeadDim) * m.kvLoraRank;
+  int64_t o = h * heads * m.vHeadDim;
+  p.attentionMatmul = q + kv + o;
+  // q_a_layernorm and kv_a_layernorm belong to self_attn.
+  p.attention = p.attentionMatmul + m.qLoraRank.value_or(0) + m.kvLoraRank;
+  p.norms = 2 * h;
+  if (!m.isMoELayer(layer)) {
+    p.dense = 3 * h * m.intermediateSize;
+    return p;
+  }
+  int64_t expert = 3 * h * m.moeIntermediateSize;
+  p.routed = m.nRoutedExperts * expert;
+  p.routedActive = m.numExpertsPerTok * expert;
+  p.shared = m.nSharedExperts * expert;
+  p.routerMatmul = m.nRoutedExperts * h;
+  p.frozen = m.topkMethod == TopkMethod::NoAuxTC ? m.nRoutedExperts : 0;
+  p.router = p.routerMatmul + p.frozen;
+  return p;
+}
+
+/// Parameters of MTP module `j` outside its decoder block: enorm, hnorm,
+/// eh_proj, shared_head.norm.
+int64_t mtpExtraParams(const ModelConfig &m) {
+  int64_t h = m.hiddenSize;
+  return 3 * h + 2 * h * h;
+}
+
+} // namespace
+
+ParameterCounts octet::countParameters(const ModelConfig &m) {
+  ParameterCounts c;
+  int64_t h = m.hiddenSize, vocabRows = m.vocabSize * h;
+  c.embedding = vocabRows;
+  c.head = m.tieWordEmbeddings ? 0 : vocabRows;
+  c.norms = h; // model.norm
+  // The head is applied to every token (tied or not); the embedding table is
+  // only looked up.
+  c.activatedMain = vocabRows + h;
+  c.matmulPerToken = vocabRows;
+  for (int64_t layer = 0; layer < m.numHiddenLayers; ++layer) {
+    LayerParams p = countLayer(m, layer);
+    c.attention += p.attention;
+    c.norms += p.norms;
+    c.denseMLP += p.dense;
+    c.routedExperts += p.routed;
+    c.sharedExperts += p.shared;
+    c.routers += p.router;
+    c.frozen += p.frozen;
+    c.activatedMain += p.getActivated();
+    c.matmulPerToken += p.getMatmul();
+  }
+  c.activatedWithMTP = c.activatedMain;
+  for (int64_t j = 0; j < m.numNextnPredictLayers; ++j) {
+    LayerParams p = countLayer(m, m.numHiddenLayers + j);
+    c.mtp += p.getTotal() + mtpExtraParams(m);
+    c.frozen += p.frozen;
+    c.activatedWithMTP += p.getActivated() + mtpExtraParams(m);
+    // eh_proj, the block, and the shared head once more.
+    c.matmulPerToken += 2 * h * h + p.getMatmul() + vocabRows;
+    c.mtpCheckpointCopies += m.tieWordEmbeddings ? vocabRows : 2 * vocabRows;
+  }
+  return c;
+}
+
+StepFlops octet::countStepFlops(const ModelConfig &m, const TrainConfig &t) {
+  StepFlops f;
+  ParameterCounts c = countParameters(m);
+  double tokens = static_cast<double>(t.getTokensPerStep());
+  f.matmul = 6.0 * static_cast<double>(c.matmulPerToken) * tokens;
+  // Per sequence, layer and head: S(S+1)/2 query-key pairs, each costing
+  // Dqk MACs for the score and Dv for the value sum; x2 FLOPs per MAC, x3
+  // for forward + backward.
+  double s = static_cast<double>(t.sequenceLength);
+  double pairs = s * (s + 1) / 2;
+  double perLayer = 3.0 * 2.0 * static_cast<double>(m.numAttentionHeads) *
+                    pairs * static_cast<double>(m.getQKHeadDim() + m.vHeadDim);
+  f.attention =
+      perLayer *
+      static_cast<double>(m.numHiddenLayers + m.numNextnPredictLayers) *
+      static_cast<double>(t.globalBatch);
+  return f;
+}
+
+//===----------------------------------------------------------------------===//
+// Memory per rank
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The part of the model one pipeline chunk holds.
+struct Chunk {
+  double params = 0;       // non-expert parameters
+  double expertParams = 0; // routed experts, divided by ep on a rank
+  double frozen = 0;
+  double activationBytesPerToken = 0;
+  int64_t firstLayer = 0, numLayers = 0;
+  bool hasEmbedding = false, hasHead = false;
+};
+
+/// Bytes a layer caches per token for its backward pass.
+struct ActivationBytes {
+  double high; // high-precision activations: the graph's element type
+  double fp8;  // linear inputs: FP8 + one f32 scale per 128 (deepseek-v3)
+
+  double attention(const ModelConfig &m) const {
+    double h = m.hiddenSize, heads = m.numAttentionHeads,
+           q = m.qLoraRank.value_or(0), kv = m.kvLoraRank,
+           qk = m.getQKHeadDim(), v = m.vHeadDim;
+    // Inputs of: input_layernorm, q_a_layernorm, kv_a_layernorm, attention
+    // (q, k, v) and its output (for the softmax backward), and the residual
+    // into post_attention_layernorm.
+    double hi = h + q + kv + 2 * heads * qk + 2 * heads * v + h;
+    // Linear inputs cached for Wgrad: q_a/kv_a (one copy), q_b, kv_b, o_proj.
+    double lo = h + q + kv + heads * v;
+    // Softmax statistics: one f32 per head.
+    return high * hi + fp8 * lo + 4.0 * heads;
+  }
+  double dense(const ModelConfig &m) const {
+    // gate/up input and the SwiGLU input (its output is recomputed).
+    return fp8 * (m.hiddenSize + 2.0 * m.intermediateSize);
+  }
+  double moe(const ModelConfig &m) const {
+    double h = m.hiddenSize, k = m.numExpertsPerTok, ns = m.nSharedExperts,
+           w = m.moeIntermediateSize;
+    // Router input and the expert outputs (for the combine weights'
+    // gradient) in high precision; routing weights and indices; dispatched
+    // rows, shared-expert input and SwiGLU inputs in FP8.
+    return high * (h + k * h) + 8.0 * k +
+           fp8 * (k * h + (ns > 0 ? h : 0) + 2 * k * w + 2 * ns * w);
+  }
+  double layer(const ModelConfig &m, int64_t index) const {
+    return attention(m) + (m.isMoELayer(index) ? moe(m) : dense(m));
+  }
+  /// Final norm and head inputs, f32 logits for the loss backward.
+  double head(const ModelConfig &m) const {
+    return high * 2.0 * m.hiddenSize + 4.0 * m.vocabSize;
+  }
+  /// One MTP module besides its block: enorm/hnorm inputs, eh_proj input,
+  /// and its own norm, head and logits.
+  double mtpExtra(const ModelConfig &m) const {
+    return high * 2.0 * m.hiddenSize + fp8 * 2.0 * m.hiddenSize + head(m);
+  }
+};
+
+ActivationBytes getActivationBytes(const TrainConfig &t, ActivationType dt) {
+  double high = dt == ActivationType::BF16 ? 2.0 : 4.0;
+  switch (t.recipe) {
+  case PrecisionRecipe::DeepSeekV3:
+    return {high, 1.0 + 4.0 / 128.0};
+  case PrecisionRecipe::BF16:
+    return {high, 2.0};
+  case PrecisionRecipe::F32:
+    return {4.0, 4.0};
+  }
+  llvm_unreachable("unknown recipe");
+}
+
+/// Splits the model into the chunks of the schedule: main layers evenly,
+/// the embedding on the first, the final norm, head and MTP modules on the
+/// last (as DeepSeek-V3 places them).
+std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
+                              const ActivationBytes &ab) {
+  int64_t count = t.schedule == PipelineSchedule::DualPipe
+                      ? t.pp
+                      : t.pp * getChunksPerRank(t.schedule);
+  std::vector<Chunk> chunks(count);
+  int64_t layers = m.numHiddenLayers;
+  for (int64_t c = 0; c < count; ++c) {
+    chunks[c].firstLayer = c * layers / count;
+    chunks[c].numLayers = (c + 1) * layers / count - chunks[c].firstLayer;
+  }
+  auto addLayer = [&](Chunk &chunk, int64_t layer) {
+    LayerParams p = countLayer(m, layer);
+    chunk.params += p.getTotal() - p.routed;
+    chunk.expertParams += p.routed;
+    chunk.frozen += p.frozen;
+    chunk.activationBytesPerToken += ab.layer(m, layer);
+  };
+  for (Chunk &chunk : chunks)
+    for (int64_t l = chunk.firstLayer; l < chunk.firstLayer + chunk.numLayers;
+         ++l)
+      addLayer(chunk, l);
+  double vocabRows = static_cast<double>(m.vocabSize) * m.hiddenSize;
+  chunks.front().params += vocabRows;
+  chunks.front().hasEmbedding = true;
+  Chunk &last = chunks.back();
+  last.hasHead = true;
+  // A tied head needs the table on the last chunk too when that is not the
+  // first.
+  if (!m.tieWordEmbeddings || count > 1)
+    last.params += vocabRows;
+  last.params += m.hiddenSize;
+  last.activationBytesPerToken += ab.head(m);
+  for (int64_t j = 0; j < m.numNextnPredictLayers; ++j) {
+    addLayer(last, m.numHiddenLayers + j);
+    last.params += mtpExtraParams(m);
+    last.activationBytesPerToken += ab.mtpExtra(m);
+  }
+  return chunks;
+}
+
+/// Chunks held by pipeline rank `r`.
+SmallVector<int64_t, 2> chunksOfRank(const TrainConfig &t, int64_t r) {
+  switch (t.schedule) {
+  case PipelineSchedule::OneFOneB:
+  case PipelineSchedule::ZeroBubble1P:
+    return {r};
+  case PipelineSchedule::Interleaved1F1B:
+    return {r, r + t.pp};
+  case PipelineSchedule::DualPipe:
+    return {r, t.pp - 1 - r};
+  case PipelineSchedule::DualPipeV:
+    return {r, 2 * t.pp - 1 - r};
+  }
+  llvm_unreachable("unknown schedule");
+}
+
+/// Micro-batches whose activations rank `r` holds at its peak, in units of
+/// "one micro-batch through every chunk of the rank".
+double inFlight(const TrainConfig &t, int64_t r) {
+  double m = t.microBatches, pp = t.pp;
+  switch (t.schedule) {
+  case PipelineSchedule::OneFOneB:
+  case PipelineSchedule::ZeroBubble1P:
+    return std::min(m, pp - r);
+  case PipelineSchedule::Interleaved1F1B:
+    // Megatron's estimate for two virtual stages per rank.
+    return std::min(m, pp - r) * (1.0 + (pp - 1.0) / (2.0 * pp));
+  case PipelineSchedule::DualPipe:
+    // DualPipe holds PP + 1 stage-micro-batches, over the rank's 2 stages.
+    return std::max(1.0, std::min(m, pp + 1.0) / 2.0);
+  case PipelineSchedule::DualPipeV:
+    // The same over 2 pp half-size chunks.
+    return std::max(1.0, std::min(m, 2.0 * pp + 1.0) / 2.0);
+  }
+  llvm_unreachable("unknown schedule");
+}
+
+struct RankMemory {
+  int64_t rank = 0;
+  double params = 0, trainable = 0, activationBytesPerMicroBatch = 0,
+         inFlight = 0;
+  double getWeights() const { return 4.0 * params; }
+  double getGrads() const { return 4.0 * trainable; }
+  double getMoments() const { return 4.0 * trainable; }
+  double getActivations() const {
+    return activationBytesPerMicroBatch * inFlight;
+  }
+  double getTotal() const {
+    return getWeights() + getGrads() + getMoments() + getActivations();
+  }
+};
+
+void printMemory(llvm::raw_ostream &os, const TrainConfig &t,
+                 const RankMemory &worst, bool withActivations,
+                 StringRef activationNote) {
+  os << "\nMemory per rank (estimate; the largest is rank " << worst.rank
+     << " of pp " << t.pp << ", with ep " << t.ep << ")\n";
+  textRow(os, "parameters held",
+          scaled(worst.params) + " (routed experts divided by ep)");
+  textRow(os, "FP32 master weights",
+          "4 B x params          = " + bytes(worst.getWeights()));
+  textRow(os, "FP32 gradients",
+          "4 B x trainable       = " + bytes(worst.getGrads()));
+  textRow(os, "BF16 AdamW moments",
+          "2 x 2 B x trainable   = " + bytes(worst.getMoments()));
+  if (withActivations) {
+    textRow(os, "activations",
+            llvm::formatv("{0:f2} micro-batches x {1} = {2}", worst.inFlight,
+                          bytes(worst.activationBytesPerMicroBatch),
+                          bytes(worst.getActivations())));
+    if (!activationNote.empty())
+      textRow(os, "", activationNote);
+  } else {
+    textRow(os, "activations", activationNote);
+  }
+  textRow(os, "total", bytes(worst.getTotal()));
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Plan of a ModelConfig
+//===----------------------------------------------------------------------===//
+
+void octet::printPlan(llvm::raw_ostream &os, const ModelConfig &m,
+                      const TrainConfig &t, ActivationType dtype) {
+  int64_t moeLayers = 0;
+  for (int64_t l = 0; l < m.numHiddenLayers; ++l)
+    moeLayers += m.isMoELayer(l);
+  int64_t depth = m.numNextnPredictLayers;
+
+  os << "Model     " << m.fileName << ": deepseek_v3, " << m.numHiddenLayers
+     << " layers (" << m.numHiddenLayers - moeLayers << " dense, " << moeLayers
+     << " MoE)";
+  if (depth)
+    os << " + " << depth << " MTP module" << (depth > 1 ? "s" : "");
+  os << "\n          hidden " << m.hiddenSize << ", vocab " << m.vocabSize
+     << ", MLA " << m.numAttentionHeads << " heads (q_lora "
+     << (m.qLoraRank ? std::to_string(*m.qLoraRank) : std::string("none"))
+     << ", kv_lora " << m.kvLoraRank << ", qk " << m.qkNopeHeadDim << "+"
+     << m.qkRopeHeadDim << ", v " << m.vHeadDim << ")\n";
+  if (m.hasMoE())
+    os << "          MoE " << m.nRoutedExperts << " routed experts, top-"
+       << m.numExpertsPerTok << " (" << m.topkGroup << " of " << m.nGroup
+       << " groups), " << m.nSharedExperts << " shared, expert width "
+       << m.moeIntermediateSize << "\n";
+  os << "Training  " << t.source << ": " << t.globalBatch << " sequences x "
+     << t.sequenceLength << " tokens = " << withCommas(t.getTokensPerStep())
+     << " tokens per step; micro-batch " << t.getMicroBatchSize() << " x "
+     << t.sequenceLength << ", " << t.microBatches << " per DP rank\n"
+     << "          pp " << t.pp << " x dp " << t.dp << " = " << t.pp * t.dp
+     << (t.pp * t.dp == 1 ? " rank" : " ranks") << " (ep " << t.ep
+     << "), schedule " << stringifySchedule(t.schedule) << ", recipe "
+     << stringifyRecipe(t.recipe) << ", activations "
+     << (dtype == ActivationType::BF16 ? "bf16" : "f32") << "\n";
+
+  ParameterCounts c = countParameters(m);
+  os << "\nParameters\n";
+  row(os, "embedding (model.embed_tokens)", c.embedding);
+  row(os, llvm::formatv("attention (MLA), {0} layers", m.numHiddenLayers),
+      c.attention);
+  if (c.denseMLP)
+    row(os,
+        llvm::formatv("dense MLPs, {0} layers", m.numHiddenLayers - moeLayers),
+        c.denseMLP);
+  if (m.hasMoE()) {
+    row(os,
+        llvm::formatv("routed experts, {0} layers x {1}", moeLayers,
+                      m.nRoutedExperts),
+        c.routedExperts);
+    if (c.sharedExperts)
+      row(os,
+          llvm::formatv("shared experts, {0} layers x {1}", moeLayers,
+                        m.nSharedExperts),
+          c.sharedExperts);
+    row(os, "routers (gate weight, e_score_correction_bias)", c.routers);
+  }
+  row(os, "norms", c.norms);
+  row(os,
+      m.tieWordEmbeddings ? "output head (tied to the embedding)"
+                          : "output head (lm_head)",
+      c.head);
+  row(os, "total without MTP", c.getTotalMain());
+  if (depth) {
+    row(os, llvm::formatv("MTP modules ({0}), own parameters", depth), c.mtp);
+    row(os, "total with MTP (embedding and head shared)", c.getTotalWithMTP());
+    row(os, "total as stored in a checkpoint (+ MTP copies of embed/head)",
+        c.getCheckpointTotal());
+  }
+  row(os, "activated per token, without MTP", c.activatedMain);
+  if (depth)
+    row(os, "activated per token, with MTP", c.activatedWithMTP);
+  os << "  (activated: what one token's forward pass multiplies by: all but "
+        "the routed\n   experts it is not sent to and the embedding table, "
+        "which is only looked up;\n   DeepSeek's convention, which gives its "
+        "21B for V2 and 37B for V3)\n";
+
+  StepFlops f = countStepFlops(m, t);
+  os << "\nCompute per training step (" << withCommas(t.getTokensPerStep())
+     << " tokens, forward + backward)\n";
+  textRow(os, "matmul weights per token (N)",
+          withCommas(c.matmulPerToken) + " (" +
+              scaled(static_cast<double>(c.matmulPerToken)) +
+              "; with MTP, head once per use)");
+  textRow(os, "6 x N x tokens", flops(f.matmul));
+  textRow(os, "attention (causal QK^T, PV) x 3", flops(f.attention));
+  textRow(os, "total", flops(f.getTotal()));
+  textRow(os, "per token",
+          flops(f.getTotal() / static_cast<double>(t.getTokensPerStep())));
+
+  // Memory: the worst pipeline rank.
+  ActivationBytes ab = getActivationBytes(t, dtype);
+  std::vector<Chunk> chunks = splitModel(m, t, ab);
+  double microTokens =
+      static_cast<double>(t.getMicroBatchSize()) * t.sequenceLength;
+  RankMemory worst;
+  for (int64_t r = 0; r < t.pp; ++r) {
+    RankMemory mem;
+    mem.rank = r;
+    for (int64_t id : chunksOfRank(t, r)) {
+      const Chunk &chunk = chunks[id];
+      mem.params += chunk.params + chunk.expertParams / t.ep;
+      mem.trainable += chunk.params + chunk.expertParams / t.ep - chunk.frozen;
+      mem.activationBytesPerMicroBatch +=
+          chunk.activationBytesPerToken * microTokens;
+    }
+    mem.inFlight = inFlight(t, r);
+    if (r == 0 || mem.getTotal() > worst.getTotal())
+      worst = mem;
+  }
+  std::string note =
+      llvm::formatv("micro-batch {0} x {1} tokens; {2} B per high-precision "
+                    "value, {3} B per cached linear input",
+                    t.getMicroBatchSize(), t.sequenceLength,
+                    detail::formatNumber(ab.high), detail::formatNumber(ab.fp8))
+          .str();
+  printMemory(os, t, worst, /*withActivations=*/true, note);
+}
+
+//===----------------------------------------------------------------------===//
+// Plan of a graph
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// "model.layers.12.mlp..." -> 12.
+std::optional<int64_t> layerIndex(StringRef name) {
+  if (!name.consume_front("model.layers."))
+    return std::nullopt;
+  int64_t index = 0;
+  StringRef digits = name.take_until([](char ch) { return ch == '.'; });
+  if (digits.getAsInteger(10, index))
+    return std::nullopt;
+  return index;
+}
+
+} // namespace
+
+llvm::Expected<GraphSummary> octet::summarizeGraph(ModuleOp module,
+                                                   StringRef fileName) {
+  GraphSummary s;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    FunctionType type = func.getFunctionType();
+    if (func.isExternal() || type.getNumInputs() < 1 ||
+        type.getNumResults() != 1)
+      continue;
+    auto ids = dyn_cast<RankedTensorType>(type.getInput(0));
+    auto loss = dyn_cast<RankedTensorType>(type.getResult(0));
+    if (!ids || ids.getRank() != 2 || !ids.hasStaticShape() || !loss ||
+        loss.getRank() != 0)
+      continue;
+    s.function = func;
+    s.batch = ids.getDimSize(0);
+    s.window = ids.getDimSize(1);
+    break;
+  }
+  if (!s.function)
+    return llvm::createStringError(
+        "%s: no forward function: expected a func.func taking token ids "
+        "tensor<BxSxi32> (static shape) and returning a tensor<f32> loss",
+        fileName.str().c_str());
+  if (auto stages = s.function->getAttrOfType<IntegerAttr>(
+          OctetDialect::getNumStagesAttrName()))
+    s.numStages = stages.getInt();
+
+  std::set<int64_t> layers, mtpLayers;
+  s.function->walk([&](Operation *op) {
+    if (auto param = dyn_cast<ParamOp>(op)) {
+      if (std::optional<int64_t> l = layerIndex(param.getName())) {
+        layers.insert(*l);
+        if (param.getName().ends_with(".eh_proj.weight"))
+          mtpLayers.insert(*l);
+      }
+    } else if (auto dispatch = dyn_cast<MoEDispatchOp>(op)) {
+      s.numRoutedExperts =
+          std::max<int64_t>(s.numRoutedExperts, dispatch.getNumExperts());
+    }
+  });
+  s.mtpDepth = static_cast<int64_t>(mtpLayers.size());
+  s.numLayers = static_cast<int64_t>(layers.size()) - s.mtpDepth;
+  return s;
+}
+
+void octet::printGraphPlan(llvm::raw_ostream &os, const GraphSummary &g,
+                           StringRef fileName, const TrainConfig &t) {
+  enum Part {
+    Embedding,
+    Attention,
+    Dense,
+    Routed,
+    Shared,
+    Router,
+    Norm,
+    Head,
+    MTP,
+    Other,
+    NumParts
+  };
+  static const char *partNames[NumParts] = {"embedding (model.embed_tokens)",
+                                            "attention (self_attn)",
+                                            "dense MLPs",
+                                            "routed experts (mlp.experts)",
+                                            "shared experts",
+                                            "routers (mlp.gate)",
+                                            "norms",
+                                            "output head (lm_head)",
+                                            "MTP modules, own parameters",
+                                            "other"};
+  int64_t parts[NumParts] = {};
+  double activatedMain = 0, activatedWithMTP = 0;
+  std::map<int64_t, double> stageParams, stageExperts, stageFrozen;
+
+  std::set<int64_t> mtpLayers;
+  g.function->walk([&](ParamOp param) {
+    std::optional<int64_t> l = layerIndex(param.getName());
+    if (l && param.getName().ends_with(".eh_proj.weight"))
+      mtpLayers.insert(*l);
+  });
+
+  g.function->walk([&](ParamOp param) {
+    StringRef name = param.getName();
+    auto type = cast<RankedTensorType>(param.getType());
+    double size = elementCount(type.getShape());
+    std::optional<int64_t> l = layerIndex(name);
+    bool isMTP = l && mtpLayers.count(*l);
+    Part part = Other;
+    if (name == "model.embed_tokens.weight")
+      part = Embedding;
+    else if (name == "lm_head.weight")
+      part = Head;
+    else if (isMTP)
+      part = MTP;
+    else if (name.contains(".mlp.experts."))
+      part = Routed;
+    else if (name.contains(".mlp.shared_experts."))
+      part = Shared;
+    else if (name.contains(".mlp.gate."))
+      part = Router;
+    else if (name.contains(".self_attn."))
+      part = Attention;
+    else if (name.ends_with("norm.weight"))
+      part = Norm;
+    else if (name.contains(".mlp."))
+      part = Dense;
+    parts[part] += static_cast<int64_t>(size);
+
+    // Activated share: the table of an embedding that is only looked up
+    // counts 0, stacked expert weights top_k / E, everything else 1.
+    double share = 1.0;
+    bool onlyLookedUp = !param->use_empty();
+    for (Operation *user : param->getUsers()) {
+      if (!isa<EmbeddingOp>(user))
+        onlyLookedUp = false;
+      if (auto gl = dyn_cast<GroupedLinearOp>(user)) {
+        auto dispatch = gl.getGroupSizes().getDefiningOp<MoEDispatchOp>();
+        double rows = cast<RankedTensorType>(gl.getX().getType()).getDimSize(0);
+        double experts = type.getDimSize(0);
+        if (dispatch) {
+          double tokensIn =
+              cast<RankedTensorType>(dispatch.getX().getType()).getDimSize(0);
+          share = rows / tokensIn / experts;
+        }
+      }
+    }
+    if (onlyLookedUp)
+      share = 0.0;
+    activatedWithMTP += share * size;
+    if (!isMTP)
+      activatedMain += share * size;
+
+    int64_t stage = 0;
+    if (auto attr =
+            param->getAttrOfType<IntegerAttr>(OctetDialect::getStageAttrName()))
+      stage = attr.getInt();
+    if (part == Routed || (isMTP && name.contains(".mlp.experts.")))
+      stageExperts[stage] += size;
+    else
+      stageParams[stage] += size;
+    if (param.getFrozen())
+      stageFrozen[stage] += size;
+  });
+
+  // FLOPs of one forward call, read off the ops.
+  double matmul = 0, attention = 0;
+  auto dims = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getShape();
+  };
+  g.function->walk([&](Operation *op) {
+    if (auto linear = dyn_cast<LinearOp>(op)) {
+      ArrayRef<int64_t> x = dims(linear.getX()), w = dims(linear.getW());
+      matmul += 2.0 * elementCount(x.drop_back()) * w[0] * w[1];
+    } else if (auto gl = dyn_cast<GroupedLinearOp>(op)) {
+      ArrayRef<int64_t> x = dims(gl.getX()), w = dims(gl.getW());
+      matmul += 2.0 * x[0] * w[1] * w[2];
+    } else if (auto bmm = dyn_cast<BatchMatmulOp>(op)) {
+      ArrayRef<int64_t> lhs = dims(bmm.getLhs()), out = dims(bmm.getResult());
+      matmul += 2.0 * elementCount(out) * lhs.back();
+    } else if (auto gate = dyn_cast<MoEGateOp>(op)) {
+      ArrayRef<int64_t> w = dims(gate.getW());
+      matmul += 2.0 * dims(gate.getX())[0] * w[0] * w[1];
+    } else if (auto attn = dyn_cast<CausalAttentionOp>(op)) {
+      ArrayRef<int64_t> q = dims(attn.getQ()), v = dims(attn.getV());
+      double s = q[1];
+      attention += 2.0 * q[0] * q[2] * (s * (s + 1) / 2) * (q[3] + v[3]);
+    }
+  });
+  double calls = static_cast<double>(t.globalBatch) / g.batch;
+  double tokens = static_cast<double>(t.getTokensPerStep());
+
+  os << "Model     " << fileName << ": graph @"
+     << cast<func::FuncOp>(g.function).getName() << ", %ids " << g.batch
+     << " x " << g.window << ", " << g.numLayers << " decoder layers";
+  if (g.mtpDepth)
+    os << " + " << g.mtpDepth << " MTP module" << (g.mtpDepth > 1 ? "s" : "");
+  os << ", " << g.numStages << " pipeline stage" << (g.numStages > 1 ? "s" : "")
+     << "\n";
+  os << "Training  " << t.source << ": " << t.globalBatch << " sequences x "
+     << t.sequenceLength << " tokens = " << withCommas(t.getTokensPerStep())
+     << " tokens per step; " << static_cast<int64_t>(calls) << " graph call"
+     << (calls == 1 ? "" : "s") << " per step\n"
+     << "          pp " << t.pp << " x dp " << t.dp << " = " << t.pp * t.dp
+     << (t.pp * t.dp == 1 ? " rank" : " ranks") << " (ep " << t.ep << ")\n";
+
+  os << "\nParameters (from the octet.param ops)\n";
+  int64_t total = 0;
+  for (int p = 0; p < NumParts; ++p) {
+    if (p == MTP)
+      continue;
+    if (parts[p] || p == Embedding)
+      row(os, partNames[p], parts[p]);
+    total += parts[p];
+  }
+  row(os, "total without MTP", total);
+  if (g.mtpDepth) {
+    row(os, partNames[MTP], parts[MTP]);
+    row(os, "total with MTP (embedding and head shared)", total + parts[MTP]);
+  }
+  row(os, "activated per token, without MTP",
+      static_cast<int64_t>(activatedMain + 0.5));
+  if (g.mtpDepth)
+    row(os, "activated per token, with MTP",
+        static_cast<int64_t>(activatedWithMTP + 0.5));
+
+  os << "\nCompute per training step (" << withCommas(t.getTokensPerStep())
+     << " tokens, forward + backward, from the ops' shapes)\n";
+  double matmulStep = 3.0 * matmul * calls,
+         attentionStep = 3.0 * attention * calls;
+  textRow(
+      os, "matmul weights per token (N)",
+      withCommas(static_cast<int64_t>(matmul * calls / (2.0 * tokens) + 0.5)));
+  textRow(os, "6 x N x tokens", flops(matmulStep));
+  textRow(os, "attention (causal QK^T, PV) x 3", flops(attentionStep));
+  textRow(os, "total", flops(matmulStep + attentionStep));
+  textRow(os, "per token", flops((matmulStep + attentionStep) / tokens));
+
+  RankMemory worst;
+  for (int64_t r = 0; r < std::max<int64_t>(g.numStages, 1); ++r) {
+    RankMemory mem;
+    mem.rank = r;
+    mem.params = stageParams[r] + stageExperts[r] / t.ep;
+    mem.trainable = mem.params - stageFrozen[r];
+    if (r == 0 || mem.getTotal() > worst.getTotal())
+      worst = mem;
+  }
+  printMemory(os, t, worst, /*withActivations=*/false,
+              "not estimated from a graph (plan the config.json instead)");
+}
