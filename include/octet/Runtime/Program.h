@@ -1,5 +1,4 @@
-//===- Program.h - The executable form of a compiled training step -*- C++
-//-*-===//
+//===- Program.h - The executable form of a compiled training step -*- C++ -*-===//
 //
 // What octetc produces and the runtime runs: buffers, parameters, constants
 // and functions (`forward`, `forward_backward`, `optimizer_step`), each an
