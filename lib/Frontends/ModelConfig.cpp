@@ -31,9 +31,10 @@ std::string ModelConfig::where(StringRef key) const {
 void ConfigNotes::print(raw_ostream &os, StringRef tool,
                         StringRef fileName) const {
   if (!unused.empty()) {
-    WithColor::warning(os, tool) << fileName << ": " << unused.size()
-                                 << " keys are not used by Octet (see "
-                                    "docs/octetc.md): ";
+    WithColor::warning(os, tool)
+        << fileName << ": " << unused.size()
+        << (unused.size() == 1 ? " key is" : " keys are")
+        << " not used by Octet (see docs/octetc.md): ";
     llvm::interleaveComma(unused, os, [&](const ConfigNote &note) {
       os << note.key << " (line " << note.line << ")";
     });
