@@ -20,7 +20,7 @@ using namespace octet;
 
 namespace {
 
-enum class Recipe { DeepSeekV3, BF16 };
+enum class Recipe { DeepSeekV3, BF16, F32 };
 
 /// Looks through shape-only tensor ops to the op that computed `value`.
 Operation *getComputingOp(Value value) {
@@ -45,12 +45,14 @@ bool feedsLoss(Value value) {
   return false;
 }
 
-/// The high-precision annotation of an op: its own element type.
+/// The high-precision annotation of an op: its own element type, or BF16
+/// or FP32 compute when forced.
 PrecisionAttr getHighPrecision(MLIRContext *ctx, Type elementType,
-                               bool forceBF16 = false) {
-  ComputeFormat format = (forceBF16 || elementType.isBF16())
-                             ? ComputeFormat::BF16
-                             : ComputeFormat::F32;
+                               bool forceBF16 = false, bool forceF32 = false) {
+  ComputeFormat format =
+      forceF32 ? ComputeFormat::F32
+      : (forceBF16 || elementType.isBF16()) ? ComputeFormat::BF16
+                                            : ComputeFormat::F32;
   return PrecisionAttr::get(ctx, format, ScalingGranularity::None,
                             ScalingGranularity::None, ScaleRounding::FP32, 0,
                             elementType);
@@ -65,15 +67,19 @@ struct AssignPrecisionPass
         llvm::StringSwitch<std::optional<Recipe>>(recipe)
             .Case("deepseek-v3", Recipe::DeepSeekV3)
             .Case("bf16", Recipe::BF16)
+            .Case("f32", Recipe::F32)
             .Default(std::nullopt);
     if (!parsed) {
       getOperation()->emitError() << "unknown precision recipe '" << recipe
-                                  << "'; expected deepseek-v3 or bf16";
+                                  << "'; expected deepseek-v3, bf16 or f32";
       return signalPassFailure();
     }
 
     getOperation()->walk([&](Operation *op) {
-      if (!isa<OctetDialect>(op->getDialect()) || isa<ParamOp>(op))
+      // Parameters carry no precision; the training IR's accumulation and
+      // optimizer ops have no result to annotate.
+      if (!isa<OctetDialect>(op->getDialect()) || isa<ParamOp>(op) ||
+          op->getNumResults() == 0)
         return;
       if (op->hasAttr("precision") && !overrideExisting)
         return;
@@ -87,6 +93,8 @@ struct AssignPrecisionPass
     MLIRContext *ctx = op->getContext();
     Type out =
         cast<RankedTensorType>(op->getResult(0).getType()).getElementType();
+    if (r == Recipe::F32)
+      return getHighPrecision(ctx, out, /*forceBF16=*/false, /*forceF32=*/true);
     Value x;
     int64_t k = ShapedType::kDynamic;
     if (auto linear = dyn_cast<LinearOp>(op)) {

@@ -2,10 +2,15 @@
 // The bf16 recipe never falls back to another format, so it never warns.
 // RUN: octet-opt %s -split-input-file --octet-assign-precision=recipe=bf16 2>&1 | FileCheck %s --check-prefix=BF16
 // RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-assign-precision=override=true | FileCheck %s --check-prefix=OVERRIDE
+// The f32 recipe computes everything in FP32, whatever the element types.
+// RUN: octet-opt %s -split-input-file --octet-assign-precision=recipe=f32 2>&1 | FileCheck %s --check-prefix=F32
+// RUN: octet-opt %s -split-input-file --octet-assign-precision="recipe=f32 override=true" 2>&1 | not grep -E "precision<(e4m3|e5m2|bf16)"
 // RUN: not octet-opt %s -split-input-file --octet-assign-precision=recipe=fp4 2>&1 | FileCheck %s --check-prefix=RECIPE
 
-// RECIPE: error: unknown precision recipe 'fp4'; expected deepseek-v3 or bf16
+// RECIPE: error: unknown precision recipe 'fp4'; expected deepseek-v3, bf16 or f32
 // BF16-NOT: warning: K =
+// F32-LABEL: func.func @attention_block
+// F32-COUNT-2: octet.linear {{.*}} precision<f32, out = bf16>
 
 // The DeepSeek-V3 recipe: FP8 linears, high precision elsewhere.
 // CHECK-LABEL: func.func @attention_block

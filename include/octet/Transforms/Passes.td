@@ -28,6 +28,7 @@ def AssignPrecisionPass : Pass<"octet-assign-precision"> {
       the op's own element type, f32 or bf16.
 
     `bf16` (the baseline): every GEMM in BF16, everything else as above.
+    `f32`: everything in FP32 (the reference, e.g. for gradient checks).
     The output type is always the op's result element type.
 
     Before:
@@ -48,7 +49,7 @@ def AssignPrecisionPass : Pass<"octet-assign-precision"> {
   let dependentDialects = ["::octet::OctetDialect"];
   let options = [
     Option<"recipe", "recipe", "std::string", /*default=*/"\"deepseek-v3\"",
-           "Recipe to apply: deepseek-v3 or bf16">,
+           "Recipe to apply: deepseek-v3, bf16 or f32">,
     Option<"overrideExisting", "override", "bool", /*default=*/"false",
            "Replace precision annotations the graph already has">
   ];
