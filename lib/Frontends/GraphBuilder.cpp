@@ -31,7 +31,7 @@ class ForwardBuilder {
 public:
   ForwardBuilder(MLIRContext &ctx, const ModelConfig &model,
                  const GraphOptions &options)
-      : ctx(&ctx), b(&ctx), m(model), o(options),
+      : b(&ctx), m(model), o(options),
         fileLoc(FileLineColLoc::get(&ctx, model.fileName, 1, 1)) {
     f32 = b.getF32Type();
     i32 = b.getI32Type();
@@ -144,7 +144,6 @@ private:
     return llvm::formatv("model.layers.{0}.", layer).str();
   }
 
-  MLIRContext *ctx;
   OpBuilder b;
   const ModelConfig &m;
   const GraphOptions &o;

@@ -90,6 +90,8 @@ public:
       return err;
     if (Error err = readMisc())
       return err;
+    if (Error err = checkSize())
+      return err;
     return takeInventory();
   }
 
@@ -427,6 +429,30 @@ private:
                                     key, describeValue(*v)));
     }
     return Error::success();
+  }
+
+  /// Rejects sizes whose products would overflow: parameter and FLOP
+  /// counts are int64 and doubles, exact below 2^53.
+  Error checkSize() {
+    double h = c.hiddenSize, heads = c.numAttentionHeads;
+    double q = c.qLoraRank.value_or(c.hiddenSize);
+    double attention = q * (h + heads * c.getQKHeadDim()) +
+                       (c.kvLoraRank + c.qkRopeHeadDim) * h +
+                       heads * (c.qkNopeHeadDim + c.vHeadDim) * c.kvLoraRank +
+                       h * heads * c.vHeadDim;
+    double mlp = std::max(3.0 * h * c.intermediateSize,
+                          3.0 * h * c.moeIntermediateSize *
+                                  (c.nRoutedExperts + c.nSharedExperts) +
+                              (c.nRoutedExperts + 1.0) * h);
+    double layers = c.numHiddenLayers + c.numNextnPredictLayers;
+    double total =
+        layers * (attention + mlp + 4 * h + 2 * h * h) + 3.0 * c.vocabSize * h;
+    if (total < 0x1p53)
+      return Error::success();
+    return r.error("hidden_size",
+                   formatv("the sizes describe about {0:e2} parameters, more "
+                           "than Octet counts exactly (2^53)",
+                           total));
   }
 
   /// Sorts every key Octet did not build from into unused, approximated and

@@ -318,6 +318,13 @@ Error octet::verifyTrainConfig(const TrainConfig &c, const ModelFacts &facts) {
     if (Error err = atLeast(path, value, min))
       return err;
 
+  // Token and FLOP counts are int64 and doubles, exact below 2^53.
+  if (static_cast<double>(c.globalBatch) * c.sequenceLength >= 0x1p53)
+    return errorAt(c, "global_batch",
+                   formatv("global_batch x sequence_length = {0} x {1} "
+                           "tokens per step is more than Octet counts exactly "
+                           "(2^53)",
+                           c.globalBatch, c.sequenceLength));
   if (facts.maxPositions > 0 && c.sequenceLength > facts.maxPositions)
     return errorAt(c, "sequence_length",
                    formatv("sequence_length = {0} exceeds the model's {1} "
