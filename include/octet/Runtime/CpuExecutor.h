@@ -1,0 +1,162 @@
+//===- CpuExecutor.h - Runs a program with the CPU kernels ------*- C++ -*-===//
+//
+// The CPU backend: owns the state of a Program and runs its functions
+// instruction by instruction with the reference kernels (CPUKernels.h,
+// FP8Linear.h). The op table and the exact semantics of every op are in
+// docs/program-format.md.
+//
+// State, all allocated when the executor is created:
+// - one storage per buffer: T for f32 and bf16 buffers (a bf16 buffer holds
+//   BF16-rounded values: every result written to one is rounded), int64_t
+//   for i32 and i64 buffers; constants are written once, at creation;
+// - the FP32 master weight of every parameter (T);
+// - for every trainable (not frozen) parameter, an FP32 gradient
+//   accumulator (T) that octet.grad_accumulate adds into and
+//   octet.adamw_step consumes and clears, and the AdamW moments as BF16 bit
+//   patterns.
+//
+// T is float (the training backend; the only one that emulates the FP8 and
+// BF16 precisions and runs AdamW) or double (the FP64 reference that
+// gradient checks compare against).
+//
+// Creation validates every instruction (known op, operand and result counts,
+// dtypes, shapes, attributes); running validates what only the data can
+// tell (ids, labels and expert indices in range, group sizes, the step).
+// Every error names the function, the instruction index and the op.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_RUNTIME_CPUEXECUTOR_H
+#define OCTET_RUNTIME_CPUEXECUTOR_H
+
+#include "octet/Runtime/Program.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace octet::runtime {
+
+/// The op names the CPU executor runs, sorted.
+llvm::ArrayRef<llvm::StringRef> cpuExecutorOps();
+
+template <typename T> class CpuExecutor {
+public:
+  /// A function argument: a view of the caller's data (row-major, one value
+  /// per element of the argument buffer), which must outlive the run call.
+  /// Integer buffers take int32 or int64 data, f32 and bf16 buffers T.
+  class Argument {
+  public:
+    enum class Kind { Int32, Int64, Real };
+
+    Argument(llvm::ArrayRef<int32_t> v)
+        : kind(Kind::Int32), data(v.data()), count(v.size()) {}
+    Argument(llvm::ArrayRef<int64_t> v)
+        : kind(Kind::Int64), data(v.data()), count(v.size()) {}
+    Argument(llvm::ArrayRef<T> v)
+        : kind(Kind::Real), data(v.data()), count(v.size()) {}
+    Argument(const std::vector<int32_t> &v)
+        : Argument(llvm::ArrayRef<int32_t>(v)) {}
+    Argument(const std::vector<int64_t> &v)
+        : Argument(llvm::ArrayRef<int64_t>(v)) {}
+    Argument(const std::vector<T> &v) : Argument(llvm::ArrayRef<T>(v)) {}
+
+    /// A scalar held by the argument itself (`%lr`, `%step`).
+    static Argument scalar(T v) {
+      Argument a(llvm::ArrayRef<T>{});
+      a.ownReal = v;
+      a.ownsScalar = true;
+      return a;
+    }
+    static Argument integer(int64_t v) {
+      Argument a(llvm::ArrayRef<int64_t>{});
+      a.ownInt = v;
+      a.ownsScalar = true;
+      return a;
+    }
+
+    Kind getKind() const { return kind; }
+    size_t size() const { return ownsScalar ? 1 : count; }
+    llvm::ArrayRef<int32_t> int32s() const {
+      return {static_cast<const int32_t *>(data), count};
+    }
+    llvm::ArrayRef<int64_t> int64s() const {
+      return ownsScalar ? llvm::ArrayRef<int64_t>(ownInt)
+                        : llvm::ArrayRef<int64_t>(
+                              static_cast<const int64_t *>(data), count);
+    }
+    llvm::ArrayRef<T> reals() const {
+      return ownsScalar
+                 ? llvm::ArrayRef<T>(ownReal)
+                 : llvm::ArrayRef<T>(static_cast<const T *>(data), count);
+    }
+
+  private:
+    Kind kind;
+    const void *data;
+    size_t count;
+    bool ownsScalar = false;
+    T ownReal = 0;
+    int64_t ownInt = 0;
+  };
+
+  /// A result of a function: a copy of its buffer.
+  struct Output {
+    BufferType dtype = BufferType::F32;
+    std::vector<int64_t> shape;
+    std::vector<T> values;     ///< f32 and bf16 buffers.
+    std::vector<int64_t> ints; ///< i32 and i64 buffers.
+  };
+
+  /// Validates `program` for this backend and allocates its state. Master
+  /// weights start at zero: call initParameters or load a checkpoint.
+  static llvm::Expected<CpuExecutor> create(Program program);
+
+  CpuExecutor(CpuExecutor &&) noexcept;
+  CpuExecutor &operator=(CpuExecutor &&) noexcept;
+  ~CpuExecutor();
+
+  const Program &getProgram() const;
+
+  /// Initialises every master weight as its ParameterInit says and clears
+  /// the gradients and moments. Deterministic: parameter p draws from a
+  /// splitmix64 stream seeded from `seed` and a hash of p's name (normal
+  /// values by Box-Muller), so adding or renaming a parameter leaves the
+  /// others unchanged.
+  void initParameters(uint64_t seed);
+
+  /// Clears every gradient accumulator (the start of a step).
+  void zeroGradients();
+
+  /// The state of parameter `name`: its master weight; its gradient
+  /// accumulator and AdamW moments (BF16 bits), which frozen parameters do
+  /// not have. std::nullopt when there is no such state.
+  std::optional<llvm::MutableArrayRef<T>> masterWeight(llvm::StringRef name);
+  std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
+  std::optional<llvm::MutableArrayRef<uint16_t>>
+  firstMoment(llvm::StringRef name);
+  std::optional<llvm::MutableArrayRef<uint16_t>>
+  secondMoment(llvm::StringRef name);
+
+  /// Runs function `name` with one argument per function argument and
+  /// returns copies of its result buffers.
+  llvm::Expected<std::vector<Output>> run(llvm::StringRef name,
+                                          llvm::ArrayRef<Argument> arguments);
+
+  struct State;
+
+private:
+  explicit CpuExecutor(std::unique_ptr<State> state);
+  std::unique_ptr<State> state;
+};
+
+extern template class CpuExecutor<float>;
+extern template class CpuExecutor<double>;
+
+} // namespace octet::runtime
+
+#endif // OCTET_RUNTIME_CPUEXECUTOR_H

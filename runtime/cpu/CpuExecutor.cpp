@@ -1,0 +1,2506 @@
+//===- CpuExecutor.cpp - Runs a program with the CPU kernels --------------===//
+//
+// Creation compiles each instruction into a closure: the op is looked up,
+// its operands, results and attributes are checked and decoded once, and
+// the closure captures the storage it reads and writes (allocated up front
+// and never resized, so the pointers stay valid). Running is then a loop
+// over closures; what only the data can tell (ids in range, group sizes
+// that add up, the AdamW step) is checked there.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Runtime/CpuExecutor.h"
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Runtime/CPUKernels.h"
+#include "octet/Runtime/FP8Linear.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <type_traits>
+
+using namespace octet;
+using namespace octet::runtime;
+using llvm::Error;
+using llvm::Expected;
+using llvm::StringRef;
+using llvm::Twine;
+namespace json = llvm::json;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+Error makeError(const Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+bool isIntType(BufferType t) {
+  return t == BufferType::I32 || t == BufferType::I64;
+}
+
+int64_t product(llvm::ArrayRef<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= d;
+  return n;
+}
+
+std::string shapeString(llvm::ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string describe(const Buffer &b) {
+  std::string s;
+  if (!b.name.empty())
+    s += b.name + " ";
+  return s + toString(b.dtype).str() + " " + shapeString(b.shape);
+}
+
+std::vector<int64_t> concatShape(llvm::ArrayRef<int64_t> a,
+                                 llvm::ArrayRef<int64_t> b) {
+  std::vector<int64_t> out(a.begin(), a.end());
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+/// Rounds n values to BF16, kept in T. Double rounds through float: BF16 is
+/// FP32 with a shorter mantissa.
+template <typename T> void roundToBF16(T *v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    v[i] = T(numerics::roundToBF16(float(v[i])));
+}
+
+template <typename T> std::vector<T> roundedCopy(const T *v, int64_t n) {
+  std::vector<T> out(v, v + n);
+  roundToBF16(out.data(), n);
+  return out;
+}
+
+/// Every value in [lo, hi), or an error naming the first that is not.
+Error checkRange(const int64_t *v, int64_t n, int64_t lo, int64_t hi,
+                 StringRef what) {
+  for (int64_t i = 0; i < n; ++i)
+    if (v[i] < lo || v[i] >= hi)
+      return makeError(what + " " + Twine(v[i]) + " at element " + Twine(i) +
+                       " is out of range [" + Twine(lo) + ", " + Twine(hi) +
+                       ")");
+  return Error::success();
+}
+
+/// Group sizes of a grouped linear: non-negative and summing to the rows.
+Error checkGroupSizes(const int64_t *sizes, int64_t experts, int64_t rows) {
+  int64_t total = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    if (sizes[e] < 0 || sizes[e] > rows)
+      return makeError("group size " + Twine(sizes[e]) + " of expert " +
+                       Twine(e) + " is out of range [0, " + Twine(rows) + "]");
+    total += sizes[e];
+  }
+  if (total != rows)
+    return makeError("group sizes sum to " + Twine(total) + ", expected " +
+                     Twine(rows) + " rows");
+  return Error::success();
+}
+
+/// Expert indices of moe_combine, which does not know the expert count: the
+/// kernel sizes a table by the largest index, so absurd ones are refused.
+constexpr int64_t kMaxExperts = int64_t(1) << 24;
+
+/// How a GEMM op computes, from its "precision" attribute.
+struct Precision {
+  enum Format { F32, BF16, E4M3, E5M2 } format = F32;
+  std::string lhs = "none", rhs = "none";
+  bool pow2 = false;
+  int64_t promotion = 0;
+  bool bf16Out = false;
+
+  bool isFP8() const { return format == E4M3 || format == E5M2; }
+
+  cpu::FP8LinearConfig fp8Config() const {
+    cpu::FP8LinearConfig c;
+    c.format =
+        format == E5M2 ? numerics::FP8Format::E5M2 : numerics::FP8Format::E4M3;
+    c.inputRounding =
+        pow2 ? numerics::ScaleRounding::Pow2 : numerics::ScaleRounding::FP32;
+    c.promotionInterval = promotion;
+    c.bf16Output = bf16Out;
+    return c;
+  }
+};
+
+/// The parameter state the executor owns.
+template <typename T> struct ParamState {
+  const Parameter *param = nullptr;
+  std::vector<T> master, grad;
+  std::vector<uint16_t> m, v;
+  bool trainable() const { return !param->frozen; }
+};
+
+/// One compiled instruction.
+struct Step {
+  size_t index = 0;
+  std::string op;
+  std::function<Error()> body;
+  /// Result buffers of dtype bf16, rounded after the body runs.
+  std::vector<int64_t> bf16Results;
+};
+
+struct CompiledFunction {
+  const Function *function = nullptr;
+  std::vector<Step> steps;
+};
+
+std::string instructionContext(const Function &f, size_t index, StringRef op) {
+  return "function '" + f.name + "', instruction " + std::to_string(index) +
+         " (" + op.str() + "): ";
+}
+
+} // namespace
+
+template <typename T> struct CpuExecutor<T>::State {
+  Program program;
+  std::vector<std::vector<T>> reals;
+  std::vector<std::vector<int64_t>> ints;
+  std::vector<ParamState<T>> params;
+  llvm::StringMap<size_t> paramIndex;
+  std::vector<CompiledFunction> functions;
+  llvm::StringMap<size_t> functionIndex;
+
+  T *real(int64_t id) { return reals[id].data(); }
+  int64_t *integer(int64_t id) { return ints[id].data(); }
+  ParamState<T> *lookup(StringRef name) {
+    auto it = paramIndex.find(name);
+    return it == paramIndex.end() ? nullptr : &params[it->second];
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// The instruction compiler
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+template <typename T> class InstructionCompiler {
+public:
+  using State = typename CpuExecutor<T>::State;
+  using Body = std::function<Error()>;
+
+  InstructionCompiler(State &s, const Function &f, size_t index)
+      : s(s), f(f), index(index), inst(f.body[index]) {}
+
+  Expected<Body> compile();
+
+private:
+  //--- Diagnostics -------------------------------------------------------//
+
+  Error fail(const Twine &message) const {
+    return makeError(instructionContext(f, index, inst.op) + message);
+  }
+
+  Error arity(size_t minOperands, size_t maxOperands, size_t results) const {
+    size_t n = inst.operands.size();
+    if (n < minOperands || n > maxOperands) {
+      std::string expected =
+          minOperands == maxOperands ? std::to_string(minOperands)
+          : maxOperands == SIZE_MAX  ? "at least " + std::to_string(minOperands)
+                                     : std::to_string(minOperands) + " or " +
+                                          std::to_string(maxOperands);
+      return fail("expected " + expected + " operands, got " + Twine(n));
+    }
+    if (inst.results.size() != results)
+      return fail("expected " + Twine(results) + " results, got " +
+                  Twine(inst.results.size()));
+    return Error::success();
+  }
+
+  //--- Operands and results ---------------------------------------------//
+
+  const Buffer &in(size_t i) const {
+    return s.program.buffers[inst.operands[i]];
+  }
+  const Buffer &out(size_t i) const {
+    return s.program.buffers[inst.results[i]];
+  }
+  T *inReal(size_t i) const { return s.real(inst.operands[i]); }
+  int64_t *inInt(size_t i) const { return s.integer(inst.operands[i]); }
+  T *outReal(size_t i) const { return s.real(inst.results[i]); }
+  int64_t *outInt(size_t i) const { return s.integer(inst.results[i]); }
+
+  std::string operandName(size_t i) const {
+    return "operand " + std::to_string(i) + " (" + describe(in(i)) + ")";
+  }
+  std::string resultName(size_t i) const {
+    return "result " + std::to_string(i) + " (" + describe(out(i)) + ")";
+  }
+
+  Error floatOperand(size_t i) const {
+    if (isIntType(in(i).dtype))
+      return fail(operandName(i) + ": expected f32 or bf16");
+    return Error::success();
+  }
+  Error intOperand(size_t i) const {
+    if (!isIntType(in(i).dtype))
+      return fail(operandName(i) + ": expected i32 or i64");
+    return Error::success();
+  }
+  Error floatResult(size_t i) const {
+    if (isIntType(out(i).dtype))
+      return fail(resultName(i) + ": expected f32 or bf16");
+    return Error::success();
+  }
+  Error intResult(size_t i) const {
+    if (!isIntType(out(i).dtype))
+      return fail(resultName(i) + ": expected i32 or i64");
+    return Error::success();
+  }
+  /// Float operands and results, by index lists.
+  Error floats(std::initializer_list<size_t> operands,
+               std::initializer_list<size_t> results) const {
+    for (size_t i : operands)
+      if (Error e = floatOperand(i))
+        return e;
+    for (size_t i : results)
+      if (Error e = floatResult(i))
+        return e;
+    return Error::success();
+  }
+  Error rankAtLeast(size_t i, size_t rank) const {
+    if (in(i).shape.size() < rank)
+      return fail(operandName(i) + ": expected rank " + Twine(rank) +
+                  (rank ? " or more" : ""));
+    return Error::success();
+  }
+  Error rankIs(size_t i, size_t rank) const {
+    if (in(i).shape.size() != rank)
+      return fail(operandName(i) + ": expected rank " + Twine(rank));
+    return Error::success();
+  }
+  Error operandShape(size_t i, llvm::ArrayRef<int64_t> expected) const {
+    if (llvm::ArrayRef<int64_t>(in(i).shape) != expected)
+      return fail(operandName(i) + ": expected shape " + shapeString(expected));
+    return Error::success();
+  }
+  Error resultShape(size_t i, llvm::ArrayRef<int64_t> expected) const {
+    if (llvm::ArrayRef<int64_t>(out(i).shape) != expected)
+      return fail(resultName(i) + ": expected shape " + shapeString(expected));
+    return Error::success();
+  }
+
+  //--- Attributes --------------------------------------------------------//
+
+  const json::Value *attr(StringRef name) const { return inst.attrs.get(name); }
+
+  Expected<double> numberAttr(StringRef name) const {
+    const json::Value *v = attr(name);
+    if (!v)
+      return fail("missing attribute '" + name + "' (a number)");
+    if (std::optional<double> d = v->getAsNumber())
+      return *d;
+    return fail("attribute '" + name + "': expected a number");
+  }
+  Expected<std::optional<double>> optionalNumberAttr(StringRef name) const {
+    if (!attr(name))
+      return std::optional<double>();
+    Expected<double> d = numberAttr(name);
+    if (!d)
+      return d.takeError();
+    return std::optional<double>(*d);
+  }
+  Expected<int64_t> integerAttr(StringRef name) const {
+    const json::Value *v = attr(name);
+    if (!v)
+      return fail("missing attribute '" + name + "' (an integer)");
+    if (std::optional<int64_t> i = v->getAsInteger())
+      return *i;
+    return fail("attribute '" + name + "': expected an integer");
+  }
+  Expected<std::string> stringAttr(StringRef name) const {
+    const json::Value *v = attr(name);
+    if (!v)
+      return fail("missing attribute '" + name + "' (a string)");
+    if (std::optional<StringRef> str = v->getAsString())
+      return str->str();
+    return fail("attribute '" + name + "': expected a string");
+  }
+  /// A unit attribute: true when present (as true), false when absent.
+  Expected<bool> flagAttr(StringRef name) const {
+    const json::Value *v = attr(name);
+    if (!v)
+      return false;
+    if (std::optional<bool> b = v->getAsBoolean())
+      return *b;
+    return fail("attribute '" + name + "': expected true or absent");
+  }
+  Expected<std::vector<int64_t>> intArrayAttr(StringRef name) const {
+    const json::Value *v = attr(name);
+    if (!v)
+      return fail("missing attribute '" + name + "' (an array of integers)");
+    const json::Array *a = v->getAsArray();
+    if (!a)
+      return fail("attribute '" + name + "': expected an array of integers");
+    std::vector<int64_t> out;
+    for (const json::Value &e : *a) {
+      std::optional<int64_t> i = e.getAsInteger();
+      if (!i)
+        return fail("attribute '" + name + "': expected an array of integers");
+      out.push_back(*i);
+    }
+    return out;
+  }
+  Expected<cpu::MoEScoring> scoringAttr() const {
+    Expected<std::string> sc = stringAttr("scoring");
+    if (!sc)
+      return sc.takeError();
+    if (*sc == "sigmoid")
+      return cpu::MoEScoring::Sigmoid;
+    if (*sc == "softmax")
+      return cpu::MoEScoring::Softmax;
+    return fail("attribute 'scoring': expected \"sigmoid\" or \"softmax\", "
+                "got \"" +
+                *sc + "\"");
+  }
+
+  /// The precision of a GEMM op. FP8 only where the op has an FP8 kernel;
+  /// FP8 and BF16 emulation only in float.
+  Expected<Precision> precisionAttr(bool fp8Supported) const {
+    Precision p;
+    const json::Value *v = attr("precision");
+    if (!v)
+      return p;
+    const json::Object *o = v->getAsObject();
+    if (!o)
+      return fail("attribute 'precision': expected an object");
+    auto str = [&](StringRef key, std::optional<std::string> &out) -> Error {
+      const json::Value *e = o->get(key);
+      if (!e)
+        return Error::success();
+      std::optional<StringRef> sv = e->getAsString();
+      if (!sv)
+        return fail("attribute 'precision': '" + key + "' is not a string");
+      out = sv->str();
+      return Error::success();
+    };
+    std::optional<std::string> format, lhs, rhs, scale, outType;
+    const std::pair<StringRef, std::optional<std::string> *> fields[] = {
+        {"format", &format},
+        {"lhs", &lhs},
+        {"rhs", &rhs},
+        {"scale", &scale},
+        {"out", &outType}};
+    for (const auto &[key, slot] : fields)
+      if (Error e = str(key, *slot))
+        return std::move(e);
+    if (!format)
+      return fail("attribute 'precision': missing 'format'");
+    if (*format == "f32")
+      p.format = Precision::F32;
+    else if (*format == "bf16")
+      p.format = Precision::BF16;
+    else if (*format == "e4m3")
+      p.format = Precision::E4M3;
+    else if (*format == "e5m2")
+      p.format = Precision::E5M2;
+    else
+      return fail("attribute 'precision': unknown format '" + *format +
+                  "' (expected e4m3, e5m2, bf16 or f32)");
+    if (lhs)
+      p.lhs = *lhs;
+    if (rhs)
+      p.rhs = *rhs;
+    if (scale && *scale != "fp32" && *scale != "pow2")
+      return fail("attribute 'precision': unknown scale '" + *scale +
+                  "' (expected fp32 or pow2)");
+    p.pow2 = scale && *scale == "pow2";
+    if (outType && *outType != "f32" && *outType != "bf16")
+      return fail("attribute 'precision': unknown out '" + *outType +
+                  "' (expected f32 or bf16)");
+    p.bf16Out = outType && *outType == "bf16";
+    if (const json::Value *promotion = o->get("promotion")) {
+      std::optional<int64_t> i = promotion->getAsInteger();
+      if (!i)
+        return fail("attribute 'precision': 'promotion' is not an integer");
+      p.promotion = *i;
+    }
+    if (p.format == Precision::F32)
+      return p;
+    if (!std::is_same_v<T, float>)
+      return fail("FP8/BF16 emulation runs in float; this executor computes "
+                  "in double (use a float executor, or an f32 recipe)");
+    if (!p.isFP8())
+      return p;
+    if (!fp8Supported)
+      return fail("the CPU backend runs this op in f32 or bf16, not " +
+                  *format);
+    // The CPU FP8 linear implements the recipe's granularities only.
+    if (p.lhs != "tile_1x128" || p.rhs != "block_128x128")
+      return fail("the CPU FP8 linear scales lhs = tile_1x128 and rhs = "
+                  "block_128x128, got lhs = " +
+                  p.lhs + ", rhs = " + p.rhs);
+    if (p.promotion != 32 && p.promotion != 64 && p.promotion != 128)
+      return fail("FP8 promotion interval " + Twine(p.promotion) +
+                  " must be 32, 64 or 128 (a multiple of 32 dividing the "
+                  "128-element scaling groups)");
+    return p;
+  }
+
+  //--- Ops ----------------------------------------------------------------//
+
+  Expected<Body> compileParam();
+  Expected<Body> compileEmbedding();
+  Expected<Body> compileLinear();
+  Expected<Body> compileBatchMatmul();
+  Expected<Body> compileGroupedLinear();
+  Expected<Body> compileRMSNorm();
+  Expected<Body> compileRotary(bool backward);
+  Expected<Body> compileAttention();
+  Expected<Body> compileElementwise2(bool swiglu);
+  Expected<Body> compileMoEGate();
+  Expected<Body> compileMoEDispatch();
+  Expected<Body> compileMoECombine();
+  Expected<Body> compileCrossEntropy();
+  Expected<Body> compileEmbeddingGrad();
+  Expected<Body> compileLinearDgrad();
+  Expected<Body> compileLinearWgrad();
+  Expected<Body> compileBiasGrad();
+  Expected<Body> compileBatchMatmulGrad();
+  Expected<Body> compileGroupedLinearDgrad();
+  Expected<Body> compileGroupedLinearWgrad();
+  Expected<Body> compileRMSNormGrad();
+  Expected<Body> compileAttentionGrad();
+  Expected<Body> compileSwiGLUGrad();
+  Expected<Body> compileMoEGateGrad();
+  Expected<Body> compileMoEDispatchGrad();
+  Expected<Body> compileMoECombineGrad();
+  Expected<Body> compileCrossEntropyGrad();
+  Expected<Body> compileGradAccumulate();
+  Expected<Body> compileAdamWStep();
+  Expected<Body> compileReshape(bool expand);
+  Expected<Body> compileExtractSlice();
+  Expected<Body> compileInsertSlice();
+  Expected<Body> compileConcat();
+  Expected<Body> compileEmpty();
+  Expected<Body> compileArith(char op);
+  Expected<Body> compileNegf();
+
+  /// Shared checks of the batched products: the sizes and transposition.
+  Expected<cpu::BatchMatmulShape> batchMatmulShape() const;
+  /// Shared checks of the MoE routing ops: tokens, topK from [T, k] indices.
+  Error sameStorage(const Buffer &a, const Buffer &b, StringRef what) const;
+  Expected<ParamState<T> *> trainableParam() const;
+  /// Slice offsets, sizes and strides checked against `full`.
+  struct Slice {
+    std::vector<int64_t> offsets, sizes, strides, full;
+  };
+  Expected<Slice> sliceAttrs(llvm::ArrayRef<int64_t> full) const;
+  /// `shape` is `sizes` with some unit dimensions dropped (rank reduction).
+  static bool matchesSizes(llvm::ArrayRef<int64_t> shape,
+                           llvm::ArrayRef<int64_t> sizes);
+
+  State &s;
+  const Function &f;
+  size_t index;
+  const Instruction &inst;
+};
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Strided copies for the tensor ops, on either storage
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Visits every index of `sizes` in row-major order with the element
+/// offset `offsets[d] + i[d] * strides[d]` into a row-major `full` tensor,
+/// calling fn(linear index, offset into full).
+template <typename Fn>
+void forEachSliceElement(const std::vector<int64_t> &offsets,
+                         const std::vector<int64_t> &sizes,
+                         const std::vector<int64_t> &strides,
+                         const std::vector<int64_t> &full, Fn fn) {
+  size_t rank = sizes.size();
+  int64_t count = product(sizes);
+  if (count == 0)
+    return;
+  std::vector<int64_t> fullStride(rank, 1);
+  for (size_t d = rank; d-- > 1;)
+    fullStride[d - 1] = fullStride[d] * full[d];
+  std::vector<int64_t> idx(rank, 0);
+  int64_t base = 0;
+  for (size_t d = 0; d < rank; ++d)
+    base += offsets[d] * fullStride[d];
+  for (int64_t linear = 0; linear < count; ++linear) {
+    int64_t at = base;
+    for (size_t d = 0; d < rank; ++d)
+      at += idx[d] * strides[d] * fullStride[d];
+    fn(linear, at);
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < sizes[d])
+        break;
+      idx[d] = 0;
+    }
+  }
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Op implementations
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+auto InstructionCompiler<T>::compileParam() -> Expected<Body> {
+  if (Error e = arity(0, 0, 1))
+    return std::move(e);
+  Expected<std::string> name = stringAttr("name");
+  if (!name)
+    return name.takeError();
+  ParamState<T> *p = s.lookup(*name);
+  if (!p)
+    return fail("unknown parameter '" + *name +
+                "' (not in the program's parameter table)");
+  if (Error e = floatResult(0))
+    return std::move(e);
+  if (Error e = resultShape(0, p->param->shape))
+    return std::move(e);
+  T *y = outReal(0);
+  return Body([p, y]() -> Error {
+    std::copy(p->master.begin(), p->master.end(), y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileEmbedding() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  int64_t vocab = in(0).shape[0], dim = in(0).shape[1];
+  if (Error e = resultShape(0, concatShape(in(1).shape, {dim})))
+    return std::move(e);
+  const T *table = inReal(0);
+  const int64_t *ids = inInt(1);
+  T *y = outReal(0);
+  int64_t n = in(1).numElements();
+  return Body([=]() -> Error {
+    if (Error e = checkRange(ids, n, 0, vocab, "id"))
+      return e;
+    cpu::embeddingForward<T, int64_t>(table, ids, n, vocab, dim, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileLinear() -> Expected<Body> {
+  if (Error e = arity(2, 3, 1))
+    return std::move(e);
+  bool hasBias = inst.operands.size() == 3;
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> xs = in(0).shape;
+  int64_t k = xs.back(), n = in(1).shape[0], m = product(xs.drop_back());
+  if (Error e = operandShape(1, {n, k}))
+    return std::move(e);
+  if (hasBias) {
+    if (Error e = floatOperand(2))
+      return std::move(e);
+    if (Error e = operandShape(2, {n}))
+      return std::move(e);
+  }
+  if (Error e = resultShape(0, concatShape(xs.drop_back(), {n})))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *x = inReal(0), *w = inReal(1);
+  const T *bias = hasBias ? inReal(2) : nullptr;
+  T *y = outReal(0);
+  cpu::LinearShape shape{m, n, k};
+  Precision prec = *p;
+  return Body([=]() -> Error {
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        if (m > 0)
+          cpu::fp8LinearForward(x, w, bias, shape, prec.fp8Config(), y,
+                                nullptr);
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rx = roundedCopy(x, m * k), rw = roundedCopy(w, n * k);
+      cpu::linearForward<T>(rx.data(), rw.data(), bias, shape, y);
+      roundToBF16(y, m * n);
+      return Error::success();
+    }
+    cpu::linearForward<T>(x, w, bias, shape, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::batchMatmulShape() const
+    -> Expected<cpu::BatchMatmulShape> {
+  if (Error e = rankAtLeast(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, in(0).shape.size()))
+    return std::move(e);
+  Expected<bool> transpose = flagAttr("transpose_rhs");
+  if (!transpose)
+    return transpose.takeError();
+  llvm::ArrayRef<int64_t> ls = in(0).shape, rs = in(1).shape;
+  size_t r = ls.size();
+  int64_t m = ls[r - 2], k = ls[r - 1];
+  int64_t n = *transpose ? rs[r - 2] : rs[r - 1];
+  std::vector<int64_t> expectedRhs = ls.drop_back(2);
+  if (*transpose) {
+    expectedRhs.push_back(n);
+    expectedRhs.push_back(k);
+  } else {
+    expectedRhs.push_back(k);
+    expectedRhs.push_back(n);
+  }
+  if (Error e = operandShape(1, expectedRhs))
+    return std::move(e);
+  return cpu::BatchMatmulShape{product(ls.drop_back(2)), m, n, k, *transpose};
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileBatchMatmul() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  Expected<cpu::BatchMatmulShape> shape = batchMatmulShape();
+  if (!shape)
+    return shape.takeError();
+  llvm::ArrayRef<int64_t> ls = in(0).shape;
+  if (Error e =
+          resultShape(0, concatShape(ls.drop_back(2), {shape->m, shape->n})))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/false);
+  if (!p)
+    return p.takeError();
+  const T *lhs = inReal(0), *rhs = inReal(1);
+  T *y = outReal(0);
+  cpu::BatchMatmulShape sh = *shape;
+  bool bf16 = p->format == Precision::BF16;
+  int64_t nl = in(0).numElements(), nr = in(1).numElements(),
+          ny = out(0).numElements();
+  return Body([=]() -> Error {
+    if (bf16) {
+      std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr);
+      cpu::batchMatmulForward<T>(rl.data(), rr.data(), sh, y);
+      roundToBF16(y, ny);
+    } else {
+      cpu::batchMatmulForward<T>(lhs, rhs, sh, y);
+    }
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 3))
+    return std::move(e);
+  int64_t rows = in(0).shape[0], k = in(0).shape[1];
+  int64_t experts = in(1).shape[0], n = in(1).shape[1];
+  if (Error e = operandShape(1, {experts, n, k}))
+    return std::move(e);
+  if (Error e = operandShape(2, {experts}))
+    return std::move(e);
+  if (Error e = resultShape(0, {rows, n}))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *x = inReal(0), *w = inReal(1);
+  const int64_t *sizes = inInt(2);
+  T *y = outReal(0);
+  Precision prec = *p;
+  cpu::GroupedLinearShape shape{rows, n, k, experts};
+  return Body([=]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        // Per expert, the FP8 linear of its rows.
+        int64_t row = 0;
+        for (int64_t e = 0; e < experts; ++e) {
+          if (sizes[e] > 0)
+            cpu::fp8LinearForward(x + row * k, w + e * n * k, nullptr,
+                                  {sizes[e], n, k}, prec.fp8Config(),
+                                  y + row * n, nullptr);
+          row += sizes[e];
+        }
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rx = roundedCopy(x, rows * k),
+                     rw = roundedCopy(w, experts * n * k);
+      cpu::groupedLinearForward<T, int64_t>(rx.data(), rw.data(), sizes, shape,
+                                            y);
+      roundToBF16(y, rows * n);
+      return Error::success();
+    }
+    cpu::groupedLinearForward<T, int64_t>(x, w, sizes, shape, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileRMSNorm() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> xs = in(0).shape;
+  int64_t dim = xs.back(), rows = product(xs.drop_back());
+  if (Error e = operandShape(1, {dim}))
+    return std::move(e);
+  if (Error e = resultShape(0, xs))
+    return std::move(e);
+  Expected<double> eps = numberAttr("epsilon");
+  if (!eps)
+    return eps.takeError();
+  if (!(*eps > 0))
+    return fail("attribute 'epsilon' must be positive");
+  const T *x = inReal(0), *gamma = inReal(1);
+  T *y = outReal(0);
+  double epsilon = *eps;
+  return Body([=]() -> Error {
+    cpu::rmsnormForward<T>(x, gamma, rows, dim, epsilon, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileRotary(bool backward) -> Expected<Body> {
+  if (Error e = arity(1, 1, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = rankIs(0, 4))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> xs = in(0).shape;
+  if (xs[3] % 2 != 0)
+    return fail(operandName(0) + ": the head dimension must be even");
+  if (Error e = resultShape(0, xs))
+    return std::move(e);
+  Expected<double> theta = numberAttr("theta");
+  if (!theta)
+    return theta.takeError();
+  if (!(*theta > 0))
+    return fail("attribute 'theta' must be positive");
+  cpu::RotaryShape shape{xs[0], xs[1], xs[2], xs[3]};
+  const T *x = inReal(0);
+  T *y = outReal(0);
+  double th = *theta;
+  return Body([=]() -> Error {
+    if (backward)
+      cpu::rotaryBackward<T>(x, shape, th, y);
+    else
+      cpu::rotaryForward<T>(x, shape, th, y);
+    return Error::success();
+  });
+}
+
+/// The shape of causal attention from q, k, v at operands 0..2, checked.
+template <typename T>
+static Expected<cpu::AttentionShape>
+attentionShape(const Buffer &q, const Buffer &k, const Buffer &v,
+               const std::function<Error(const Twine &)> &fail) {
+  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
+    return fail("q, k and v must be [batch, seq, heads, dim], got " +
+                shapeString(q.shape) + ", " + shapeString(k.shape) + ", " +
+                shapeString(v.shape));
+  int64_t b = q.shape[0], s = q.shape[1], hq = q.shape[2], dqk = q.shape[3];
+  int64_t hkv = k.shape[2], dv = v.shape[3];
+  if (k.shape != std::vector<int64_t>{b, s, hkv, dqk} ||
+      v.shape != std::vector<int64_t>{b, s, hkv, dv})
+    return fail("k " + shapeString(k.shape) + " and v " + shapeString(v.shape) +
+                " do not match q " + shapeString(q.shape));
+  if (hkv <= 0 || hq % hkv != 0)
+    return fail("query heads (" + Twine(hq) +
+                ") must be a multiple of key/value heads (" + Twine(hkv) + ")");
+  return cpu::AttentionShape{b, s, hq, hkv, dqk, dv};
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileAttention() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1, 2}, {0}))
+    return std::move(e);
+  Expected<cpu::AttentionShape> shape = attentionShape<T>(
+      in(0), in(1), in(2), [&](const Twine &m) { return fail(m); });
+  if (!shape)
+    return shape.takeError();
+  if (Error e = resultShape(
+          0, {shape->batch, shape->seq, shape->qHeads, shape->vDim}))
+    return std::move(e);
+  Expected<std::optional<double>> scale = optionalNumberAttr("scale");
+  if (!scale)
+    return scale.takeError();
+  double sc = scale->value_or(cpu::defaultAttentionScale(shape->qkDim));
+  const T *q = inReal(0), *k = inReal(1), *v = inReal(2);
+  T *y = outReal(0);
+  cpu::AttentionShape sh = *shape;
+  return Body([=]() -> Error {
+    cpu::causalAttentionForward<T>(q, k, v, sh, sc, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileElementwise2(bool swiglu)
+    -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = operandShape(1, in(0).shape))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  const T *a = inReal(0), *b = inReal(1);
+  T *y = outReal(0);
+  int64_t n = in(0).numElements();
+  return Body([=]() -> Error {
+    if (swiglu)
+      cpu::swigluForward<T>(a, b, n, y);
+    else
+      cpu::addForward<T>(a, b, n, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoEGate() -> Expected<Body> {
+  if (Error e = arity(2, 3, 2))
+    return std::move(e);
+  bool hasBias = inst.operands.size() == 3;
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = intResult(1))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  int64_t tokens = in(0).shape[0], dim = in(0).shape[1];
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  int64_t experts = in(1).shape[0];
+  if (Error e = operandShape(1, {experts, dim}))
+    return std::move(e);
+  if (hasBias) {
+    if (Error e = floatOperand(2))
+      return std::move(e);
+    if (Error e = operandShape(2, {experts}))
+      return std::move(e);
+  }
+  Expected<int64_t> topK = integerAttr("top_k");
+  if (!topK)
+    return topK.takeError();
+  Expected<int64_t> nGroup = integerAttr("n_group");
+  if (!nGroup)
+    return nGroup.takeError();
+  Expected<int64_t> topkGroup = integerAttr("topk_group");
+  if (!topkGroup)
+    return topkGroup.takeError();
+  Expected<double> scaling = numberAttr("routed_scaling_factor");
+  if (!scaling)
+    return scaling.takeError();
+  Expected<cpu::MoEScoring> scoring = scoringAttr();
+  if (!scoring)
+    return scoring.takeError();
+  Expected<bool> norm = flagAttr("norm_topk_prob");
+  if (!norm)
+    return norm.takeError();
+  // The kernel's preconditions (the op verifier's rules).
+  if (*nGroup <= 0 || experts % *nGroup != 0)
+    return fail(Twine(experts) + " experts do not split into n_group = " +
+                Twine(*nGroup) + " groups");
+  if (*topkGroup <= 0 || *topkGroup > *nGroup)
+    return fail("topk_group = " + Twine(*topkGroup) + " must lie in [1, " +
+                Twine(*nGroup) + "]");
+  if (*topK <= 0 || *topK > *topkGroup * (experts / *nGroup))
+    return fail("top_k = " + Twine(*topK) +
+                " must be positive and at most the experts of the eligible "
+                "groups (" +
+                Twine(*topkGroup * (experts / *nGroup)) + ")");
+  if (Error e = resultShape(0, {tokens, *topK}))
+    return std::move(e);
+  if (Error e = resultShape(1, {tokens, *topK}))
+    return std::move(e);
+  cpu::MoEGateConfig config{tokens,     dim,      experts,  *topK, *nGroup,
+                            *topkGroup, *scaling, *scoring, *norm};
+  const T *x = inReal(0), *w = inReal(1);
+  const T *bias = hasBias ? inReal(2) : nullptr;
+  T *weights = outReal(0);
+  int64_t *indices = outInt(1);
+  return Body([=]() -> Error {
+    std::vector<int32_t> idx(config.tokens * config.topK);
+    cpu::moeGateForward<T>(x, w, bias, config, weights, idx.data());
+    std::copy(idx.begin(), idx.end(), indices);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoEDispatch() -> Expected<Body> {
+  if (Error e = arity(2, 2, 2))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = intResult(1))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  int64_t tokens = in(0).shape[0], dim = in(0).shape[1], topK = in(1).shape[1];
+  if (Error e = operandShape(1, {tokens, topK}))
+    return std::move(e);
+  Expected<int64_t> experts = integerAttr("num_experts");
+  if (!experts)
+    return experts.takeError();
+  if (*experts <= 0)
+    return fail("attribute 'num_experts' must be positive");
+  if (Error e = resultShape(0, {tokens * topK, dim}))
+    return std::move(e);
+  if (Error e = resultShape(1, {*experts}))
+    return std::move(e);
+  const T *x = inReal(0);
+  const int64_t *indices = inInt(1);
+  T *rows = outReal(0);
+  int64_t *sizes = outInt(1);
+  int64_t numExperts = *experts;
+  cpu::MoERoutingShape shape{tokens, topK, dim};
+  return Body([=]() -> Error {
+    if (Error e =
+            checkRange(indices, tokens * topK, 0, numExperts, "expert index"))
+      return e;
+    std::vector<int32_t> groupSizes(numExperts);
+    cpu::moeDispatchForward<T, int64_t>(x, indices, shape, numExperts, rows,
+                                        groupSizes.data());
+    std::copy(groupSizes.begin(), groupSizes.end(), sizes);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoECombine() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  int64_t tokens = in(1).shape[0], topK = in(1).shape[1];
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  int64_t dim = in(0).shape[1];
+  if (Error e = operandShape(0, {tokens * topK, dim}))
+    return std::move(e);
+  if (Error e = operandShape(2, {tokens, topK}))
+    return std::move(e);
+  if (Error e = resultShape(0, {tokens, dim}))
+    return std::move(e);
+  const T *rows = inReal(0), *weights = inReal(1);
+  const int64_t *indices = inInt(2);
+  T *y = outReal(0);
+  cpu::MoERoutingShape shape{tokens, topK, dim};
+  return Body([=]() -> Error {
+    if (Error e =
+            checkRange(indices, tokens * topK, 0, kMaxExperts, "expert index"))
+      return e;
+    cpu::moeCombineForward<T, int64_t>(rows, weights, indices, shape, y);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileCrossEntropy() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> ls = in(0).shape;
+  int64_t vocab = ls.back(), tokens = product(ls.drop_back());
+  if (Error e = operandShape(1, ls.drop_back()))
+    return std::move(e);
+  if (Error e = resultShape(0, {}))
+    return std::move(e);
+  if (tokens == 0 || vocab == 0)
+    return fail("the mean cross-entropy needs at least one token and one "
+                "class");
+  const T *logits = inReal(0);
+  const int64_t *labels = inInt(1);
+  T *loss = outReal(0);
+  return Body([=]() -> Error {
+    if (Error e = checkRange(labels, tokens, 0, vocab, "label"))
+      return e;
+    *loss = cpu::crossEntropyForward<T, int64_t>(logits, labels, tokens, vocab);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileEmbeddingGrad() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (out(0).shape.size() != 2)
+    return fail(resultName(0) + ": expected rank 2 (the table)");
+  int64_t vocab = out(0).shape[0], dim = out(0).shape[1];
+  if (Error e = operandShape(0, concatShape(in(1).shape, {dim})))
+    return std::move(e);
+  const T *dy = inReal(0);
+  const int64_t *ids = inInt(1);
+  T *dtable = outReal(0);
+  int64_t n = in(1).numElements();
+  return Body([=]() -> Error {
+    if (Error e = checkRange(ids, n, 0, vocab, "id"))
+      return e;
+    // The kernel accumulates; the IR's result is a fresh value.
+    std::fill(dtable, dtable + vocab * dim, T(0));
+    cpu::embeddingBackward<T, int64_t>(dy, ids, n, vocab, dim, dtable);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileLinearDgrad() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> ds = in(0).shape;
+  int64_t n = ds.back(), k = in(1).shape[1], m = product(ds.drop_back());
+  if (Error e = operandShape(1, {n, k}))
+    return std::move(e);
+  if (Error e = resultShape(0, concatShape(ds.drop_back(), {k})))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *dy = inReal(0), *w = inReal(1);
+  T *dx = outReal(0);
+  cpu::LinearShape shape{m, n, k};
+  Precision prec = *p;
+  return Body([=]() -> Error {
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        if (m > 0)
+          cpu::fp8LinearDgrad(w, dy, shape, prec.fp8Config(), dx);
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rdy = roundedCopy(dy, m * n), rw = roundedCopy(w, n * k);
+      cpu::linearBackward<T>(nullptr, rw.data(), rdy.data(), shape, dx, nullptr,
+                             nullptr);
+      roundToBF16(dx, m * k);
+      return Error::success();
+    }
+    cpu::linearBackward<T>(nullptr, w, dy, shape, dx, nullptr, nullptr);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileLinearWgrad() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  if (Error e = rankIs(1, in(0).shape.size()))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> ds = in(0).shape, xs = in(1).shape;
+  int64_t n = ds.back(), k = xs.back(), m = product(ds.drop_back());
+  if (Error e = operandShape(1, concatShape(ds.drop_back(), {k})))
+    return std::move(e);
+  if (Error e = resultShape(0, {n, k}))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *dy = inReal(0), *x = inReal(1);
+  T *dw = outReal(0);
+  cpu::LinearShape shape{m, n, k};
+  Precision prec = *p;
+  return Body([=]() -> Error {
+    std::fill(dw, dw + n * k, T(0));
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        // The FP8 copy of x the forward would have cached, then Wgrad from
+        // it, as fp8LinearBackward does.
+        if (m > 0) {
+          cpu::FP8LinearConfig config = prec.fp8Config();
+          cpu::FP8LinearCache cache =
+              cpu::fp8LinearQuantizeInput(x, shape, config);
+          cpu::fp8LinearWgrad(cache, dy, shape, config, dw);
+        }
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rdy = roundedCopy(dy, m * n), rx = roundedCopy(x, m * k);
+      cpu::linearBackward<T>(rx.data(), nullptr, rdy.data(), shape, nullptr, dw,
+                             nullptr);
+      roundToBF16(dw, n * k);
+      return Error::success();
+    }
+    cpu::linearBackward<T>(x, nullptr, dy, shape, nullptr, dw, nullptr);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileBiasGrad() -> Expected<Body> {
+  if (Error e = arity(1, 1, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> ds = in(0).shape;
+  int64_t n = ds.back(), m = product(ds.drop_back());
+  if (Error e = resultShape(0, {n}))
+    return std::move(e);
+  const T *dy = inReal(0);
+  T *db = outReal(0);
+  return Body([=]() -> Error {
+    std::fill(db, db + n, T(0));
+    cpu::linearBackward<T>(nullptr, nullptr, dy, {m, n, 0}, nullptr, nullptr,
+                           db);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 2))
+    return std::move(e);
+  if (Error e = floats({0, 1, 2}, {0, 1}))
+    return std::move(e);
+  Expected<cpu::BatchMatmulShape> shape = batchMatmulShape();
+  if (!shape)
+    return shape.takeError();
+  llvm::ArrayRef<int64_t> ls = in(0).shape;
+  if (Error e =
+          operandShape(2, concatShape(ls.drop_back(2), {shape->m, shape->n})))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  if (Error e = resultShape(1, in(1).shape))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/false);
+  if (!p)
+    return p.takeError();
+  const T *lhs = inReal(0), *rhs = inReal(1), *dy = inReal(2);
+  T *dl = outReal(0), *dr = outReal(1);
+  cpu::BatchMatmulShape sh = *shape;
+  bool bf16 = p->format == Precision::BF16;
+  int64_t nl = in(0).numElements(), nr = in(1).numElements(),
+          ny = in(2).numElements();
+  return Body([=]() -> Error {
+    if (bf16) {
+      std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr),
+                     rdy = roundedCopy(dy, ny);
+      cpu::batchMatmulBackward<T>(rl.data(), rr.data(), rdy.data(), sh, dl, dr);
+      roundToBF16(dl, nl);
+      roundToBF16(dr, nr);
+    } else {
+      cpu::batchMatmulBackward<T>(lhs, rhs, dy, sh, dl, dr);
+    }
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 3))
+    return std::move(e);
+  int64_t rows = in(0).shape[0], n = in(0).shape[1];
+  int64_t experts = in(1).shape[0], k = in(1).shape[2];
+  if (Error e = operandShape(1, {experts, n, k}))
+    return std::move(e);
+  if (Error e = operandShape(2, {experts}))
+    return std::move(e);
+  if (Error e = resultShape(0, {rows, k}))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *dy = inReal(0), *w = inReal(1);
+  const int64_t *sizes = inInt(2);
+  T *dx = outReal(0);
+  Precision prec = *p;
+  cpu::GroupedLinearShape shape{rows, n, k, experts};
+  return Body([=]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        int64_t row = 0;
+        for (int64_t e = 0; e < experts; ++e) {
+          if (sizes[e] > 0)
+            cpu::fp8LinearDgrad(w + e * n * k, dy + row * n, {sizes[e], n, k},
+                                prec.fp8Config(), dx + row * k);
+          row += sizes[e];
+        }
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rdy = roundedCopy(dy, rows * n),
+                     rw = roundedCopy(w, experts * n * k);
+      cpu::groupedLinearBackward<T, int64_t>(nullptr, rw.data(), sizes,
+                                             rdy.data(), shape, dx, nullptr);
+      roundToBF16(dx, rows * k);
+      return Error::success();
+    }
+    cpu::groupedLinearBackward<T, int64_t>(nullptr, w, sizes, dy, shape, dx,
+                                           nullptr);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  if (Error e = rankIs(2, 1))
+    return std::move(e);
+  int64_t rows = in(0).shape[0], n = in(0).shape[1], k = in(1).shape[1];
+  int64_t experts = in(2).shape[0];
+  if (Error e = operandShape(1, {rows, k}))
+    return std::move(e);
+  if (Error e = resultShape(0, {experts, n, k}))
+    return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/true);
+  if (!p)
+    return p.takeError();
+  if (p->isFP8() && (k == 0 || n == 0))
+    return fail("an FP8 linear needs K > 0 and N > 0");
+  const T *dy = inReal(0), *x = inReal(1);
+  const int64_t *sizes = inInt(2);
+  T *dw = outReal(0);
+  Precision prec = *p;
+  cpu::GroupedLinearShape shape{rows, n, k, experts};
+  return Body([=]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    std::fill(dw, dw + experts * n * k, T(0));
+    if constexpr (std::is_same_v<T, float>) {
+      if (prec.isFP8()) {
+        cpu::FP8LinearConfig config = prec.fp8Config();
+        int64_t row = 0;
+        for (int64_t e = 0; e < experts; ++e) {
+          if (sizes[e] > 0) {
+            cpu::LinearShape sh{sizes[e], n, k};
+            cpu::FP8LinearCache cache =
+                cpu::fp8LinearQuantizeInput(x + row * k, sh, config);
+            cpu::fp8LinearWgrad(cache, dy + row * n, sh, config,
+                                dw + e * n * k);
+          }
+          row += sizes[e];
+        }
+        return Error::success();
+      }
+    }
+    if (prec.format == Precision::BF16) {
+      std::vector<T> rdy = roundedCopy(dy, rows * n),
+                     rx = roundedCopy(x, rows * k);
+      cpu::groupedLinearBackward<T, int64_t>(rx.data(), nullptr, sizes,
+                                             rdy.data(), shape, nullptr, dw);
+      roundToBF16(dw, experts * n * k);
+      return Error::success();
+    }
+    cpu::groupedLinearBackward<T, int64_t>(x, nullptr, sizes, dy, shape,
+                                           nullptr, dw);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileRMSNormGrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 2))
+    return std::move(e);
+  if (Error e = floats({0, 1, 2}, {0, 1}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> xs = in(0).shape;
+  int64_t dim = xs.back(), rows = product(xs.drop_back());
+  if (Error e = operandShape(1, {dim}))
+    return std::move(e);
+  if (Error e = operandShape(2, xs))
+    return std::move(e);
+  if (Error e = resultShape(0, xs))
+    return std::move(e);
+  if (Error e = resultShape(1, {dim}))
+    return std::move(e);
+  Expected<double> eps = numberAttr("epsilon");
+  if (!eps)
+    return eps.takeError();
+  if (!(*eps > 0))
+    return fail("attribute 'epsilon' must be positive");
+  const T *x = inReal(0), *gamma = inReal(1), *dy = inReal(2);
+  T *dx = outReal(0), *dgamma = outReal(1);
+  double epsilon = *eps;
+  return Body([=]() -> Error {
+    std::fill(dgamma, dgamma + dim, T(0));
+    cpu::rmsnormBackward<T>(x, gamma, dy, rows, dim, epsilon, dx, dgamma);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileAttentionGrad() -> Expected<Body> {
+  if (Error e = arity(4, 4, 3))
+    return std::move(e);
+  if (Error e = floats({0, 1, 2, 3}, {0, 1, 2}))
+    return std::move(e);
+  Expected<cpu::AttentionShape> shape = attentionShape<T>(
+      in(0), in(1), in(2), [&](const Twine &m) { return fail(m); });
+  if (!shape)
+    return shape.takeError();
+  if (Error e = operandShape(
+          3, {shape->batch, shape->seq, shape->qHeads, shape->vDim}))
+    return std::move(e);
+  for (size_t i = 0; i < 3; ++i)
+    if (Error e = resultShape(i, in(i).shape))
+      return std::move(e);
+  Expected<std::optional<double>> scale = optionalNumberAttr("scale");
+  if (!scale)
+    return scale.takeError();
+  double sc = scale->value_or(cpu::defaultAttentionScale(shape->qkDim));
+  const T *q = inReal(0), *k = inReal(1), *v = inReal(2), *dy = inReal(3);
+  T *dq = outReal(0), *dk = outReal(1), *dv = outReal(2);
+  cpu::AttentionShape sh = *shape;
+  return Body([=]() -> Error {
+    cpu::causalAttentionBackward<T>(q, k, v, dy, sh, sc, dq, dk, dv);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileSwiGLUGrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 2))
+    return std::move(e);
+  if (Error e = floats({0, 1, 2}, {0, 1}))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> gs = in(0).shape;
+  for (size_t i = 1; i < 3; ++i)
+    if (Error e = operandShape(i, gs))
+      return std::move(e);
+  for (size_t i = 0; i < 2; ++i)
+    if (Error e = resultShape(i, gs))
+      return std::move(e);
+  const T *gate = inReal(0), *up = inReal(1), *dy = inReal(2);
+  T *dg = outReal(0), *du = outReal(1);
+  int64_t n = in(0).numElements();
+  return Body([=]() -> Error {
+    cpu::swigluBackward<T>(gate, up, dy, n, dg, du);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoEGateGrad() -> Expected<Body> {
+  if (Error e = arity(4, 4, 2))
+    return std::move(e);
+  if (Error e = floats({0, 1, 3}, {0, 1}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  if (Error e = rankIs(2, 2))
+    return std::move(e);
+  int64_t tokens = in(0).shape[0], dim = in(0).shape[1];
+  int64_t experts = in(1).shape[0], topK = in(2).shape[1];
+  if (Error e = operandShape(1, {experts, dim}))
+    return std::move(e);
+  if (Error e = operandShape(2, {tokens, topK}))
+    return std::move(e);
+  if (Error e = operandShape(3, {tokens, topK}))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  if (Error e = resultShape(1, in(1).shape))
+    return std::move(e);
+  Expected<double> scaling = numberAttr("routed_scaling_factor");
+  if (!scaling)
+    return scaling.takeError();
+  Expected<cpu::MoEScoring> scoring = scoringAttr();
+  if (!scoring)
+    return scoring.takeError();
+  Expected<bool> norm = flagAttr("norm_topk_prob");
+  if (!norm)
+    return norm.takeError();
+  // The backward reads neither the groups nor their count.
+  cpu::MoEGateConfig config{tokens, dim,      experts,  topK, 1,
+                            1,      *scaling, *scoring, *norm};
+  const T *x = inReal(0), *w = inReal(1), *dweights = inReal(3);
+  const int64_t *indices = inInt(2);
+  T *dx = outReal(0), *dw = outReal(1);
+  return Body([=]() -> Error {
+    if (Error e =
+            checkRange(indices, tokens * topK, 0, experts, "expert index"))
+      return e;
+    std::vector<int32_t> idx(indices, indices + tokens * topK);
+    std::fill(dw, dw + experts * dim, T(0));
+    cpu::moeGateBackward<T>(x, w, idx.data(), dweights, config, dx, dw);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoEDispatchGrad() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  int64_t tokens = in(1).shape[0], topK = in(1).shape[1], dim = in(0).shape[1];
+  if (Error e = operandShape(0, {tokens * topK, dim}))
+    return std::move(e);
+  if (Error e = resultShape(0, {tokens, dim}))
+    return std::move(e);
+  Expected<int64_t> experts = integerAttr("num_experts");
+  if (!experts)
+    return experts.takeError();
+  if (*experts <= 0)
+    return fail("attribute 'num_experts' must be positive");
+  const T *drows = inReal(0);
+  const int64_t *indices = inInt(1);
+  T *dx = outReal(0);
+  int64_t numExperts = *experts;
+  cpu::MoERoutingShape shape{tokens, topK, dim};
+  return Body([=]() -> Error {
+    if (Error e =
+            checkRange(indices, tokens * topK, 0, numExperts, "expert index"))
+      return e;
+    cpu::moeDispatchBackward<T, int64_t>(drows, indices, shape, dx);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileMoECombineGrad() -> Expected<Body> {
+  if (Error e = arity(4, 4, 2))
+    return std::move(e);
+  if (Error e = floats({0, 1, 3}, {0, 1}))
+    return std::move(e);
+  if (Error e = intOperand(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  int64_t tokens = in(1).shape[0], topK = in(1).shape[1], dim = in(0).shape[1];
+  if (Error e = operandShape(0, {tokens * topK, dim}))
+    return std::move(e);
+  if (Error e = operandShape(2, {tokens, topK}))
+    return std::move(e);
+  if (Error e = operandShape(3, {tokens, dim}))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  if (Error e = resultShape(1, in(1).shape))
+    return std::move(e);
+  const T *rows = inReal(0), *weights = inReal(1), *dy = inReal(3);
+  const int64_t *indices = inInt(2);
+  T *drows = outReal(0), *dweights = outReal(1);
+  cpu::MoERoutingShape shape{tokens, topK, dim};
+  return Body([=]() -> Error {
+    if (Error e =
+            checkRange(indices, tokens * topK, 0, kMaxExperts, "expert index"))
+      return e;
+    cpu::moeCombineBackward<T, int64_t>(rows, weights, indices, dy, shape,
+                                        drows, dweights);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileCrossEntropyGrad() -> Expected<Body> {
+  if (Error e = arity(3, 3, 1))
+    return std::move(e);
+  if (Error e = floats({0, 2}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  llvm::ArrayRef<int64_t> ls = in(0).shape;
+  int64_t vocab = ls.back(), tokens = product(ls.drop_back());
+  if (Error e = operandShape(1, ls.drop_back()))
+    return std::move(e);
+  if (Error e = operandShape(2, {}))
+    return std::move(e);
+  if (Error e = resultShape(0, ls))
+    return std::move(e);
+  if (tokens == 0 || vocab == 0)
+    return fail("the mean cross-entropy needs at least one token and one "
+                "class");
+  const T *logits = inReal(0), *dloss = inReal(2);
+  const int64_t *labels = inInt(1);
+  T *dlogits = outReal(0);
+  return Body([=]() -> Error {
+    if (Error e = checkRange(labels, tokens, 0, vocab, "label"))
+      return e;
+    cpu::crossEntropyBackward<T, int64_t>(logits, labels, tokens, vocab, *dloss,
+                                          dlogits);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::trainableParam() const
+    -> Expected<ParamState<T> *> {
+  Expected<std::string> name = stringAttr("param");
+  if (!name)
+    return name.takeError();
+  ParamState<T> *p = s.lookup(*name);
+  if (!p)
+    return fail("unknown parameter '" + *name +
+                "' (not in the program's parameter table)");
+  if (!p->trainable())
+    return fail("parameter '" + *name + "' is frozen: it has no gradient");
+  return p;
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileGradAccumulate() -> Expected<Body> {
+  if (Error e = arity(1, 1, 0))
+    return std::move(e);
+  if (Error e = floatOperand(0))
+    return std::move(e);
+  Expected<ParamState<T> *> p = trainableParam();
+  if (!p)
+    return p.takeError();
+  if (Error e = operandShape(0, (*p)->param->shape))
+    return std::move(e);
+  const T *grad = inReal(0);
+  ParamState<T> *state = *p;
+  return Body([=]() -> Error {
+    int64_t n = state->grad.size();
+    if constexpr (std::is_same_v<T, float>) {
+      cpu::accumulateGradient(state->grad.data(), grad, n);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        state->grad[i] += grad[i];
+    }
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
+  if (Error e = arity(2, 2, 0))
+    return std::move(e);
+  if (!std::is_same_v<T, float>)
+    return fail("AdamW runs in float (FP32 master weights, BF16 moments); "
+                "this executor computes in double");
+  if (Error e = floatOperand(0))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = operandShape(0, {}))
+    return std::move(e);
+  if (Error e = operandShape(1, {}))
+    return std::move(e);
+  Expected<ParamState<T> *> p = trainableParam();
+  if (!p)
+    return p.takeError();
+  double hyper[4];
+  const char *names[4] = {"beta1", "beta2", "eps", "weight_decay"};
+  for (int i = 0; i < 4; ++i) {
+    Expected<double> v = numberAttr(names[i]);
+    if (!v)
+      return v.takeError();
+    hyper[i] = *v;
+  }
+  if (!(hyper[0] >= 0 && hyper[0] < 1) || !(hyper[1] >= 0 && hyper[1] < 1))
+    return fail("beta1 and beta2 must lie in [0, 1)");
+  if (!(hyper[2] > 0))
+    return fail("attribute 'eps' must be positive");
+  if (!(hyper[3] >= 0))
+    return fail("attribute 'weight_decay' must be non-negative");
+  if (const json::Value *type = attr("param_type")) {
+    // The op's own record of the parameter's type, when the compiler
+    // passes it: it must agree with the parameter table.
+    const json::Object *o = type->getAsObject();
+    const json::Array *shape = o ? o->getArray("shape") : nullptr;
+    std::vector<int64_t> dims;
+    for (size_t i = 0; shape && i < shape->size(); ++i)
+      dims.push_back((*shape)[i].getAsInteger().value_or(-1));
+    if (!shape || dims != (*p)->param->shape)
+      return fail("attribute 'param_type' does not match the parameter's "
+                  "shape " +
+                  shapeString((*p)->param->shape));
+  }
+  const T *lr = inReal(0);
+  const int64_t *step = inInt(1);
+  ParamState<T> *state = *p;
+  double beta1 = hyper[0], beta2 = hyper[1], eps = hyper[2], wd = hyper[3];
+  return Body([=]() -> Error {
+    if constexpr (std::is_same_v<T, float>) {
+      if (*step < 1)
+        return makeError("step " + Twine(*step) +
+                         " is out of range: AdamW steps count from 1");
+      cpu::AdamWConfig config;
+      config.lr = float(*lr);
+      config.beta1 = float(beta1);
+      config.beta2 = float(beta2);
+      config.eps = float(eps);
+      config.weightDecay = float(wd);
+      int64_t n = state->master.size();
+      cpu::adamwStep(state->master.data(), state->grad.data(), state->m.data(),
+                     state->v.data(), n, *step, config);
+      cpu::zeroGradient(state->grad.data(), n);
+      return Error::success();
+    } else {
+      (void)lr, (void)step, (void)state, (void)beta1, (void)beta2, (void)eps,
+          (void)wd;
+      return makeError("AdamW runs in float");
+    }
+  });
+}
+
+template <typename T>
+Error InstructionCompiler<T>::sameStorage(const Buffer &a, const Buffer &b,
+                                          StringRef what) const {
+  if (a.dtype != b.dtype)
+    return fail(what + ": element types differ (" + toString(a.dtype) +
+                " and " + toString(b.dtype) + ")");
+  return Error::success();
+}
+
+/// Copies n elements of buffer `from` into buffer `to`, on the storage
+/// their dtype uses.
+template <typename T>
+static std::function<void()> copyBody(typename CpuExecutor<T>::State &s,
+                                      int64_t from, int64_t to, bool isInt) {
+  if (isInt) {
+    const int64_t *src = s.integer(from);
+    int64_t *dst = s.integer(to);
+    int64_t n = s.ints[from].size();
+    return [=] { std::copy(src, src + n, dst); };
+  }
+  const T *src = s.real(from);
+  T *dst = s.real(to);
+  int64_t n = s.reals[from].size();
+  return [=] { std::copy(src, src + n, dst); };
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileReshape(bool expand) -> Expected<Body> {
+  if (Error e = arity(1, 1, 1))
+    return std::move(e);
+  if (Error e = sameStorage(in(0), out(0), "operand and result"))
+    return std::move(e);
+  if (in(0).numElements() != out(0).numElements())
+    return fail(operandName(0) + " and " + resultName(0) +
+                " hold different numbers of elements");
+  if (attr("reassociation")) {
+    // Each group of the expanded shape's dimensions multiplies to one
+    // dimension of the collapsed shape.
+    const std::vector<int64_t> &big = expand ? out(0).shape : in(0).shape;
+    const std::vector<int64_t> &small = expand ? in(0).shape : out(0).shape;
+    const json::Array *groups = attr("reassociation")->getAsArray();
+    if (!groups || groups->size() != small.size())
+      return fail("attribute 'reassociation': expected " + Twine(small.size()) +
+                  " groups of dimensions");
+    int64_t next = 0;
+    for (size_t g = 0; g < groups->size(); ++g) {
+      const json::Array *dims = (*groups)[g].getAsArray();
+      if (!dims)
+        return fail("attribute 'reassociation': expected arrays of integers");
+      int64_t size = 1;
+      for (const json::Value &d : *dims) {
+        std::optional<int64_t> i = d.getAsInteger();
+        if (!i || *i != next || *i >= int64_t(big.size()))
+          return fail("attribute 'reassociation': groups must list the "
+                      "dimensions 0.." +
+                      Twine(int64_t(big.size()) - 1) + " in order");
+        size *= big[*i];
+        ++next;
+      }
+      if (size != small[g])
+        return fail("attribute 'reassociation': group " + Twine(g) +
+                    " multiplies to " + Twine(size) + ", expected " +
+                    Twine(small[g]));
+    }
+    if (next != int64_t(big.size()))
+      return fail("attribute 'reassociation': groups must list the "
+                  "dimensions 0.." +
+                  Twine(int64_t(big.size()) - 1) + " in order");
+  }
+  std::function<void()> copy =
+      copyBody<T>(s, inst.operands[0], inst.results[0], isIntType(in(0).dtype));
+  return Body([copy]() -> Error {
+    copy();
+    return Error::success();
+  });
+}
+
+template <typename T>
+bool InstructionCompiler<T>::matchesSizes(llvm::ArrayRef<int64_t> shape,
+                                          llvm::ArrayRef<int64_t> sizes) {
+  // Greedy: each dimension of `shape` takes the next size; unit sizes that
+  // do not match may be skipped.
+  size_t j = 0;
+  for (int64_t size : sizes) {
+    if (j < shape.size() && shape[j] == size)
+      ++j;
+    else if (size != 1)
+      return false;
+  }
+  return j == shape.size();
+}
+
+template <typename T>
+auto InstructionCompiler<T>::sliceAttrs(llvm::ArrayRef<int64_t> full) const
+    -> Expected<Slice> {
+  Slice slice;
+  slice.full = full;
+  const char *names[3] = {"static_offsets", "static_sizes", "static_strides"};
+  std::vector<int64_t> *slots[3] = {&slice.offsets, &slice.sizes,
+                                    &slice.strides};
+  for (int i = 0; i < 3; ++i) {
+    Expected<std::vector<int64_t>> v = intArrayAttr(names[i]);
+    if (!v)
+      return v.takeError();
+    if (v->size() != full.size())
+      return fail("attribute '" + Twine(names[i]) + "': expected " +
+                  Twine(full.size()) + " values (the rank), got " +
+                  Twine(v->size()));
+    *slots[i] = std::move(*v);
+  }
+  for (size_t d = 0; d < full.size(); ++d) {
+    int64_t off = slice.offsets[d], size = slice.sizes[d],
+            stride = slice.strides[d];
+    // Dynamic values (ShapedType::kDynamic, INT64_MIN) fail here too: the
+    // runtime runs static slices only.
+    if (off < 0 || size < 0 || stride < 1)
+      return fail("dimension " + Twine(d) + " of the slice (offset " +
+                  Twine(off) + ", size " + Twine(size) + ", stride " +
+                  Twine(stride) +
+                  ") is dynamic or negative; expected static offsets and "
+                  "sizes >= 0 and strides >= 1");
+    if (size > 0 && (off + (size - 1) * stride >= full[d]))
+      return fail("dimension " + Twine(d) + " of the slice (offset " +
+                  Twine(off) + ", size " + Twine(size) + ", stride " +
+                  Twine(stride) + ") runs past the tensor's size " +
+                  Twine(full[d]));
+  }
+  return slice;
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileExtractSlice() -> Expected<Body> {
+  if (Error e = arity(1, 1, 1)) {
+    llvm::consumeError(std::move(e));
+    return fail("expected a static slice: one operand (the source) and one "
+                "result");
+  }
+  if (Error e = sameStorage(in(0), out(0), "source and result"))
+    return std::move(e);
+  Expected<Slice> slice = sliceAttrs(in(0).shape);
+  if (!slice)
+    return slice.takeError();
+  if (!matchesSizes(out(0).shape, slice->sizes))
+    return fail(resultName(0) + ": expected the slice sizes " +
+                shapeString(slice->sizes) +
+                " (unit dimensions may be dropped)");
+  Slice sl = *slice;
+  bool isInt = isIntType(in(0).dtype);
+  int64_t src = inst.operands[0], dst = inst.results[0];
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    auto gather = [&](const auto *from, auto *to) {
+      forEachSliceElement(sl.offsets, sl.sizes, sl.strides, sl.full,
+                          [&](int64_t i, int64_t at) { to[i] = from[at]; });
+    };
+    if (isInt)
+      gather(st.integer(src), st.integer(dst));
+    else
+      gather(st.real(src), st.real(dst));
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileInsertSlice() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1)) {
+    llvm::consumeError(std::move(e));
+    return fail("expected a static slice: two operands (source, dest) and "
+                "one result");
+  }
+  if (Error e = sameStorage(in(0), in(1), "source and dest"))
+    return std::move(e);
+  if (Error e = sameStorage(in(1), out(0), "dest and result"))
+    return std::move(e);
+  if (Error e = resultShape(0, in(1).shape))
+    return std::move(e);
+  Expected<Slice> slice = sliceAttrs(in(1).shape);
+  if (!slice)
+    return slice.takeError();
+  if (!matchesSizes(in(0).shape, slice->sizes))
+    return fail(operandName(0) + ": expected the slice sizes " +
+                shapeString(slice->sizes) +
+                " (unit dimensions may be dropped)");
+  Slice sl = *slice;
+  bool isInt = isIntType(in(0).dtype);
+  int64_t src = inst.operands[0], dest = inst.operands[1],
+          dst = inst.results[0];
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    auto scatter = [&](const auto *from, const auto *base, auto *to,
+                       int64_t n) {
+      std::copy(base, base + n, to);
+      forEachSliceElement(sl.offsets, sl.sizes, sl.strides, sl.full,
+                          [&](int64_t i, int64_t at) { to[at] = from[i]; });
+    };
+    int64_t n = product(sl.full);
+    if (isInt)
+      scatter(st.integer(src), st.integer(dest), st.integer(dst), n);
+    else
+      scatter(st.real(src), st.real(dest), st.real(dst), n);
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileConcat() -> Expected<Body> {
+  if (Error e = arity(1, SIZE_MAX, 1))
+    return std::move(e);
+  Expected<int64_t> dimAttr = integerAttr("dim");
+  if (!dimAttr)
+    return dimAttr.takeError();
+  size_t rank = out(0).shape.size();
+  if (*dimAttr < 0 || size_t(*dimAttr) >= rank)
+    return fail("attribute 'dim' = " + Twine(*dimAttr) +
+                " is out of range for rank " + Twine(rank));
+  size_t dim = *dimAttr;
+  std::vector<int64_t> expected = out(0).shape;
+  expected[dim] = 0;
+  for (size_t i = 0; i < inst.operands.size(); ++i) {
+    if (Error e = sameStorage(in(i), out(0), operandName(i) + " and result"))
+      return std::move(e);
+    std::vector<int64_t> shape = in(i).shape;
+    if (shape.size() != rank)
+      return fail(operandName(i) + ": expected rank " + Twine(rank));
+    expected[dim] += shape[dim];
+    shape[dim] = out(0).shape[dim];
+    if (shape != out(0).shape)
+      return fail(operandName(i) + ": expected the result's sizes " +
+                  shapeString(out(0).shape) + " except along dimension " +
+                  Twine(dim));
+  }
+  if (Error e = resultShape(0, expected))
+    return std::move(e);
+  // Copy row-major chunks: for each index of the leading dimensions, each
+  // input contributes its [dim:] block in turn.
+  int64_t outer =
+      product(llvm::ArrayRef<int64_t>(out(0).shape).take_front(dim));
+  int64_t inner =
+      product(llvm::ArrayRef<int64_t>(out(0).shape).drop_front(dim + 1));
+  std::vector<std::pair<int64_t, int64_t>> inputs; // (buffer, block size)
+  for (size_t i = 0; i < inst.operands.size(); ++i)
+    inputs.push_back({inst.operands[i], in(i).shape[dim] * inner});
+  bool isInt = isIntType(out(0).dtype);
+  int64_t dst = inst.results[0];
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    auto concat = [&](auto getPtr) {
+      auto *to = getPtr(dst);
+      for (int64_t o = 0; o < outer; ++o)
+        for (const auto &[buffer, block] : inputs) {
+          const auto *from = getPtr(buffer) + o * block;
+          to = std::copy(from, from + block, to);
+        }
+    };
+    if (isInt)
+      concat([&](int64_t b) { return st.integer(b); });
+    else
+      concat([&](int64_t b) { return st.real(b); });
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileEmpty() -> Expected<Body> {
+  if (Error e = arity(0, 0, 1)) {
+    llvm::consumeError(std::move(e));
+    return fail("expected a static tensor.empty: no operands, one result");
+  }
+  // Its contents are undefined; the buffer keeps the zeros it was created
+  // with (no instruction writes another's result).
+  return Body([]() -> Error { return Error::success(); });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileArith(char op) -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0, 1}, {0}))
+    return std::move(e);
+  if (Error e = operandShape(1, in(0).shape))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  const T *a = inReal(0), *b = inReal(1);
+  T *y = outReal(0);
+  int64_t n = in(0).numElements();
+  return Body([=]() -> Error {
+    switch (op) {
+    case '+':
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = a[i] + b[i];
+      break;
+    case '-':
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = a[i] - b[i];
+      break;
+    case '*':
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = a[i] * b[i];
+      break;
+    default:
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = a[i] / b[i];
+      break;
+    }
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileNegf() -> Expected<Body> {
+  if (Error e = arity(1, 1, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = resultShape(0, in(0).shape))
+    return std::move(e);
+  const T *a = inReal(0);
+  T *y = outReal(0);
+  int64_t n = in(0).numElements();
+  return Body([=]() -> Error {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = -a[i];
+    return Error::success();
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// The op table
+//===----------------------------------------------------------------------===//
+
+namespace {
+// Sorted, for the docs and for the "supported ops" list in errors.
+const StringRef kOps[] = {
+    "arith.addf",
+    "arith.divf",
+    "arith.mulf",
+    "arith.negf",
+    "arith.subf",
+    "octet.adamw_step",
+    "octet.add",
+    "octet.batch_matmul",
+    "octet.batch_matmul_grad",
+    "octet.bias_grad",
+    "octet.causal_attention",
+    "octet.causal_attention_grad",
+    "octet.cross_entropy",
+    "octet.cross_entropy_grad",
+    "octet.embedding",
+    "octet.embedding_grad",
+    "octet.grad_accumulate",
+    "octet.grouped_linear",
+    "octet.grouped_linear_dgrad",
+    "octet.grouped_linear_wgrad",
+    "octet.linear",
+    "octet.linear_dgrad",
+    "octet.linear_wgrad",
+    "octet.moe_combine",
+    "octet.moe_combine_grad",
+    "octet.moe_dispatch",
+    "octet.moe_dispatch_grad",
+    "octet.moe_gate",
+    "octet.moe_gate_grad",
+    "octet.param",
+    "octet.rmsnorm",
+    "octet.rmsnorm_grad",
+    "octet.rotary",
+    "octet.rotary_grad",
+    "octet.swiglu",
+    "octet.swiglu_grad",
+    "tensor.collapse_shape",
+    "tensor.concat",
+    "tensor.empty",
+    "tensor.expand_shape",
+    "tensor.extract_slice",
+    "tensor.insert_slice",
+};
+} // namespace
+
+llvm::ArrayRef<StringRef> octet::runtime::cpuExecutorOps() { return kOps; }
+
+template <typename T> auto InstructionCompiler<T>::compile() -> Expected<Body> {
+  StringRef op = inst.op;
+  if (op == "octet.param")
+    return compileParam();
+  if (op == "octet.embedding")
+    return compileEmbedding();
+  if (op == "octet.linear")
+    return compileLinear();
+  if (op == "octet.batch_matmul")
+    return compileBatchMatmul();
+  if (op == "octet.grouped_linear")
+    return compileGroupedLinear();
+  if (op == "octet.rmsnorm")
+    return compileRMSNorm();
+  if (op == "octet.rotary")
+    return compileRotary(/*backward=*/false);
+  if (op == "octet.causal_attention")
+    return compileAttention();
+  if (op == "octet.swiglu")
+    return compileElementwise2(/*swiglu=*/true);
+  if (op == "octet.add")
+    return compileElementwise2(/*swiglu=*/false);
+  if (op == "octet.moe_gate")
+    return compileMoEGate();
+  if (op == "octet.moe_dispatch")
+    return compileMoEDispatch();
+  if (op == "octet.moe_combine")
+    return compileMoECombine();
+  if (op == "octet.cross_entropy")
+    return compileCrossEntropy();
+  if (op == "octet.embedding_grad")
+    return compileEmbeddingGrad();
+  if (op == "octet.linear_dgrad")
+    return compileLinearDgrad();
+  if (op == "octet.linear_wgrad")
+    return compileLinearWgrad();
+  if (op == "octet.bias_grad")
+    return compileBiasGrad();
+  if (op == "octet.batch_matmul_grad")
+    return compileBatchMatmulGrad();
+  if (op == "octet.grouped_linear_dgrad")
+    return compileGroupedLinearDgrad();
+  if (op == "octet.grouped_linear_wgrad")
+    return compileGroupedLinearWgrad();
+  if (op == "octet.rmsnorm_grad")
+    return compileRMSNormGrad();
+  if (op == "octet.rotary_grad")
+    return compileRotary(/*backward=*/true);
+  if (op == "octet.causal_attention_grad")
+    return compileAttentionGrad();
+  if (op == "octet.swiglu_grad")
+    return compileSwiGLUGrad();
+  if (op == "octet.moe_gate_grad")
+    return compileMoEGateGrad();
+  if (op == "octet.moe_dispatch_grad")
+    return compileMoEDispatchGrad();
+  if (op == "octet.moe_combine_grad")
+    return compileMoECombineGrad();
+  if (op == "octet.cross_entropy_grad")
+    return compileCrossEntropyGrad();
+  if (op == "octet.grad_accumulate")
+    return compileGradAccumulate();
+  if (op == "octet.adamw_step")
+    return compileAdamWStep();
+  if (op == "tensor.expand_shape")
+    return compileReshape(/*expand=*/true);
+  if (op == "tensor.collapse_shape")
+    return compileReshape(/*expand=*/false);
+  if (op == "tensor.extract_slice")
+    return compileExtractSlice();
+  if (op == "tensor.insert_slice")
+    return compileInsertSlice();
+  if (op == "tensor.concat")
+    return compileConcat();
+  if (op == "tensor.empty")
+    return compileEmpty();
+  if (op == "arith.addf")
+    return compileArith('+');
+  if (op == "arith.subf")
+    return compileArith('-');
+  if (op == "arith.mulf")
+    return compileArith('*');
+  if (op == "arith.divf")
+    return compileArith('/');
+  if (op == "arith.negf")
+    return compileNegf();
+  return fail("unsupported op '" + op +
+              "': the CPU backend does not run it (docs/program-format.md "
+              "lists the ops it runs)");
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter initialisation
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// splitmix64 (Steele, Lea and Flood): a fast generator whose every output
+/// is a bijective mix of a counter, so streams seeded differently do not
+/// overlap in practice.
+uint64_t splitmix64(uint64_t &state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// FNV-1a, 64 bits: the parameter name's contribution to its stream.
+uint64_t hashName(StringRef name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// Fills `out` with N(0, std^2) values by Box-Muller, from the stream of
+/// (seed, name).
+template <typename T>
+void fillNormal(std::vector<T> &out, double std, uint64_t seed,
+                StringRef name) {
+  uint64_t mixed = seed;
+  uint64_t state = splitmix64(mixed) ^ hashName(name);
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  for (size_t i = 0; i < out.size(); i += 2) {
+    // u1 in (0, 1] so that log(u1) is finite; u2 in [0, 1). 53 bits each.
+    double u1 = double((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
+    double u2 = double(splitmix64(state) >> 11) * 0x1.0p-53;
+    double r = std::sqrt(-2.0 * std::log(u1));
+    out[i] = T(std * r * std::cos(kTwoPi * u2));
+    if (i + 1 < out.size())
+      out[i + 1] = T(std * r * std::sin(kTwoPi * u2));
+  }
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// CpuExecutor
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+CpuExecutor<T>::CpuExecutor(std::unique_ptr<State> state)
+    : state(std::move(state)) {}
+template <typename T>
+CpuExecutor<T>::CpuExecutor(CpuExecutor &&) noexcept = default;
+template <typename T>
+CpuExecutor<T> &CpuExecutor<T>::operator=(CpuExecutor &&) noexcept = default;
+template <typename T> CpuExecutor<T>::~CpuExecutor() = default;
+
+template <typename T> const Program &CpuExecutor<T>::getProgram() const {
+  return state->program;
+}
+
+template <typename T>
+Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program) {
+  auto s = std::make_unique<State>();
+  s->program = std::move(program);
+  const Program &p = s->program;
+
+  // Storage, allocated once: the compiled steps point into it.
+  s->reals.resize(p.buffers.size());
+  s->ints.resize(p.buffers.size());
+  for (size_t i = 0; i < p.buffers.size(); ++i) {
+    const Buffer &b = p.buffers[i];
+    if (isIntType(b.dtype))
+      s->ints[i].assign(b.numElements(), 0);
+    else
+      s->reals[i].assign(b.numElements(), T(0));
+  }
+  for (const Constant &c : p.constants) {
+    const Buffer &b = p.buffers[c.buffer];
+    auto fill = [&](auto &storage) {
+      using E = typename std::decay_t<decltype(storage)>::value_type;
+      for (size_t i = 0; i < storage.size(); ++i)
+        storage[i] = E(c.isSplat ? c.splat : c.values[i]);
+    };
+    if (isIntType(b.dtype)) {
+      fill(s->ints[c.buffer]);
+    } else {
+      fill(s->reals[c.buffer]);
+      if (b.dtype == BufferType::BF16)
+        roundToBF16(s->reals[c.buffer].data(), b.numElements());
+    }
+  }
+
+  s->params.resize(p.parameters.size());
+  for (size_t i = 0; i < p.parameters.size(); ++i) {
+    const Parameter &param = p.parameters[i];
+    ParamState<T> &ps = s->params[i];
+    ps.param = &param;
+    int64_t n = product(param.shape);
+    ps.master.assign(n, T(0));
+    if (!param.frozen) {
+      ps.grad.assign(n, T(0));
+      ps.m.assign(n, 0);
+      ps.v.assign(n, 0);
+    }
+    s->paramIndex[param.name] = i;
+  }
+
+  s->functions.resize(p.functions.size());
+  for (size_t fi = 0; fi < p.functions.size(); ++fi) {
+    const Function &f = p.functions[fi];
+    CompiledFunction &cf = s->functions[fi];
+    cf.function = &f;
+    s->functionIndex[f.name] = fi;
+    for (size_t i = 0; i < f.body.size(); ++i) {
+      Expected<std::function<Error()>> body =
+          InstructionCompiler<T>(*s, f, i).compile();
+      if (!body)
+        return body.takeError();
+      Step step;
+      step.index = i;
+      step.op = f.body[i].op;
+      step.body = std::move(*body);
+      for (int64_t r : f.body[i].results)
+        if (p.buffers[r].dtype == BufferType::BF16)
+          step.bf16Results.push_back(r);
+      cf.steps.push_back(std::move(step));
+    }
+  }
+  return CpuExecutor(std::move(s));
+}
+
+template <typename T> void CpuExecutor<T>::initParameters(uint64_t seed) {
+  for (ParamState<T> &ps : state->params) {
+    const ParameterInit &init = ps.param->init;
+    switch (init.kind) {
+    case ParameterInit::Normal:
+      fillNormal(ps.master, init.std, seed, ps.param->name);
+      break;
+    case ParameterInit::Zeros:
+      std::fill(ps.master.begin(), ps.master.end(), T(0));
+      break;
+    case ParameterInit::Ones:
+      std::fill(ps.master.begin(), ps.master.end(), T(1));
+      break;
+    }
+    std::fill(ps.grad.begin(), ps.grad.end(), T(0));
+    std::fill(ps.m.begin(), ps.m.end(), 0);
+    std::fill(ps.v.begin(), ps.v.end(), 0);
+  }
+}
+
+template <typename T> void CpuExecutor<T>::zeroGradients() {
+  for (ParamState<T> &ps : state->params)
+    std::fill(ps.grad.begin(), ps.grad.end(), T(0));
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<T>>
+CpuExecutor<T>::masterWeight(StringRef name) {
+  if (ParamState<T> *p = state->lookup(name))
+    return llvm::MutableArrayRef<T>(p->master);
+  return std::nullopt;
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<T>>
+CpuExecutor<T>::gradient(StringRef name) {
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->trainable())
+    return std::nullopt;
+  return llvm::MutableArrayRef<T>(p->grad);
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<uint16_t>>
+CpuExecutor<T>::firstMoment(StringRef name) {
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->trainable())
+    return std::nullopt;
+  return llvm::MutableArrayRef<uint16_t>(p->m);
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<uint16_t>>
+CpuExecutor<T>::secondMoment(StringRef name) {
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->trainable())
+    return std::nullopt;
+  return llvm::MutableArrayRef<uint16_t>(p->v);
+}
+
+template <typename T>
+Expected<std::vector<typename CpuExecutor<T>::Output>>
+CpuExecutor<T>::run(StringRef name, llvm::ArrayRef<Argument> arguments) {
+  State &s = *state;
+  auto it = s.functionIndex.find(name);
+  if (it == s.functionIndex.end()) {
+    std::string names;
+    for (const Function &f : s.program.functions)
+      names += (names.empty() ? "" : ", ") + f.name;
+    return makeError("the program has no function '" + name +
+                     "' (it has: " + (names.empty() ? "none" : names) + ")");
+  }
+  const CompiledFunction &cf = s.functions[it->second];
+  const Function &f = *cf.function;
+  if (arguments.size() != f.arguments.size())
+    return makeError("function '" + f.name + "' takes " +
+                     Twine(f.arguments.size()) + " arguments, got " +
+                     Twine(arguments.size()));
+
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const Argument &a = arguments[i];
+    int64_t id = f.arguments[i];
+    const Buffer &b = s.program.buffers[id];
+    auto fail = [&](const Twine &what) {
+      return makeError("function '" + f.name + "', argument " + Twine(i) +
+                       " (" + describe(b) + "): " + what);
+    };
+    if (int64_t(a.size()) != b.numElements())
+      return fail("expected " + Twine(b.numElements()) + " values, got " +
+                  Twine(a.size()));
+    if (isIntType(b.dtype)) {
+      int64_t *dst = s.integer(id);
+      if (a.getKind() == Argument::Kind::Int32) {
+        llvm::ArrayRef<int32_t> v = a.int32s();
+        std::copy(v.begin(), v.end(), dst);
+      } else if (a.getKind() == Argument::Kind::Int64) {
+        llvm::ArrayRef<int64_t> v = a.int64s();
+        if (b.dtype == BufferType::I32)
+          for (size_t j = 0; j < v.size(); ++j)
+            if (v[j] < std::numeric_limits<int32_t>::min() ||
+                v[j] > std::numeric_limits<int32_t>::max())
+              return fail("value " + Twine(v[j]) + " at element " + Twine(j) +
+                          " does not fit in i32");
+        std::copy(v.begin(), v.end(), dst);
+      } else {
+        return fail("expected integer data, got floating-point data");
+      }
+    } else {
+      if (a.getKind() != Argument::Kind::Real)
+        return fail("expected floating-point data, got integer data");
+      llvm::ArrayRef<T> v = a.reals();
+      std::copy(v.begin(), v.end(), s.real(id));
+      if (b.dtype == BufferType::BF16)
+        roundToBF16(s.real(id), b.numElements());
+    }
+  }
+
+  for (const Step &step : cf.steps) {
+    if (Error e = step.body())
+      return makeError(instructionContext(f, step.index, step.op) +
+                       llvm::toString(std::move(e)));
+    for (int64_t r : step.bf16Results)
+      roundToBF16(s.real(r), int64_t(s.reals[r].size()));
+  }
+
+  std::vector<Output> outputs;
+  for (int64_t id : f.results) {
+    const Buffer &b = s.program.buffers[id];
+    Output o;
+    o.dtype = b.dtype;
+    o.shape = b.shape;
+    if (isIntType(b.dtype))
+      o.ints = s.ints[id];
+    else
+      o.values = s.reals[id];
+    outputs.push_back(std::move(o));
+  }
+  return outputs;
+}
+
+namespace octet::runtime {
+template class CpuExecutor<float>;
+template class CpuExecutor<double>;
+} // namespace octet::runtime

@@ -1,0 +1,1115 @@
+//===- ExecutorTest.cpp - Running programs on the CPU ---------------------===//
+//
+// The executor must compute exactly what the kernels compute when called
+// directly: every comparison here is bit for bit, except float against
+// double (TestUtil.h's tolerance) and the statistics of initialisation.
+// Programs are hand-written JSON documents, parsed and validated as octetc's
+// output would be; the per-op checks generate one-instruction programs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Runtime/CPUKernels.h"
+#include "octet/Runtime/CpuExecutor.h"
+#include "octet/Runtime/FP8Linear.h"
+
+#include <cmath>
+#include <numeric>
+#include <string>
+
+using namespace octet;
+using namespace octet::cpu;
+using namespace octet::cpu::test;
+using octet::runtime::CpuExecutor;
+using octet::runtime::Program;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+Program parse(const std::string &text) {
+  llvm::Expected<Program> p = runtime::parseProgram(text, "test.json");
+  if (!p) {
+    ADD_FAILURE() << llvm::toString(p.takeError());
+    return Program();
+  }
+  return std::move(*p);
+}
+
+template <typename T> CpuExecutor<T> make(const std::string &text) {
+  llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(parse(text));
+  if (!e) {
+    ADD_FAILURE() << llvm::toString(e.takeError());
+    return llvm::cantFail(CpuExecutor<T>::create(Program()));
+  }
+  return std::move(*e);
+}
+
+/// The creation error of a program, or "" when it is accepted.
+template <typename T = float> std::string createError(const std::string &text) {
+  llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(parse(text));
+  return e ? std::string() : llvm::toString(e.takeError());
+}
+
+template <typename T>
+std::vector<typename CpuExecutor<T>::Output>
+run(CpuExecutor<T> &exec, llvm::StringRef function,
+    llvm::ArrayRef<typename CpuExecutor<T>::Argument> args) {
+  auto out = exec.run(function, args);
+  if (!out) {
+    ADD_FAILURE() << llvm::toString(out.takeError());
+    return {};
+  }
+  return std::move(*out);
+}
+
+template <typename T>
+std::string runError(CpuExecutor<T> &exec, llvm::StringRef function,
+                     llvm::ArrayRef<typename CpuExecutor<T>::Argument> args) {
+  auto out = exec.run(function, args);
+  return out ? std::string() : llvm::toString(out.takeError());
+}
+
+template <typename T> std::vector<T> randomT(size_t n, uint32_t seed) {
+  return cast<T>(randomVector(n, seed));
+}
+
+template <typename T> std::vector<T> copyOf(llvm::ArrayRef<T> a) {
+  return std::vector<T>(a.begin(), a.end());
+}
+
+#define EXPECT_CONTAINS(haystack, needle)                                      \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)             \
+      << "expected '" << (needle) << "' in: " << (haystack)
+
+//===----------------------------------------------------------------------===//
+// A linear layer and its loss
+//===----------------------------------------------------------------------===//
+
+const char *kLinearProgram = R"json({
+  "format": "octet-program",
+  "version": 1,
+  "metadata": {"model": "linear"},
+  "buffers": [
+    {"name": "%x", "dtype": "f32", "shape": [4, 8]},
+    {"name": "%labels", "dtype": "i32", "shape": [4]},
+    {"name": "%w", "dtype": "f32", "shape": [16, 8]},
+    {"name": "%logits", "dtype": "f32", "shape": [4, 16]},
+    {"name": "%loss", "dtype": "f32", "shape": []},
+    {"name": "%one", "dtype": "f32", "shape": []},
+    {"name": "%dlogits", "dtype": "f32", "shape": [4, 16]},
+    {"name": "%dw", "dtype": "f32", "shape": [16, 8]},
+    {"name": "%dx", "dtype": "f32", "shape": [4, 8]},
+    {"name": "%b", "dtype": "f32", "shape": [16]},
+    {"name": "%db", "dtype": "f32", "shape": [16]},
+    {"name": "%lr", "dtype": "f32", "shape": []},
+    {"name": "%step", "dtype": "i64", "shape": []}
+  ],
+  "parameters": [
+    {"name": "w", "shape": [16, 8], "init": {"kind": "normal", "std": 0.5}},
+    {"name": "b", "shape": [16], "init": {"kind": "normal", "std": 0.1}}
+  ],
+  "constants": [{"buffer": 5, "splat": 1.0}],
+  "functions": [
+    {"name": "forward", "arguments": [0, 1], "results": [4], "body": [
+      {"op": "octet.param", "results": [2], "attrs": {"name": "w"}},
+      {"op": "octet.param", "results": [9], "attrs": {"name": "b"}},
+      {"op": "octet.linear", "operands": [0, 2, 9], "results": [3]},
+      {"op": "octet.cross_entropy", "operands": [3, 1], "results": [4]}
+    ]},
+    {"name": "forward_backward", "arguments": [0, 1], "results": [4, 8],
+     "body": [
+      {"op": "octet.param", "results": [2], "attrs": {"name": "w"}},
+      {"op": "octet.param", "results": [9], "attrs": {"name": "b"}},
+      {"op": "octet.linear", "operands": [0, 2, 9], "results": [3]},
+      {"op": "octet.cross_entropy", "operands": [3, 1], "results": [4]},
+      {"op": "octet.cross_entropy_grad", "operands": [3, 1, 5],
+       "results": [6]},
+      {"op": "octet.linear_dgrad", "operands": [6, 2], "results": [8]},
+      {"op": "octet.linear_wgrad", "operands": [6, 0], "results": [7]},
+      {"op": "octet.bias_grad", "operands": [6], "results": [10]},
+      {"op": "octet.grad_accumulate", "operands": [7], "attrs": {"param": "w"}},
+      {"op": "octet.grad_accumulate", "operands": [10], "attrs": {"param": "b"}}
+    ]},
+    {"name": "optimizer_step", "arguments": [11, 12], "results": [], "body": [
+      {"op": "octet.adamw_step", "operands": [11, 12],
+       "attrs": {"param": "w", "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
+                 "weight_decay": 0.1,
+                 "param_type": {"dtype": "f32", "shape": [16, 8]}}},
+      {"op": "octet.adamw_step", "operands": [11, 12],
+       "attrs": {"param": "b", "beta1": 0.8, "beta2": 0.99, "eps": 1e-6,
+                 "weight_decay": 0.0}}
+    ]}
+  ]
+})json";
+
+/// The linear program's forward and backward by direct kernel calls.
+template <typename T> struct LinearReference {
+  T loss;
+  std::vector<T> dx, dw, db;
+};
+
+template <typename T>
+LinearReference<T>
+linearReference(const std::vector<T> &x, const std::vector<int32_t> &labels,
+                const std::vector<T> &w, const std::vector<T> &b) {
+  LinearShape shape{4, 16, 8};
+  std::vector<T> logits(4 * 16), dlogits(4 * 16);
+  linearForward<T>(x.data(), w.data(), b.data(), shape, logits.data());
+  LinearReference<T> r;
+  r.loss = crossEntropyForward<T, int32_t>(logits.data(), labels.data(), 4, 16);
+  crossEntropyBackward<T, int32_t>(logits.data(), labels.data(), 4, 16, T(1),
+                                   dlogits.data());
+  r.dx.assign(4 * 8, T(0));
+  r.dw.assign(16 * 8, T(0));
+  r.db.assign(16, T(0));
+  linearBackward<T>(x.data(), w.data(), dlogits.data(), shape, r.dx.data(),
+                    r.dw.data(), r.db.data());
+  return r;
+}
+
+TEST(ExecutorTest, LinearAndLossMatchTheKernelsBitForBit) {
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(7);
+  std::vector<float> x = randomT<float>(4 * 8, 1);
+  std::vector<int32_t> labels = {3, 0, 15, 7};
+  std::vector<float> w = copyOf<float>(*exec.masterWeight("w"));
+  std::vector<float> b = copyOf<float>(*exec.masterWeight("b"));
+  LinearReference<float> ref = linearReference(x, labels, w, b);
+
+  auto fwd = run(exec, "forward", {x, labels});
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].shape, std::vector<int64_t>{});
+  ASSERT_EQ(fwd[0].values.size(), 1u);
+  EXPECT_TRUE(bitIdentical(fwd[0].values, std::vector<float>{ref.loss}));
+  // The forward accumulates nothing.
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")),
+                           std::vector<float>(16 * 8, 0.0f)));
+
+  auto fb = run(exec, "forward_backward", {x, labels});
+  ASSERT_EQ(fb.size(), 2u);
+  EXPECT_TRUE(bitIdentical(fb[0].values, std::vector<float>{ref.loss}));
+  EXPECT_TRUE(bitIdentical(fb[1].values, ref.dx));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")), ref.dw));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("b")), ref.db));
+
+  // A second micro-batch adds into the accumulators, as accumulateGradient
+  // does; the gradient ops themselves start from zero each time.
+  std::vector<float> x2 = randomT<float>(4 * 8, 2);
+  std::vector<int32_t> labels2 = {1, 1, 2, 9};
+  LinearReference<float> ref2 = linearReference(x2, labels2, w, b);
+  run(exec, "forward_backward", {x2, labels2});
+  std::vector<float> dw = ref.dw, db = ref.db;
+  accumulateGradient(dw.data(), ref2.dw.data(), dw.size());
+  accumulateGradient(db.data(), ref2.db.data(), db.size());
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")), dw));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("b")), db));
+
+  exec.zeroGradients();
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")),
+                           std::vector<float>(16 * 8, 0.0f)));
+}
+
+TEST(ExecutorTest, DoubleExecutorRunsTheSameProgram) {
+  // Without optimizer_step: AdamW is FP32 only (tested below).
+  Program program = parse(kLinearProgram);
+  ASSERT_EQ(program.functions.back().name, "optimizer_step");
+  program.functions.pop_back();
+  llvm::Expected<CpuExecutor<double>> created =
+      CpuExecutor<double>::create(program);
+  ASSERT_TRUE(bool(created)) << llvm::toString(created.takeError());
+  CpuExecutor<double> d = std::move(*created);
+  CpuExecutor<float> f = make<float>(kLinearProgram);
+  d.initParameters(3);
+  f.initParameters(3);
+  std::vector<double> x = randomVector(4 * 8, 11);
+  std::vector<int32_t> labels = {2, 4, 6, 8};
+  // The same parameter streams: the float weights are the double ones
+  // rounded.
+  std::vector<double> w = copyOf<double>(*d.masterWeight("w"));
+  std::vector<double> b = copyOf<double>(*d.masterWeight("b"));
+  EXPECT_TRUE(
+      bitIdentical(cast<float>(w), copyOf<float>(*f.masterWeight("w"))));
+  // Make both executors hold the same (float-representable) weights.
+  w = cast<double>(cast<float>(w));
+  b = cast<double>(cast<float>(b));
+  std::copy(w.begin(), w.end(), d.masterWeight("w")->begin());
+  std::copy(b.begin(), b.end(), d.masterWeight("b")->begin());
+
+  LinearReference<double> ref = linearReference(x, labels, w, b);
+  auto out = run(d, "forward_backward", {x, labels});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(bitIdentical(out[0].values, std::vector<double>{ref.loss}));
+  EXPECT_TRUE(bitIdentical(out[1].values, ref.dx));
+  EXPECT_TRUE(bitIdentical(copyOf<double>(*d.gradient("w")), ref.dw));
+
+  auto outF = run(f, "forward_backward", {cast<float>(x), labels});
+  ASSERT_EQ(outF.size(), 2u);
+  expectFloatMatchesDouble("loss", cast<double>(outF[0].values), out[0].values);
+  expectFloatMatchesDouble("dx", cast<double>(outF[1].values), out[1].values);
+  expectFloatMatchesDouble("dw", cast<double>(copyOf<float>(*f.gradient("w"))),
+                           copyOf<double>(*d.gradient("w")));
+}
+
+TEST(ExecutorTest, OptimizerStepIsAdamWAndClearsTheGradients) {
+  // AdamW keeps FP32 master weights and BF16 moments: a double executor
+  // refuses it when it is created.
+  std::string err = createError<double>(kLinearProgram);
+  EXPECT_CONTAINS(err, "function 'optimizer_step', instruction 0 "
+                       "(octet.adamw_step): AdamW runs in float");
+
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(5);
+  std::vector<float> w = copyOf<float>(*exec.masterWeight("w"));
+  std::vector<float> b = copyOf<float>(*exec.masterWeight("b"));
+  std::vector<uint16_t> mw(w.size(), 0), vw(w.size(), 0), mb(b.size(), 0),
+      vb(b.size(), 0);
+  AdamWConfig cw{0.01f, 0.9f, 0.95f, 1e-8f, 0.1f};
+  AdamWConfig cb{0.01f, 0.8f, 0.99f, 1e-6f, 0.0f};
+  for (int64_t step = 1; step <= 3; ++step) {
+    std::vector<float> gw = randomT<float>(w.size(), 100 + step);
+    std::vector<float> gb = randomT<float>(b.size(), 200 + step);
+    std::copy(gw.begin(), gw.end(), exec.gradient("w")->begin());
+    std::copy(gb.begin(), gb.end(), exec.gradient("b")->begin());
+    auto out = run(exec, "optimizer_step",
+                   {CpuExecutor<float>::Argument::scalar(0.01f),
+                    CpuExecutor<float>::Argument::integer(step)});
+    EXPECT_TRUE(out.empty());
+    adamwStep(w.data(), gw.data(), mw.data(), vw.data(), w.size(), step, cw);
+    adamwStep(b.data(), gb.data(), mb.data(), vb.data(), b.size(), step, cb);
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("w")), w))
+        << "step " << step;
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("b")), b));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.firstMoment("w")), mw));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.secondMoment("w")), vw));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.secondMoment("b")), vb));
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")),
+                             std::vector<float>(w.size(), 0.0f)));
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("b")),
+                             std::vector<float>(b.size(), 0.0f)));
+  }
+  // Steps count from 1.
+  std::string bad = runError(exec, "optimizer_step",
+                             {CpuExecutor<float>::Argument::scalar(0.01f),
+                              CpuExecutor<float>::Argument::integer(0)});
+  EXPECT_CONTAINS(bad, "function 'optimizer_step', instruction 0 "
+                       "(octet.adamw_step): step 0 is out of range");
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter initialisation
+//===----------------------------------------------------------------------===//
+
+std::string paramsProgram(const std::string &parameters) {
+  return R"json({"format": "octet-program", "version": 1, "buffers": [],
+    "parameters": [)json" +
+         parameters + R"json(], "functions": []})json";
+}
+
+const char *kParamA =
+    R"({"name": "a", "shape": [64, 64], "init": {"kind": "normal", "std": 0.02}})";
+const char *kParamA2 =
+    R"({"name": "a2", "shape": [64, 64], "init": {"kind": "normal", "std": 0.02}})";
+const char *kParamB =
+    R"({"name": "b.bias", "shape": [100], "init": {"kind": "zeros"}})";
+const char *kParamC =
+    R"({"name": "c.norm", "shape": [101], "init": {"kind": "ones"}})";
+const char *kParamD =
+    R"({"name": "d", "shape": [200, 101], "frozen": true, "init": {"kind": "normal", "std": 1.0}})";
+
+TEST(ExecutorTest, ParameterInitIsDeterministicPerNameAndHasTheRequestedStd) {
+  std::string all = paramsProgram(std::string(kParamA) + "," + kParamB + "," +
+                                  kParamC + "," + kParamD + "," + kParamA2);
+  CpuExecutor<float> e1 = make<float>(all), e2 = make<float>(all);
+  e1.initParameters(1234);
+  e2.initParameters(1234);
+  for (const char *name : {"a", "b.bias", "c.norm", "d"})
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*e1.masterWeight(name)),
+                             copyOf<float>(*e2.masterWeight(name))))
+        << name;
+  // Another seed, other values.
+  e2.initParameters(1235);
+  EXPECT_FALSE(bitIdentical(copyOf<float>(*e1.masterWeight("a")),
+                            copyOf<float>(*e2.masterWeight("a"))));
+  // Per name: a program with fewer parameters, in another order, draws the
+  // same values for the parameters it shares.
+  CpuExecutor<float> e3 =
+      make<float>(paramsProgram(std::string(kParamD) + "," + kParamA));
+  e3.initParameters(1234);
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*e1.masterWeight("a")),
+                           copyOf<float>(*e3.masterWeight("a"))));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*e1.masterWeight("d")),
+                           copyOf<float>(*e3.masterWeight("d"))));
+  // Different names, different streams.
+  EXPECT_FALSE(bitIdentical(copyOf<float>(*e1.masterWeight("a")),
+                            copyOf<float>(*e1.masterWeight("a2"))));
+
+  EXPECT_EQ(copyOf<float>(*e1.masterWeight("b.bias")),
+            std::vector<float>(100, 0.0f));
+  EXPECT_EQ(copyOf<float>(*e1.masterWeight("c.norm")),
+            std::vector<float>(101, 1.0f));
+  // Moments of normal draws: with n samples the sample mean has standard
+  // error std/sqrt(n) and the sample std about std/sqrt(2n); the bounds are
+  // more than 5 standard errors wide.
+  auto moments = [](llvm::ArrayRef<float> v) {
+    double sum = 0, sq = 0;
+    for (float x : v)
+      sum += x;
+    double mean = sum / v.size();
+    for (float x : v)
+      sq += (x - mean) * (x - mean);
+    return std::make_pair(mean, std::sqrt(sq / v.size()));
+  };
+  auto [meanA, stdA] = moments(*e1.masterWeight("a")); // n = 4096
+  EXPECT_LT(std::fabs(meanA), 5 * 0.02 / 64);
+  EXPECT_NEAR(stdA, 0.02, 5 * 0.02 / std::sqrt(2.0 * 4096));
+  auto [meanD, stdD] = moments(*e1.masterWeight("d")); // n = 20200
+  EXPECT_LT(std::fabs(meanD), 5 / std::sqrt(20200.0));
+  EXPECT_NEAR(stdD, 1.0, 5 / std::sqrt(2.0 * 20200));
+  // Frozen parameters are initialised but have no optimizer state.
+  EXPECT_FALSE(e1.gradient("d").has_value());
+  EXPECT_FALSE(e1.firstMoment("d").has_value());
+  EXPECT_FALSE(e1.masterWeight("nope").has_value());
+
+  // The double executor draws the same values before rounding to float.
+  CpuExecutor<double> d = make<double>(all);
+  d.initParameters(1234);
+  EXPECT_TRUE(bitIdentical(cast<float>(copyOf<double>(*d.masterWeight("a"))),
+                           copyOf<float>(*e1.masterWeight("a"))));
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor and arith ops
+//===----------------------------------------------------------------------===//
+
+const char *kTensorProgram = R"json({
+  "format": "octet-program",
+  "version": 1,
+  "buffers": [
+    {"name": "%a", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%b", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%ids", "dtype": "i32", "shape": [2, 3]},
+    {"name": "%expanded", "dtype": "f32", "shape": [2, 2, 3]},
+    {"name": "%collapsed", "dtype": "f32", "shape": [4, 3]},
+    {"name": "%strided", "dtype": "f32", "shape": [2, 2]},
+    {"name": "%row", "dtype": "f32", "shape": [6]},
+    {"name": "%inserted", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%cat1", "dtype": "f32", "shape": [2, 12]},
+    {"name": "%cat0", "dtype": "f32", "shape": [4, 6]},
+    {"name": "%sum", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%diff", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%prod", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%quot", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%neg", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%flat_ids", "dtype": "i32", "shape": [6]},
+    {"name": "%ids_slice", "dtype": "i32", "shape": [2, 2]},
+    {"name": "%ids_cat", "dtype": "i32", "shape": [4, 3]},
+    {"name": "%empty", "dtype": "f32", "shape": [3]},
+    {"name": "%zeros", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%into_zeros", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%half", "dtype": "f32", "shape": [2, 6]},
+    {"name": "%scaled", "dtype": "f32", "shape": [2, 6]}
+  ],
+  "constants": [
+    {"buffer": 19, "splat": 0},
+    {"buffer": 21, "values": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5,
+                              2, 2, 2, 2, 2, "-inf"]}
+  ],
+  "functions": [
+    {"name": "ops", "arguments": [0, 1, 2],
+     "results": [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20,
+                 22],
+     "body": [
+      {"op": "tensor.expand_shape", "operands": [0], "results": [3],
+       "attrs": {"reassociation": [[0], [1, 2]],
+                 "static_output_shape": [2, 2, 3]}},
+      {"op": "tensor.collapse_shape", "operands": [3], "results": [4],
+       "attrs": {"reassociation": [[0, 1], [2]]}},
+      {"op": "tensor.extract_slice", "operands": [0], "results": [5],
+       "attrs": {"static_offsets": [0, 1], "static_sizes": [2, 2],
+                 "static_strides": [1, 2],
+                 "operandSegmentSizes": [1, 0, 0, 0]}},
+      {"op": "tensor.extract_slice", "operands": [0], "results": [6],
+       "attrs": {"static_offsets": [1, 0], "static_sizes": [1, 6],
+                 "static_strides": [1, 1]}},
+      {"op": "tensor.insert_slice", "operands": [5, 1], "results": [7],
+       "attrs": {"static_offsets": [0, 2], "static_sizes": [2, 2],
+                 "static_strides": [1, 3]}},
+      {"op": "tensor.concat", "operands": [0, 1], "results": [8],
+       "attrs": {"dim": 1}},
+      {"op": "tensor.concat", "operands": [0, 1], "results": [9],
+       "attrs": {"dim": 0}},
+      {"op": "arith.addf", "operands": [0, 1], "results": [10]},
+      {"op": "arith.subf", "operands": [0, 1], "results": [11]},
+      {"op": "arith.mulf", "operands": [0, 1], "results": [12]},
+      {"op": "arith.divf", "operands": [0, 1], "results": [13]},
+      {"op": "arith.negf", "operands": [0], "results": [14]},
+      {"op": "tensor.collapse_shape", "operands": [2], "results": [15],
+       "attrs": {"reassociation": [[0, 1]]}},
+      {"op": "tensor.extract_slice", "operands": [2], "results": [16],
+       "attrs": {"static_offsets": [0, 1], "static_sizes": [2, 2],
+                 "static_strides": [1, 1]}},
+      {"op": "tensor.concat", "operands": [2, 2], "results": [17],
+       "attrs": {"dim": 0}},
+      {"op": "tensor.empty", "results": [18]},
+      {"op": "tensor.insert_slice", "operands": [6, 19], "results": [20],
+       "attrs": {"static_offsets": [1, 0], "static_sizes": [1, 6],
+                 "static_strides": [1, 1]}},
+      {"op": "arith.mulf", "operands": [0, 21], "results": [22]}
+    ]}
+  ]
+})json";
+
+TEST(ExecutorTest, TensorAndArithOpsMoveAndCombineElementsAsMLIRDefines) {
+  CpuExecutor<float> exec = make<float>(kTensorProgram);
+  std::vector<float> a = randomT<float>(12, 21), b = randomT<float>(12, 22);
+  std::vector<int32_t> ids = {10, 11, 12, 13, 14, 15};
+  auto out = run(exec, "ops", {a, b, ids});
+  ASSERT_EQ(out.size(), 18u);
+  auto at = [&](int r, int c) { return a[r * 6 + c]; };
+
+  EXPECT_TRUE(bitIdentical(out[0].values, a)); // expand: same data
+  EXPECT_EQ(out[0].shape, (std::vector<int64_t>{2, 2, 3}));
+  EXPECT_TRUE(bitIdentical(out[1].values, a)); // collapse
+  EXPECT_TRUE(
+      bitIdentical(out[2].values,
+                   std::vector<float>{at(0, 1), at(0, 3), at(1, 1), at(1, 3)}));
+  EXPECT_TRUE(
+      bitIdentical(out[3].values, std::vector<float>(a.begin() + 6, a.end())));
+  std::vector<float> inserted = b;
+  inserted[0 * 6 + 2] = at(0, 1);
+  inserted[0 * 6 + 5] = at(0, 3);
+  inserted[1 * 6 + 2] = at(1, 1);
+  inserted[1 * 6 + 5] = at(1, 3);
+  EXPECT_TRUE(bitIdentical(out[4].values, inserted));
+  std::vector<float> cat1, cat0 = a;
+  for (int r = 0; r < 2; ++r) {
+    cat1.insert(cat1.end(), a.begin() + r * 6, a.begin() + r * 6 + 6);
+    cat1.insert(cat1.end(), b.begin() + r * 6, b.begin() + r * 6 + 6);
+  }
+  cat0.insert(cat0.end(), b.begin(), b.end());
+  EXPECT_TRUE(bitIdentical(out[5].values, cat1));
+  EXPECT_TRUE(bitIdentical(out[6].values, cat0));
+  std::vector<float> sum(12), diff(12), prod(12), quot(12), neg(12);
+  for (int i = 0; i < 12; ++i) {
+    sum[i] = a[i] + b[i];
+    diff[i] = a[i] - b[i];
+    prod[i] = a[i] * b[i];
+    quot[i] = a[i] / b[i];
+    neg[i] = -a[i];
+  }
+  EXPECT_TRUE(bitIdentical(out[7].values, sum));
+  EXPECT_TRUE(bitIdentical(out[8].values, diff));
+  EXPECT_TRUE(bitIdentical(out[9].values, prod));
+  EXPECT_TRUE(bitIdentical(out[10].values, quot));
+  EXPECT_TRUE(bitIdentical(out[11].values, neg));
+  // Integer tensors take the same paths.
+  EXPECT_EQ(out[12].ints, (std::vector<int64_t>{10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(out[12].dtype, runtime::BufferType::I32);
+  EXPECT_EQ(out[13].ints, (std::vector<int64_t>{11, 12, 14, 15}));
+  EXPECT_EQ(out[14].ints, (std::vector<int64_t>{10, 11, 12, 13, 14, 15, 10, 11,
+                                                12, 13, 14, 15}));
+  EXPECT_EQ(out[15].values, std::vector<float>(3, 0.0f));
+  // Into a zero constant (autodiff's extract_slice backward); the constant
+  // itself is not modified, so a second run gives the same.
+  std::vector<float> intoZeros(12, 0.0f);
+  std::copy(a.begin() + 6, a.end(), intoZeros.begin() + 6);
+  EXPECT_TRUE(bitIdentical(out[16].values, intoZeros));
+  std::vector<float> scaled(12);
+  for (int i = 0; i < 12; ++i)
+    scaled[i] = a[i] * (i < 6 ? 0.5f : 2.0f);
+  scaled[11] = a[11] * -INFINITY;
+  EXPECT_TRUE(bitIdentical(out[17].values, scaled));
+  auto again = run(exec, "ops", {b, a, ids});
+  ASSERT_EQ(again.size(), 18u);
+  std::vector<float> intoZeros2(12, 0.0f);
+  std::copy(b.begin() + 6, b.end(), intoZeros2.begin() + 6);
+  EXPECT_TRUE(bitIdentical(again[16].values, intoZeros2));
+}
+
+//===----------------------------------------------------------------------===//
+// Precisions
+//===----------------------------------------------------------------------===//
+
+/// One linear (optionally its dgrad and wgrad) with the given precision.
+std::string linearProgram(int64_t m, int64_t n, int64_t k,
+                          const std::string &precision,
+                          const std::string &outDType = "f32") {
+  std::string p =
+      precision.empty() ? "{}" : R"({"precision": )" + precision + "}";
+  auto shape = [](int64_t a, int64_t b) {
+    return "[" + std::to_string(a) + ", " + std::to_string(b) + "]";
+  };
+  return R"json({"format": "octet-program", "version": 1, "buffers": [
+      {"dtype": "f32", "shape": )json" +
+         shape(m, k) + R"json(},
+      {"dtype": "f32", "shape": )json" +
+         shape(n, k) + R"json(},
+      {"dtype": ")json" +
+         outDType + R"json(", "shape": )json" + shape(m, n) + R"json(},
+      {"dtype": "f32", "shape": )json" +
+         shape(m, n) + R"json(},
+      {"dtype": "f32", "shape": )json" +
+         shape(m, k) + R"json(},
+      {"dtype": "f32", "shape": )json" +
+         shape(n, k) + R"json(}],
+    "functions": [
+      {"name": "forward", "arguments": [0, 1], "results": [2], "body": [
+        {"op": "octet.linear", "operands": [0, 1], "results": [2],
+         "attrs": )json" +
+         p + R"json(}]},
+      {"name": "backward", "arguments": [0, 1, 3], "results": [4, 5],
+       "body": [
+        {"op": "octet.linear_dgrad", "operands": [3, 1], "results": [4],
+         "attrs": )json" +
+         p + R"json(},
+        {"op": "octet.linear_wgrad", "operands": [3, 0], "results": [5],
+         "attrs": )json" +
+         p + R"json(}]}]})json";
+}
+
+TEST(ExecutorTest, BF16PrecisionRoundsTheGemmInputsAndOutput) {
+  int64_t m = 5, n = 7, k = 9;
+  CpuExecutor<float> exec = make<float>(
+      linearProgram(m, n, k, R"({"format": "bf16", "out": "f32"})"));
+  std::vector<float> x = randomT<float>(m * k, 31),
+                     w = randomT<float>(n * k, 32),
+                     dy = randomT<float>(m * n, 33);
+  auto rounded = [](std::vector<float> v) {
+    for (float &e : v)
+      e = numerics::roundToBF16(e);
+    return v;
+  };
+  std::vector<float> y(m * n), dx(m * k), dw(n * k, 0.0f);
+  linearForward(rounded(x).data(), rounded(w).data(), (const float *)nullptr,
+                {m, n, k}, y.data());
+  linearBackward(rounded(x).data(), rounded(w).data(), rounded(dy).data(),
+                 {m, n, k}, dx.data(), dw.data(), (float *)nullptr);
+  auto fwd = run(exec, "forward", {x, w});
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_TRUE(bitIdentical(fwd[0].values, rounded(y)));
+  // Not what the unrounded product gives.
+  std::vector<float> plain(m * n);
+  linearForward(x.data(), w.data(), (const float *)nullptr, {m, n, k},
+                plain.data());
+  EXPECT_FALSE(bitIdentical(fwd[0].values, plain));
+  auto bwd = run(exec, "backward", {x, w, dy});
+  ASSERT_EQ(bwd.size(), 2u);
+  EXPECT_TRUE(bitIdentical(bwd[0].values, rounded(dx)));
+  EXPECT_TRUE(bitIdentical(bwd[1].values, rounded(dw)));
+
+  // A bf16 buffer holds rounded values whatever computed them.
+  CpuExecutor<float> bf16Out = make<float>(linearProgram(m, n, k, "", "bf16"));
+  linearForward(x.data(), w.data(), (const float *)nullptr, {m, n, k},
+                y.data());
+  auto o = run(bf16Out, "forward", {x, w});
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0].dtype, runtime::BufferType::BF16);
+  EXPECT_TRUE(bitIdentical(o[0].values, rounded(y)));
+
+  // Emulated precisions run in float only.
+  std::string err = createError<double>(
+      linearProgram(m, n, k, R"({"format": "bf16", "out": "f32"})"));
+  EXPECT_CONTAINS(err, "function 'forward', instruction 0 (octet.linear): "
+                       "FP8/BF16 emulation runs in float");
+}
+
+void expectFP8LinearMatchesTheKernel(bool pow2, int64_t promotion) {
+  // N = 160 and M = 40 are not multiples of 128: padding in Dgrad (N) and
+  // Wgrad (M).
+  int64_t m = 40, n = 160, k = 256;
+  std::string precision =
+      std::string(R"({"format": "e4m3", "lhs": "tile_1x128", )") +
+      R"("rhs": "block_128x128", "scale": ")" + (pow2 ? "pow2" : "fp32") +
+      R"(", "promotion": )" + std::to_string(promotion) + R"(, "out": "bf16"})";
+  CpuExecutor<float> exec = make<float>(linearProgram(m, n, k, precision));
+  std::vector<float> x = randomT<float>(m * k, 41),
+                     w = randomT<float>(n * k, 42),
+                     dy = randomT<float>(m * n, 43);
+  FP8LinearConfig config;
+  config.inputRounding =
+      pow2 ? numerics::ScaleRounding::Pow2 : numerics::ScaleRounding::FP32;
+  config.promotionInterval = promotion;
+  config.bf16Output = true;
+  std::vector<float> y(m * n), dx(m * k), dw(n * k, 0.0f);
+  FP8LinearCache cache;
+  fp8LinearForward(x.data(), w.data(), nullptr, {m, n, k}, config, y.data(),
+                   &cache);
+  fp8LinearBackward(cache, w.data(), dy.data(), {m, n, k}, config, dx.data(),
+                    dw.data(), nullptr);
+  auto fwd = run(exec, "forward", {x, w});
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_TRUE(bitIdentical(fwd[0].values, y));
+  // Wgrad requantizes the FP8 copy of x, as the forward's cache holds it.
+  auto bwd = run(exec, "backward", {x, w, dy});
+  ASSERT_EQ(bwd.size(), 2u);
+  EXPECT_TRUE(bitIdentical(bwd[0].values, dx));
+  EXPECT_TRUE(bitIdentical(bwd[1].values, dw));
+}
+
+TEST(ExecutorTest, FP8LinearEqualsTheFP8LinearKernel) {
+  expectFP8LinearMatchesTheKernel(/*pow2=*/false, 128);
+  expectFP8LinearMatchesTheKernel(/*pow2=*/true, 64);
+
+  std::string err =
+      createError(linearProgram(4, 8, 256,
+                                R"({"format": "e4m3", "lhs": "per_tensor", )"
+                                R"("rhs": "per_tensor", "promotion": 128})"));
+  EXPECT_CONTAINS(err, "(octet.linear): the CPU FP8 linear scales lhs = "
+                       "tile_1x128 and rhs = block_128x128");
+  err =
+      createError(linearProgram(4, 8, 256,
+                                R"({"format": "e4m3", "lhs": "tile_1x128", )"
+                                R"("rhs": "block_128x128", "promotion": 0})"));
+  EXPECT_CONTAINS(err, "FP8 promotion interval 0 must be 32, 64 or 128");
+  err = createError(linearProgram(4, 8, 256, R"({"format": "e3m4"})"));
+  EXPECT_CONTAINS(err, "unknown format 'e3m4'");
+}
+
+//===----------------------------------------------------------------------===//
+// Every other op against its kernel, through one-instruction programs
+//===----------------------------------------------------------------------===//
+
+struct TensorSpec {
+  std::string dtype;
+  std::vector<int64_t> shape;
+};
+
+/// A program whose function "f" takes `operands` as arguments and returns
+/// the results of one `op`.
+std::string oneOp(const std::string &op,
+                  const std::vector<TensorSpec> &operands,
+                  const std::vector<TensorSpec> &results,
+                  const std::string &attrs = "{}") {
+  std::string buffers, args, res;
+  size_t id = 0;
+  auto add = [&](const TensorSpec &t, std::string &list) {
+    std::string shape;
+    for (int64_t d : t.shape)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    buffers += std::string(buffers.empty() ? "" : ",\n") + R"({"dtype": ")" +
+               t.dtype + R"(", "shape": [)" + shape + "]}";
+    list += (list.empty() ? "" : ", ") + std::to_string(id++);
+  };
+  for (const TensorSpec &t : operands)
+    add(t, args);
+  for (const TensorSpec &t : results)
+    add(t, res);
+  return R"({"format": "octet-program", "version": 1, "buffers": [)" + buffers +
+         R"(], "functions": [{"name": "f", "arguments": [)" + args +
+         R"(], "results": [)" + res + R"(], "body": [{"op": ")" + op +
+         R"(", "operands": [)" + args + R"(], "results": [)" + res +
+         R"(], "attrs": )" + attrs + "}]}]}";
+}
+
+using Exec = CpuExecutor<float>;
+using Arg = Exec::Argument;
+
+TensorSpec f32(std::vector<int64_t> shape) { return {"f32", std::move(shape)}; }
+TensorSpec i32(std::vector<int64_t> shape) { return {"i32", std::move(shape)}; }
+
+/// Runs a one-op program twice (parameter gradients must not accumulate
+/// across runs) and returns the second run's results.
+std::vector<Exec::Output> runOne(const std::string &program,
+                                 llvm::ArrayRef<Arg> args) {
+  Exec exec = make<float>(program);
+  run(exec, "f", args);
+  return run(exec, "f", args);
+}
+
+TEST(ExecutorOpsTest, DenseOps) {
+  std::vector<float> table = randomT<float>(10 * 4, 1);
+  std::vector<int32_t> ids = {3, 9, 0, 3, 5, 1};
+  std::vector<float> emb(6 * 4);
+  embeddingForward(table.data(), ids.data(), 6, 10, 4, emb.data());
+  auto o = runOne(
+      oneOp("octet.embedding", {f32({10, 4}), i32({2, 3})}, {f32({2, 3, 4})}),
+      {table, ids});
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_TRUE(bitIdentical(o[0].values, emb));
+
+  std::vector<float> dtable(10 * 4, 0.0f);
+  embeddingBackward(emb.data(), ids.data(), 6, 10, 4, dtable.data());
+  o = runOne(oneOp("octet.embedding_grad", {f32({2, 3, 4}), i32({2, 3})},
+                   {f32({10, 4})}),
+             {emb, ids});
+  EXPECT_TRUE(bitIdentical(o[0].values, dtable));
+
+  // batch_matmul, both layouts, and its gradient.
+  for (bool transpose : {false, true}) {
+    std::vector<float> l = randomT<float>(2 * 3 * 5 * 4, 2),
+                       r = randomT<float>(2 * 3 * 4 * 6, 3),
+                       dy = randomT<float>(2 * 3 * 5 * 6, 4);
+    BatchMatmulShape s{6, 5, 6, 4, transpose};
+    std::vector<float> y(6 * 5 * 6), dl(l.size()), dr(r.size());
+    batchMatmulForward(l.data(), r.data(), s, y.data());
+    batchMatmulBackward(l.data(), r.data(), dy.data(), s, dl.data(), dr.data());
+    TensorSpec rs = transpose ? f32({2, 3, 6, 4}) : f32({2, 3, 4, 6});
+    std::string attrs = transpose ? R"({"transpose_rhs": true})" : "{}";
+    o = runOne(oneOp("octet.batch_matmul", {f32({2, 3, 5, 4}), rs},
+                     {f32({2, 3, 5, 6})}, attrs),
+               {l, r});
+    EXPECT_TRUE(bitIdentical(o[0].values, y)) << transpose;
+    o = runOne(oneOp("octet.batch_matmul_grad",
+                     {f32({2, 3, 5, 4}), rs, f32({2, 3, 5, 6})},
+                     {f32({2, 3, 5, 4}), rs}, attrs),
+               {l, r, dy});
+    ASSERT_EQ(o.size(), 2u);
+    EXPECT_TRUE(bitIdentical(o[0].values, dl)) << transpose;
+    EXPECT_TRUE(bitIdentical(o[1].values, dr)) << transpose;
+  }
+
+  // grouped_linear and its gradients; expert 1 has no rows.
+  std::vector<float> x = randomT<float>(7 * 5, 5),
+                     w = randomT<float>(3 * 4 * 5, 6),
+                     dy = randomT<float>(7 * 4, 7);
+  std::vector<int32_t> sizes = {3, 0, 4};
+  GroupedLinearShape gs{7, 4, 5, 3};
+  std::vector<float> y(7 * 4), dx(7 * 5), dw(3 * 4 * 5, 0.0f);
+  groupedLinearForward(x.data(), w.data(), sizes.data(), gs, y.data());
+  groupedLinearBackward(x.data(), w.data(), sizes.data(), dy.data(), gs,
+                        dx.data(), dw.data());
+  o = runOne(oneOp("octet.grouped_linear",
+                   {f32({7, 5}), f32({3, 4, 5}), i32({3})}, {f32({7, 4})}),
+             {x, w, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, y));
+  o = runOne(oneOp("octet.grouped_linear_dgrad",
+                   {f32({7, 4}), f32({3, 4, 5}), i32({3})}, {f32({7, 5})}),
+             {dy, w, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, dx));
+  o = runOne(oneOp("octet.grouped_linear_wgrad",
+                   {f32({7, 4}), f32({7, 5}), i32({3})}, {f32({3, 4, 5})}),
+             {dy, x, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, dw));
+
+  // swiglu, add and the swiglu gradient.
+  std::vector<float> g = randomT<float>(12, 8), u = randomT<float>(12, 9),
+                     d = randomT<float>(12, 10);
+  std::vector<float> sw(12), sum(12), dg(12), du(12);
+  swigluForward(g.data(), u.data(), 12, sw.data());
+  addForward(g.data(), u.data(), 12, sum.data());
+  swigluBackward(g.data(), u.data(), d.data(), 12, dg.data(), du.data());
+  o = runOne(oneOp("octet.swiglu", {f32({3, 4}), f32({3, 4})}, {f32({3, 4})}),
+             {g, u});
+  EXPECT_TRUE(bitIdentical(o[0].values, sw));
+  o = runOne(oneOp("octet.add", {f32({3, 4}), f32({3, 4})}, {f32({3, 4})}),
+             {g, u});
+  EXPECT_TRUE(bitIdentical(o[0].values, sum));
+  o = runOne(oneOp("octet.swiglu_grad", {f32({3, 4}), f32({3, 4}), f32({3, 4})},
+                   {f32({3, 4}), f32({3, 4})}),
+             {g, u, d});
+  EXPECT_TRUE(bitIdentical(o[0].values, dg));
+  EXPECT_TRUE(bitIdentical(o[1].values, du));
+}
+
+TEST(ExecutorOpsTest, NormRotaryAndAttention) {
+  std::vector<float> x = randomT<float>(2 * 3 * 8, 1),
+                     gamma = randomT<float>(8, 2),
+                     dy = randomT<float>(2 * 3 * 8, 3);
+  std::vector<float> y(48), dx(48), dgamma(8, 0.0f);
+  rmsnormForward(x.data(), gamma.data(), 6, 8, 1e-5, y.data());
+  rmsnormBackward(x.data(), gamma.data(), dy.data(), 6, 8, 1e-5, dx.data(),
+                  dgamma.data());
+  auto o = runOne(oneOp("octet.rmsnorm", {f32({2, 3, 8}), f32({8})},
+                        {f32({2, 3, 8})}, R"({"epsilon": 1e-5})"),
+                  {x, gamma});
+  EXPECT_TRUE(bitIdentical(o[0].values, y));
+  o = runOne(oneOp("octet.rmsnorm_grad",
+                   {f32({2, 3, 8}), f32({8}), f32({2, 3, 8})},
+                   {f32({2, 3, 8}), f32({8})}, R"({"epsilon": 1e-5})"),
+             {x, gamma, dy});
+  EXPECT_TRUE(bitIdentical(o[0].values, dx));
+  EXPECT_TRUE(bitIdentical(o[1].values, dgamma));
+
+  RotaryShape rs{2, 5, 3, 4};
+  std::vector<float> r = randomT<float>(2 * 5 * 3 * 4, 4), ry(r.size()),
+                     rdx(r.size());
+  rotaryForward(r.data(), rs, 500.0, ry.data());
+  rotaryBackward(r.data(), rs, 500.0, rdx.data());
+  o = runOne(oneOp("octet.rotary", {f32({2, 5, 3, 4})}, {f32({2, 5, 3, 4})},
+                   R"({"theta": 500.0})"),
+             {r});
+  EXPECT_TRUE(bitIdentical(o[0].values, ry));
+  o = runOne(oneOp("octet.rotary_grad", {f32({2, 5, 3, 4})},
+                   {f32({2, 5, 3, 4})}, R"({"theta": 500.0})"),
+             {r});
+  EXPECT_TRUE(bitIdentical(o[0].values, rdx));
+
+  // Grouped-query attention with Dqk != Dv, default and explicit scale.
+  AttentionShape as{2, 5, 4, 2, 6, 3};
+  std::vector<float> q = randomT<float>(2 * 5 * 4 * 6, 5),
+                     k = randomT<float>(2 * 5 * 2 * 6, 6),
+                     v = randomT<float>(2 * 5 * 2 * 3, 7),
+                     ady = randomT<float>(2 * 5 * 4 * 3, 8);
+  std::vector<TensorSpec> qkv = {f32({2, 5, 4, 6}), f32({2, 5, 2, 6}),
+                                 f32({2, 5, 2, 3})};
+  for (double scale : {defaultAttentionScale(6), 0.3}) {
+    std::string attrs = scale == 0.3 ? R"({"scale": 0.3})" : "{}";
+    std::vector<float> ao(2 * 5 * 4 * 3), dq(q.size()), dk(k.size()),
+        dv(v.size());
+    causalAttentionForward(q.data(), k.data(), v.data(), as, scale, ao.data());
+    causalAttentionBackward(q.data(), k.data(), v.data(), ady.data(), as, scale,
+                            dq.data(), dk.data(), dv.data());
+    o = runOne(oneOp("octet.causal_attention", qkv, {f32({2, 5, 4, 3})}, attrs),
+               {q, k, v});
+    EXPECT_TRUE(bitIdentical(o[0].values, ao)) << scale;
+    std::vector<TensorSpec> withDy = qkv;
+    withDy.push_back(f32({2, 5, 4, 3}));
+    o = runOne(oneOp("octet.causal_attention_grad", withDy, qkv, attrs),
+               {q, k, v, ady});
+    ASSERT_EQ(o.size(), 3u);
+    EXPECT_TRUE(bitIdentical(o[0].values, dq)) << scale;
+    EXPECT_TRUE(bitIdentical(o[1].values, dk)) << scale;
+    EXPECT_TRUE(bitIdentical(o[2].values, dv)) << scale;
+  }
+}
+
+TEST(ExecutorOpsTest, MixtureOfExpertsAndLoss) {
+  int64_t tokens = 6, dim = 8, experts = 4, topK = 2;
+  std::vector<float> x = randomT<float>(tokens * dim, 1),
+                     w = randomT<float>(experts * dim, 2),
+                     bias = randomT<float>(experts, 3);
+  MoEGateConfig c{tokens, dim, experts, topK, 2, 1, 2.5, MoEScoring::Sigmoid,
+                  true};
+  std::string gateAttrs =
+      R"({"top_k": 2, "n_group": 2, "topk_group": 1,
+          "routed_scaling_factor": 2.5, "scoring": "sigmoid",
+          "norm_topk_prob": true})";
+  std::vector<float> weights(tokens * topK);
+  std::vector<int32_t> indices(tokens * topK);
+  moeGateForward(x.data(), w.data(), bias.data(), c, weights.data(),
+                 indices.data());
+  auto o = runOne(oneOp("octet.moe_gate", {f32({6, 8}), f32({4, 8}), f32({4})},
+                        {f32({6, 2}), i32({6, 2})}, gateAttrs),
+                  {x, w, bias});
+  ASSERT_EQ(o.size(), 2u);
+  EXPECT_TRUE(bitIdentical(o[0].values, weights));
+  EXPECT_EQ(o[1].ints, cast<int64_t>(indices));
+  // Without the bias, softmax scoring.
+  MoEGateConfig cs = c;
+  cs.scoring = MoEScoring::Softmax;
+  cs.normTopkProb = false;
+  std::vector<float> weightsS(tokens * topK);
+  std::vector<int32_t> indicesS(tokens * topK);
+  moeGateForward(x.data(), w.data(), (const float *)nullptr, cs,
+                 weightsS.data(), indicesS.data());
+  o = runOne(oneOp("octet.moe_gate", {f32({6, 8}), f32({4, 8})},
+                   {f32({6, 2}), i32({6, 2})},
+                   R"({"top_k": 2, "n_group": 2, "topk_group": 1,
+                       "routed_scaling_factor": 2.5, "scoring": "softmax"})"),
+             {x, w});
+  EXPECT_TRUE(bitIdentical(o[0].values, weightsS));
+  EXPECT_EQ(o[1].ints, cast<int64_t>(indicesS));
+
+  std::vector<float> dweights = randomT<float>(tokens * topK, 4);
+  std::vector<float> gdx(x.size()), gdw(w.size(), 0.0f);
+  moeGateBackward(x.data(), w.data(), indices.data(), dweights.data(), c,
+                  gdx.data(), gdw.data());
+  o = runOne(oneOp("octet.moe_gate_grad",
+                   {f32({6, 8}), f32({4, 8}), i32({6, 2}), f32({6, 2})},
+                   {f32({6, 8}), f32({4, 8})},
+                   R"({"routed_scaling_factor": 2.5, "scoring": "sigmoid",
+                       "norm_topk_prob": true})"),
+             {x, w, indices, dweights});
+  EXPECT_TRUE(bitIdentical(o[0].values, gdx));
+  EXPECT_TRUE(bitIdentical(o[1].values, gdw));
+
+  MoERoutingShape rs{tokens, topK, dim};
+  std::vector<float> rows(tokens * topK * dim);
+  std::vector<int32_t> sizes(experts);
+  moeDispatchForward(x.data(), indices.data(), rs, experts, rows.data(),
+                     sizes.data());
+  o = runOne(oneOp("octet.moe_dispatch", {f32({6, 8}), i32({6, 2})},
+                   {f32({12, 8}), i32({4})}, R"({"num_experts": 4})"),
+             {x, indices});
+  EXPECT_TRUE(bitIdentical(o[0].values, rows));
+  EXPECT_EQ(o[1].ints, cast<int64_t>(sizes));
+
+  std::vector<float> drows = randomT<float>(rows.size(), 5), ddx(x.size());
+  moeDispatchBackward(drows.data(), indices.data(), rs, ddx.data());
+  o = runOne(oneOp("octet.moe_dispatch_grad", {f32({12, 8}), i32({6, 2})},
+                   {f32({6, 8})}, R"({"num_experts": 4})"),
+             {drows, indices});
+  EXPECT_TRUE(bitIdentical(o[0].values, ddx));
+
+  std::vector<float> combined(tokens * dim), cdy = randomT<float>(x.size(), 6),
+                                             cdrows(rows.size()),
+                                             cdweights(weights.size());
+  moeCombineForward(rows.data(), weights.data(), indices.data(), rs,
+                    combined.data());
+  moeCombineBackward(rows.data(), weights.data(), indices.data(), cdy.data(),
+                     rs, cdrows.data(), cdweights.data());
+  o = runOne(oneOp("octet.moe_combine",
+                   {f32({12, 8}), f32({6, 2}), i32({6, 2})}, {f32({6, 8})}),
+             {rows, weights, indices});
+  EXPECT_TRUE(bitIdentical(o[0].values, combined));
+  o = runOne(oneOp("octet.moe_combine_grad",
+                   {f32({12, 8}), f32({6, 2}), i32({6, 2}), f32({6, 8})},
+                   {f32({12, 8}), f32({6, 2})}),
+             {rows, weights, indices, cdy});
+  EXPECT_TRUE(bitIdentical(o[0].values, cdrows));
+  EXPECT_TRUE(bitIdentical(o[1].values, cdweights));
+
+  // Cross-entropy over [2, 3] tokens with i64 labels, and its gradient
+  // scaled by dloss.
+  std::vector<float> logits = randomT<float>(6 * 5, 7);
+  std::vector<int64_t> labels = {0, 4, 2, 2, 1, 3};
+  float loss = crossEntropyForward(logits.data(), labels.data(), 6, 5);
+  std::vector<float> dlogits(logits.size());
+  crossEntropyBackward(logits.data(), labels.data(), 6, 5, 0.25f,
+                       dlogits.data());
+  o = runOne(oneOp("octet.cross_entropy", {f32({2, 3, 5}), {"i64", {2, 3}}},
+                   {f32({})}),
+             {logits, labels});
+  EXPECT_TRUE(bitIdentical(o[0].values, std::vector<float>{loss}));
+  o = runOne(oneOp("octet.cross_entropy_grad",
+                   {f32({2, 3, 5}), {"i64", {2, 3}}, f32({})},
+                   {f32({2, 3, 5})}),
+             {logits, labels, std::vector<float>{0.25f}});
+  EXPECT_TRUE(bitIdentical(o[0].values, dlogits));
+}
+
+TEST(ExecutorOpsTest, FP8GroupedLinearIsTheFP8LinearPerExpert) {
+  int64_t rows = 50, n = 128, k = 256, experts = 3;
+  std::vector<int32_t> sizes = {20, 0, 30};
+  std::vector<float> x = randomT<float>(rows * k, 1),
+                     w = randomT<float>(experts * n * k, 2),
+                     dy = randomT<float>(rows * n, 3);
+  FP8LinearConfig config;
+  config.inputRounding = numerics::ScaleRounding::Pow2;
+  std::vector<float> y(rows * n), dx(rows * k), dw(experts * n * k, 0.0f);
+  int64_t row = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    if (sizes[e] > 0) {
+      LinearShape s{sizes[e], n, k};
+      FP8LinearCache cache;
+      fp8LinearForward(x.data() + row * k, w.data() + e * n * k, nullptr, s,
+                       config, y.data() + row * n, &cache);
+      fp8LinearBackward(cache, w.data() + e * n * k, dy.data() + row * n, s,
+                        config, dx.data() + row * k, dw.data() + e * n * k,
+                        nullptr);
+    }
+    row += sizes[e];
+  }
+  std::string attrs =
+      R"({"precision": {"format": "e4m3", "lhs": "tile_1x128",
+          "rhs": "block_128x128", "scale": "pow2", "promotion": 128,
+          "out": "f32"}})";
+  auto o = runOne(oneOp("octet.grouped_linear",
+                        {f32({50, 256}), f32({3, 128, 256}), i32({3})},
+                        {f32({50, 128})}, attrs),
+                  {x, w, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, y));
+  o = runOne(oneOp("octet.grouped_linear_dgrad",
+                   {f32({50, 128}), f32({3, 128, 256}), i32({3})},
+                   {f32({50, 256})}, attrs),
+             {dy, w, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, dx));
+  o = runOne(oneOp("octet.grouped_linear_wgrad",
+                   {f32({50, 128}), f32({50, 256}), i32({3})},
+                   {f32({3, 128, 256})}, attrs),
+             {dy, x, sizes});
+  EXPECT_TRUE(bitIdentical(o[0].values, dw));
+}
+
+//===----------------------------------------------------------------------===//
+// Errors
+//===----------------------------------------------------------------------===//
+
+TEST(ExecutorErrorsTest, CreationNamesTheFunctionInstructionAndOp) {
+  std::string err =
+      createError(oneOp("octet.frobnicate", {f32({2})}, {f32({2})}));
+  EXPECT_CONTAINS(err, "function 'f', instruction 0 (octet.frobnicate): "
+                       "unsupported op 'octet.frobnicate'");
+  err = createError(
+      oneOp("octet.add", {f32({2, 3}), f32({3, 2})}, {f32({2, 3})}));
+  EXPECT_CONTAINS(err, "function 'f', instruction 0 (octet.add): operand 1 "
+                       "(f32 [3, 2]): expected shape [2, 3]");
+  err = createError(
+      oneOp("octet.linear", {f32({4, 8}), f32({16, 8})}, {f32({4, 15})}));
+  EXPECT_CONTAINS(err, "(octet.linear): result 0 (f32 [4, 15]): expected "
+                       "shape [4, 16]");
+  err = createError(
+      oneOp("octet.embedding", {f32({10, 4}), f32({6})}, {f32({6, 4})}));
+  EXPECT_CONTAINS(err, "operand 1 (f32 [6]): expected i32 or i64");
+  err = createError(
+      oneOp("octet.rmsnorm", {f32({2, 8}), f32({8})}, {f32({2, 8})}));
+  EXPECT_CONTAINS(err, "missing attribute 'epsilon' (a number)");
+  err = createError(oneOp("octet.moe_gate", {f32({6, 8}), f32({4, 8})},
+                          {f32({6, 2}), i32({6, 2})},
+                          R"({"top_k": 2, "n_group": 3, "topk_group": 1,
+                              "routed_scaling_factor": 1.0,
+                              "scoring": "sigmoid"})"));
+  EXPECT_CONTAINS(err, "4 experts do not split into n_group = 3 groups");
+  err = createError(oneOp("octet.swiglu", {f32({2})}, {f32({2})}));
+  EXPECT_CONTAINS(err, "expected 2 operands, got 1");
+  err = createError(oneOp("tensor.extract_slice", {f32({4, 4})}, {f32({2, 2})},
+                          R"({"static_offsets": [3, 0],
+                              "static_sizes": [2, 2],
+                              "static_strides": [1, 1]})"));
+  EXPECT_CONTAINS(err, "runs past the tensor's size 4");
+  err = createError(oneOp("tensor.extract_slice", {f32({4, 4})}, {f32({2, 2})},
+                          R"({"static_offsets": [-9223372036854775808, 0],
+                              "static_sizes": [2, 2],
+                              "static_strides": [1, 1]})"));
+  EXPECT_CONTAINS(err, "is dynamic or negative");
+  err = createError(R"({"format": "octet-program", "version": 1,
+      "buffers": [{"dtype": "f32", "shape": [2]}],
+      "functions": [{"name": "g", "arguments": [], "results": [],
+        "body": [{"op": "octet.param", "results": [0],
+                  "attrs": {"name": "missing"}}]}]})");
+  EXPECT_CONTAINS(err, "function 'g', instruction 0 (octet.param): unknown "
+                       "parameter 'missing'");
+  err = createError(R"({"format": "octet-program", "version": 1,
+      "buffers": [{"dtype": "f32", "shape": [2]}],
+      "parameters": [{"name": "bias", "shape": [2], "frozen": true}],
+      "functions": [{"name": "g", "arguments": [0], "results": [],
+        "body": [{"op": "octet.grad_accumulate", "operands": [0],
+                  "attrs": {"param": "bias"}}]}]})");
+  EXPECT_CONTAINS(err, "parameter 'bias' is frozen: it has no gradient");
+}
+
+TEST(ExecutorErrorsTest, RunningChecksArgumentsAndData) {
+  Exec exec = make<float>(kLinearProgram);
+  std::vector<float> x = randomT<float>(32, 1);
+  std::vector<int32_t> labels = {0, 1, 2, 3};
+  EXPECT_CONTAINS(runError(exec, "backward", {x, labels}),
+                  "the program has no function 'backward' (it has: forward, "
+                  "forward_backward, optimizer_step)");
+  EXPECT_CONTAINS(runError(exec, "forward", {x}),
+                  "function 'forward' takes 2 arguments, got 1");
+  EXPECT_CONTAINS(runError(exec, "forward", {labels, labels}),
+                  "function 'forward', argument 0 (%x f32 [4, 8]): expected "
+                  "32 values, got 4");
+  EXPECT_CONTAINS(runError(exec, "forward", {x, std::vector<float>(4, 1.0f)}),
+                  "argument 1 (%labels i32 [4]): expected integer data");
+  EXPECT_CONTAINS(
+      runError(exec, "forward",
+               {x, std::vector<int64_t>{0, 1, int64_t(1) << 33, 2}}),
+      "value 8589934592 at element 2 does not fit in i32");
+  EXPECT_CONTAINS(
+      runError(exec, "forward", {x, std::vector<int32_t>{0, 1, 16, 2}}),
+      "function 'forward', instruction 3 (octet.cross_entropy): "
+      "label 16 at element 2 is out of range [0, 16)");
+
+  auto o = oneOp("octet.grouped_linear",
+                 {f32({7, 5}), f32({3, 4, 5}), i32({3})}, {f32({7, 4})});
+  Exec g = make<float>(o);
+  std::vector<float> gx(35, 1.0f), gw(60, 1.0f);
+  EXPECT_CONTAINS(runError(g, "f", {gx, gw, std::vector<int32_t>{3, 3, 3}}),
+                  "(octet.grouped_linear): group sizes sum to 9, expected 7 "
+                  "rows");
+  Exec d =
+      make<float>(oneOp("octet.moe_dispatch", {f32({6, 8}), i32({6, 2})},
+                        {f32({12, 8}), i32({4})}, R"({"num_experts": 4})"));
+  std::vector<int32_t> idx(12, 1);
+  idx[7] = 4;
+  EXPECT_CONTAINS(runError(d, "f", {std::vector<float>(48, 1.0f), idx}),
+                  "expert index 4 at element 7 is out of range [0, 4)");
+}
+
+} // namespace
