@@ -278,15 +278,15 @@ Value ForwardBuilder::moe(StringRef p, const std::string &key, Value h,
       tensorOf({experts}, i32), tok, gate.getIndices(),
       static_cast<uint64_t>(experts), PrecisionAttr());
   Value rows = dispatch.getRows(), sizes = dispatch.getGroupSizes();
-  auto grouped_linear = [&](StringRef name, Value x, Value w) -> Value {
+  auto groupedLinear = [&](StringRef name, Value x, Value w) -> Value {
     return create<GroupedLinearOp>(
         name, tensorOf({tokens * topK, shapeOf(w)[1]}, act), x, w, sizes,
         PrecisionAttr());
   };
-  Value eg = grouped_linear(n(p, "eg"), rows, weG);
-  Value eu = grouped_linear(n(p, "eu"), rows, weU);
+  Value eg = groupedLinear(n(p, "eg"), rows, weG);
+  Value eu = groupedLinear(n(p, "eu"), rows, weU);
   Value eact = swiglu(n(p, "eact"), eg, eu);
-  Value ed = grouped_linear(n(p, "ed"), eact, weD);
+  Value ed = groupedLinear(n(p, "ed"), eact, weD);
   Value out = create<MoECombineOp>(
       n(p, "routed"), tensorOf({tokens, hidden}, act), ed, gate.getWeights(),
       gate.getIndices(), PrecisionAttr());
