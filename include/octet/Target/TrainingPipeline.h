@@ -1,0 +1,49 @@
+//===- TrainingPipeline.h - From a forward graph to a program ---*- C++ -*-===//
+//
+// The compile pipeline octetc runs after a frontend: the precision recipe,
+// autodiff (and, for inspection, the FP8 lowering), then the translation to
+// the runtime's program with the training settings as metadata.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_TARGET_TRAININGPIPELINE_H
+#define OCTET_TARGET_TRAININGPIPELINE_H
+
+#include "octet/Runtime/Program.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <map>
+#include <string>
+
+namespace octet {
+
+struct TrainingPipelineOptions {
+  /// deepseek-v3, bf16 or f32 (--octet-assign-precision's recipe).
+  std::string recipe = "deepseek-v3";
+  /// Replace the graph's own precision annotations.
+  bool overridePrecision = false;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1;
+  /// Also lower FP8 linears to octet_tq (what the GPU code generator takes;
+  /// the CPU runtime executes FP8 precisions directly).
+  bool lowerFP8 = false;
+};
+
+/// Runs the recipe and autodiff (and optionally the FP8 lowering) on a
+/// module whose forward function is `@forward` (or its only function, which
+/// is then renamed `@forward`). Leaves @forward, @forward_backward and
+/// @optimizer_step in the module.
+mlir::LogicalResult runTrainingPipeline(mlir::ModuleOp module,
+                                        const TrainingPipelineOptions &options);
+
+/// Translates the training module to a program and records, as metadata,
+/// `settings` plus the micro-batch shape read from @forward_backward's token
+/// arguments (train.micro_batch_size, train.sequence_length).
+mlir::FailureOr<runtime::Program>
+compileProgram(mlir::ModuleOp module,
+               const std::map<std::string, std::string> &settings);
+
+} // namespace octet
+
+#endif // OCTET_TARGET_TRAININGPIPELINE_H

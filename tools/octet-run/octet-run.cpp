@@ -1,0 +1,506 @@
+//===- octet-run.cpp - Run a compiled Octet training step -----------------===//
+//
+// Trains with a program that octetc compiled: loads it (from a bundle file,
+// or from the payload octetc appended to a copy of this executable), draws
+// batches, runs @forward_backward once per micro-batch and @optimizer_step
+// once per step, logs, and writes checkpoints. Also checks the compiler's
+// gradients against finite differences in FP64 (--gradcheck).
+//
+// Runtime only: no MLIR here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Runtime/Checkpoint.h"
+#include "octet/Runtime/CpuExecutor.h"
+#include "octet/Runtime/DataLoader.h"
+#include "octet/Runtime/Program.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <unistd.h>
+
+using namespace llvm;
+using namespace octet::runtime;
+
+namespace {
+
+cl::OptionCategory category("octet-run options");
+
+cl::opt<std::string> bundlePath(cl::Positional,
+                                cl::desc("<bundle> (omit in an executable "
+                                         "that octetc built)"),
+                                cl::init(""), cl::cat(category));
+cl::opt<std::string> dataPath(
+    "data",
+    cl::desc("Token file: .u16/.u32 little-endian ids, anything else bytes"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<unsigned> steps("steps", cl::desc("Optimizer steps to run"),
+                        cl::init(100), cl::cat(category));
+cl::opt<std::string> device("device", cl::desc("cpu, cuda or auto"),
+                            cl::init("auto"), cl::cat(category));
+cl::opt<uint64_t> seed("seed",
+                       cl::desc("Seed of initialisation and data "
+                                "(default: the bundle's)"),
+                       cl::init(0), cl::cat(category));
+cl::opt<std::string> checkpointDir("checkpoint",
+                                   cl::desc("Directory for checkpoints"),
+                                   cl::value_desc("dir"), cl::cat(category));
+cl::opt<unsigned> every("every",
+                        cl::desc("Checkpoint every N steps (and at "
+                                 "the end); 0: only at the end"),
+                        cl::init(0), cl::cat(category));
+cl::opt<unsigned> keep("keep", cl::desc("Checkpoints to keep (0: all)"),
+                       cl::init(3), cl::cat(category));
+cl::opt<bool> resume("resume",
+                     cl::desc("Continue from the latest checkpoint in "
+                              "--checkpoint"),
+                     cl::cat(category));
+cl::opt<std::string> logPath("log",
+                             cl::desc("Write one JSON line per step here"),
+                             cl::value_desc("file"), cl::cat(category));
+cl::opt<double> lrOption("lr",
+                         cl::desc("Peak learning rate (default: the "
+                                  "bundle's)"),
+                         cl::init(0), cl::cat(category));
+cl::opt<bool> quiet("quiet", cl::desc("No progress output"), cl::cat(category));
+cl::opt<bool>
+    gradcheck("gradcheck",
+              cl::desc("Compare the compiled gradients with central finite "
+                       "differences in FP64 on one batch, and exit"),
+              cl::cat(category));
+cl::opt<unsigned> gradcheckSamples(
+    "gradcheck-samples",
+    cl::desc("Coordinates sampled per parameter by --gradcheck"), cl::init(2),
+    cl::cat(category));
+
+constexpr char kPayloadMagic[8] = {'O', 'C', 'T', 'E', 'T', 'P', 'R', 'G'};
+
+[[noreturn]] void fail(const Twine &message) {
+  WithColor::error(errs(), "octet-run") << message << "\n";
+  std::exit(1);
+}
+
+void failOn(Error e, StringRef context = "") {
+  if (!e)
+    return;
+  std::string message = toString(std::move(e));
+  fail(context.empty() ? message : context + ": " + message);
+}
+
+template <typename T> T check(Expected<T> v, StringRef context = "") {
+  if (!v)
+    failOn(v.takeError(), context);
+  return std::move(*v);
+}
+
+/// The program octetc appended to this executable, if any: the payload is
+/// followed by its size (8 bytes, little endian) and the magic.
+std::optional<std::string> embeddedProgram() {
+  std::string self = sys::fs::getMainExecutable(nullptr, nullptr);
+  auto file = MemoryBuffer::getFile(self, /*IsText=*/false,
+                                    /*RequiresNullTerminator=*/false);
+  if (!file)
+    return std::nullopt;
+  StringRef data = (*file)->getBuffer();
+  if (data.size() < 16 || std::memcmp(data.end() - 8, kPayloadMagic, 8) != 0)
+    return std::nullopt;
+  uint64_t size = 0;
+  std::memcpy(&size, data.end() - 16, 8);
+  if (size > data.size() - 16)
+    return std::nullopt;
+  return data.substr(data.size() - 16 - size, size).str();
+}
+
+/// A metadata value of the bundle, as a number.
+double metaNumber(const Program &p, StringRef key, double fallback) {
+  auto it = p.metadata.find(key.str());
+  if (it == p.metadata.end())
+    return fallback;
+  double v;
+  if (StringRef(it->second).getAsDouble(v))
+    fail("bundle metadata '" + key + "' = '" + it->second +
+         "' is not a number");
+  return v;
+}
+
+struct TrainSettings {
+  uint64_t seqLen, batch, microBatches, vocab, warmup;
+  double lr, minLrRatio, flopsPerStep;
+  uint64_t seed;
+};
+
+TrainSettings settingsOf(const Program &p) {
+  TrainSettings s;
+  s.seqLen = uint64_t(metaNumber(p, "train.sequence_length", 0));
+  s.batch = uint64_t(metaNumber(p, "train.micro_batch_size", 0));
+  s.microBatches = uint64_t(metaNumber(p, "train.micro_batches", 1));
+  s.vocab = uint64_t(metaNumber(p, "model.vocab_size", 0));
+  s.warmup = uint64_t(metaNumber(p, "train.warmup_steps", 0));
+  s.lr = lrOption > 0 ? double(lrOption) : metaNumber(p, "train.lr", 1e-3);
+  s.minLrRatio = metaNumber(p, "train.min_lr_ratio", 0.1);
+  s.flopsPerStep = metaNumber(p, "train.flops_per_step", 0);
+  s.seed = seed ? uint64_t(seed) : uint64_t(metaNumber(p, "train.seed", 1));
+  if (!s.seqLen || !s.batch || !s.vocab)
+    fail("the bundle does not say its sequence length, micro-batch size and "
+         "vocabulary (metadata train.sequence_length, "
+         "train.micro_batch_size, model.vocab_size): compile it with octetc");
+  return s;
+}
+
+/// Linear warm-up, then cosine decay to minLrRatio of the peak at the last
+/// step.
+double learningRate(const TrainSettings &s, uint64_t step, uint64_t last) {
+  if (s.warmup && step <= s.warmup)
+    return s.lr * double(step) / double(s.warmup);
+  if (last <= s.warmup)
+    return s.lr;
+  double t = double(step - s.warmup) / double(last - s.warmup);
+  double cosine = 0.5 * (1 + std::cos(M_PI * std::min(1.0, t)));
+  return s.lr * (s.minLrRatio + (1 - s.minLrRatio) * cosine);
+}
+
+std::string formatDuration(double seconds) {
+  int64_t s = int64_t(seconds + 0.5);
+  if (s < 60)
+    return formatv("{0}s", s).str();
+  if (s < 3600)
+    return formatv("{0}m{1:2}s", s / 60, s % 60).str();
+  return formatv("{0}h{1:2}m", s / 3600, (s % 3600) / 60).str();
+}
+
+std::string formatRate(double v) {
+  if (v >= 1e6)
+    return formatv("{0:f1}M", v / 1e6).str();
+  if (v >= 1e3)
+    return formatv("{0:f1}k", v / 1e3).str();
+  return formatv("{0:f0}", v).str();
+}
+
+DataLoader makeLoader(const TrainSettings &s) {
+  if (dataPath.empty())
+    fail("no training data: pass --data FILE (a text file is read as bytes; "
+         ".u16/.u32 files as token ids)");
+  auto file = check(TokenFile::open(dataPath, s.vocab));
+  DataLoaderOptions options;
+  options.batchSize = s.batch;
+  options.seqLen = s.seqLen;
+  options.seed = s.seed;
+  return check(DataLoader::create(file, options));
+}
+
+/// Loss of @forward_backward (or @forward) on one batch.
+template <typename T>
+T runLoss(CpuExecutor<T> &exec, StringRef fn, const Batch &batch) {
+  auto out =
+      check(exec.run(fn, {typename CpuExecutor<T>::Argument(batch.inputs),
+                          typename CpuExecutor<T>::Argument(batch.labels)}),
+            "running @" + fn.str());
+  if (out.empty() || out[0].values.size() != 1)
+    fail("@" + fn + " must return the scalar loss");
+  return out[0].values[0];
+}
+
+//===----------------------------------------------------------------------===//
+// --gradcheck
+//===----------------------------------------------------------------------===//
+
+int runGradcheck(const Program &program) {
+  TrainSettings s = settingsOf(program);
+  auto exec = check(CpuExecutor<double>::create(program));
+  exec.initParameters(s.seed);
+  DataLoader loader = makeLoader(s);
+  Batch batch = loader.next();
+  exec.zeroGradients();
+  double loss = runLoss(exec, "forward_backward", batch);
+  outs() << formatv("gradcheck: loss {0:f6} on one batch of {1} x {2} tokens, "
+                    "FP64, central differences\n",
+                    loss, s.batch, s.seqLen);
+
+  // Relative step: the loss is smooth at this scale, and a flip of the MoE
+  // routing (piecewise constant) is rare for steps this small.
+  const double h = 1e-6;
+  Xoshiro256 rng(s.seed ^ 0x9e3779b97f4a7c15ull);
+  double xy = 0, xx = 0, yy = 0, worst = 0;
+  std::string worstName;
+  unsigned checked = 0;
+  for (const Parameter &p : program.parameters) {
+    if (p.frozen)
+      continue;
+    auto w = exec.masterWeight(p.name);
+    auto g = exec.gradient(p.name);
+    if (!w || !g)
+      fail("no state for parameter '" + p.name + "'");
+    for (unsigned i = 0; i < gradcheckSamples; ++i) {
+      uint64_t index = rng.uniform(w->size());
+      double saved = (*w)[index];
+      (*w)[index] = saved + h;
+      double plus = runLoss(exec, "forward", batch);
+      (*w)[index] = saved - h;
+      double minus = runLoss(exec, "forward", batch);
+      (*w)[index] = saved;
+      double fd = (plus - minus) / (2 * h), ad = (*g)[index];
+      xy += fd * ad;
+      xx += fd * fd;
+      yy += ad * ad;
+      double err = std::fabs(fd - ad) / std::max(1e-6, std::fabs(fd));
+      if (err > worst) {
+        worst = err;
+        worstName = formatv("{0}[{1}]: autodiff {2:e}, differences {3:e}",
+                            p.name, index, ad, fd)
+                        .str();
+      }
+      ++checked;
+    }
+  }
+  double diff = xx + yy > 0 ? 1 - 2 * xy / (xx + yy) : 0;
+  outs() << formatv("gradcheck: {0} coordinates of {1} parameters; "
+                    "1 - 2*sum(xy)/sum(x^2+y^2) = {2:e}; worst relative "
+                    "error {3:e} at {4}\n",
+                    checked, program.parameters.size(), diff, worst, worstName);
+  // FP64 with h = 1e-6 resolves ~1e-9 relative; 1e-6 leaves room for the
+  // curvature of the loss without hiding a wrong gradient.
+  bool ok = diff < 1e-6;
+  outs() << (ok ? "gradcheck: passed\n" : "gradcheck: FAILED\n");
+  return ok ? 0 : 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Training
+//===----------------------------------------------------------------------===//
+
+std::vector<Tensor> weightTensors(CpuExecutor<float> &exec,
+                                  const Program &program) {
+  std::vector<Tensor> out;
+  for (const Parameter &p : program.parameters) {
+    auto w = exec.masterWeight(p.name);
+    out.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
+                                    ArrayRef<float>(w->data(), w->size())));
+  }
+  return out;
+}
+
+std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
+                                     const Program &program) {
+  std::vector<Tensor> out;
+  for (const Parameter &p : program.parameters) {
+    if (p.frozen)
+      continue;
+    auto m = exec.firstMoment(p.name), v = exec.secondMoment(p.name);
+    out.push_back(
+        Tensor::of<uint16_t>(p.name + ".exp_avg", DType::BF16, p.shape,
+                             ArrayRef<uint16_t>(m->data(), m->size())));
+    out.push_back(
+        Tensor::of<uint16_t>(p.name + ".exp_avg_sq", DType::BF16, p.shape,
+                             ArrayRef<uint16_t>(v->data(), v->size())));
+  }
+  return out;
+}
+
+/// Copies a checkpoint tensor into executor state, checking it matches.
+template <typename E>
+void restoreTensor(const SafetensorsFile &file, const std::string &name,
+                   DType dtype, MutableArrayRef<E> dest) {
+  const Tensor *t = file.find(name);
+  if (!t)
+    fail("checkpoint has no tensor '" + name + "'");
+  if (t->dtype != dtype || t->numElements() != int64_t(dest.size()))
+    fail("checkpoint tensor '" + name + "' does not match the program (" +
+         dtypeName(t->dtype) + ", " + Twine(t->numElements()) +
+         " elements; expected " + dtypeName(dtype) + ", " + Twine(dest.size()) +
+         ")");
+  std::memcpy(dest.data(), t->data.data(), dest.size() * sizeof(E));
+}
+
+int runTraining(const Program &program, StringRef digest) {
+  TrainSettings s = settingsOf(program);
+  auto exec = check(CpuExecutor<float>::create(program));
+  DataLoader loader = makeLoader(s);
+  uint64_t firstStep = 1;
+
+  if (resume) {
+    if (checkpointDir.empty())
+      fail("--resume needs --checkpoint DIR");
+    Checkpoint ckpt = check(loadLatestCheckpoint(checkpointDir),
+                            "resuming from " + checkpointDir);
+    if (ckpt.meta.configDigest != digest)
+      fail("the checkpoint in " + ckpt.directory +
+           " was written by a different program or configuration");
+    for (const Parameter &p : program.parameters) {
+      restoreTensor(ckpt.model, p.name, DType::F32, *exec.masterWeight(p.name));
+      if (p.frozen)
+        continue;
+      restoreTensor(ckpt.optimizer, p.name + ".exp_avg", DType::BF16,
+                    *exec.firstMoment(p.name));
+      restoreTensor(ckpt.optimizer, p.name + ".exp_avg_sq", DType::BF16,
+                    *exec.secondMoment(p.name));
+    }
+    failOn(loader.restore(ckpt.meta.dataLoader), "restoring the data loader");
+    firstStep = uint64_t(ckpt.step) + 1;
+    if (!quiet)
+      errs() << "octet-run: resumed from " << ckpt.directory << " (step "
+             << ckpt.step << ")\n";
+  } else {
+    exec.initParameters(s.seed);
+  }
+
+  std::unique_ptr<raw_fd_ostream> log;
+  if (!logPath.empty()) {
+    std::error_code ec;
+    log = std::make_unique<raw_fd_ostream>(
+        logPath, ec, resume ? sys::fs::OF_Append : sys::fs::OF_None);
+    if (ec)
+      fail("cannot open log file '" + logPath + "': " + ec.message());
+  }
+
+  uint64_t lastStep = firstStep + steps - 1;
+  uint64_t tokensPerStep = s.batch * s.seqLen * s.microBatches;
+  bool terminal = !quiet && sys::Process::StandardErrIsDisplayed();
+  auto start = std::chrono::steady_clock::now();
+  double ema = 0, lastLoss = 0;
+  auto lastReport = start;
+  Batch batch;
+  auto saveAt = [&](uint64_t step) {
+    CheckpointMeta meta;
+    meta.seed = s.seed;
+    meta.dataLoader = loader.state();
+    meta.configDigest = digest.str();
+    CheckpointOptions options;
+    options.keepLast = keep;
+    failOn(saveCheckpoint(checkpointDir, int64_t(step),
+                          weightTensors(exec, program),
+                          optimizerTensors(exec, program), meta, options),
+           "writing the checkpoint of step " + std::to_string(step));
+  };
+
+  for (uint64_t step = firstStep; step <= lastStep; ++step) {
+    exec.zeroGradients();
+    double loss = 0;
+    for (uint64_t mb = 0; mb < s.microBatches; ++mb) {
+      loader.next(batch);
+      loss += runLoss(exec, "forward_backward", batch);
+    }
+    loss /= double(s.microBatches);
+    // The step's loss is the mean over micro-batches: so is its gradient.
+    if (s.microBatches > 1)
+      for (const Parameter &p : program.parameters)
+        if (auto g = exec.gradient(p.name))
+          for (float &v : *g)
+            v /= float(s.microBatches);
+    double lr = learningRate(s, step, lastStep);
+    check(exec.run("optimizer_step",
+                   {CpuExecutor<float>::Argument::scalar(float(lr)),
+                    CpuExecutor<float>::Argument::integer(int64_t(step))}),
+          "running @optimizer_step");
+    if (!std::isfinite(loss))
+      fail(formatv("the loss is {0} at step {1}: training diverged", loss,
+                   step));
+
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - start).count();
+    uint64_t done = step - firstStep + 1;
+    double tokensPerSecond = double(done * tokensPerStep) / elapsed;
+    ema = done == 1 ? loss : 0.9 * ema + 0.1 * loss;
+    lastLoss = loss;
+    if (log)
+      *log << formatv("{{\"step\": {0}, \"loss\": {1:f6}, \"loss_ema\": "
+                      "{2:f6}, \"lr\": {3:e}, \"tokens_per_s\": {4:f1}, "
+                      "\"elapsed_s\": {5:f2}}\n",
+                      step, loss, ema, lr, tokensPerSecond, elapsed);
+    if (!checkpointDir.empty() && every && step % every == 0 &&
+        step != lastStep)
+      saveAt(step);
+
+    if (!quiet) {
+      double eta = elapsed / double(done) * double(lastStep - step);
+      std::string line = formatv(
+          "step {0}/{1}  loss {2:f4} (ema {3:f4})  lr {4:e2}  {5} tok/s{6}  "
+          "ETA {7}",
+          step, lastStep, loss, ema, lr, formatRate(tokensPerSecond),
+          s.flopsPerStep > 0 ? formatv("  {0:f1} GFLOP/s",
+                                       s.flopsPerStep * done / elapsed * 1e-9)
+                                   .str()
+                             : std::string(),
+          formatDuration(eta));
+      if (terminal) {
+        const int width = 24;
+        int filled = int(width * double(step) / double(lastStep));
+        errs() << "\r[" << std::string(filled, '=')
+               << std::string(width - filled, ' ') << "] " << line << "\x1b[K";
+      } else if (step == lastStep || done == 1 ||
+                 std::chrono::duration<double>(now - lastReport).count() >
+                     10.0) {
+        errs() << line << "\n";
+        lastReport = now;
+      }
+    }
+  }
+  if (terminal)
+    errs() << "\n";
+  if (!checkpointDir.empty())
+    saveAt(lastStep);
+
+  double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  uint64_t trained = lastStep - firstStep + 1;
+  outs() << formatv("trained steps {0}..{1} ({2} tokens) in {3}: final loss "
+                    "{4:f4}, smoothed {5:f4}; {6} tokens/s",
+                    firstStep, lastStep, trained * tokensPerStep,
+                    formatDuration(total), lastLoss, ema,
+                    formatRate(double(trained * tokensPerStep) / total));
+  if (!checkpointDir.empty())
+    outs() << formatv("; checkpoint {0}/step-{1}", checkpointDir, lastStep);
+  outs() << "\n";
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "Octet training runner: trains with a program compiled by octetc\n");
+
+  if (device != "cpu" && device != "auto" && device != "cuda")
+    fail("--device must be cpu, cuda or auto, got '" + device + "'");
+  if (device == "cuda")
+    fail("the CUDA backend is not available in this build yet; use "
+         "--device cpu");
+
+  std::string text, source;
+  if (std::optional<std::string> embedded = embeddedProgram()) {
+    if (!bundlePath.empty())
+      fail("this executable carries its program; do not pass a bundle");
+    text = std::move(*embedded);
+    source = sys::fs::getMainExecutable(argv[0], nullptr);
+  } else {
+    if (bundlePath.empty())
+      fail("no program: pass the bundle octetc wrote (octetc MODEL "
+           "--emit=bundle -o FILE)");
+    auto file = MemoryBuffer::getFile(bundlePath, /*IsText=*/true);
+    if (!file)
+      fail("cannot read bundle '" + bundlePath +
+           "': " + file.getError().message());
+    text = (*file)->getBuffer().str();
+    source = bundlePath;
+  }
+  Program program = check(parseProgram(text, source));
+  std::string digest = utohexstr(xxh3_64bits(text));
+
+  if (gradcheck)
+    return runGradcheck(program);
+  return runTraining(program, digest);
+}
