@@ -215,14 +215,7 @@ TEST(ExecutorTest, LinearAndLossMatchTheKernelsBitForBit) {
 }
 
 TEST(ExecutorTest, DoubleExecutorRunsTheSameProgram) {
-  // Without optimizer_step: AdamW is FP32 only (tested below).
-  Program program = parse(kLinearProgram);
-  ASSERT_EQ(program.functions.back().name, "optimizer_step");
-  program.functions.pop_back();
-  llvm::Expected<CpuExecutor<double>> created =
-      CpuExecutor<double>::create(program);
-  ASSERT_TRUE(bool(created)) << llvm::toString(created.takeError());
-  CpuExecutor<double> d = std::move(*created);
+  CpuExecutor<double> d = make<double>(kLinearProgram);
   CpuExecutor<float> f = make<float>(kLinearProgram);
   d.initParameters(3);
   f.initParameters(3);
@@ -257,8 +250,11 @@ TEST(ExecutorTest, DoubleExecutorRunsTheSameProgram) {
 
 TEST(ExecutorTest, OptimizerStepIsAdamWAndClearsTheGradients) {
   // AdamW keeps FP32 master weights and BF16 moments: a double executor
-  // refuses it when it is created.
-  std::string err = createError<double>(kLinearProgram);
+  // loads the program (for FP64 gradient checks) but refuses to step.
+  CpuExecutor<double> d = make<double>(kLinearProgram);
+  std::string err = runError(d, "optimizer_step",
+                             {CpuExecutor<double>::Argument::scalar(0.01),
+                              CpuExecutor<double>::Argument::integer(1)});
   EXPECT_CONTAINS(err, "function 'optimizer_step', instruction 0 "
                        "(octet.adamw_step): AdamW runs in float");
 
