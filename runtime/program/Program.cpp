@@ -529,11 +529,10 @@ Error Validator::parseConstants(const json::Object &root, Program &program) {
       // dtype would be silently changed by the backend.
       if (!isInt)
         return Error::success();
-      double lo =
-          b.dtype == BufferType::I32 ? -2147483648.0 : -9223372036854775808.0;
-      double hi =
-          b.dtype == BufferType::I32 ? 2147483647.0 : 9223372036854775807.0;
-      if (std::trunc(d) != d || d < lo || d > hi)
+      // [lo, end): both bounds are exact doubles (2^63 - 1 is not).
+      double lo = b.dtype == BufferType::I32 ? -0x1p31 : -0x1p63;
+      double end = b.dtype == BufferType::I32 ? 0x1p31 : 0x1p63;
+      if (std::trunc(d) != d || d < lo || d >= end)
         return fail(where, "expected an " + toString(b.dtype) +
                                " value for buffer " + llvm::Twine(*id) +
                                ", got " + formatNumber(d));

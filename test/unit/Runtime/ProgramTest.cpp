@@ -437,6 +437,12 @@ TEST(ProgramTest, RejectsBadParametersConstantsAndMetadata) {
               "expected an i64 value for buffer 8, got "
               "0.5");
   expectError(errorAfter([&](json::Object &d) {
+                constant(d)["buffer"] = 1; // The i32 labels.
+                constant(d)["splat"] = 2147483648.0;
+              }),
+              "constants[0].splat",
+              "expected an i32 value for buffer 1, got 2147483648");
+  expectError(errorAfter([&](json::Object &d) {
                 d.getArray("constants")->push_back(json::Object(constant(d)));
               }),
               "constants[1].buffer", "buffer 5 already holds a constant");
