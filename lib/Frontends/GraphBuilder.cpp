@@ -396,9 +396,16 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
         "mtp_weight", DenseElementsAttr::get(scalar, ArrayRef<float>{w}));
     Value weighted =
         create<arith::MulFOp>("mtp_loss", mtpSum, weightValue).getResult();
+    Value mainLoss = loss;
     loss = create<arith::AddFOp>("total_loss", loss, weighted).getResult();
+    // The objective first, then the main model's loss as a metric (what a
+    // training log compares with ln(vocab)).
+    func::ReturnOp::create(b, fileLoc, ValueRange{loss, mainLoss});
+    func.setFunctionType(b.getFunctionType(func.getFunctionType().getInputs(),
+                                           {loss.getType(), loss.getType()}));
+  } else {
+    func::ReturnOp::create(b, fileLoc, loss);
   }
-  func::ReturnOp::create(b, fileLoc, loss);
 
   if (failed(verify(*module)))
     return nullptr;

@@ -553,8 +553,10 @@ llvm::Expected<GraphSummary> octet::summarizeGraph(ModuleOp module,
   GraphSummary s;
   for (auto func : module.getOps<func::FuncOp>()) {
     FunctionType type = func.getFunctionType();
+    // The loss comes first; more results are metrics (the main-model loss
+    // of a graph with multi-token prediction).
     if (func.isExternal() || type.getNumInputs() < 1 ||
-        type.getNumResults() != 1)
+        type.getNumResults() < 1)
       continue;
     auto ids = dyn_cast<RankedTensorType>(type.getInput(0));
     auto loss = dyn_cast<RankedTensorType>(type.getResult(0));

@@ -30,6 +30,10 @@ std::optional<rt::BufferType> dtypeOf(Type t) {
 std::optional<llvm::json::Value> toJSON(Attribute attr) {
   if (isa<UnitAttr>(attr))
     return llvm::json::Value(true);
+  // Before IntegerAttr: specialized enum attributes derive from it.
+  if (auto s = dyn_cast<MoEScoringAttr>(attr))
+    return llvm::json::Value(stringifyMoEScoring(s.getValue()).str());
+
   if (auto b = dyn_cast<BoolAttr>(attr))
     return llvm::json::Value(b.getValue());
   if (auto i = dyn_cast<IntegerAttr>(attr))
@@ -52,8 +56,6 @@ std::optional<llvm::json::Value> toJSON(Attribute attr) {
     }
     return llvm::json::Value(std::move(out));
   }
-  if (auto s = dyn_cast<MoEScoringAttr>(attr))
-    return llvm::json::Value(stringifyMoEScoring(s.getValue()).str());
   if (auto p = dyn_cast<PrecisionAttr>(attr)) {
     std::string out;
     llvm::raw_string_ostream os(out);
@@ -76,7 +78,12 @@ std::optional<llvm::json::Value> toJSON(Attribute attr) {
         llvm::json::Object{{"dtype", rt::toString(*d).str()},
                            {"shape", llvm::json::Array(tensor.getShape())}});
   }
-  return std::nullopt;
+  // Anything else (arith's fastmath flags, ...) travels as its text: the
+  // runtime reads only the attributes it knows.
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  attr.print(os);
+  return llvm::json::Value(text);
 }
 
 class Translator {
@@ -190,23 +197,23 @@ private:
           return failure();
         inst.results.push_back(*id);
       }
-      auto addAttrs = [&](DictionaryAttr dict) -> LogicalResult {
-        if (!dict)
-          return success();
-        for (NamedAttribute named : dict) {
-          std::optional<llvm::json::Value> v = toJSON(named.getValue());
-          if (!v)
-            return op.emitError()
-                   << "cannot express attribute '" << named.getName()
-                   << "' for the runtime: " << named.getValue();
-          inst.attrs[named.getName().str()] = std::move(*v);
-        }
+      auto addAttr = [&](StringRef name, Attribute value) -> LogicalResult {
+        std::optional<llvm::json::Value> v = toJSON(value);
+        if (!v)
+          return op.emitError() << "cannot express attribute '" << name
+                                << "' for the runtime: " << value;
+        inst.attrs[name.str()] = std::move(*v);
         return success();
       };
-      if (failed(addAttrs(dyn_cast_or_null<DictionaryAttr>(
-              op.getPropertiesAsAttribute()))) ||
-          failed(addAttrs(op.getDiscardableAttrDictionary())))
-        return failure();
+      // Inherent attributes by name (the typed attribute, not the raw
+      // property storage), then the discardable ones.
+      for (StringAttr name : op.getName().getAttributeNames())
+        if (std::optional<Attribute> value = op.getInherentAttr(name))
+          if (*value && failed(addAttr(name, *value)))
+            return failure();
+      for (NamedAttribute named : op.getDiscardableAttrs())
+        if (failed(addAttr(named.getName(), named.getValue())))
+          return failure();
       out.body.push_back(std::move(inst));
     }
     program.functions.push_back(std::move(out));

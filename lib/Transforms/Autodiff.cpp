@@ -349,9 +349,10 @@ struct AutodiffPass : public octet::impl::AutodiffPassBase<AutodiffPass> {
       return signalPassFailure();
     }
     if (!forward.getBody().hasOneBlock() ||
-        forward.getFunctionType().getNumResults() != 1) {
+        forward.getFunctionType().getNumResults() < 1) {
       forward.emitError() << "autodiff: @" << function
-                          << " must have one block and return only the loss";
+                          << " must have one block and return the loss "
+                             "(first; further results are metrics)";
       return signalPassFailure();
     }
     auto ret = cast<func::ReturnOp>(forward.getBody().front().getTerminator());

@@ -9,8 +9,9 @@
 
 #include "octet/Numerics/Float8.h"
 
-#include <cfenv>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 using namespace octet::numerics;
@@ -55,37 +56,52 @@ constexpr Layout kE5M2{5, 2, 15, true};
 constexpr Layout kE5M6{5, 6, 15, true};
 
 uint32_t encode(const Layout &f, float x, Overflow overflow) {
-  bool negative = std::signbit(x);
-  uint32_t sign = negative ? f.signBit() : 0;
-  if (std::isnan(x))
-    return sign | f.nanCode();
-  double a = std::fabs(double(x));
+  // Integer rounding on the FP32 bits: quantization runs over every element
+  // of every FP8 GEMM operand, so this is a hot path. The exhaustive tests
+  // against llvm::APFloat pin it.
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  uint32_t sign = (u >> 31) ? f.signBit() : 0;
+  uint32_t a = u & 0x7fffffffu;
   bool saturate = overflow == Overflow::Saturate;
-  if (std::isinf(a))
-    return sign | (saturate ? f.maxCode() : f.ieee ? f.infCode() : f.nanCode());
-  if (a == 0.0)
+  uint32_t overflowCode = saturate ? f.maxCode()
+                          : f.ieee ? f.infCode()
+                                   : f.nanCode();
+  if (a > 0x7f800000u)
+    return sign | f.nanCode();
+  if (a == 0x7f800000u)
+    return sign | overflowCode;
+  int e = int(a >> 23) - 127;
+  int minNormal = f.minNormalExp();
+  // Below half the smallest subnormal (FP32 subnormals included): zero.
+  if (a < 0x00800000u || e < minNormal - f.manBits - 1)
     return sign;
-
-  // The quantum (unit in the last place) of the binade holding `a`, or of
-  // the subnormal range below the smallest normal.
-  int exp = std::ilogb(a);
-  if (exp < f.minNormalExp())
-    exp = f.minNormalExp();
-  double quantum = std::ldexp(1.0, exp - f.manBits);
-  double rounded = std::nearbyint(a / quantum) * quantum;
-
-  if (rounded > f.maxValue())
-    return sign | (saturate ? f.maxCode() : f.ieee ? f.infCode() : f.nanCode());
-  if (rounded == 0.0)
-    return sign;
-  int rexp = std::ilogb(rounded);
-  if (rexp < f.minNormalExp()) {
-    uint32_t m = uint32_t(std::ldexp(rounded, f.manBits - f.minNormalExp()));
-    return sign | m;
+  uint32_t m = (a & 0x7fffffu) | 0x800000u;
+  int shift = 23 - f.manBits + std::max(0, minNormal - e);
+  uint32_t rounded = m >> shift;
+  uint32_t rest = m & ((1u << shift) - 1);
+  uint32_t half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (rounded & 1)))
+    ++rounded;
+  uint32_t code;
+  if (e >= minNormal) {
+    if (rounded == (2u << f.manBits)) { // Carried into the next binade.
+      rounded >>= 1;
+      ++e;
+    }
+    int field = e + f.bias;
+    if (field > int(f.expMask()))
+      return sign | overflowCode;
+    code = (uint32_t(field) << f.manBits) | (rounded & f.manMask());
+  } else {
+    // Subnormal target; rounding up to 2^manBits lands on the smallest
+    // normal, whose code is exactly that value.
+    code = rounded;
   }
-  uint32_t m = uint32_t(std::ldexp(rounded, f.manBits - rexp)) & f.manMask();
-  uint32_t e = uint32_t(rexp + f.bias);
-  return sign | (e << f.manBits) | m;
+  bool tooBig = f.ieee ? code >= f.infCode() : code > f.maxCode();
+  if (tooBig)
+    return sign | overflowCode;
+  return sign | code;
 }
 
 float decode(const Layout &f, uint32_t code) {
@@ -108,12 +124,34 @@ float decode(const Layout &f, uint32_t code) {
 uint8_t octet::numerics::floatToE4M3(float x, Overflow overflow) {
   return uint8_t(encode(kE4M3, x, overflow));
 }
-float octet::numerics::e4m3ToFloat(uint8_t bits) { return decode(kE4M3, bits); }
+namespace {
+/// Every FP8 value, decoded once: widening payloads is on the hot path of
+/// the CPU backend's FP8 GEMMs.
+struct DecodeTables {
+  float e4m3[256], e5m2[256];
+  DecodeTables() {
+    for (int i = 0; i < 256; ++i) {
+      e4m3[i] = decode(kE4M3, uint32_t(i));
+      e5m2[i] = decode(kE5M2, uint32_t(i));
+    }
+  }
+};
+const DecodeTables &decodeTables() {
+  static const DecodeTables tables;
+  return tables;
+}
+} // namespace
+
+float octet::numerics::e4m3ToFloat(uint8_t bits) {
+  return decodeTables().e4m3[bits];
+}
 
 uint8_t octet::numerics::floatToE5M2(float x, Overflow overflow) {
   return uint8_t(encode(kE5M2, x, overflow));
 }
-float octet::numerics::e5m2ToFloat(uint8_t bits) { return decode(kE5M2, bits); }
+float octet::numerics::e5m2ToFloat(uint8_t bits) {
+  return decodeTables().e5m2[bits];
+}
 
 uint16_t octet::numerics::floatToE5M6(float x, Overflow overflow) {
   return uint16_t(encode(kE5M6, x, overflow));

@@ -140,9 +140,26 @@ module {
 
 // -----
 
-// expected-error @+1 {{autodiff: @forward must have one block and return only the loss}}
-func.func @forward(%x: tensor<f32>) -> (tensor<f32>, tensor<f32>) {
-  return %x, %x : tensor<f32>, tensor<f32>
+// expected-error @+1 {{autodiff: @forward must have one block and return the loss (first; further results are metrics)}}
+func.func @forward(%x: tensor<f32>) {
+  return
+}
+
+// -----
+
+// Results after the loss are metrics: returned, not differentiated.
+// CHECK-LABEL: func.func @forward_backward
+// CHECK-SAME: -> (tensor<f32>, tensor<f32>)
+// CHECK: %[[L:.*]] = octet.cross_entropy
+// CHECK: %[[M:.*]] = octet.cross_entropy
+// CHECK: octet.grad_accumulate
+// CHECK: return %[[L]], %[[M]]
+func.func @forward(%x: tensor<4x16xf32>, %labels: tensor<4xi32>) -> (tensor<f32>, tensor<f32>) {
+  %w = octet.param "w" : tensor<16x16xf32>
+  %y = octet.linear %x, %w : (tensor<4x16xf32>, tensor<16x16xf32>) -> tensor<4x16xf32>
+  %l = octet.cross_entropy %y, %labels : (tensor<4x16xf32>, tensor<4xi32>) -> tensor<f32>
+  %m = octet.cross_entropy %x, %labels : (tensor<4x16xf32>, tensor<4xi32>) -> tensor<f32>
+  return %l, %m : tensor<f32>, tensor<f32>
 }
 
 // -----

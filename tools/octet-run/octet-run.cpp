@@ -200,15 +200,20 @@ DataLoader makeLoader(const TrainSettings &s) {
   return check(DataLoader::create(file, options));
 }
 
-/// Loss of @forward_backward (or @forward) on one batch.
+/// Loss of @forward_backward (or @forward) on one batch; the main-model
+/// loss, when the program returns it second, goes to `mainLoss`.
 template <typename T>
-T runLoss(CpuExecutor<T> &exec, StringRef fn, const Batch &batch) {
+T runLoss(CpuExecutor<T> &exec, StringRef fn, const Batch &batch,
+          T *mainLoss = nullptr) {
   auto out =
       check(exec.run(fn, {typename CpuExecutor<T>::Argument(batch.inputs),
                           typename CpuExecutor<T>::Argument(batch.labels)}),
             "running @" + fn.str());
   if (out.empty() || out[0].values.size() != 1)
     fail("@" + fn + " must return the scalar loss");
+  if (mainLoss)
+    *mainLoss = out.size() > 1 && out[1].values.size() == 1 ? out[1].values[0]
+                                                            : out[0].values[0];
   return out[0].values[0];
 }
 
@@ -386,11 +391,14 @@ int runTraining(const Program &program, StringRef digest) {
 
   for (uint64_t step = firstStep; step <= lastStep; ++step) {
     exec.zeroGradients();
-    double loss = 0;
+    double objective = 0, loss = 0;
     for (uint64_t mb = 0; mb < s.microBatches; ++mb) {
       loader.next(batch);
-      loss += runLoss(exec, "forward_backward", batch);
+      float main = 0;
+      objective += runLoss(exec, "forward_backward", batch, &main);
+      loss += main;
     }
+    objective /= double(s.microBatches);
     loss /= double(s.microBatches);
     // The step's loss is the mean over micro-batches: so is its gradient.
     if (s.microBatches > 1)
@@ -403,8 +411,8 @@ int runTraining(const Program &program, StringRef digest) {
                    {CpuExecutor<float>::Argument::scalar(float(lr)),
                     CpuExecutor<float>::Argument::integer(int64_t(step))}),
           "running @optimizer_step");
-    if (!std::isfinite(loss))
-      fail(formatv("the loss is {0} at step {1}: training diverged", loss,
+    if (!std::isfinite(objective))
+      fail(formatv("the loss is {0} at step {1}: training diverged", objective,
                    step));
 
     auto now = std::chrono::steady_clock::now();
@@ -415,9 +423,11 @@ int runTraining(const Program &program, StringRef digest) {
     lastLoss = loss;
     if (log)
       *log << formatv("{{\"step\": {0}, \"loss\": {1:f6}, \"loss_ema\": "
-                      "{2:f6}, \"lr\": {3:e}, \"tokens_per_s\": {4:f1}, "
-                      "\"elapsed_s\": {5:f2}}\n",
-                      step, loss, ema, lr, tokensPerSecond, elapsed);
+                      "{2:f6}, \"objective\": {3:f6}, \"lr\": {4:e}, "
+                      "\"tokens_per_s\": {5:f1}, \"elapsed_s\": {6:f2}}\n",
+                      step, loss, ema, objective, lr, tokensPerSecond, elapsed);
+    if (log)
+      log->flush(); // Whole lines, for whoever tails the log.
     if (!checkpointDir.empty() && every && step % every == 0 &&
         step != lastStep)
       saveAt(step);

@@ -1,12 +1,14 @@
 //===- octetc.cpp - The Octet compiler driver -----------------------------===//
 //
-// octetc MODEL [--train TRAIN.json] [--emit=graph] [-o OUT] [--plan]
+// octetc MODEL [--train TRAIN.json] [--emit=STAGE] [-o OUT] [--plan]
 //
 // MODEL is a Hugging Face style DeepSeek-V3 config.json or a graph in the
-// octet dialect (.mlir). Today octetc builds and verifies the forward graph
-// (--emit=graph) and plans a training step (--plan); the later stages of the
-// pipeline (training, quantized, scheduled, program, bundle, executable) are
-// refused by name until they exist.
+// octet dialect (.mlir). octetc builds and verifies the forward graph, runs
+// the precision recipe and autodiff, and writes the training step as an
+// executable (a copy of octet-run carrying the program) or, with
+// --emit=bundle, as a program document for octet-run; --emit=<stage> stops
+// after a stage and prints it, --plan plans a training step. The scheduled
+// stage (pipeline parallelism) is refused by name until it exists.
 //
 // Every error is one line naming the file (and line) at fault and exits with
 // status 1; -o is written through a temporary file and a rename, so an error
@@ -14,11 +16,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "octet/Dialect/Octet/Octet.h"
 #include "octet/Frontends/GraphBuilder.h"
 #include "octet/Frontends/ModelConfig.h"
 #include "octet/Frontends/Plan.h"
 #include "octet/Frontends/TrainConfig.h"
 #include "octet/InitAll.h"
+#include "octet/Target/TrainingPipeline.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -29,6 +33,7 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileOutputBuffer.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -56,10 +61,18 @@ cl::opt<std::string> trainPath(
 
 cl::opt<std::string> emitStage(
     "emit",
-    cl::desc("Stop after a stage and print its IR. Available: graph (the "
-             "verified forward graph). Planned: training, quantized, "
-             "scheduled, program, bundle"),
+    cl::desc("Stop after a stage and print it: graph (the verified forward "
+             "graph), training (after the recipe and autodiff), quantized "
+             "(FP8 GEMMs lowered to octet_tq), program or bundle (the "
+             "program document octet-run takes). Without --emit: an "
+             "executable"),
     cl::value_desc("stage"), cl::cat(octetcCategory));
+
+cl::opt<std::string>
+    recipeOption("recipe",
+                 cl::desc("Precision recipe, overriding the training config's: "
+                          "deepseek-v3, bf16 or f32"),
+                 cl::value_desc("name"), cl::cat(octetcCategory));
 
 cl::opt<std::string> outputPath("o",
                                 cl::desc("Output file, '-' for stdout; "
@@ -108,6 +121,90 @@ int writeModule(mlir::ModuleOp module, bool namesFromLocations) {
   return 0;
 }
 
+/// Writes `bytes` to -o through a temporary file; executable if asked.
+int writeBytes(StringRef bytes, bool executable) {
+  if (outputPath == "-") {
+    outs() << bytes;
+    return 0;
+  }
+  Expected<std::unique_ptr<FileOutputBuffer>> out =
+      FileOutputBuffer::create(outputPath, bytes.size(),
+                               executable ? FileOutputBuffer::F_executable : 0);
+  if (!out)
+    return fail("cannot write '" + outputPath +
+                "': " + toString(out.takeError()));
+  std::copy(bytes.begin(), bytes.end(), (*out)->getBufferStart());
+  if (Error err = (*out)->commit())
+    return fail("cannot write '" + outputPath +
+                "': " + toString(std::move(err)));
+  return 0;
+}
+
+/// A number as text that reads back to the same double.
+std::string exactNumber(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
+  return buffer;
+}
+
+/// The stages after the graph: the recipe and autodiff, then IR or a
+/// program, bundle or executable.
+int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
+                 int64_t vocabSize, double flopsPerStep, StringRef name) {
+  TrainingPipelineOptions options;
+  options.recipe = recipeOption.empty() ? stringifyRecipe(train.recipe).str()
+                                        : recipeOption.getValue();
+  options.overridePrecision = !recipeOption.empty();
+  options.beta1 = train.optimizer.betas[0];
+  options.beta2 = train.optimizer.betas[1];
+  options.eps = train.optimizer.eps;
+  options.weightDecay = train.optimizer.weightDecay;
+  options.lowerFP8 = emitStage == "quantized";
+  if (failed(runTrainingPipeline(module, options)))
+    return 1; // diagnosed at the op
+  if (emitStage == "training" || emitStage == "quantized")
+    return writeModule(module, /*namesFromLocations=*/true);
+
+  std::map<std::string, std::string> settings = {
+      {"model.name", name.str()},
+      {"model.vocab_size", std::to_string(vocabSize)},
+      {"train.recipe", options.recipe},
+      {"train.micro_batches", std::to_string(train.microBatches)},
+      {"train.lr", exactNumber(train.optimizer.lr)},
+      {"train.warmup_steps", std::to_string(train.optimizer.warmupSteps)},
+      {"train.seed", std::to_string(train.seed ? train.seed : 1)},
+      {"train.flops_per_step", exactNumber(flopsPerStep)},
+  };
+  mlir::FailureOr<runtime::Program> program = compileProgram(module, settings);
+  if (failed(program))
+    return 1;
+  std::string text;
+  raw_string_ostream os(text);
+  os << formatv("{0:2}", runtime::toJSON(*program)) << "\n";
+  if (!emitStage.empty())
+    return writeBytes(text, /*executable=*/false);
+
+  // An executable: a copy of octet-run (installed beside octetc) with the
+  // program appended, then its size and a magic that octet-run looks for.
+  static int anchor;
+  std::string self = sys::fs::getMainExecutable(nullptr, (void *)&anchor);
+  SmallString<256> runner(sys::path::parent_path(self));
+  sys::path::append(runner, "octet-run");
+  ErrorOr<std::unique_ptr<MemoryBuffer>> stub = MemoryBuffer::getFile(
+      runner, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!stub)
+    return fail("cannot read the runtime '" + runner + "' (" +
+                stub.getError().message() +
+                "): an executable is octet-run with the program appended; "
+                "use --emit=bundle to write the program alone");
+  std::string exe = (*stub)->getBuffer().str();
+  exe += text;
+  uint64_t size = text.size();
+  exe.append(reinterpret_cast<const char *>(&size), 8);
+  exe += "OCTETPRG";
+  return writeBytes(exe, /*executable=*/true);
+}
+
 /// The model is a config.json: parse, check, then plan or build.
 int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
   Expected<ModelConfig> model = loadModelConfig(modelPath);
@@ -129,7 +226,7 @@ int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
 
   if (planMode)
     printPlan(outs(), *model, train, dtype);
-  if (emitStage.empty())
+  if (planMode && emitStage.empty())
     return 0;
 
   GraphOptions options;
@@ -145,7 +242,11 @@ int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
   if (!module)
     return fail(model->fileName + ": the generated graph does not verify "
                                   "(an octetc bug: please report it)");
-  return writeModule(*module, /*namesFromLocations=*/true);
+  if (emitStage == "graph")
+    return writeModule(*module, /*namesFromLocations=*/true);
+  return emitTraining(*module, train, model->vocabSize,
+                      countStepFlops(*model, train).getTotal(),
+                      sys::path::stem(sys::path::parent_path(modelPath)));
 }
 
 /// The model is a graph: parse and verify, then plan or print it back.
@@ -205,9 +306,16 @@ int runOnGraph(mlir::MLIRContext &context) {
 
   if (planMode)
     printGraphPlan(outs(), *graph, modelPath, train);
-  if (emitStage.empty())
+  if (planMode && emitStage.empty())
     return 0;
-  return writeModule(*module, /*namesFromLocations=*/false);
+  if (emitStage == "graph")
+    return writeModule(*module, /*namesFromLocations=*/false);
+  int64_t vocab = 0;
+  module->walk([&](EmbeddingOp e) {
+    vocab = std::max(vocab, e.getTable().getType().getDimSize(0));
+  });
+  return emitTraining(*module, train, vocab, /*flopsPerStep=*/0,
+                      sys::path::stem(modelPath));
 }
 
 /// A config.json or a graph? By extension, else by the first character.
@@ -231,32 +339,40 @@ int main(int argc, char **argv) {
       "octetc: the Octet compiler\n\n"
       "Compiles a model description into an FP8 training step. MODEL is a\n"
       "Hugging Face style DeepSeek-V3 config.json or a graph in the octet\n"
-      "dialect (.mlir). Available now: --emit=graph and --plan; building an\n"
-      "executable or bundle comes with the later stages.\n\n"
+      "dialect (.mlir). Without --emit it writes an executable that trains\n"
+      "the model (octet-run with the program inside); --emit=bundle writes\n"
+      "the program for octet-run.\n\n"
       "Examples:\n"
+      "  octetc examples/tiny-moe/config.json --train "
+      "examples/tiny-moe/train.json -o tiny\n"
+      "  ./tiny --data examples/data/kjv.txt --steps 300\n"
       "  octetc examples/tiny-moe/config.json --emit=graph -o tiny.mlir\n"
       "  octetc examples/tiny-moe/config.json --train "
       "examples/tiny-moe/train.json --plan\n"
       "  octetc examples/deepseek-v3/config.json --plan\n\n"
       "Config keys, defaults and formulas: docs/octetc.md\n");
 
-  static constexpr StringLiteral plannedStages[] = {
-      "training", "quantized", "scheduled", "program", "bundle"};
-  if (!emitStage.empty() && emitStage != "graph") {
-    if (llvm::is_contained(plannedStages, emitStage))
-      return fail("--emit=" + emitStage +
-                  " is not available yet; available: --emit=graph (and "
-                  "--plan)");
+  static constexpr StringLiteral stages[] = {"graph", "training", "quantized",
+                                             "program", "bundle"};
+  if (!emitStage.empty() && !llvm::is_contained(stages, emitStage)) {
+    if (emitStage == "scheduled")
+      return fail("--emit=scheduled is not available yet (pipeline "
+                  "schedules come next); available: graph, training, "
+                  "quantized, program, bundle");
     return fail("unknown stage '--emit=" + emitStage +
                 "'; stages: graph, training, quantized, scheduled, program, "
-                "bundle (available now: graph)");
+                "bundle");
   }
-  if (emitStage.empty() && !planMode)
-    return fail("nothing to do: building an executable is not available "
-                "yet; use --emit=graph or --plan");
+  if (!recipeOption.empty() && recipeOption != "deepseek-v3" &&
+      recipeOption != "bf16" && recipeOption != "f32")
+    return fail("--recipe=" + recipeOption +
+                " is not one of deepseek-v3, bf16, f32");
+  if (emitStage.empty() && !planMode && outputPath == "-")
+    return fail("an executable needs a file name: -o OUT (or --emit=bundle "
+                "to print the program)");
   if (planMode && !emitStage.empty() && outputPath == "-")
-    return fail("--plan and --emit=graph both print to stdout; write the "
-                "graph to a file with -o");
+    return fail("--plan and --emit both print to stdout; write the "
+                "output to a file with -o");
   if (planMode && emitStage.empty() && outputPath != "-")
     return fail("-o writes the --emit output; --plan prints to stdout");
   std::optional<ActivationType> dtype;

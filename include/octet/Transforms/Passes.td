@@ -59,7 +59,9 @@ def AutodiffPass : Pass<"octet-autodiff", "::mlir::ModuleOp"> {
   let summary = "Derive the backward graph, gradient accumulation and AdamW";
   let description = [{
     Differentiates the forward graph `@forward` (one block, returning the
-    scalar loss) in reverse mode with respect to every trainable
+    scalar loss first; further results, such as the main-model loss of a
+    model with multi-token prediction, are metrics passed through) in
+    reverse mode with respect to every trainable
     `octet.param`, and adds two functions to the module:
 
     - `@forward_backward`, with the forward's signature: the forward, then
