@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for Octet and runs one job:
 #
-#   scripts/bootstrap.sh example   install, build, compile the example model
+#   scripts/bootstrap.sh example   install, build, compile and train the example
 #   scripts/bootstrap.sh test      install, build, run the whole test suite
 #
 # Installing: the Debian packages Octet needs (LLVM/MLIR 22, CMake, Ninja,
@@ -9,7 +9,8 @@
 # CUDA 13 toolkit and NCCL are used when present under /usr/local/cuda; the
 # build says what it leaves out without them.
 #
-# Environment: BUILD_DIR (default: build), JOBS (default: all cores).
+# Environment: BUILD_DIR (default: build), JOBS (default: all cores),
+# EXAMPLE_STEPS (default: 300).
 set -euo pipefail
 
 job=${1:-}
@@ -50,13 +51,22 @@ cmake --build "$build" -j "$jobs"
 
 case "$job" in
   example)
-    model=$root/examples/tiny-moe/model.mlir
-    out=$build/examples/tiny-moe.annotated.mlir
-    mkdir -p "$(dirname "$out")"
-    step "Parsing, verifying and annotating $model with the deepseek-v3 recipe"
-    "$build/bin/octet-opt" "$model" --octet-assign-precision -o "$out"
-    cat "$out"
-    step "Example graph: $(grep -c 'octet.param' "$out") parameters, $(grep -c 'precision<e4m3' "$out") FP8 GEMMs, $(grep -c '= octet\.' "$out") octet ops; written to $out"
+    # Compile examples/tiny-moe (config.json + train.json: the DeepSeek-V3
+    # FP8 recipe) into an executable and train it on the CPU on the shipped
+    # corpus (examples/data/kjv.txt, read as bytes).
+    out=$build/examples/tiny-moe
+    mkdir -p "$out"
+    step "Compiling examples/tiny-moe/config.json (recipe: deepseek-v3 FP8)"
+    "$build/bin/octetc" "$root/examples/tiny-moe/config.json" \
+      --train "$root/examples/tiny-moe/train.json" --plan
+    "$build/bin/octetc" "$root/examples/tiny-moe/config.json" \
+      --train "$root/examples/tiny-moe/train.json" -o "$out/tiny-moe"
+    step "Training on the CPU: ${EXAMPLE_STEPS:-300} steps (log: $out/train.jsonl)"
+    rm -rf "$out/checkpoints" "$out/train.jsonl"
+    "$out/tiny-moe" --data "$root/examples/data/kjv.txt" \
+      --steps "${EXAMPLE_STEPS:-300}" --log "$out/train.jsonl" \
+      --checkpoint "$out/checkpoints" --every 100
+    step "Loss (main model, nats/byte; ln 256 = 5.55 at the start): $(head -1 "$out/train.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/') -> $(tail -1 "$out/train.jsonl" | sed 's/.*"loss_ema": \([0-9.]*\).*/\1/') (smoothed, last step)"
     ;;
   test)
     # lit first, for its per-feature summary (GPU tests show as
