@@ -652,7 +652,8 @@ auto InstructionCompiler<T>::compileLinear() -> Expected<Body> {
     if (prec.format == Precision::BF16) {
       std::vector<T> rx = roundedCopy(x, m * k), rw = roundedCopy(w, n * k);
       cpu::linearForward<T>(rx.data(), rw.data(), bias, shape, y);
-      roundToBF16(y, m * n);
+      if (prec.bf16Out)
+        roundToBF16(y, m * n);
       return Error::success();
     }
     cpu::linearForward<T>(x, w, bias, shape, y);
@@ -706,14 +707,15 @@ auto InstructionCompiler<T>::compileBatchMatmul() -> Expected<Body> {
   const T *lhs = inReal(0), *rhs = inReal(1);
   T *y = outReal(0);
   cpu::BatchMatmulShape sh = *shape;
-  bool bf16 = p->format == Precision::BF16;
+  bool bf16 = p->format == Precision::BF16, bf16Out = p->bf16Out;
   int64_t nl = in(0).numElements(), nr = in(1).numElements(),
           ny = out(0).numElements();
   return Body([=]() -> Error {
     if (bf16) {
       std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr);
       cpu::batchMatmulForward<T>(rl.data(), rr.data(), sh, y);
-      roundToBF16(y, ny);
+      if (bf16Out)
+        roundToBF16(y, ny);
     } else {
       cpu::batchMatmulForward<T>(lhs, rhs, sh, y);
     }
@@ -773,7 +775,8 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
                      rw = roundedCopy(w, experts * n * k);
       cpu::groupedLinearForward<T, int64_t>(rx.data(), rw.data(), sizes, shape,
                                             y);
-      roundToBF16(y, rows * n);
+      if (prec.bf16Out)
+        roundToBF16(y, rows * n);
       return Error::success();
     }
     cpu::groupedLinearForward<T, int64_t>(x, w, sizes, shape, y);
@@ -1152,7 +1155,8 @@ auto InstructionCompiler<T>::compileLinearDgrad() -> Expected<Body> {
       std::vector<T> rdy = roundedCopy(dy, m * n), rw = roundedCopy(w, n * k);
       cpu::linearBackward<T>(nullptr, rw.data(), rdy.data(), shape, dx, nullptr,
                              nullptr);
-      roundToBF16(dx, m * k);
+      if (prec.bf16Out)
+        roundToBF16(dx, m * k);
       return Error::success();
     }
     cpu::linearBackward<T>(nullptr, w, dy, shape, dx, nullptr, nullptr);
@@ -1204,7 +1208,7 @@ auto InstructionCompiler<T>::compileLinearWgrad() -> Expected<Body> {
       std::vector<T> rdy = roundedCopy(dy, m * n), rx = roundedCopy(x, m * k);
       cpu::linearBackward<T>(rx.data(), nullptr, rdy.data(), shape, nullptr, dw,
                              nullptr);
-      roundToBF16(dw, n * k);
+      // Weight gradients stay FP32 (the recipe accumulates them in FP32).
       return Error::success();
     }
     cpu::linearBackward<T>(x, nullptr, dy, shape, nullptr, dw, nullptr);
@@ -1257,7 +1261,7 @@ auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
   const T *lhs = inReal(0), *rhs = inReal(1), *dy = inReal(2);
   T *dl = outReal(0), *dr = outReal(1);
   cpu::BatchMatmulShape sh = *shape;
-  bool bf16 = p->format == Precision::BF16;
+  bool bf16 = p->format == Precision::BF16, bf16Out = p->bf16Out;
   int64_t nl = in(0).numElements(), nr = in(1).numElements(),
           ny = in(2).numElements();
   return Body([=]() -> Error {
@@ -1265,8 +1269,10 @@ auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
       std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr),
                      rdy = roundedCopy(dy, ny);
       cpu::batchMatmulBackward<T>(rl.data(), rr.data(), rdy.data(), sh, dl, dr);
-      roundToBF16(dl, nl);
-      roundToBF16(dr, nr);
+      if (bf16Out) {
+        roundToBF16(dl, nl);
+        roundToBF16(dr, nr);
+      }
     } else {
       cpu::batchMatmulBackward<T>(lhs, rhs, dy, sh, dl, dr);
     }
@@ -1324,7 +1330,8 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
                      rw = roundedCopy(w, experts * n * k);
       cpu::groupedLinearBackward<T, int64_t>(nullptr, rw.data(), sizes,
                                              rdy.data(), shape, dx, nullptr);
-      roundToBF16(dx, rows * k);
+      if (prec.bf16Out)
+        roundToBF16(dx, rows * k);
       return Error::success();
     }
     cpu::groupedLinearBackward<T, int64_t>(nullptr, w, sizes, dy, shape, dx,
@@ -1389,7 +1396,7 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
                      rx = roundedCopy(x, rows * k);
       cpu::groupedLinearBackward<T, int64_t>(rx.data(), nullptr, sizes,
                                              rdy.data(), shape, nullptr, dw);
-      roundToBF16(dw, experts * n * k);
+      // Weight gradients stay FP32 (the recipe accumulates them in FP32).
       return Error::success();
     }
     cpu::groupedLinearBackward<T, int64_t>(x, nullptr, sizes, dy, shape,
