@@ -10,6 +10,80 @@
 using namespace mlir;
 using namespace octet;
 
+/// The name an override is matched against: the op name and, for ops with
+/// a weight, the weight parameter's name.
+static bool overrideMatches(Operation *op, StringRef match) {
+  if (op->getName().getStringRef().contains(match))
+    return true;
+  return llvm::any_of(op->getOperands(), [&](Value v) {
+    auto param = v.getDefiningOp<ParamOp>();
+    return param && param.getName().contains(match);
+  });
+}
+
+/// Applies the user's precision overrides; FP8 only where the recipe can
+/// quantize (GEMMs whose K is a multiple of 128).
+static LogicalResult applyOverrides(ModuleOp module,
+                                    ArrayRef<PrecisionOverrideSpec> specs) {
+  MLIRContext *ctx = module.getContext();
+  for (const PrecisionOverrideSpec &spec : specs) {
+    std::optional<ComputeFormat> format = symbolizeComputeFormat(spec.format);
+    if (!format)
+      return module.emitError()
+             << spec.where << ": precision override format '" << spec.format
+             << "' is not one of e4m3, e5m2, bf16, f32";
+    unsigned matched = 0;
+    WalkResult walk = module.walk([&](Operation *op) -> WalkResult {
+      if (!isa<OctetDialect>(op->getDialect()) || isa<ParamOp>(op) ||
+          op->getNumResults() == 0 || !overrideMatches(op, spec.match))
+        return WalkResult::advance();
+      Type out =
+          cast<RankedTensorType>(op->getResult(0).getType()).getElementType();
+      PrecisionAttr p;
+      if (*format == ComputeFormat::BF16 || *format == ComputeFormat::F32) {
+        p = PrecisionAttr::get(ctx, *format, ScalingGranularity::None,
+                               ScalingGranularity::None, ScaleRounding::FP32, 0,
+                               out);
+      } else {
+        Value x;
+        if (auto l = dyn_cast<LinearOp>(op))
+          x = l.getX();
+        else if (auto g = dyn_cast<GroupedLinearOp>(op))
+          x = g.getX();
+        if (!x) {
+          op->emitError() << spec.where << ": precision override '"
+                          << spec.match << "' asks for " << spec.format
+                          << " but FP8 applies to linears only";
+          return WalkResult::interrupt();
+        }
+        int64_t k = cast<RankedTensorType>(x.getType()).getShape().back();
+        if (ShapedType::isDynamic(k) || k % kScaleGroupSize != 0) {
+          op->emitError() << spec.where << ": precision override '"
+                          << spec.match << "' asks for " << spec.format
+                          << " but K = " << k << " is not a multiple of "
+                          << kScaleGroupSize;
+          return WalkResult::interrupt();
+        }
+        auto old = op->getAttrOfType<PrecisionAttr>("precision");
+        ScaleRounding rounding =
+            old ? old.getScaleRounding() : ScaleRounding::FP32;
+        p = PrecisionAttr::get(ctx, *format, ScalingGranularity::Tile1x128,
+                               ScalingGranularity::Block128x128, rounding,
+                               kScaleGroupSize, out);
+      }
+      op->setAttr("precision", p);
+      ++matched;
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    if (!matched)
+      module.emitWarning() << spec.where << ": precision override '"
+                           << spec.match << "' matches no op";
+  }
+  return success();
+}
+
 LogicalResult
 octet::runTrainingPipeline(ModuleOp module,
                            const TrainingPipelineOptions &options) {
@@ -26,11 +100,16 @@ octet::runTrainingPipeline(ModuleOp module,
     forward.setSymName("forward");
   }
 
-  PassManager pm(module.getContext());
+  PassManager recipe(module.getContext());
   AssignPrecisionPassOptions precision;
   precision.recipe = options.recipe;
   precision.overrideExisting = options.overridePrecision;
-  pm.addPass(createAssignPrecisionPass(precision));
+  recipe.addPass(createAssignPrecisionPass(precision));
+  if (failed(recipe.run(module)) ||
+      failed(applyOverrides(module, options.overrides)))
+    return failure();
+
+  PassManager pm(module.getContext());
   AutodiffPassOptions autodiff;
   autodiff.beta1 = options.beta1;
   autodiff.beta2 = options.beta2;

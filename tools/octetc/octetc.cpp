@@ -160,6 +160,9 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
   options.eps = train.optimizer.eps;
   options.weightDecay = train.optimizer.weightDecay;
   options.lowerFP8 = emitStage == "quantized";
+  for (const PrecisionOverride &o : train.overrides)
+    options.overrides.push_back(
+        {o.op, o.format, train.source + ":" + std::to_string(o.line)});
   if (failed(runTrainingPipeline(module, options)))
     return 1; // diagnosed at the op
   if (emitStage == "training" || emitStage == "quantized")

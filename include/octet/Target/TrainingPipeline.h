@@ -16,21 +16,34 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace octet {
+
+/// A user's precision for some ops (training config `precision.overrides`):
+/// ops whose name or weight parameter name contains `match` compute in
+/// `format`.
+struct PrecisionOverrideSpec {
+  std::string match;
+  std::string format; ///< e4m3, e5m2, bf16 or f32
+  std::string where;  ///< "<file>:<line>" for diagnostics
+};
 
 struct TrainingPipelineOptions {
   /// deepseek-v3, bf16 or f32 (--octet-assign-precision's recipe).
   std::string recipe = "deepseek-v3";
   /// Replace the graph's own precision annotations.
   bool overridePrecision = false;
+  /// Applied after the recipe, in order.
+  std::vector<PrecisionOverrideSpec> overrides;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1;
   /// Also lower FP8 linears to octet_tq (what the GPU code generator takes;
   /// the CPU runtime executes FP8 precisions directly).
   bool lowerFP8 = false;
 };
 
-/// Runs the recipe and autodiff (and optionally the FP8 lowering) on a
+/// Runs the recipe, the user's precision overrides and autodiff (and
+/// optionally the FP8 lowering) on a
 /// module whose forward function is `@forward` (or its only function, which
 /// is then renamed `@forward`). Leaves @forward, @forward_backward and
 /// @optimizer_step in the module.
