@@ -202,6 +202,52 @@ public:
     return success();
   }
 
+  /// The recipe's MoE SwiGLU: its inputs are cached in FP8 (1x128 tiles)
+  /// right after the forward, and the backward dequantizes them and
+  /// recomputes the SwiGLU output instead of keeping both in high
+  /// precision until then.
+  void cacheSwiGLU(SwiGLUOp op) {
+    SmallVector<Operation *> backwardUsers;
+    auto isBackward = [](Operation *user) {
+      return isa<SwiGLUGradOp, GroupedLinearWgradOp, LinearWgradOp>(user);
+    };
+    for (Value v : {op.getGate(), op.getUp(), op.getResult()})
+      for (Operation *user : v.getUsers())
+        if (isBackward(user))
+          backwardUsers.push_back(user);
+    if (backwardUsers.empty())
+      return;
+    Operation *first = backwardUsers.front();
+    for (Operation *user : backwardUsers)
+      if (user->isBeforeInBlock(first))
+        first = user;
+
+    Location loc = op.getLoc();
+    MLIRContext *ctx = b.getContext();
+    auto fp8 = Float8E4M3FNType::get(ctx);
+    auto cache = [&](Value v) {
+      auto type = cast<RankedTensorType>(v.getType());
+      return tq::QuantizeOp::create(
+          b, loc,
+          tq::QTensorType::get(ctx, type.getShape(), fp8,
+                               Granularity::Tile1x128),
+          v, UnitAttr());
+    };
+    b.setInsertionPointAfter(op);
+    Value qg = cache(op.getGate()), qu = cache(op.getUp());
+
+    b.setInsertionPoint(first);
+    Value g = tq::DequantizeOp::create(b, loc, op.getGate().getType(), qg);
+    Value u = tq::DequantizeOp::create(b, loc, op.getUp().getType(), qu);
+    Value a =
+        SwiGLUOp::create(b, loc, op.getType(), g, u, op.getPrecisionAttr());
+    for (Operation *user : backwardUsers) {
+      user->replaceUsesOfWith(op.getGate(), g);
+      user->replaceUsesOfWith(op.getUp(), u);
+      user->replaceUsesOfWith(op.getResult(), a);
+    }
+  }
+
 private:
   OpBuilder &b;
   /// The FP8 copy of each linear input the forward made, and whether its
@@ -211,13 +257,40 @@ private:
 
 bool isFP8(std::optional<PrecisionAttr> p) { return p && p->isFP8(); }
 
+/// Puts every op the lowering creates on the pipeline stage of the op it
+/// replaces.
+struct StageTagger : public OpBuilder::Listener {
+  Attribute stage;
+  void notifyOperationInserted(Operation *op, OpBuilder::InsertPoint) override {
+    if (stage)
+      op->setAttr(OctetDialect::getStageAttrName(), stage);
+  }
+};
+
 struct LowerFP8LinearsPass
     : public octet::impl::LowerFP8LinearsPassBase<LowerFP8LinearsPass> {
   using Base::Base;
 
   void runOnOperation() override {
     OpBuilder b(&getContext());
+    StageTagger tagger;
+    b.setListener(&tagger);
     Lowering lowering(b);
+    // MoE SwiGLUs (their output feeds an FP8 expert GEMM) first: the
+    // linears' lowering below does not touch them.
+    SmallVector<SwiGLUOp> swiglus;
+    getOperation()->walk([&](SwiGLUOp op) {
+      if (llvm::any_of(op->getUsers(), [](Operation *user) {
+            auto g = dyn_cast<GroupedLinearOp>(user);
+            return g && isFP8(g.getPrecision());
+          }))
+        swiglus.push_back(op);
+    });
+    for (SwiGLUOp op : swiglus) {
+      tagger.stage = op->getAttr(OctetDialect::getStageAttrName());
+      lowering.cacheSwiGLU(op);
+    }
+
     SmallVector<Operation *> work;
     getOperation()->walk([&](Operation *op) {
       if (auto l = dyn_cast<LinearOp>(op)) {
@@ -239,6 +312,7 @@ struct LowerFP8LinearsPass
     });
     for (Operation *op : work) {
       b.setInsertionPoint(op);
+      tagger.stage = op->getAttr(OctetDialect::getStageAttrName());
       LogicalResult result =
           llvm::TypeSwitch<Operation *, LogicalResult>(op)
               .Case<LinearOp, LinearDgradOp, LinearWgradOp>(

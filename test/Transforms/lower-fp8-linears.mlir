@@ -89,3 +89,29 @@ func.func @untouched(%x: tensor<128x128xf32>, %w: tensor<128x128xf32>, %b: tenso
   %dx = octet.linear_dgrad %x, %w : (tensor<128x128xf32>, tensor<128x128xf32>) -> tensor<128x128xf32>
   return %y, %z, %dx : tensor<128x128xf32>, tensor<128x128xf32>, tensor<128x128xf32>
 }
+
+// -----
+
+// The MoE SwiGLU: its inputs are cached in FP8 right after the forward; the
+// backward dequantizes them and recomputes the output for the down
+// projection's Wgrad. New ops stay on their op's pipeline stage.
+// CHECK-LABEL: func.func @moe_swiglu
+// CHECK: %[[A:.*]] = octet.swiglu %[[G:[^,]+]], %[[U:[^ ]+]] {octet.stage = 1 : i64}
+// CHECK-NEXT: %[[QG:.*]] = octet_tq.quantize %[[G]] {octet.stage = 1 : i64} : tensor<256x128xf32> -> !octet_tq.qtensor<256x128xf8E4M3FN, tile_1x128>
+// CHECK-NEXT: %[[QU:.*]] = octet_tq.quantize %[[U]] {octet.stage = 1 : i64}
+// CHECK: %[[DG:.*]] = octet_tq.dequantize %[[QG]] {octet.stage = 1 : i64}
+// CHECK-NEXT: %[[DU:.*]] = octet_tq.dequantize %[[QU]]
+// CHECK-NEXT: %[[A2:.*]] = octet.swiglu %[[DG]], %[[DU]]
+// CHECK: octet.grouped_linear_wgrad %{{.*}}, %[[A2]], %{{.*}}
+// CHECK: octet.swiglu_grad %[[DG]], %[[DU]], %{{.*}}
+func.func @moe_swiglu(%g: tensor<256x128xf32>, %u: tensor<256x128xf32>, %w: tensor<4x128x128xf32>,
+                      %sizes: tensor<4xi32>, %dy: tensor<256x128xf32>)
+    -> (tensor<256x128xf32>, tensor<4x128x128xf32>, tensor<256x128xf32>, tensor<256x128xf32>) {
+  %a = octet.swiglu %g, %u {octet.stage = 1 : i64} : (tensor<256x128xf32>, tensor<256x128xf32>) -> tensor<256x128xf32>
+  %y = octet.grouped_linear %a, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<256x128xf32>, tensor<4x128x128xf32>, tensor<4xi32>) -> tensor<256x128xf32>
+  %dw = octet.grouped_linear_wgrad %dy, %a, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<256x128xf32>, tensor<256x128xf32>, tensor<4xi32>) -> tensor<4x128x128xf32>
+  %dg, %du = octet.swiglu_grad %g, %u, %dy : (tensor<256x128xf32>, tensor<256x128xf32>, tensor<256x128xf32>) -> (tensor<256x128xf32>, tensor<256x128xf32>)
+  return %y, %dw, %dg, %du : tensor<256x128xf32>, tensor<4x128x128xf32>, tensor<256x128xf32>, tensor<256x128xf32>
+}

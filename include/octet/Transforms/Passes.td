@@ -138,6 +138,12 @@ def LowerFP8LinearsPass : Pass<"octet-lower-fp8-linears"> {
     the partial group has it. Biased FP8 linears are left alone with a
     warning (the recipe's linears have no bias).
 
+    The MoE SwiGLU (one whose output feeds an FP8 `octet.grouped_linear`)
+    follows the recipe too: its two inputs are cached in FP8 (1x128 tiles)
+    right after the forward, and the backward dequantizes them and
+    recomputes the SwiGLU output, instead of keeping inputs and output in
+    high precision until the backward.
+
     ```mlir
     %y = octet.linear %x, %w
            precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
