@@ -13,6 +13,7 @@
 #include "octet/Runtime/Checkpoint.h"
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/DataLoader.h"
+#include "octet/Runtime/MemoryPlan.h"
 #include "octet/Runtime/Program.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -328,8 +329,37 @@ void restoreTensor(const SafetensorsFile &file, const std::string &name,
   std::memcpy(dest.data(), t->data.data(), dest.size() * sizeof(E));
 }
 
+/// One line on where the memory goes: the planned activation arena of a
+/// micro-batch and the parameters' state.
+void printMemory(const Program &program) {
+  const Function *fb = program.lookupFunction("forward_backward");
+  if (!fb)
+    return;
+  MemoryPlan plan = planMemory(program, *fb);
+  int64_t weights = 0, trainable = 0;
+  for (const Parameter &p : program.parameters) {
+    int64_t n = 1;
+    for (int64_t d : p.shape)
+      n *= d;
+    weights += n;
+    if (!p.frozen)
+      trainable += n;
+  }
+  auto mib = [](double bytes) {
+    return formatv("{0:f1} MiB", bytes / 1048576);
+  };
+  errs() << "octet-run: memory: activations of a micro-batch "
+         << mib(plan.arenaBytes) << " planned by liveness ("
+         << mib(plan.unsharedBytes) << " without reuse, peak live "
+         << mib(plan.peakLiveBytes) << "); FP32 weights " << mib(4.0 * weights)
+         << ", FP32 gradients " << mib(4.0 * trainable) << ", BF16 moments "
+         << mib(4.0 * trainable) << "\n";
+}
+
 int runTraining(const Program &program, StringRef digest) {
   TrainSettings s = settingsOf(program);
+  if (!quiet)
+    printMemory(program);
   auto exec = check(CpuExecutor<float>::create(program));
   DataLoader loader = makeLoader(s);
   uint64_t firstStep = 1;
