@@ -165,7 +165,8 @@ def Octet_RMSNormGradOp : Octet_GradOp<"rmsnorm_grad", "rmsnorm"> {
                        Octet_FloatTensor:$dy, F64Attr:$epsilon);
   let results = (outs Octet_FloatTensor:$dx, Octet_FloatTensor:$dgamma);
   let assemblyFormat = [{
-    $x `,` $gamma `,` $dy `epsilon` `(` $epsilon `)` attr-dict `:`
+    $x `,` $gamma `,` $dy `epsilon` `(` custom<ShortFloat>($epsilon) `)`
+    attr-dict `:`
     functional-type(operands, results)
   }];
 }
@@ -182,7 +183,8 @@ def Octet_RotaryGradOp : Octet_GradOp<"rotary_grad", "rotary"> {
   let arguments = (ins Octet_FloatTensor:$dy, F64Attr:$theta);
   let results = (outs Octet_FloatTensor:$dx);
   let assemblyFormat = [{
-    $dy `theta` `(` $theta `)` attr-dict `:` functional-type(operands, results)
+    $dy `theta` `(` custom<ShortFloat>($theta) `)` attr-dict `:`
+    functional-type(operands, results)
   }];
 }
 
@@ -205,7 +207,7 @@ def Octet_CausalAttentionGradOp
   let results = (outs Octet_FloatTensor:$dq, Octet_FloatTensor:$dk,
                       Octet_FloatTensor:$dv);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $dy (`scale` `(` $scale^ `)`)? attr-dict `:`
+    $q `,` $k `,` $v `,` $dy custom<OptionalScale>($scale) attr-dict `:`
     functional-type(operands, results)
   }];
 }
@@ -246,7 +248,8 @@ def Octet_MoEGateGradOp : Octet_GradOp<"moe_gate_grad", "moe_gate"> {
                        Octet_MoEScoring:$scoring, UnitAttr:$norm_topk_prob);
   let results = (outs Octet_FloatTensor:$dx, Octet_FloatTensor:$dw);
   let assemblyFormat = [{
-    $x `,` $w `,` $indices `,` $dweights `scaling` `(` $routed_scaling_factor `)`
+    $x `,` $w `,` $indices `,` $dweights
+    `scaling` `(` custom<ShortFloat>($routed_scaling_factor) `)`
     $scoring (`norm_topk_prob` $norm_topk_prob^)? attr-dict `:`
     functional-type(operands, results)
   }];
@@ -356,8 +359,10 @@ def Octet_AdamWStepOp : Op<Octet_Dialect, "adamw_step",
                        F64Attr:$beta2, F64Attr:$eps, F64Attr:$weight_decay,
                        TypeAttrOf<Octet_FloatTensor>:$param_type);
   let assemblyFormat = [{
-    $param `lr` `(` $lr `)` `step` `(` $step `)` `betas` `(` $beta1 `,` $beta2 `)`
-    `eps` `(` $eps `)` `weight_decay` `(` $weight_decay `)` attr-dict `:` $param_type
+    $param `lr` `(` $lr `)` `step` `(` $step `)`
+    `betas` `(` custom<ShortFloat>($beta1) `,` custom<ShortFloat>($beta2) `)`
+    `eps` `(` custom<ShortFloat>($eps) `)`
+    `weight_decay` `(` custom<ShortFloat>($weight_decay) `)` attr-dict `:` $param_type
   }];
   let hasVerifier = 1;
 }

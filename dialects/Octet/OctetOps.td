@@ -154,7 +154,8 @@ def Octet_RMSNormOp : Octet_Op<"rmsnorm"> {
                        OptionalAttr<Octet_PrecisionAttr>:$precision);
   let results = (outs Octet_FloatTensor:$result);
   let assemblyFormat = [{
-    $x `,` $gamma `epsilon` `(` $epsilon `)` (`precision` `` $precision^)?
+    $x `,` $gamma `epsilon` `(` custom<ShortFloat>($epsilon) `)`
+    (`precision` `` $precision^)?
     attr-dict `:` functional-type(operands, results)
   }];
 }
@@ -176,7 +177,8 @@ def Octet_RotaryOp : Octet_Op<"rotary"> {
                        OptionalAttr<Octet_PrecisionAttr>:$precision);
   let results = (outs Octet_FloatTensor:$result);
   let assemblyFormat = [{
-    $x `theta` `(` $theta `)` (`precision` `` $precision^)? attr-dict `:`
+    $x `theta` `(` custom<ShortFloat>($theta) `)` (`precision` `` $precision^)?
+    attr-dict `:`
     functional-type(operands, results)
   }];
 }
@@ -202,7 +204,7 @@ def Octet_CausalAttentionOp : Octet_Op<"causal_attention"> {
                        OptionalAttr<Octet_PrecisionAttr>:$precision);
   let results = (outs Octet_FloatTensor:$result);
   let assemblyFormat = [{
-    $q `,` $k `,` $v (`scale` `(` $scale^ `)`)? (`precision` `` $precision^)?
+    $q `,` $k `,` $v custom<OptionalScale>($scale) (`precision` `` $precision^)?
     attr-dict `:` functional-type(operands, results)
   }];
 }
@@ -286,7 +288,7 @@ def Octet_MoEGateOp : Octet_Op<"moe_gate"> {
   let assemblyFormat = [{
     $x `,` $w (`,` $bias^)? `top_k` `(` $top_k `)`
     `groups` `(` $n_group `,` $topk_group `)`
-    `scaling` `(` $routed_scaling_factor `)` $scoring
+    `scaling` `(` custom<ShortFloat>($routed_scaling_factor) `)` $scoring
     (`norm_topk_prob` $norm_topk_prob^)? (`precision` `` $precision^)?
     attr-dict `:` functional-type(operands, results)
   }];
