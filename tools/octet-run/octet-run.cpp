@@ -514,6 +514,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "Octet training runner: trains with a program compiled by octetc\n");
 
+  if (steps == 0 && !gradcheck)
+    fail("--steps must be at least 1");
   if (device != "cpu" && device != "auto" && device != "cuda")
     fail("--device must be cpu, cuda or auto, got '" + device + "'");
   if (device == "cuda")
