@@ -22,6 +22,7 @@
 #include "octet/Frontends/Plan.h"
 #include "octet/Frontends/TrainConfig.h"
 #include "octet/InitAll.h"
+#include "octet/Schedule/PipelineSchedule.h"
 #include "octet/Target/TrainingPipeline.h"
 
 #include "mlir/IR/AsmState.h"
@@ -49,7 +50,7 @@ namespace {
 
 cl::OptionCategory octetcCategory("octetc options");
 
-cl::opt<std::string> modelPath(cl::Positional, cl::Required,
+cl::opt<std::string> modelPath(cl::Positional,
                                cl::desc("<MODEL: config.json or graph .mlir>"),
                                cl::cat(octetcCategory));
 
@@ -84,6 +85,18 @@ cl::opt<bool> planMode("plan",
                        cl::desc("Print parameters, FLOPs per training step "
                                 "and memory per rank, then stop"),
                        cl::cat(octetcCategory));
+
+cl::opt<std::string> scheduleName(
+    "schedule",
+    cl::desc("With --plan: print the per-rank order of a pipeline schedule "
+             "(1f1b, dualpipe, dualpipev) for --pp ranks and --microbatches"),
+    cl::value_desc("name"), cl::cat(octetcCategory));
+cl::opt<int64_t> ppOption("pp", cl::desc("Pipeline ranks, for --schedule"),
+                          cl::init(0), cl::cat(octetcCategory));
+cl::opt<int64_t>
+    microbatchesOption("microbatches",
+                       cl::desc("Micro-batches per step, for --schedule"),
+                       cl::init(0), cl::cat(octetcCategory));
 
 cl::opt<std::string> dtypeName(
     "dtype", cl::desc("Activation type of the graph: f32 (default) or bf16"),
@@ -354,6 +367,32 @@ int main(int argc, char **argv) {
       "examples/tiny-moe/train.json --plan\n"
       "  octetc examples/deepseek-v3/config.json --plan\n\n"
       "Config keys, defaults and formulas: docs/octetc.md\n");
+
+  if (!scheduleName.empty()) {
+    // The schedule alone: one line per rank, `rank R: 0F0, (0F1;7B0), ...`.
+    if (!planMode)
+      return fail("--schedule prints with --plan");
+    std::optional<schedule::Kind> kind = schedule::parseKind(scheduleName);
+    if (!kind)
+      return fail("--schedule=" + scheduleName +
+                  " is not one of 1f1b, dualpipe, dualpipev");
+    if (ppOption < 1 || microbatchesOption < 1)
+      return fail("--schedule needs --pp N and --microbatches C (positive)");
+    std::string error;
+    std::optional<schedule::Schedule> s =
+        schedule::build(*kind, ppOption, microbatchesOption, error);
+    if (!s)
+      return fail(error);
+    std::string problem =
+        schedule::checkInvariants(*s) + schedule::checkDeadlockFree(*s);
+    if (!problem.empty())
+      return fail("the " + scheduleName + " schedule is inconsistent (an " +
+                  "octetc bug): " + problem);
+    outs() << s->str();
+    return 0;
+  }
+  if (modelPath.empty())
+    return fail("no model: pass a config.json or a graph .mlir");
 
   static constexpr StringLiteral stages[] = {"graph", "training", "quantized",
                                              "program", "bundle"};

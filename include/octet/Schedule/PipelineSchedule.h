@@ -1,0 +1,72 @@
+//===- PipelineSchedule.h - Per-rank pipeline schedules ---------*- C++ -*-===//
+//
+// The per-rank order of one training step's pipeline actions for 1F1B,
+// DualPipe and DualPipeV, as ../shared/reference/dualpipe.md specifies
+// (DualPipe's per-rank algorithm, steps 1-8), printed in the form
+// `rank R: 0F0, 0F1, (0F2;7B0), 3I0, 3W0, ...`, plus checks of the
+// schedule's invariants and a dependency simulation that proves it cannot
+// deadlock. Plain C++: the compiler and the runtime can both use it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_SCHEDULE_PIPELINESCHEDULE_H
+#define OCTET_SCHEDULE_PIPELINESCHEDULE_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace octet::schedule {
+
+enum class Kind { OneFOneB, DualPipe, DualPipeV };
+
+/// "1f1b", "dualpipe", "dualpipev".
+std::optional<Kind> parseKind(const std::string &name);
+const char *kindName(Kind kind);
+
+/// One action of a rank. Forward, Backward (input and weight gradients),
+/// InputGrad and WeightGrad name one (global stage, micro-batch); an
+/// overlapped F&B names the forward's and the backward's.
+struct Action {
+  enum Type { Forward, Backward, InputGrad, WeightGrad, ForwardBackward };
+  Type type = Forward;
+  int64_t stage = 0, mb = 0;
+  int64_t bwdStage = 0, bwdMb = 0; ///< ForwardBackward only.
+
+  /// "0F3", "7B1", "3I0", "3W0" or "(0F7;7B3)".
+  std::string str() const;
+};
+
+struct Schedule {
+  Kind kind;
+  int64_t ranks = 0, microbatches = 0;
+  /// Global stages: 1F1B has one per rank; DualPipe/V two per rank.
+  int64_t stages = 0;
+  std::vector<std::vector<Action>> perRank;
+
+  /// "rank R: A, A, ..." for every rank, one line each.
+  std::string str() const;
+};
+
+/// Builds the schedule or returns why these sizes are not valid for it
+/// (DualPipe: even ranks, even micro-batches >= 2 x ranks; DualPipeV:
+/// micro-batches >= 2 x ranks; 1F1B: any).
+std::optional<Schedule> build(Kind kind, int64_t ranks, int64_t microbatches,
+                              std::string &error);
+
+/// Empty if every stage runs each micro-batch's forward once and its
+/// backward once (as B, or as I and W), on the rank that holds the stage,
+/// forwards and backwards in increasing micro-batch order, every I with a
+/// later W; otherwise what is wrong.
+std::string checkInvariants(const Schedule &s);
+
+/// Empty if the ranks, each running its actions in order and waiting for
+/// the data an action needs (the previous stage's forward, the next stage's
+/// backward, the same stage's forward for the last stage's backward), all
+/// finish; otherwise where they deadlock.
+std::string checkDeadlockFree(const Schedule &s);
+
+} // namespace octet::schedule
+
+#endif // OCTET_SCHEDULE_PIPELINESCHEDULE_H

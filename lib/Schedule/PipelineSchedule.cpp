@@ -1,0 +1,374 @@
+//===- PipelineSchedule.cpp - Per-rank pipeline schedules -----------------===//
+
+#include "octet/Schedule/PipelineSchedule.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+#include <sstream>
+
+using namespace octet::schedule;
+
+std::optional<Kind> octet::schedule::parseKind(const std::string &name) {
+  if (name == "1f1b")
+    return Kind::OneFOneB;
+  if (name == "dualpipe")
+    return Kind::DualPipe;
+  if (name == "dualpipev")
+    return Kind::DualPipeV;
+  return std::nullopt;
+}
+
+const char *octet::schedule::kindName(Kind kind) {
+  switch (kind) {
+  case Kind::OneFOneB:
+    return "1f1b";
+  case Kind::DualPipe:
+    return "dualpipe";
+  case Kind::DualPipeV:
+    return "dualpipev";
+  }
+  return "?";
+}
+
+std::string Action::str() const {
+  auto one = [](int64_t s, char c, int64_t m) {
+    return std::to_string(s) + c + std::to_string(m);
+  };
+  switch (type) {
+  case Forward:
+    return one(stage, 'F', mb);
+  case Backward:
+    return one(stage, 'B', mb);
+  case InputGrad:
+    return one(stage, 'I', mb);
+  case WeightGrad:
+    return one(stage, 'W', mb);
+  case ForwardBackward:
+    return "(" + one(stage, 'F', mb) + ";" + one(bwdStage, 'B', bwdMb) + ")";
+  }
+  return "?";
+}
+
+std::string Schedule::str() const {
+  std::ostringstream os;
+  for (size_t r = 0; r < perRank.size(); ++r) {
+    os << "rank " << r << ":";
+    for (size_t i = 0; i < perRank[r].size(); ++i)
+      os << (i ? ", " : " ") << perRank[r][i].str();
+    os << "\n";
+  }
+  return os.str();
+}
+
+namespace {
+
+/// One rank's program as it is written out: two local modules (phases),
+/// each consuming its micro-batches in order, and the FIFO of deferred
+/// weight gradients.
+class RankProgram {
+public:
+  RankProgram(int64_t stage0, int64_t stage1) : stageOf{stage0, stage1} {}
+
+  void f(int p) { out.push_back({Action::Forward, stageOf[p], nextF[p]++}); }
+  void b(int p, bool deferWeight) {
+    int64_t mb = nextB[p]++;
+    if (!deferWeight) {
+      out.push_back({Action::Backward, stageOf[p], mb});
+      return;
+    }
+    out.push_back({Action::InputGrad, stageOf[p], mb});
+    deferred.push_back({stageOf[p], mb});
+  }
+  void w() {
+    auto [stage, mb] = deferred.front();
+    deferred.pop_front();
+    out.push_back({Action::WeightGrad, stage, mb});
+  }
+  /// F of phase p overlapped with the full backward of phase q.
+  void fb(int p, int q) {
+    Action a{Action::ForwardBackward, stageOf[p], nextF[p]++};
+    a.bwdStage = stageOf[q];
+    a.bwdMb = nextB[q]++;
+    out.push_back(a);
+  }
+
+  std::vector<Action> out;
+  std::deque<std::pair<int64_t, int64_t>> deferred;
+
+private:
+  int64_t stageOf[2];
+  int64_t nextF[2] = {0, 0}, nextB[2] = {0, 0};
+};
+
+/// DualPipe's per-rank algorithm (dualpipe.md, steps 1-8), shared by both
+/// variants: H half-pipeline ranks, h this rank's distance from the end, M
+/// micro-batches per local module.
+std::vector<Action> dualPipeRank(int64_t H, int64_t h, int64_t M, bool mid,
+                                 int64_t stage0, int64_t stage1) {
+  RankProgram r(stage0, stage1);
+  for (int64_t i = 0; i < 2 * (H - h - 1); ++i) // 1
+    r.f(0);
+  for (int64_t i = 0; i < h + 1; ++i) { // 2
+    r.f(0);
+    r.f(1);
+  }
+  for (int64_t i = 0; i < H - h - 1; ++i) { // 3
+    r.b(1, /*deferWeight=*/true);
+    r.w();
+    r.f(1);
+  }
+  for (int64_t i = 0; i < M - 2 * H + h + 1; ++i) { // 4
+    if (i == 0 && mid) {
+      r.f(0);
+      r.b(1, false);
+    } else {
+      r.fb(0, 1);
+    }
+    r.fb(1, 0);
+  }
+  for (int64_t i = 0; i < H - h - 1; ++i) { // 5
+    r.b(1, false);
+    r.fb(1, 0);
+  }
+  bool zeroBubble = false; // 6
+  int64_t step6 = h + 1;
+  for (int64_t i = 0; i < step6; ++i) {
+    if (i == step6 / 2 && h % 2 == 1)
+      zeroBubble = true;
+    r.b(1, zeroBubble);
+    if (i == step6 / 2 && h % 2 == 0)
+      zeroBubble = true;
+    r.b(0, zeroBubble);
+  }
+  for (int64_t i = 0; i < H - h - 1; ++i) { // 7
+    r.w();
+    r.b(0, true);
+  }
+  for (int64_t i = 0; i < h + 1; ++i) // 8
+    r.w();
+  return std::move(r.out);
+}
+
+} // namespace
+
+std::optional<Schedule> octet::schedule::build(Kind kind, int64_t ranks,
+                                               int64_t microbatches,
+                                               std::string &error) {
+  Schedule s;
+  s.kind = kind;
+  s.ranks = ranks;
+  s.microbatches = microbatches;
+  if (ranks < 1 || microbatches < 1) {
+    error = "ranks and micro-batches must be positive";
+    return std::nullopt;
+  }
+  int64_t n = ranks, c = microbatches;
+  switch (kind) {
+  case Kind::OneFOneB: {
+    s.stages = n;
+    for (int64_t r = 0; r < n; ++r) {
+      std::vector<Action> out;
+      int64_t warmup = std::min(n - r - 1, c);
+      for (int64_t i = 0; i < warmup; ++i)
+        out.push_back({Action::Forward, r, i});
+      for (int64_t i = 0; i < c - warmup; ++i) {
+        out.push_back({Action::Forward, r, warmup + i});
+        out.push_back({Action::Backward, r, i});
+      }
+      for (int64_t i = c - warmup; i < c; ++i)
+        out.push_back({Action::Backward, r, i});
+      s.perRank.push_back(std::move(out));
+    }
+    return s;
+  }
+  case Kind::DualPipe:
+    if (n % 2 != 0) {
+      error =
+          "dualpipe needs an even number of ranks, got " + std::to_string(n);
+      return std::nullopt;
+    }
+    if (c % 2 != 0 || c < 2 * n) {
+      error = "dualpipe needs an even number of micro-batches >= 2 x ranks (" +
+              std::to_string(2 * n) + "), got " + std::to_string(c);
+      return std::nullopt;
+    }
+    s.stages = 2 * n;
+    for (int64_t r = 0; r < n; ++r) {
+      int64_t h = std::min(r, n - 1 - r);
+      bool mid = r == n / 2 - 1 || r == n / 2;
+      // Copy 0's stage r is global r; copy 1's stage n-1-r is 2n-1-r. The
+      // second half runs the mirrored program: its phase 0 is copy 1.
+      int64_t copy0 = r, copy1 = 2 * n - 1 - r;
+      bool firstHalf = r < n / 2;
+      s.perRank.push_back(dualPipeRank(n / 2, h, c / 2, mid,
+                                       firstHalf ? copy0 : copy1,
+                                       firstHalf ? copy1 : copy0));
+    }
+    return s;
+  case Kind::DualPipeV:
+    if (c < 2 * n) {
+      error = "dualpipev needs at least 2 x ranks (" + std::to_string(2 * n) +
+              ") micro-batches, got " + std::to_string(c);
+      return std::nullopt;
+    }
+    s.stages = 2 * n;
+    for (int64_t r = 0; r < n; ++r)
+      s.perRank.push_back(dualPipeRank(n, r, c, r == n - 1, r, 2 * n - 1 - r));
+    return s;
+  }
+  error = "unknown schedule";
+  return std::nullopt;
+}
+
+namespace {
+
+/// The model's chains of stages: where activations come from and where
+/// gradients come from.
+struct Topology {
+  int64_t stages;
+  std::set<int64_t> firstStages, lastStages;
+  int64_t microbatchesPerStage;
+
+  explicit Topology(const Schedule &s) : stages(s.stages) {
+    if (s.kind == Kind::DualPipe) {
+      firstStages = {0, s.ranks};
+      lastStages = {s.ranks - 1, 2 * s.ranks - 1};
+      microbatchesPerStage = s.microbatches / 2;
+    } else {
+      firstStages = {0};
+      lastStages = {s.stages - 1};
+      microbatchesPerStage = s.microbatches;
+    }
+  }
+};
+
+int64_t holderOf(const Schedule &s, int64_t stage) {
+  if (s.kind == Kind::OneFOneB)
+    return stage;
+  return stage < s.ranks ? stage : 2 * s.ranks - 1 - stage;
+}
+
+} // namespace
+
+std::string octet::schedule::checkInvariants(const Schedule &s) {
+  Topology t(s);
+  std::map<std::pair<int64_t, int64_t>, int> forwards, backwards, inputs,
+      weights;
+  std::map<int64_t, int64_t> lastF, lastB;
+  std::ostringstream why;
+  for (int64_t r = 0; r < int64_t(s.perRank.size()); ++r) {
+    auto visitF = [&](int64_t stage, int64_t mb) {
+      if (holderOf(s, stage) != r)
+        why << "rank " << r << " runs stage " << stage << " it does not hold; ";
+      if (lastF.count(stage) && lastF[stage] + 1 != mb)
+        why << "stage " << stage << " forwards out of order at mb " << mb
+            << "; ";
+      lastF[stage] = mb;
+      ++forwards[{stage, mb}];
+    };
+    auto visitB = [&](int64_t stage, int64_t mb, bool input) {
+      if (holderOf(s, stage) != r)
+        why << "rank " << r << " runs stage " << stage << " it does not hold; ";
+      if (lastB.count(stage) && lastB[stage] + 1 != mb)
+        why << "stage " << stage << " backwards out of order at mb " << mb
+            << "; ";
+      lastB[stage] = mb;
+      ++(input ? inputs : backwards)[{stage, mb}];
+    };
+    for (const Action &a : s.perRank[r]) {
+      switch (a.type) {
+      case Action::Forward:
+        visitF(a.stage, a.mb);
+        break;
+      case Action::Backward:
+        visitB(a.stage, a.mb, false);
+        break;
+      case Action::InputGrad:
+        visitB(a.stage, a.mb, true);
+        break;
+      case Action::WeightGrad:
+        if (!inputs.count({a.stage, a.mb}))
+          why << a.str() << " before its I; ";
+        ++weights[{a.stage, a.mb}];
+        break;
+      case Action::ForwardBackward:
+        visitF(a.stage, a.mb);
+        visitB(a.bwdStage, a.bwdMb, false);
+        break;
+      }
+    }
+  }
+  for (int64_t stage = 0; stage < t.stages; ++stage)
+    for (int64_t mb = 0; mb < t.microbatchesPerStage; ++mb) {
+      std::pair<int64_t, int64_t> key{stage, mb};
+      if (forwards[key] != 1)
+        why << "stage " << stage << " mb " << mb << " has " << forwards[key]
+            << " forwards; ";
+      int b = backwards[key], i = inputs[key], w = weights[key];
+      if (!((b == 1 && i == 0 && w == 0) || (b == 0 && i == 1 && w == 1)))
+        why << "stage " << stage << " mb " << mb << " has " << b << " B, " << i
+            << " I, " << w << " W; ";
+    }
+  return why.str();
+}
+
+std::string octet::schedule::checkDeadlockFree(const Schedule &s) {
+  Topology t(s);
+  std::set<std::pair<int64_t, int64_t>> forwardDone, inputDone, inputGradOf;
+  auto forwardReady = [&](int64_t stage, int64_t mb) {
+    return t.firstStages.count(stage) || forwardDone.count({stage - 1, mb});
+  };
+  auto backwardReady = [&](int64_t stage, int64_t mb) {
+    if (t.lastStages.count(stage))
+      return forwardDone.count({stage, mb}) > 0;
+    return inputDone.count({stage + 1, mb}) > 0 &&
+           forwardDone.count({stage, mb}) > 0;
+  };
+  std::vector<size_t> next(s.perRank.size(), 0);
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (size_t r = 0; r < s.perRank.size(); ++r) {
+      while (next[r] < s.perRank[r].size()) {
+        const Action &a = s.perRank[r][next[r]];
+        bool ready = false;
+        switch (a.type) {
+        case Action::Forward:
+          ready = forwardReady(a.stage, a.mb);
+          break;
+        case Action::Backward:
+        case Action::InputGrad:
+          ready = backwardReady(a.stage, a.mb);
+          break;
+        case Action::WeightGrad:
+          ready = inputGradOf.count({a.stage, a.mb}) > 0;
+          break;
+        case Action::ForwardBackward:
+          ready =
+              forwardReady(a.stage, a.mb) && backwardReady(a.bwdStage, a.bwdMb);
+          break;
+        }
+        if (!ready)
+          break;
+        if (a.type == Action::Forward || a.type == Action::ForwardBackward)
+          forwardDone.insert({a.stage, a.mb});
+        if (a.type == Action::Backward || a.type == Action::InputGrad)
+          inputDone.insert({a.stage, a.mb});
+        if (a.type == Action::InputGrad)
+          inputGradOf.insert({a.stage, a.mb});
+        if (a.type == Action::ForwardBackward)
+          inputDone.insert({a.bwdStage, a.bwdMb});
+        ++next[r];
+        progress = true;
+      }
+    }
+  }
+  std::ostringstream why;
+  for (size_t r = 0; r < s.perRank.size(); ++r)
+    if (next[r] < s.perRank[r].size())
+      why << "rank " << r << " waits forever at " << s.perRank[r][next[r]].str()
+          << "; ";
+  return why.str();
+}

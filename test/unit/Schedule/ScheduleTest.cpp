@@ -1,0 +1,76 @@
+//===- ScheduleTest.cpp - Pipeline schedule invariants --------------------===//
+
+#include "octet/Schedule/PipelineSchedule.h"
+
+#include "gtest/gtest.h"
+
+using namespace octet::schedule;
+
+namespace {
+
+Schedule make(Kind kind, int64_t n, int64_t c) {
+  std::string error;
+  std::optional<Schedule> s = build(kind, n, c, error);
+  EXPECT_TRUE(s.has_value()) << error;
+  return s ? *s : Schedule{};
+}
+
+TEST(ScheduleTest, DualPipeVIsCompleteAndDeadlockFreeForTheIssueRange) {
+  for (int64_t n = 1; n <= 8; ++n)
+    for (int64_t c = 2 * n; c <= 4 * n; ++c) {
+      Schedule s = make(Kind::DualPipeV, n, c);
+      EXPECT_EQ(checkInvariants(s), "") << "N=" << n << " C=" << c;
+      EXPECT_EQ(checkDeadlockFree(s), "") << "N=" << n << " C=" << c;
+    }
+}
+
+TEST(ScheduleTest, DualPipeIsCompleteAndDeadlockFreeForTheIssueRange) {
+  for (int64_t n = 2; n <= 8; n += 2)
+    for (int64_t c = 2 * n; c <= 4 * n; c += 2) {
+      Schedule s = make(Kind::DualPipe, n, c);
+      EXPECT_EQ(checkInvariants(s), "") << "N=" << n << " C=" << c;
+      EXPECT_EQ(checkDeadlockFree(s), "") << "N=" << n << " C=" << c;
+    }
+}
+
+TEST(ScheduleTest, OneFOneB) {
+  Schedule s = make(Kind::OneFOneB, 4, 8);
+  EXPECT_EQ(checkInvariants(s), "");
+  EXPECT_EQ(checkDeadlockFree(s), "");
+  // Rank 0 warms up with P - 1 = 3 forwards.
+  EXPECT_EQ(s.perRank[0][0].str() + "," + s.perRank[0][3].str() + "," +
+                s.perRank[0][4].str(),
+            "0F0,0F3,0B0");
+}
+
+TEST(ScheduleTest, DualPipeVOneRank) {
+  // N = 1, C = 2: F(0) then F(1) (step 2); the mid rank's first pair runs
+  // unoverlapped, then F(1)&B(0) (step 4); then B(1), B(0) with the weight
+  // gradients deferred from iteration 0 on (h = 0 is even: between them).
+  Schedule s = make(Kind::DualPipeV, 1, 2);
+  EXPECT_EQ(s.str(), "rank 0: 0F0, 1F0, 0F1, 1B0, (1F1;0B0), 1B1, 0I1, 0W1\n");
+}
+
+TEST(ScheduleTest, SizesAreChecked) {
+  std::string error;
+  EXPECT_FALSE(build(Kind::DualPipe, 3, 6, error));
+  EXPECT_EQ(error, "dualpipe needs an even number of ranks, got 3");
+  EXPECT_FALSE(build(Kind::DualPipe, 4, 6, error));
+  EXPECT_EQ(
+      error,
+      "dualpipe needs an even number of micro-batches >= 2 x ranks (8), got 6");
+  EXPECT_FALSE(build(Kind::DualPipeV, 4, 7, error));
+  EXPECT_EQ(error,
+            "dualpipev needs at least 2 x ranks (8) micro-batches, got 7");
+}
+
+TEST(ScheduleTest, ABrokenScheduleIsCaught) {
+  Schedule s = make(Kind::DualPipeV, 2, 4);
+  std::swap(s.perRank[1][0], s.perRank[1][1]);
+  EXPECT_NE(checkInvariants(s) + checkDeadlockFree(s), "");
+  Schedule t = make(Kind::OneFOneB, 2, 2);
+  t.perRank[0].pop_back();
+  EXPECT_NE(checkInvariants(t), "");
+}
+
+} // namespace
