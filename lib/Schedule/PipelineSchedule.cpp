@@ -372,3 +372,112 @@ std::string octet::schedule::checkDeadlockFree(const Schedule &s) {
           << "; ";
   return why.str();
 }
+
+Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
+  Topology t(s);
+  double fb = costs.forwardBackward.value_or(costs.forward + costs.backward);
+  std::map<std::pair<int64_t, int64_t>, double> forwardEnd, inputEnd;
+  Simulation sim;
+  size_t n = s.perRank.size();
+  sim.busy.assign(n, 0);
+  sim.bubble.assign(n, 0);
+  sim.peakActivations.assign(n, 0);
+  std::vector<size_t> next(n, 0);
+  std::vector<double> clock(n, 0);
+  std::vector<int64_t> live(n, 0);
+
+  auto forwardInputs = [&](int64_t stage, int64_t mb) -> std::optional<double> {
+    if (t.firstStages.count(stage))
+      return 0.0;
+    auto it = forwardEnd.find({stage - 1, mb});
+    if (it == forwardEnd.end())
+      return std::nullopt;
+    return it->second;
+  };
+  auto backwardInputs = [&](int64_t stage,
+                            int64_t mb) -> std::optional<double> {
+    auto own = forwardEnd.find({stage, mb});
+    if (own == forwardEnd.end())
+      return std::nullopt;
+    if (t.lastStages.count(stage))
+      return own->second;
+    auto it = inputEnd.find({stage + 1, mb});
+    if (it == inputEnd.end())
+      return std::nullopt;
+    return std::max(own->second, it->second);
+  };
+
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (size_t r = 0; r < n; ++r) {
+      while (next[r] < s.perRank[r].size()) {
+        const Action &a = s.perRank[r][next[r]];
+        std::optional<double> ready;
+        double cost = 0;
+        switch (a.type) {
+        case Action::Forward:
+          ready = forwardInputs(a.stage, a.mb);
+          cost = costs.forward;
+          break;
+        case Action::Backward:
+          ready = backwardInputs(a.stage, a.mb);
+          cost = costs.backward;
+          break;
+        case Action::InputGrad:
+          ready = backwardInputs(a.stage, a.mb);
+          cost = costs.inputGrad;
+          break;
+        case Action::WeightGrad: {
+          auto it = inputEnd.find({a.stage, a.mb});
+          if (it != inputEnd.end())
+            ready = it->second;
+          cost = costs.weightGrad;
+          break;
+        }
+        case Action::ForwardBackward: {
+          std::optional<double> f = forwardInputs(a.stage, a.mb);
+          std::optional<double> b = backwardInputs(a.bwdStage, a.bwdMb);
+          if (f && b)
+            ready = std::max(*f, *b);
+          cost = fb;
+          break;
+        }
+        }
+        if (!ready)
+          break;
+        double start = std::max(clock[r], *ready), end = start + cost;
+        clock[r] = end;
+        sim.busy[r] += cost;
+        switch (a.type) {
+        case Action::Forward:
+          forwardEnd[{a.stage, a.mb}] = end;
+          ++live[r];
+          break;
+        case Action::Backward:
+          inputEnd[{a.stage, a.mb}] = end;
+          --live[r];
+          break;
+        case Action::InputGrad:
+          inputEnd[{a.stage, a.mb}] = end;
+          break;
+        case Action::WeightGrad:
+          --live[r];
+          break;
+        case Action::ForwardBackward:
+          forwardEnd[{a.stage, a.mb}] = end;
+          inputEnd[{a.bwdStage, a.bwdMb}] = end;
+          break;
+        }
+        sim.peakActivations[r] = std::max(sim.peakActivations[r], live[r]);
+        ++next[r];
+        progress = true;
+      }
+    }
+  }
+  for (size_t r = 0; r < n; ++r)
+    sim.makespan = std::max(sim.makespan, clock[r]);
+  for (size_t r = 0; r < n; ++r)
+    sim.bubble[r] = sim.makespan - sim.busy[r];
+  return sim;
+}

@@ -98,6 +98,18 @@ cl::opt<int64_t>
                        cl::desc("Micro-batches per step, for --schedule"),
                        cl::init(0), cl::cat(octetcCategory));
 
+cl::opt<bool> simulateOption(
+    "simulate",
+    cl::desc("With --schedule: instead of the order, simulate it and print "
+             "the makespan, each rank's bubble and peak live activations"),
+    cl::cat(octetcCategory));
+cl::opt<std::string>
+    costsOption("costs",
+                cl::desc("With --simulate: durations F,B,I,W[,F&B] (default "
+                         "1,2,1,1: the balanced case; F&B defaults to F+B)"),
+                cl::value_desc("F,B,I,W"), cl::init("1,2,1,1"),
+                cl::cat(octetcCategory));
+
 cl::opt<std::string> dtypeName(
     "dtype", cl::desc("Activation type of the graph: f32 (default) or bf16"),
     cl::value_desc("f32|bf16"), cl::init("f32"), cl::cat(octetcCategory));
@@ -388,7 +400,38 @@ int main(int argc, char **argv) {
     if (!problem.empty())
       return fail("the " + scheduleName + " schedule is inconsistent (an " +
                   "octetc bug): " + problem);
-    outs() << s->str();
+    if (!simulateOption) {
+      outs() << s->str();
+      return 0;
+    }
+    SmallVector<StringRef> parts;
+    StringRef(costsOption).split(parts, ',');
+    SmallVector<double> values;
+    for (StringRef part : parts) {
+      double v;
+      if (part.trim().getAsDouble(v) || v < 0)
+        return fail("--costs=" + costsOption +
+                    ": expected non-negative numbers F,B,I,W[,F&B]");
+      values.push_back(v);
+    }
+    if (values.size() != 4 && values.size() != 5)
+      return fail("--costs=" + costsOption + ": expected 4 or 5 numbers");
+    schedule::Costs costs{values[0], values[1], values[2], values[3],
+                          std::nullopt};
+    if (values.size() == 5)
+      costs.forwardBackward = values[4];
+    schedule::Simulation sim = schedule::simulate(*s, costs);
+    outs() << formatv(
+        "{0} on {1} ranks, {2} micro-batches, costs F={3} B={4} "
+        "I={5} W={6} F&B={7}: makespan {8}\n",
+        scheduleName, ppOption, microbatchesOption, costs.forward,
+        costs.backward, costs.inputGrad, costs.weightGrad,
+        costs.forwardBackward.value_or(costs.forward + costs.backward),
+        sim.makespan);
+    for (size_t r = 0; r < sim.bubble.size(); ++r)
+      outs() << formatv("rank {0}: busy {1}, bubble {2}, peak activations "
+                        "{3}\n",
+                        r, sim.busy[r], sim.bubble[r], sim.peakActivations[r]);
     return 0;
   }
   if (modelPath.empty())

@@ -69,4 +69,28 @@ std::string checkDeadlockFree(const Schedule &s);
 
 } // namespace octet::schedule
 
+namespace octet::schedule {
+
+/// Durations of one chunk's actions on one rank.
+struct Costs {
+  double forward = 1, backward = 2, inputGrad = 1, weightGrad = 1;
+  /// An overlapped forward and full backward; F + B when not given.
+  std::optional<double> forwardBackward;
+};
+
+struct Simulation {
+  double makespan = 0;
+  std::vector<double> busy, bubble; ///< per rank
+  /// Largest number of micro-batch activations a rank holds at once: from
+  /// a forward until the backward that frees them (B, or W when split).
+  std::vector<int64_t> peakActivations;
+};
+
+/// Runs the schedule with these costs, each action starting when its rank
+/// is free and its inputs exist (communication is free); the schedule must
+/// be deadlock free.
+Simulation simulate(const Schedule &s, const Costs &costs);
+
+} // namespace octet::schedule
+
 #endif // OCTET_SCHEDULE_PIPELINESCHEDULE_H

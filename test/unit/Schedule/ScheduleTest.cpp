@@ -4,6 +4,8 @@
 
 #include "gtest/gtest.h"
 
+#include <algorithm>
+
 using namespace octet::schedule;
 
 namespace {
@@ -71,6 +73,53 @@ TEST(ScheduleTest, ABrokenScheduleIsCaught) {
   Schedule t = make(Kind::OneFOneB, 2, 2);
   t.perRank[0].pop_back();
   EXPECT_NE(checkInvariants(t), "");
+}
+
+} // namespace
+
+namespace {
+
+// The bubble table of dualpipe.md in the balanced case F = I = W = 1,
+// B = 2, F&B = F + B = 3, P the number of pipeline stages a micro-batch
+// passes: 1F1B (P-1)(F+B); DualPipe and DualPipeV (P/2-1)(F&B+B-3W).
+TEST(SimulationTest, BubblesMatchTheFormulaTableInTheBalancedCase) {
+  Costs balanced;
+  for (int64_t n = 2; n <= 8; ++n) {
+    Simulation one = simulate(make(Kind::OneFOneB, n, 4 * n), balanced);
+    for (double b : one.bubble)
+      EXPECT_DOUBLE_EQ(b, (n - 1) * 3.0) << "1f1b P=" << n;
+    Simulation v = simulate(make(Kind::DualPipeV, n, 4 * n), balanced);
+    double formulaV = (2 * n / 2.0 - 1) * (3 + 2 - 3);
+    EXPECT_DOUBLE_EQ(*std::max_element(v.bubble.begin(), v.bubble.end()),
+                     formulaV)
+        << "dualpipev N=" << n;
+    if (n % 2 == 0) {
+      Simulation d = simulate(make(Kind::DualPipe, n, 4 * n), balanced);
+      double formula = (n / 2.0 - 1) * (3 + 2 - 3);
+      EXPECT_DOUBLE_EQ(*std::max_element(d.bubble.begin(), d.bubble.end()),
+                       formula)
+          << "dualpipe P=" << n;
+    }
+  }
+}
+
+// dualpipe.md: peak live activations are P + 1 on DualPipe's and
+// DualPipeV's ranks (P stages a micro-batch passes: N, and 2N for the V)
+// and do not grow with the micro-batches.
+TEST(SimulationTest, PeakActivationsArePPlusOne) {
+  for (int64_t n = 2; n <= 8; n += 2)
+    for (int64_t c : {2 * n, 4 * n}) {
+      Simulation d = simulate(make(Kind::DualPipe, n, c), Costs());
+      EXPECT_EQ(
+          *std::max_element(d.peakActivations.begin(), d.peakActivations.end()),
+          n + 1)
+          << "dualpipe P=" << n << " C=" << c;
+      Simulation v = simulate(make(Kind::DualPipeV, n, c), Costs());
+      EXPECT_EQ(
+          *std::max_element(v.peakActivations.begin(), v.peakActivations.end()),
+          2 * n + 1)
+          << "dualpipev N=" << n << " C=" << c;
+    }
 }
 
 } // namespace
