@@ -13,6 +13,8 @@ using namespace octet::schedule;
 std::optional<Kind> octet::schedule::parseKind(const std::string &name) {
   if (name == "1f1b")
     return Kind::OneFOneB;
+  if (name == "zb1p")
+    return Kind::ZB1P;
   if (name == "dualpipe")
     return Kind::DualPipe;
   if (name == "dualpipev")
@@ -24,6 +26,8 @@ const char *octet::schedule::kindName(Kind kind) {
   switch (kind) {
   case Kind::OneFOneB:
     return "1f1b";
+  case Kind::ZB1P:
+    return "zb1p";
   case Kind::DualPipe:
     return "dualpipe";
   case Kind::DualPipeV:
@@ -183,6 +187,32 @@ std::optional<Schedule> octet::schedule::build(Kind kind, int64_t ranks,
     }
     return s;
   }
+  case Kind::ZB1P: {
+    // ZB-H1 (Qi et al.): 1F1B with each backward split into I and a
+    // deferred W. Rank r defers r weight gradients, which fill the bubble
+    // its cool-down would leave, so the peak memory stays 1F1B's.
+    s.stages = n;
+    for (int64_t r = 0; r < n; ++r) {
+      RankProgram p(r, r);
+      int64_t warmup = std::min(n - r - 1, c);
+      for (int64_t i = 0; i < warmup; ++i)
+        p.f(0);
+      for (int64_t i = 0; i < c - warmup; ++i) {
+        p.f(0);
+        p.b(0, /*deferWeight=*/true);
+        if (int64_t(p.deferred.size()) > r)
+          p.w();
+      }
+      for (int64_t i = c - warmup; i < c; ++i) {
+        p.b(0, true);
+        p.w();
+      }
+      while (!p.deferred.empty())
+        p.w();
+      s.perRank.push_back(std::move(p.out));
+    }
+    return s;
+  }
   case Kind::DualPipe:
     if (n % 2 != 0) {
       error =
@@ -245,7 +275,7 @@ struct Topology {
 };
 
 int64_t holderOf(const Schedule &s, int64_t stage) {
-  if (s.kind == Kind::OneFOneB)
+  if (s.kind == Kind::OneFOneB || s.kind == Kind::ZB1P)
     return stage;
   return stage < s.ranks ? stage : 2 * s.ranks - 1 - stage;
 }

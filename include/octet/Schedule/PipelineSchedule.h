@@ -19,9 +19,9 @@
 
 namespace octet::schedule {
 
-enum class Kind { OneFOneB, DualPipe, DualPipeV };
+enum class Kind { OneFOneB, ZB1P, DualPipe, DualPipeV };
 
-/// "1f1b", "dualpipe", "dualpipev".
+/// "1f1b", "zb1p", "dualpipe", "dualpipev".
 std::optional<Kind> parseKind(const std::string &name);
 const char *kindName(Kind kind);
 

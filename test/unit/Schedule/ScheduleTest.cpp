@@ -35,6 +35,15 @@ TEST(ScheduleTest, DualPipeIsCompleteAndDeadlockFreeForTheIssueRange) {
     }
 }
 
+TEST(ScheduleTest, ZB1PIsCompleteAndDeadlockFree) {
+  for (int64_t n = 1; n <= 8; ++n)
+    for (int64_t c = 1; c <= 4 * n; ++c) {
+      Schedule s = make(Kind::ZB1P, n, c);
+      EXPECT_EQ(checkInvariants(s), "") << "P=" << n << " C=" << c;
+      EXPECT_EQ(checkDeadlockFree(s), "") << "P=" << n << " C=" << c;
+    }
+}
+
 TEST(ScheduleTest, OneFOneB) {
   Schedule s = make(Kind::OneFOneB, 4, 8);
   EXPECT_EQ(checkInvariants(s), "");
@@ -88,6 +97,9 @@ TEST(SimulationTest, BubblesMatchTheFormulaTableInTheBalancedCase) {
     Simulation one = simulate(make(Kind::OneFOneB, n, 4 * n), balanced);
     for (double b : one.bubble)
       EXPECT_DOUBLE_EQ(b, (n - 1) * 3.0) << "1f1b P=" << n;
+    Simulation zb = simulate(make(Kind::ZB1P, n, 4 * n), balanced);
+    for (double b : zb.bubble)
+      EXPECT_DOUBLE_EQ(b, (n - 1) * (3.0 - 2.0)) << "zb1p P=" << n;
     Simulation v = simulate(make(Kind::DualPipeV, n, 4 * n), balanced);
     double formulaV = (2 * n / 2.0 - 1) * (3 + 2 - 3);
     EXPECT_DOUBLE_EQ(*std::max_element(v.bubble.begin(), v.bubble.end()),
