@@ -3,6 +3,7 @@
 #include "octet/Schedule/PipelineSchedule.h"
 
 #include <algorithm>
+#include <cctype>
 #include <deque>
 #include <map>
 #include <set>
@@ -32,6 +33,8 @@ const char *octet::schedule::kindName(Kind kind) {
     return "dualpipe";
   case Kind::DualPipeV:
     return "dualpipev";
+  case Kind::Custom:
+    return "custom";
   }
   return "?";
 }
@@ -247,8 +250,10 @@ std::optional<Schedule> octet::schedule::build(Kind kind, int64_t ranks,
     for (int64_t r = 0; r < n; ++r)
       s.perRank.push_back(dualPipeRank(n, r, c, r == n - 1, r, 2 * n - 1 - r));
     return s;
+  case Kind::Custom:
+    break;
   }
-  error = "unknown schedule";
+  error = "a custom schedule comes from a CSV file";
   return std::nullopt;
 }
 
@@ -277,6 +282,15 @@ struct Topology {
 int64_t holderOf(const Schedule &s, int64_t stage) {
   if (s.kind == Kind::OneFOneB || s.kind == Kind::ZB1P)
     return stage;
+  if (s.kind == Kind::Custom) {
+    // The rank that runs the stage's first action holds it.
+    for (int64_t r = 0; r < int64_t(s.perRank.size()); ++r)
+      for (const Action &a : s.perRank[r])
+        if (a.stage == stage ||
+            (a.type == Action::ForwardBackward && a.bwdStage == stage))
+          return r;
+    return -1;
+  }
   return stage < s.ranks ? stage : 2 * s.ranks - 1 - stage;
 }
 
@@ -510,4 +524,122 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
   for (size_t r = 0; r < n; ++r)
     sim.bubble[r] = sim.makespan - sim.busy[r];
   return sim;
+}
+
+std::string octet::schedule::toCSV(const Schedule &s) {
+  std::ostringstream os;
+  for (const std::vector<Action> &rank : s.perRank) {
+    for (size_t i = 0; i < rank.size(); ++i) {
+      os << (i ? "," : "") << rank[i].str();
+      if (rank[i].type == Action::ForwardBackward)
+        os << "OVERLAP_F_B";
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+namespace {
+
+/// Parses "12F3" into (stage, letter, mb).
+bool parseSimple(const std::string &cell, int64_t &stage, char &letter,
+                 int64_t &mb) {
+  size_t i = 0;
+  auto number = [&](int64_t &out) {
+    size_t start = i;
+    while (i < cell.size() && std::isdigit(static_cast<unsigned char>(cell[i])))
+      ++i;
+    if (i == start || i - start > 9)
+      return false;
+    out = std::stoll(cell.substr(start, i - start));
+    return true;
+  };
+  if (!number(stage) || i >= cell.size())
+    return false;
+  letter = cell[i++];
+  return std::string("FBIW").find(letter) != std::string::npos && number(mb) &&
+         i == cell.size();
+}
+
+} // namespace
+
+std::optional<Schedule> octet::schedule::parseCSV(const std::string &text,
+                                                  std::string &error) {
+  Schedule s;
+  s.kind = Kind::Custom;
+  std::istringstream lines(text);
+  std::string line;
+  int64_t row = 0, maxStage = -1, maxMb = -1;
+  while (std::getline(lines, line)) {
+    ++row;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    std::vector<Action> actions;
+    std::istringstream cells(line);
+    std::string cell;
+    int64_t column = 0;
+    while (std::getline(cells, cell, ',')) {
+      ++column;
+      auto where = [&] {
+        return "row " + std::to_string(row) + ", cell " +
+               std::to_string(column) + " ('" + cell + "'): ";
+      };
+      cell.erase(0, cell.find_first_not_of(" \t\""));
+      cell.erase(cell.find_last_not_of(" \t\"") + 1);
+      Action a;
+      char letter;
+      const std::string suffix = "OVERLAP_F_B";
+      std::string body = cell;
+      if (body.size() > suffix.size() &&
+          body.compare(body.size() - suffix.size(), suffix.size(), suffix) == 0)
+        body.resize(body.size() - suffix.size());
+      if (!body.empty() && body.front() == '(' && body.back() == ')') {
+        size_t semi = body.find(';');
+        int64_t fs, fm, bs, bm;
+        char fl, bl;
+        if (semi == std::string::npos ||
+            !parseSimple(body.substr(1, semi - 1), fs, fl, fm) ||
+            !parseSimple(body.substr(semi + 1, body.size() - semi - 2), bs, bl,
+                         bm) ||
+            fl != 'F' || bl != 'B') {
+          error = where() + "expected (<stage>F<mb>;<stage>B<mb>)";
+          return std::nullopt;
+        }
+        a = {Action::ForwardBackward, fs, fm, bs, bm};
+        maxStage = std::max({maxStage, fs, bs});
+        maxMb = std::max({maxMb, fm, bm});
+      } else {
+        int64_t stage, mb;
+        if (!parseSimple(body, stage, letter, mb)) {
+          error = where() + "expected <stage><F|B|I|W><mb>";
+          return std::nullopt;
+        }
+        a.stage = stage;
+        a.mb = mb;
+        a.type = letter == 'F'   ? Action::Forward
+                 : letter == 'B' ? Action::Backward
+                 : letter == 'I' ? Action::InputGrad
+                                 : Action::WeightGrad;
+        maxStage = std::max(maxStage, stage);
+        maxMb = std::max(maxMb, mb);
+      }
+      actions.push_back(a);
+    }
+    s.perRank.push_back(std::move(actions));
+  }
+  if (s.perRank.empty() || maxStage < 0) {
+    error = "the CSV holds no actions";
+    return std::nullopt;
+  }
+  s.ranks = int64_t(s.perRank.size());
+  s.stages = maxStage + 1;
+  s.microbatches = maxMb + 1;
+  std::string problem = checkInvariants(s);
+  if (problem.empty())
+    problem = checkDeadlockFree(s);
+  if (!problem.empty()) {
+    error = problem;
+    return std::nullopt;
+  }
+  return s;
 }

@@ -99,6 +99,12 @@ cl::opt<int64_t>
                        cl::desc("Micro-batches per step, for --schedule"),
                        cl::init(0), cl::cat(octetcCategory));
 
+cl::opt<std::string> scheduleCSV(
+    "schedule-csv",
+    cl::desc("With --schedule: also write the schedule as CSV in PyTorch "
+             "pipelining's format (one row per rank)"),
+    cl::value_desc("file"), cl::cat(octetcCategory));
+
 cl::opt<bool> simulateOption(
     "simulate",
     cl::desc("With --schedule: instead of the order, simulate it and print "
@@ -385,22 +391,45 @@ int main(int argc, char **argv) {
     // The schedule alone: one line per rank, `rank R: 0F0, (0F1;7B0), ...`.
     if (!planMode)
       return fail("--schedule prints with --plan");
-    std::optional<schedule::Kind> kind = schedule::parseKind(scheduleName);
-    if (!kind)
-      return fail("--schedule=" + scheduleName +
-                  " is not one of 1f1b, zb1p, dualpipe, dualpipev");
-    if (ppOption < 1 || microbatchesOption < 1)
-      return fail("--schedule needs --pp N and --microbatches C (positive)");
     std::string error;
-    std::optional<schedule::Schedule> s =
-        schedule::build(*kind, ppOption, microbatchesOption, error);
-    if (!s)
-      return fail(error);
+    std::optional<schedule::Schedule> s;
+    if (StringRef(scheduleName).ends_with(".csv")) {
+      // A custom schedule: validated on import.
+      ErrorOr<std::unique_ptr<MemoryBuffer>> csv =
+          MemoryBuffer::getFile(scheduleName, /*IsText=*/true);
+      if (!csv)
+        return fail("cannot read schedule '" + scheduleName +
+                    "': " + csv.getError().message());
+      s = schedule::parseCSV((*csv)->getBuffer().str(), error);
+      if (!s)
+        return fail(scheduleName + ": " + error);
+      ppOption = s->ranks;
+      microbatchesOption = s->microbatches;
+    } else {
+      std::optional<schedule::Kind> kind = schedule::parseKind(scheduleName);
+      if (!kind)
+        return fail("--schedule=" + scheduleName +
+                    " is not one of 1f1b, zb1p, dualpipe, dualpipev (or a "
+                    "schedule .csv)");
+      if (ppOption < 1 || microbatchesOption < 1)
+        return fail("--schedule needs --pp N and --microbatches C (positive)");
+      s = schedule::build(*kind, ppOption, microbatchesOption, error);
+      if (!s)
+        return fail(error);
+    }
     std::string problem =
         schedule::checkInvariants(*s) + schedule::checkDeadlockFree(*s);
     if (!problem.empty())
       return fail("the " + scheduleName + " schedule is inconsistent (an " +
                   "octetc bug): " + problem);
+    if (!scheduleCSV.empty()) {
+      std::string csv = schedule::toCSV(*s);
+      if (Error err = writeToOutput(scheduleCSV, [&](raw_ostream &os) {
+            os << csv;
+            return Error::success();
+          }))
+        return fail(std::move(err));
+    }
     if (!simulateOption) {
       outs() << s->str();
       return 0;

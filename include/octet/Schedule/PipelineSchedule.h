@@ -19,7 +19,7 @@
 
 namespace octet::schedule {
 
-enum class Kind { OneFOneB, ZB1P, DualPipe, DualPipeV };
+enum class Kind { OneFOneB, ZB1P, DualPipe, DualPipeV, Custom };
 
 /// "1f1b", "zb1p", "dualpipe", "dualpipev".
 std::optional<Kind> parseKind(const std::string &name);
@@ -85,6 +85,16 @@ struct Simulation {
   /// a forward until the backward that frees them (B, or W when split).
   std::vector<int64_t> peakActivations;
 };
+
+/// The schedule in PyTorch pipelining's CSV form: one row per rank, one
+/// action per cell (`0F0`, `3I1`, `(0F7;7B3)OVERLAP_F_B`).
+std::string toCSV(const Schedule &s);
+
+/// A custom schedule from such a CSV (the overlap suffix is optional). The
+/// model is one chain of stages 0..S-1, each run by one rank; the schedule
+/// must pass checkInvariants and checkDeadlockFree, else `error` says where
+/// it fails (`row 2, cell 5: ...` for syntax).
+std::optional<Schedule> parseCSV(const std::string &text, std::string &error);
 
 /// Runs the schedule with these costs, each action starting when its rank
 /// is free and its inputs exist (communication is free); the schedule must

@@ -135,3 +135,36 @@ TEST(SimulationTest, PeakActivationsArePPlusOne) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(ScheduleCSVTest, RoundTripsEverySchedule) {
+  for (Kind kind : {Kind::OneFOneB, Kind::ZB1P, Kind::DualPipeV})
+    for (int64_t n = 1; n <= 4; ++n) {
+      Schedule s = make(kind, n, 2 * n + 2);
+      std::string error;
+      std::optional<Schedule> back = parseCSV(toCSV(s), error);
+      ASSERT_TRUE(back) << kindName(kind) << " N=" << n << ": " << error;
+      EXPECT_EQ(back->str(), s.str());
+      // The overlap suffix is optional on input.
+      std::string bare = toCSV(s);
+      for (size_t at; (at = bare.find("OVERLAP_F_B")) != std::string::npos;)
+        bare.erase(at, 11);
+      back = parseCSV(bare, error);
+      ASSERT_TRUE(back) << error;
+      EXPECT_EQ(back->str(), s.str());
+    }
+}
+
+TEST(ScheduleCSVTest, RejectsWhatCannotRun) {
+  std::string error;
+  EXPECT_FALSE(parseCSV("", error));
+  EXPECT_EQ(error, "the CSV holds no actions");
+  EXPECT_FALSE(parseCSV("0F0,(0F1;0X0)\n", error));
+  EXPECT_EQ(error, "row 1, cell 2 ('(0F1;0X0)'): expected "
+                   "(<stage>F<mb>;<stage>B<mb>)");
+  EXPECT_FALSE(parseCSV("0F0,0F0,0B0\n", error));
+  EXPECT_NE(error.find("forwards out of order"), std::string::npos) << error;
+}
+
+} // namespace
