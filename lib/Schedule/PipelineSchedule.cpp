@@ -16,6 +16,8 @@ std::optional<Kind> octet::schedule::parseKind(const std::string &name) {
     return Kind::OneFOneB;
   if (name == "zb1p")
     return Kind::ZB1P;
+  if (name == "interleaved-1f1b")
+    return Kind::Interleaved1F1B;
   if (name == "dualpipe")
     return Kind::DualPipe;
   if (name == "dualpipev")
@@ -29,6 +31,8 @@ const char *octet::schedule::kindName(Kind kind) {
     return "1f1b";
   case Kind::ZB1P:
     return "zb1p";
+  case Kind::Interleaved1F1B:
+    return "interleaved-1f1b";
   case Kind::DualPipe:
     return "dualpipe";
   case Kind::DualPipeV:
@@ -162,7 +166,8 @@ std::vector<Action> dualPipeRank(int64_t H, int64_t h, int64_t M, bool mid,
 
 std::optional<Schedule> octet::schedule::build(Kind kind, int64_t ranks,
                                                int64_t microbatches,
-                                               std::string &error) {
+                                               std::string &error,
+                                               int64_t chunks) {
   Schedule s;
   s.kind = kind;
   s.ranks = ranks;
@@ -213,6 +218,45 @@ std::optional<Schedule> octet::schedule::build(Kind kind, int64_t ranks,
       while (!p.deferred.empty())
         p.w();
       s.perRank.push_back(std::move(p.out));
+    }
+    return s;
+  }
+  case Kind::Interleaved1F1B: {
+    // Megatron's interleaved 1F1B: v model chunks per rank, micro-batches
+    // taken in groups of `ranks`, chunk after chunk; a longer warm-up lets
+    // each rank start its first backward as soon as the last chunk can.
+    int64_t v = chunks;
+    if (v < 1 || c % n != 0) {
+      error = "interleaved-1f1b needs micro-batches a multiple of the ranks (" +
+              std::to_string(n) + "), got " + std::to_string(c);
+      return std::nullopt;
+    }
+    s.stages = v * n;
+    int64_t total = v * c;
+    auto forwardChunk = [&](int64_t k) { return (k / n) % v; };
+    auto mbOf = [&](int64_t k) { return (k / (n * v)) * n + k % n; };
+    for (int64_t r = 0; r < n; ++r) {
+      std::vector<Action> out;
+      int64_t warmup = std::min(total, (n - r - 1) * 2 + (v - 1) * n);
+      int64_t f = 0, b = 0;
+      auto emitF = [&] {
+        out.push_back({Action::Forward, forwardChunk(f) * n + r, mbOf(f)});
+        ++f;
+      };
+      auto emitB = [&] {
+        int64_t chunk = v - 1 - forwardChunk(b);
+        out.push_back({Action::Backward, chunk * n + r, mbOf(b)});
+        ++b;
+      };
+      for (int64_t i = 0; i < warmup; ++i)
+        emitF();
+      while (f < total) {
+        emitF();
+        emitB();
+      }
+      while (b < total)
+        emitB();
+      s.perRank.push_back(std::move(out));
     }
     return s;
   }
@@ -282,6 +326,8 @@ struct Topology {
 int64_t holderOf(const Schedule &s, int64_t stage) {
   if (s.kind == Kind::OneFOneB || s.kind == Kind::ZB1P)
     return stage;
+  if (s.kind == Kind::Interleaved1F1B)
+    return stage % s.ranks;
   if (s.kind == Kind::Custom) {
     // The rank that runs the stage's first action holds it.
     for (int64_t r = 0; r < int64_t(s.perRank.size()); ++r)

@@ -88,9 +88,9 @@ cl::opt<bool> planMode("plan",
 
 cl::opt<std::string> scheduleName(
     "schedule",
-    cl::desc(
-        "With --plan: print the per-rank order of a pipeline schedule "
-        "(1f1b, zb1p, dualpipe, dualpipev) for --pp ranks and --microbatches"),
+    cl::desc("With --plan: print the per-rank order of a pipeline schedule "
+             "(1f1b, zb1p, interleaved-1f1b, dualpipe, dualpipev) for --pp "
+             "ranks and --microbatches"),
     cl::value_desc("name"), cl::cat(octetcCategory));
 cl::opt<int64_t> ppOption("pp", cl::desc("Pipeline ranks, for --schedule"),
                           cl::init(0), cl::cat(octetcCategory));
@@ -409,7 +409,8 @@ int main(int argc, char **argv) {
       std::optional<schedule::Kind> kind = schedule::parseKind(scheduleName);
       if (!kind)
         return fail("--schedule=" + scheduleName +
-                    " is not one of 1f1b, zb1p, dualpipe, dualpipev (or a "
+                    " is not one of 1f1b, zb1p, interleaved-1f1b, dualpipe, "
+                    "dualpipev (or a "
                     "schedule .csv)");
       if (ppOption < 1 || microbatchesOption < 1)
         return fail("--schedule needs --pp N and --microbatches C (positive)");

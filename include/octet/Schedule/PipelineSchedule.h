@@ -19,9 +19,16 @@
 
 namespace octet::schedule {
 
-enum class Kind { OneFOneB, ZB1P, DualPipe, DualPipeV, Custom };
+enum class Kind {
+  OneFOneB,
+  ZB1P,
+  Interleaved1F1B,
+  DualPipe,
+  DualPipeV,
+  Custom
+};
 
-/// "1f1b", "zb1p", "dualpipe", "dualpipev".
+/// "1f1b", "zb1p", "interleaved-1f1b", "dualpipe", "dualpipev".
 std::optional<Kind> parseKind(const std::string &name);
 const char *kindName(Kind kind);
 
@@ -51,9 +58,11 @@ struct Schedule {
 
 /// Builds the schedule or returns why these sizes are not valid for it
 /// (DualPipe: even ranks, even micro-batches >= 2 x ranks; DualPipeV:
-/// micro-batches >= 2 x ranks; 1F1B: any).
+/// micro-batches >= 2 x ranks; interleaved 1F1B: micro-batches a multiple
+/// of the ranks; 1F1B, ZB-H1: any). `chunks` is the interleaved schedule's
+/// model chunks per rank (stage c x ranks + r on rank r).
 std::optional<Schedule> build(Kind kind, int64_t ranks, int64_t microbatches,
-                              std::string &error);
+                              std::string &error, int64_t chunks = 2);
 
 /// Empty if every stage runs each micro-batch's forward once and its
 /// backward once (as B, or as I and W), on the rank that holds the stage,

@@ -44,6 +44,19 @@ TEST(ScheduleTest, ZB1PIsCompleteAndDeadlockFree) {
     }
 }
 
+TEST(ScheduleTest, InterleavedIsCompleteAndDeadlockFree) {
+  for (int64_t n = 1; n <= 8; ++n)
+    for (int64_t v : {1, 2, 3})
+      for (int64_t c = n; c <= 4 * n; c += n) {
+        std::string error;
+        std::optional<Schedule> s =
+            build(Kind::Interleaved1F1B, n, c, error, v);
+        ASSERT_TRUE(s) << error;
+        EXPECT_EQ(checkInvariants(*s), "") << "P=" << n << " v=" << v;
+        EXPECT_EQ(checkDeadlockFree(*s), "") << "P=" << n << " v=" << v;
+      }
+}
+
 TEST(ScheduleTest, OneFOneB) {
   Schedule s = make(Kind::OneFOneB, 4, 8);
   EXPECT_EQ(checkInvariants(s), "");
@@ -97,6 +110,16 @@ TEST(SimulationTest, BubblesMatchTheFormulaTableInTheBalancedCase) {
     Simulation one = simulate(make(Kind::OneFOneB, n, 4 * n), balanced);
     for (double b : one.bubble)
       EXPECT_DOUBLE_EQ(b, (n - 1) * 3.0) << "1f1b P=" << n;
+    // Interleaved with v chunks: (P-1)(F+B)/v, F and B being a whole
+    // stage's; each chunk costs 1/v of them.
+    for (int64_t v : {2, 4}) {
+      std::string error;
+      Costs chunk{1.0 / v, 2.0 / v, 1.0 / v, 1.0 / v, std::nullopt};
+      Simulation il =
+          simulate(*build(Kind::Interleaved1F1B, n, 4 * n, error, v), chunk);
+      for (double b : il.bubble)
+        EXPECT_NEAR(b, (n - 1) * 3.0 / v, 1e-9) << "interleaved P=" << n;
+    }
     Simulation zb = simulate(make(Kind::ZB1P, n, 4 * n), balanced);
     for (double b : zb.bubble)
       EXPECT_DOUBLE_EQ(b, (n - 1) * (3.0 - 2.0)) << "zb1p P=" << n;
