@@ -472,6 +472,16 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
   sim.busy.assign(n, 0);
   sim.bubble.assign(n, 0);
   sim.peakActivations.assign(n, 0);
+  sim.activationSends.assign(n, 0);
+  sim.gradientSends.assign(n, 0);
+  auto sendsActivation = [&](int64_t r, int64_t stage) {
+    if (!t.lastStages.count(stage) && holderOf(s, stage + 1) != r)
+      ++sim.activationSends[r];
+  };
+  auto sendsGradient = [&](int64_t r, int64_t stage) {
+    if (!t.firstStages.count(stage) && holderOf(s, stage - 1) != r)
+      ++sim.gradientSends[r];
+  };
   std::vector<size_t> next(n, 0);
   std::vector<double> clock(n, 0);
   std::vector<int64_t> live(n, 0);
@@ -542,14 +552,17 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
         switch (a.type) {
         case Action::Forward:
           forwardEnd[{a.stage, a.mb}] = end;
+          sendsActivation(r, a.stage);
           ++live[r];
           break;
         case Action::Backward:
           inputEnd[{a.stage, a.mb}] = end;
+          sendsGradient(r, a.stage);
           --live[r];
           break;
         case Action::InputGrad:
           inputEnd[{a.stage, a.mb}] = end;
+          sendsGradient(r, a.stage);
           break;
         case Action::WeightGrad:
           --live[r];
@@ -557,6 +570,8 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
         case Action::ForwardBackward:
           forwardEnd[{a.stage, a.mb}] = end;
           inputEnd[{a.bwdStage, a.bwdMb}] = end;
+          sendsActivation(r, a.stage);
+          sendsGradient(r, a.bwdStage);
           break;
         }
         sim.peakActivations[r] = std::max(sim.peakActivations[r], live[r]);

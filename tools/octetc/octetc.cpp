@@ -108,7 +108,8 @@ cl::opt<std::string> scheduleCSV(
 cl::opt<bool> simulateOption(
     "simulate",
     cl::desc("With --schedule: instead of the order, simulate it and print "
-             "the makespan, each rank's bubble and peak live activations"),
+             "the makespan, each rank's bubble, peak live activations and "
+             "point-to-point messages"),
     cl::cat(octetcCategory));
 cl::opt<std::string>
     costsOption("costs",
@@ -461,8 +462,9 @@ int main(int argc, char **argv) {
         sim.makespan);
     for (size_t r = 0; r < sim.bubble.size(); ++r)
       outs() << formatv("rank {0}: busy {1}, bubble {2}, peak activations "
-                        "{3}\n",
-                        r, sim.busy[r], sim.bubble[r], sim.peakActivations[r]);
+                        "{3}, sends {4} activations + {5} gradients\n",
+                        r, sim.busy[r], sim.bubble[r], sim.peakActivations[r],
+                        sim.activationSends[r], sim.gradientSends[r]);
     return 0;
   }
   if (modelPath.empty())

@@ -93,6 +93,10 @@ struct Simulation {
   /// Largest number of micro-batch activations a rank holds at once: from
   /// a forward until the backward that frees them (B, or W when split).
   std::vector<int64_t> peakActivations;
+  /// Point-to-point messages a rank sends, each one micro-batch's boundary
+  /// tensor: activations to the next stage's rank, input gradients to the
+  /// previous stage's; hand-offs between stages on one rank are not sent.
+  std::vector<int64_t> activationSends, gradientSends;
 };
 
 /// The schedule in PyTorch pipelining's CSV form: one row per rank, one

@@ -138,6 +138,43 @@ TEST(SimulationTest, BubblesMatchTheFormulaTableInTheBalancedCase) {
   }
 }
 
+// Each boundary between stages held by different ranks carries one
+// activation forward and one gradient back per micro-batch.
+TEST(SimulationTest, CountsPointToPointMessages) {
+  for (int64_t n = 2; n <= 8; ++n) {
+    int64_t c = 4 * n;
+    auto inner = [&](int64_t r) { return (r < n - 1) + (r > 0); };
+    for (Kind kind : {Kind::OneFOneB, Kind::ZB1P}) {
+      Simulation one = simulate(make(kind, n, c), Costs());
+      for (int64_t r = 0; r < n; ++r) {
+        EXPECT_EQ(one.activationSends[r], r < n - 1 ? c : 0) << r;
+        EXPECT_EQ(one.gradientSends[r], r > 0 ? c : 0) << r;
+      }
+    }
+    // The V hands stage N-1 to stage N on rank N-1 without a message.
+    Simulation v = simulate(make(Kind::DualPipeV, n, c), Costs());
+    for (int64_t r = 0; r < n; ++r) {
+      EXPECT_EQ(v.activationSends[r], c * inner(r)) << "dualpipev " << r;
+      EXPECT_EQ(v.gradientSends[r], c * inner(r)) << "dualpipev " << r;
+    }
+    // DualPipe: each copy carries half of the micro-batches.
+    if (n % 2 == 0) {
+      Simulation d = simulate(make(Kind::DualPipe, n, c), Costs());
+      for (int64_t r = 0; r < n; ++r) {
+        EXPECT_EQ(d.activationSends[r], c / 2 * inner(r)) << "dualpipe " << r;
+        EXPECT_EQ(d.gradientSends[r], c / 2 * inner(r)) << "dualpipe " << r;
+      }
+    }
+    std::string error;
+    Simulation il =
+        simulate(*build(Kind::Interleaved1F1B, n, c, error, 3), Costs());
+    for (int64_t r = 0; r < n; ++r) {
+      EXPECT_EQ(il.activationSends[r], c * (3 - (r == n - 1))) << r;
+      EXPECT_EQ(il.gradientSends[r], c * (3 - (r == 0))) << r;
+    }
+  }
+}
+
 // dualpipe.md: peak live activations are P + 1 on DualPipe's and
 // DualPipeV's ranks (P stages a micro-batch passes: N, and 2N for the V)
 // and do not grow with the micro-batches.
