@@ -68,18 +68,24 @@ std::string bytes(double value) {
   return llvm::formatv("{0:f0} B", value).str();
 }
 
-/// FLOPs as an exact integer (while doubles hold one) and in SI units.
-std::string flops(double value) {
-  std::string exact = value < 9.0e15 ? llvm::formatv("{0:f0}", value).str()
-                                     : llvm::formatv("{0:e4}", value).str();
+/// FLOPs in SI units: "16.03 GFLOP".
+std::string siFlops(double value) {
   static const std::pair<double, const char *> units[] = {
       {1e18, "EFLOP"}, {1e15, "PFLOP"}, {1e12, "TFLOP"},
       {1e9, "GFLOP"},  {1e6, "MFLOP"},  {1e3, "KFLOP"}};
   for (auto [size, suffix] : units)
     if (value >= size)
-      return llvm::formatv("{0} ({1:f2} {2})", exact, value / size, suffix)
-          .str();
-  return exact + " FLOP";
+      return llvm::formatv("{0:f2} {1}", value / size, suffix).str();
+  return llvm::formatv("{0:f0} FLOP", value).str();
+}
+
+/// FLOPs as an exact integer (while doubles hold one) and in SI units.
+std::string flops(double value) {
+  std::string exact = value < 9.0e15 ? llvm::formatv("{0:f0}", value).str()
+                                     : llvm::formatv("{0:e4}", value).str();
+  if (value < 1e3)
+    return exact + " FLOP";
+  return exact + " (" + siFlops(value) + ")";
 }
 
 /// One row of a table: a label, an exact count and its scaled form.
@@ -224,6 +230,7 @@ struct Chunk {
   double expertParams = 0; // routed experts, divided by ep on a rank
   double frozen = 0;
   double activationBytesPerToken = 0;
+  double flopsPerToken = 0; // training FLOPs of a token through the chunk
   int64_t firstLayer = 0, numLayers = 0;
   bool hasEmbedding = false, hasHead = false;
 };
@@ -286,19 +293,101 @@ ActivationBytes getActivationBytes(const TrainConfig &t, ActivationType dt) {
   llvm_unreachable("unknown recipe");
 }
 
-/// Splits the model into the chunks of the schedule: main layers evenly,
-/// the embedding on the first, the final norm, head and MTP modules on the
-/// last (as DeepSeek-V3 places them).
+/// Training FLOPs per token of decoder layer `layer` (matmuls x 6, and the
+/// causal attention core at the configured sequence length).
+double layerFlopsPerToken(const ModelConfig &m, const TrainConfig &t,
+                          int64_t layer) {
+  double s = static_cast<double>(t.sequenceLength);
+  double attention = 3.0 * 2.0 * static_cast<double>(m.numAttentionHeads) *
+                     (s + 1) / 2 *
+                     static_cast<double>(m.getQKHeadDim() + m.vHeadDim);
+  return 6.0 * static_cast<double>(countLayer(m, layer).getMatmul()) +
+         attention;
+}
+
+/// The same for what the last chunk holds besides its layers: the head,
+/// and each MTP module (eh_proj, its block and the shared head again).
+double tailFlopsPerToken(const ModelConfig &m, const TrainConfig &t) {
+  double h = m.hiddenSize, vocabRows = double(m.vocabSize) * h;
+  double flops = 6.0 * vocabRows;
+  for (int64_t j = 0; j < m.numNextnPredictLayers; ++j)
+    flops += 6.0 * (2 * h * h + vocabRows) +
+             layerFlopsPerToken(m, t, m.numHiddenLayers + j);
+  return flops;
+}
+
+} // namespace
+
+std::vector<int64_t> octet::balanceStageLayers(ArrayRef<double> layerCosts,
+                                               int64_t chunks,
+                                               double lastChunkExtra) {
+  int64_t layers = static_cast<int64_t>(layerCosts.size());
+  if (chunks <= 0)
+    return {};
+  if (layers < chunks) {
+    // Too few layers to give each chunk one: even split, some empty.
+    std::vector<int64_t> out(chunks);
+    for (int64_t c = 0; c < chunks; ++c)
+      out[c] = (c + 1) * layers / chunks - c * layers / chunks;
+    return out;
+  }
+  std::vector<double> prefix(layers + 1, 0);
+  for (int64_t l = 0; l < layers; ++l)
+    prefix[l + 1] = prefix[l] + layerCosts[l];
+  // best[c][l]: least sum of squared chunk costs putting layers [0, l) in
+  // chunks [0, c), each chunk at least one layer. Squares favour the even
+  // split among those with the same largest chunk, and keep it unique.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> best(chunks + 1,
+                                        std::vector<double>(layers + 1, inf));
+  std::vector<std::vector<int64_t>> from(chunks + 1,
+                                         std::vector<int64_t>(layers + 1, -1));
+  best[0][0] = 0;
+  for (int64_t c = 1; c <= chunks; ++c)
+    for (int64_t l = c; l <= layers - (chunks - c); ++l)
+      for (int64_t k = c - 1; k < l; ++k) {
+        if (best[c - 1][k] == inf)
+          continue;
+        double cost =
+            prefix[l] - prefix[k] + (c == chunks ? lastChunkExtra : 0);
+        double total = best[c - 1][k] + cost * cost;
+        if (total < best[c][l]) {
+          best[c][l] = total;
+          from[c][l] = k;
+        }
+      }
+  std::vector<int64_t> out(chunks);
+  for (int64_t c = chunks, l = layers; c > 0; --c) {
+    int64_t k = from[c][l];
+    out[c - 1] = l - k;
+    l = k;
+  }
+  return out;
+}
+
+namespace {
+
+/// Splits the model into the chunks of the schedule: the main layers as
+/// `parallel.stage_layers` pins them, else balanced by training FLOPs; the
+/// embedding on the first chunk, the final norm, head and MTP modules on
+/// the last (as DeepSeek-V3 places them).
 std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
                               const ActivationBytes &ab) {
   int64_t count = t.schedule == PipelineSchedule::DualPipe
                       ? t.pp
                       : t.pp * getChunksPerRank(t.schedule);
   std::vector<Chunk> chunks(count);
-  int64_t layers = m.numHiddenLayers;
-  for (int64_t c = 0; c < count; ++c) {
-    chunks[c].firstLayer = c * layers / count;
-    chunks[c].numLayers = (c + 1) * layers / count - chunks[c].firstLayer;
+  std::vector<int64_t> sizes = t.stageLayers;
+  if (sizes.empty()) {
+    std::vector<double> costs;
+    for (int64_t l = 0; l < m.numHiddenLayers; ++l)
+      costs.push_back(layerFlopsPerToken(m, t, l));
+    sizes = balanceStageLayers(costs, count, tailFlopsPerToken(m, t));
+  }
+  for (int64_t c = 0, first = 0; c < count; ++c) {
+    chunks[c].firstLayer = first;
+    chunks[c].numLayers = sizes[c];
+    first += sizes[c];
   }
   auto addLayer = [&](Chunk &chunk, int64_t layer) {
     LayerParams p = countLayer(m, layer);
@@ -306,6 +395,7 @@ std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
     chunk.expertParams += p.routed;
     chunk.frozen += p.frozen;
     chunk.activationBytesPerToken += ab.layer(m, layer);
+    chunk.flopsPerToken += layerFlopsPerToken(m, t, layer);
   };
   for (Chunk &chunk : chunks)
     for (int64_t l = chunk.firstLayer; l < chunk.firstLayer + chunk.numLayers;
@@ -322,8 +412,13 @@ std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
     last.params += vocabRows;
   last.params += m.hiddenSize;
   last.activationBytesPerToken += ab.head(m);
+  last.flopsPerToken += tailFlopsPerToken(m, t);
   for (int64_t j = 0; j < m.numNextnPredictLayers; ++j) {
-    addLayer(last, m.numHiddenLayers + j);
+    LayerParams p = countLayer(m, m.numHiddenLayers + j);
+    last.params += p.getTotal() - p.routed;
+    last.expertParams += p.routed;
+    last.frozen += p.frozen;
+    last.activationBytesPerToken += ab.layer(m, m.numHiddenLayers + j);
     last.params += mtpExtraParams(m);
     last.activationBytesPerToken += ab.mtpExtra(m);
   }
@@ -527,6 +622,39 @@ void octet::printPlan(llvm::raw_ostream &os, const ModelConfig &m,
                     detail::formatNumber(ab.high), detail::formatNumber(ab.fp8))
           .str();
   printMemory(os, t, worst, /*withActivations=*/true, note);
+
+  if (chunks.size() < 2)
+    return;
+  std::vector<std::string> holders(chunks.size());
+  for (int64_t r = 0; r < t.pp; ++r)
+    for (int64_t id : chunksOfRank(t, r))
+      holders[id] += (holders[id].empty() ? "" : ", ") + std::to_string(r);
+  os << "\nPipeline chunks ("
+     << (t.stageLayers.empty() ? "layers balanced by training FLOPs"
+                               : "layers as parallel.stage_layers pins them")
+     << ")\n";
+  double largest = 0, sum = 0;
+  for (size_t id = 0; id < chunks.size(); ++id) {
+    const Chunk &chunk = chunks[id];
+    std::string what;
+    if (chunk.hasEmbedding)
+      what += "embedding, ";
+    if (chunk.numLayers == 1)
+      what += llvm::formatv("layer {0}", chunk.firstLayer).str();
+    else if (chunk.numLayers > 1)
+      what += llvm::formatv("layers {0}-{1}", chunk.firstLayer,
+                            chunk.firstLayer + chunk.numLayers - 1)
+                  .str();
+    if (chunk.hasHead)
+      what += m.numNextnPredictLayers ? ", head, MTP" : ", head";
+    os << llvm::formatv("  chunk {0,-3} rank {1,-8} {2,-28} {3,12} per "
+                        "token\n",
+                        id, holders[id], what, siFlops(chunk.flopsPerToken));
+    largest = std::max(largest, chunk.flopsPerToken);
+    sum += chunk.flopsPerToken;
+  }
+  os << llvm::formatv("  largest chunk / mean: {0:F3}\n",
+                      largest / (sum / static_cast<double>(chunks.size())));
 }
 
 //===----------------------------------------------------------------------===//

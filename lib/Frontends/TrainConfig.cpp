@@ -199,6 +199,24 @@ private:
       return err;
     if (Error err = p.getInt("ep", c.ep))
       return err;
+    if (const json::Value *layers = p.get("stage_layers")) {
+      const json::Array *array = layers->getAsArray();
+      if (!array || array->empty())
+        return p.error("stage_layers",
+                       formatv("parallel.stage_layers must be a non-empty "
+                               "array of layer counts, got {0}",
+                               describeValue(*layers)));
+      for (const json::Value &v : *array) {
+        std::optional<int64_t> n = v.getAsInteger();
+        if (!n || *n < 1)
+          return p.error("stage_layers",
+                         formatv("parallel.stage_layers must hold positive "
+                                 "integers (decoder layers per chunk), got "
+                                 "{0}",
+                                 describeValue(v)));
+        c.stageLayers.push_back(*n);
+      }
+    }
     collectUnknown(p);
     return Error::success();
   }
@@ -288,6 +306,7 @@ void recordLines(const JsonDocument &doc, TrainConfig &c) {
                          "parallel.pp",
                          "parallel.dp",
                          "parallel.ep",
+                         "parallel.stage_layers",
                          "precision",
                          "precision.recipe",
                          "precision.overrides"})
@@ -368,6 +387,23 @@ Error octet::verifyTrainConfig(const TrainConfig &c, const ModelFacts &facts) {
                            "layers ({4})",
                            c.pp, stringifySchedule(c.schedule), modelChunks,
                            facts.numLayers, facts.layersWhere));
+  if (!c.stageLayers.empty()) {
+    int64_t sum = 0;
+    for (int64_t n : c.stageLayers)
+      sum += n;
+    if (int64_t(c.stageLayers.size()) != modelChunks)
+      return errorAt(c, "parallel.stage_layers",
+                     formatv("parallel.stage_layers gives {0} chunk(s); "
+                             "parallel.pp = {1} with schedule {2} splits the "
+                             "model into {3}",
+                             c.stageLayers.size(), c.pp,
+                             stringifySchedule(c.schedule), modelChunks));
+    if (facts.numLayers > 0 && sum != facts.numLayers)
+      return errorAt(c, "parallel.stage_layers",
+                     formatv("parallel.stage_layers sums to {0} layers; the "
+                             "model has {1} decoder layers ({2})",
+                             sum, facts.numLayers, facts.layersWhere));
+  }
   if (facts.numStages > 0 && c.pp != facts.numStages)
     return errorAt(c, "parallel.pp",
                    formatv("parallel.pp = {0} but the graph is split into {1} "

@@ -74,6 +74,13 @@ struct StepFlops {
 };
 StepFlops countStepFlops(const ModelConfig &model, const TrainConfig &train);
 
+/// Decoder layers per pipeline chunk, contiguous and at least one each
+/// (when there are as many layers as chunks), chosen to even out the chunks'
+/// costs: the split with the least sum of squared chunk costs, the last
+/// chunk also carrying `lastChunkExtra` (head and MTP modules).
+std::vector<int64_t> balanceStageLayers(llvm::ArrayRef<double> layerCosts,
+                                        int64_t chunks, double lastChunkExtra);
+
 /// Prints the plan of a model config.
 void printPlan(llvm::raw_ostream &os, const ModelConfig &model,
                const TrainConfig &train, ActivationType dtype);

@@ -70,6 +70,9 @@ struct TrainConfig {
 
   PipelineSchedule schedule = PipelineSchedule::OneFOneB;
   int64_t pp = 1, dp = 1, ep = 1;
+  /// Decoder layers of each pipeline chunk, first to last, when the user
+  /// pins the split (`parallel.stage_layers`); empty: balanced by FLOPs.
+  std::vector<int64_t> stageLayers;
 
   PrecisionRecipe recipe = PrecisionRecipe::DeepSeekV3;
   std::vector<PrecisionOverride> overrides;
