@@ -907,3 +907,12 @@ void octet::printGraphPlan(llvm::raw_ostream &os, const GraphSummary &g,
   printMemory(os, t, worst, /*withActivations=*/false,
               "not estimated from a graph (plan the config.json instead)");
 }
+
+std::vector<double> octet::getChunkFlopsPerToken(const ModelConfig &model,
+                                                 const TrainConfig &train) {
+  std::vector<double> out;
+  for (const Chunk &chunk :
+       splitModel(model, train, getActivationBytes(train, ActivationType::F32)))
+    out.push_back(chunk.flopsPerToken);
+  return out;
+}

@@ -39,6 +39,16 @@ StringRef octet::stringifyRecipe(PrecisionRecipe recipe) {
   llvm_unreachable("unknown recipe");
 }
 
+std::optional<PipelineSchedule> octet::parseSchedule(StringRef name) {
+  return StringSwitch<std::optional<PipelineSchedule>>(name)
+      .Case("1f1b", PipelineSchedule::OneFOneB)
+      .Case("zb1p", PipelineSchedule::ZeroBubble1P)
+      .Case("interleaved-1f1b", PipelineSchedule::Interleaved1F1B)
+      .Case("dualpipe", PipelineSchedule::DualPipe)
+      .Case("dualpipev", PipelineSchedule::DualPipeV)
+      .Default(std::nullopt);
+}
+
 int64_t octet::getChunksPerRank(PipelineSchedule schedule) {
   switch (schedule) {
   case PipelineSchedule::OneFOneB:
@@ -102,14 +112,7 @@ public:
     std::string schedule = std::string(stringifySchedule(c.schedule));
     if (Error err = root.getString("schedule", schedule))
       return err;
-    std::optional<PipelineSchedule> parsed =
-        StringSwitch<std::optional<PipelineSchedule>>(schedule)
-            .Case("1f1b", PipelineSchedule::OneFOneB)
-            .Case("zb1p", PipelineSchedule::ZeroBubble1P)
-            .Case("interleaved-1f1b", PipelineSchedule::Interleaved1F1B)
-            .Case("dualpipe", PipelineSchedule::DualPipe)
-            .Case("dualpipev", PipelineSchedule::DualPipeV)
-            .Default(std::nullopt);
+    std::optional<PipelineSchedule> parsed = parseSchedule(schedule);
     if (!parsed)
       return root.error("schedule",
                         formatv("schedule = \"{0}\" is not one of 1f1b, zb1p, "

@@ -465,7 +465,6 @@ std::string octet::schedule::checkDeadlockFree(const Schedule &s) {
 
 Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
   Topology t(s);
-  double fb = costs.forwardBackward.value_or(costs.forward + costs.backward);
   std::map<std::pair<int64_t, int64_t>, double> forwardEnd, inputEnd;
   Simulation sim;
   size_t n = s.perRank.size();
@@ -518,21 +517,21 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
         switch (a.type) {
         case Action::Forward:
           ready = forwardInputs(a.stage, a.mb);
-          cost = costs.forward;
+          cost = costs.forward * costs.scaleOf(a.stage);
           break;
         case Action::Backward:
           ready = backwardInputs(a.stage, a.mb);
-          cost = costs.backward;
+          cost = costs.backward * costs.scaleOf(a.stage);
           break;
         case Action::InputGrad:
           ready = backwardInputs(a.stage, a.mb);
-          cost = costs.inputGrad;
+          cost = costs.inputGrad * costs.scaleOf(a.stage);
           break;
         case Action::WeightGrad: {
           auto it = inputEnd.find({a.stage, a.mb});
           if (it != inputEnd.end())
             ready = it->second;
-          cost = costs.weightGrad;
+          cost = costs.weightGrad * costs.scaleOf(a.stage);
           break;
         }
         case Action::ForwardBackward: {
@@ -540,7 +539,10 @@ Simulation octet::schedule::simulate(const Schedule &s, const Costs &costs) {
           std::optional<double> b = backwardInputs(a.bwdStage, a.bwdMb);
           if (f && b)
             ready = std::max(*f, *b);
-          cost = fb;
+          double fs = costs.scaleOf(a.stage), bs = costs.scaleOf(a.bwdStage);
+          cost = costs.forwardBackward
+                     ? *costs.forwardBackward * (fs + bs) / 2
+                     : costs.forward * fs + costs.backward * bs;
           break;
         }
         }

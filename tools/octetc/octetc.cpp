@@ -241,6 +241,56 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
   return writeBytes(exe, /*executable=*/true);
 }
 
+/// Per-stage cost multipliers of a schedule from the model's pipeline
+/// chunks (config.json models): each stage's chunk FLOPs over the mean.
+Expected<std::vector<double>> getStageScale(const schedule::Schedule &s) {
+  if (s.kind == schedule::Kind::Custom)
+    return createStringError("--simulate with a model needs a built-in "
+                             "--schedule: a custom CSV does not say which "
+                             "layers its stages hold");
+  if (StringRef(modelPath).ends_with(".mlir"))
+    return createStringError("--simulate with a model needs a config.json; " +
+                             modelPath + " is a graph");
+  Expected<ModelConfig> model = loadModelConfig(modelPath);
+  if (!model)
+    return model.takeError();
+  ModelFacts facts = ModelFacts::fromModel(*model);
+  TrainConfig train;
+  if (!trainPath.empty()) {
+    Expected<TrainConfig> loaded = loadTrainConfig(trainPath, facts);
+    if (!loaded)
+      return loaded.takeError();
+    train = std::move(*loaded);
+  }
+  // The layout is the flags', whatever the training config says.
+  train.pp = s.ranks;
+  train.schedule = *parseSchedule(schedule::kindName(s.kind));
+  int64_t chunks = s.kind == schedule::Kind::DualPipe ? s.ranks : s.stages;
+  if (chunks > model->numHiddenLayers)
+    return createStringError(
+        formatv("--schedule {0} --pp {1} needs {2} chunks; {3} has {4} "
+                "decoder layers",
+                schedule::kindName(s.kind), s.ranks, chunks, modelPath,
+                model->numHiddenLayers)
+            .str());
+  if (!train.stageLayers.empty() && int64_t(train.stageLayers.size()) != chunks)
+    return createStringError(
+        formatv("{0}: parallel.stage_layers gives {1} chunk(s); --schedule "
+                "{2} --pp {3} needs {4}",
+                train.where("parallel.stage_layers"), train.stageLayers.size(),
+                schedule::kindName(s.kind), s.ranks, chunks)
+            .str());
+  std::vector<double> flops = getChunkFlopsPerToken(*model, train);
+  double mean = 0;
+  for (double f : flops)
+    mean += f / static_cast<double>(flops.size());
+  std::vector<double> scale(s.stages);
+  for (int64_t stage = 0; stage < s.stages; ++stage)
+    // DualPipe's copy 1 stage N+s runs the model's chunk s.
+    scale[stage] = flops[stage % chunks] / mean;
+  return scale;
+}
+
 /// The model is a config.json: parse, check, then plan or build.
 int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
   Expected<ModelConfig> model = loadModelConfig(modelPath);
@@ -452,6 +502,13 @@ int main(int argc, char **argv) {
                           std::nullopt};
     if (values.size() == 5)
       costs.forwardBackward = values[4];
+    if (!modelPath.empty()) {
+      // Scale each stage's durations by its chunk's FLOPs over the mean.
+      Expected<std::vector<double>> scale = getStageScale(*s);
+      if (!scale)
+        return fail(scale.takeError());
+      costs.stageScale = std::move(*scale);
+    }
     schedule::Simulation sim = schedule::simulate(*s, costs);
     outs() << formatv(
         "{0} on {1} ranks, {2} micro-batches, costs F={3} B={4} "
@@ -460,6 +517,12 @@ int main(int argc, char **argv) {
         costs.backward, costs.inputGrad, costs.weightGrad,
         costs.forwardBackward.value_or(costs.forward + costs.backward),
         sim.makespan);
+    if (!costs.stageScale.empty()) {
+      outs() << "stage costs x chunk FLOPs / mean (" << modelPath << "):";
+      for (double x : costs.stageScale)
+        outs() << formatv(" {0:F2}", x);
+      outs() << "\n";
+    }
     for (size_t r = 0; r < sim.bubble.size(); ++r)
       outs() << formatv("rank {0}: busy {1}, bubble {2}, peak activations "
                         "{3}, sends {4} activations + {5} gradients\n",

@@ -81,6 +81,12 @@ StepFlops countStepFlops(const ModelConfig &model, const TrainConfig &train);
 std::vector<int64_t> balanceStageLayers(llvm::ArrayRef<double> layerCosts,
                                         int64_t chunks, double lastChunkExtra);
 
+/// Training FLOPs per token of each pipeline chunk of `train`'s layout
+/// (pp and schedule; `parallel.stage_layers` or the balanced split), first
+/// to last: the numbers `--plan` prints.
+std::vector<double> getChunkFlopsPerToken(const ModelConfig &model,
+                                          const TrainConfig &train);
+
 /// Prints the plan of a model config.
 void printPlan(llvm::raw_ostream &os, const ModelConfig &model,
                const TrainConfig &train, ActivationType dtype);

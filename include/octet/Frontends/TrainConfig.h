@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ enum class PipelineSchedule {
 enum class PrecisionRecipe { DeepSeekV3, BF16, F32 };
 
 llvm::StringRef stringifySchedule(PipelineSchedule schedule);
+/// "1f1b", "zb1p", "interleaved-1f1b", "dualpipe", "dualpipev".
+std::optional<PipelineSchedule> parseSchedule(llvm::StringRef name);
 llvm::StringRef stringifyRecipe(PrecisionRecipe recipe);
 
 /// Model chunks each pipeline rank holds: 2 for interleaved-1f1b (two

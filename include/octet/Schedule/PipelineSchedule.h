@@ -85,6 +85,14 @@ struct Costs {
   double forward = 1, backward = 2, inputGrad = 1, weightGrad = 1;
   /// An overlapped forward and full backward; F + B when not given.
   std::optional<double> forwardBackward;
+  /// Per-stage multiplier of the durations, e.g. a stage's FLOPs over the
+  /// mean (empty: 1 for every stage). An overlapped F&B scales its F and B
+  /// parts by their own stages' (an explicit F&B by their mean).
+  std::vector<double> stageScale;
+
+  double scaleOf(int64_t stage) const {
+    return stage < int64_t(stageScale.size()) ? stageScale[stage] : 1.0;
+  }
 };
 
 struct Simulation {

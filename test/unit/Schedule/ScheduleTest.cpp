@@ -138,6 +138,44 @@ TEST(SimulationTest, BubblesMatchTheFormulaTableInTheBalancedCase) {
   }
 }
 
+// Stage multipliers stretch each action by its own stage's factor: one
+// micro-batch through two stages costs F0 + F1 + B1 + B0.
+TEST(SimulationTest, StageScaleStretchesEachStage) {
+  Costs costs;
+  costs.stageScale = {2.0, 1.0};
+  Simulation one = simulate(make(Kind::OneFOneB, 2, 1), costs);
+  EXPECT_DOUBLE_EQ(one.makespan, 2 * 1.0 + 1.0 + 2.0 + 2 * 2.0);
+  EXPECT_DOUBLE_EQ(one.busy[0], 2 * 1.0 + 2 * 2.0);
+  EXPECT_DOUBLE_EQ(one.busy[1], 1.0 + 2.0);
+  // An overlapped F&B scales its parts by their stages: on DualPipeV's
+  // single rank, (1F1;0B0) costs F x 3 + B x 1.
+  costs.stageScale = {1.0, 3.0};
+  Schedule v = make(Kind::DualPipeV, 1, 2);
+  Simulation unscaled = simulate(v, Costs());
+  Simulation scaled = simulate(v, costs);
+  double busy = 0;
+  for (const Action &a : v.perRank[0]) {
+    double f = costs.scaleOf(a.stage);
+    switch (a.type) {
+    case Action::Forward:
+      busy += 1.0 * f;
+      break;
+    case Action::Backward:
+      busy += 2.0 * f;
+      break;
+    case Action::InputGrad:
+    case Action::WeightGrad:
+      busy += 1.0 * f;
+      break;
+    case Action::ForwardBackward:
+      busy += 1.0 * f + 2.0 * costs.scaleOf(a.bwdStage);
+      break;
+    }
+  }
+  EXPECT_DOUBLE_EQ(scaled.busy[0], busy);
+  EXPECT_GT(scaled.busy[0], unscaled.busy[0]);
+}
+
 // Each boundary between stages held by different ranks carries one
 // activation forward and one gradient back per micro-batch.
 TEST(SimulationTest, CountsPointToPointMessages) {
