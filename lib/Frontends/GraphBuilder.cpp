@@ -50,7 +50,7 @@ private:
     return NameLoc::get(b.getStringAttr(name), fileLoc);
   }
 
-  /// Creates an op named `name`, on pipeline stage 0.
+  /// Creates an op named `name`, on the current pipeline stage.
   template <typename OpT, typename... Args>
   OpT create(StringRef name, Args &&...args) {
     OpT op = OpT::create(b, loc(name), std::forward<Args>(args)...);
@@ -323,7 +323,15 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   auto func = func::FuncOp::create(
       b, fileLoc, o.functionName,
       b.getFunctionType({idsType, idsType}, {tensorOf({}, f32)}));
-  func->setAttr(OctetDialect::getNumStagesAttrName(), b.getI64IntegerAttr(1));
+  int64_t numStages =
+      std::max<int64_t>(1, static_cast<int64_t>(o.stageLayers.size()));
+  func->setAttr(OctetDialect::getNumStagesAttrName(),
+                b.getI64IntegerAttr(numStages));
+  // Chunk of each decoder layer.
+  std::vector<int64_t> chunkOfLayer;
+  for (int64_t c = 0; c < int64_t(o.stageLayers.size()); ++c)
+    chunkOfLayer.insert(chunkOfLayer.end(), o.stageLayers[c], c);
+  chunkOfLayer.resize(m.numHiddenLayers, numStages - 1);
   Block *body = func.addEntryBlock();
   Value ids = body->getArgument(0), labels = body->getArgument(1);
   body->getArgument(0).setLoc(loc("ids"));
@@ -341,8 +349,11 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
   Value mainIds = shifted("ids_main", ids, 0);
   Value h = create<EmbeddingOp>("h0", tensorOf({batch, seq, hidden}, act),
                                 embed, mainIds, PrecisionAttr());
-  for (int64_t layer = 0; layer < m.numHiddenLayers; ++layer)
+  for (int64_t layer = 0; layer < m.numHiddenLayers; ++layer) {
+    stage = b.getI64IntegerAttr(chunkOfLayer[layer]);
     h = decoderLayer(layer, h);
+  }
+  stage = b.getI64IntegerAttr(numStages - 1);
 
   Value norm = gain("norm", "model.norm.weight", hidden);
   Value head = m.tieWordEmbeddings

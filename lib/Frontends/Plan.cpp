@@ -895,12 +895,21 @@ void octet::printGraphPlan(llvm::raw_ostream &os, const GraphSummary &g,
   textRow(os, "total", flops(matmulStep + attentionStep));
   textRow(os, "per token", flops((matmulStep + attentionStep) / tokens));
 
+  // Stages are the schedule's chunks: rank r holds chunksOfRank(t, r).
   RankMemory worst;
-  for (int64_t r = 0; r < std::max<int64_t>(g.numStages, 1); ++r) {
+  for (int64_t r = 0; r < std::max<int64_t>(t.pp, 1); ++r) {
     RankMemory mem;
     mem.rank = r;
-    mem.params = stageParams[r] + stageExperts[r] / t.ep;
-    mem.trainable = mem.params - stageFrozen[r];
+    SmallVector<int64_t, 2> held;
+    if (g.numStages > 1)
+      held = chunksOfRank(t, r);
+    else
+      held = {0};
+    for (int64_t stage : held) {
+      mem.params += stageParams[stage] + stageExperts[stage] / t.ep;
+      mem.trainable +=
+          stageParams[stage] + stageExperts[stage] / t.ep - stageFrozen[stage];
+    }
     if (r == 0 || mem.getTotal() > worst.getTotal())
       worst = mem;
   }
@@ -914,5 +923,14 @@ std::vector<double> octet::getChunkFlopsPerToken(const ModelConfig &model,
   for (const Chunk &chunk :
        splitModel(model, train, getActivationBytes(train, ActivationType::F32)))
     out.push_back(chunk.flopsPerToken);
+  return out;
+}
+
+std::vector<int64_t> octet::getStageLayers(const ModelConfig &model,
+                                           const TrainConfig &train) {
+  std::vector<int64_t> out;
+  for (const Chunk &chunk :
+       splitModel(model, train, getActivationBytes(train, ActivationType::F32)))
+    out.push_back(chunk.numLayers);
   return out;
 }

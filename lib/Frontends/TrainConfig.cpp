@@ -407,11 +407,13 @@ Error octet::verifyTrainConfig(const TrainConfig &c, const ModelFacts &facts) {
                              "model has {1} decoder layers ({2})",
                              sum, facts.numLayers, facts.layersWhere));
   }
-  if (facts.numStages > 0 && c.pp != facts.numStages)
+  if (facts.numStages > 0 && modelChunks != facts.numStages)
     return errorAt(c, "parallel.pp",
-                   formatv("parallel.pp = {0} but the graph is split into {1} "
-                           "pipeline stages ({2})",
-                           c.pp, facts.numStages, facts.stagesWhere));
+                   formatv("parallel.pp = {0} with schedule {1} splits the "
+                           "model into {2} chunk(s), but the graph is split "
+                           "into {3} pipeline stages ({4})",
+                           c.pp, stringifySchedule(c.schedule), modelChunks,
+                           facts.numStages, facts.stagesWhere));
   switch (c.schedule) {
   case PipelineSchedule::DualPipe:
     if (c.pp % 2 != 0)

@@ -320,6 +320,9 @@ int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
   options.sequenceLength = train.sequenceLength;
   options.dtype = dtype;
   options.mtpLossWeight = train.mtpLossWeight;
+  std::vector<int64_t> stageLayers = getStageLayers(*model, train);
+  if (stageLayers.size() > 1)
+    options.stageLayers = std::move(stageLayers);
   // Verification failures are reported through the context's handler.
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);

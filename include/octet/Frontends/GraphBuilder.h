@@ -46,6 +46,11 @@ struct GraphOptions {
   /// Weight of the MTP losses (DeepSeek-V3: 0.3, later 0.1).
   double mtpLossWeight = 0.3;
   std::string functionName = "forward";
+  /// Decoder layers of each pipeline stage (chunk), first to last; empty:
+  /// one stage. Ops are tagged `octet.stage` with their chunk: the
+  /// embedding with the first, the final norm, head and MTP modules with
+  /// the last; the function gets `octet.num_stages`.
+  std::vector<int64_t> stageLayers;
 };
 
 /// Builds and verifies the module holding the forward function. Returns

@@ -81,6 +81,11 @@ StepFlops countStepFlops(const ModelConfig &model, const TrainConfig &train);
 std::vector<int64_t> balanceStageLayers(llvm::ArrayRef<double> layerCosts,
                                         int64_t chunks, double lastChunkExtra);
 
+/// Decoder layers of each pipeline chunk of `train`'s layout, first to
+/// last: `parallel.stage_layers`, else the FLOP-balanced split.
+std::vector<int64_t> getStageLayers(const ModelConfig &model,
+                                    const TrainConfig &train);
+
 /// Training FLOPs per token of each pipeline chunk of `train`'s layout
 /// (pp and schedule; `parallel.stage_layers` or the balanced split), first
 /// to last: the numbers `--plan` prints.
