@@ -917,20 +917,11 @@ void octet::printGraphPlan(llvm::raw_ostream &os, const GraphSummary &g,
               "not estimated from a graph (plan the config.json instead)");
 }
 
-std::vector<double> octet::getChunkFlopsPerToken(const ModelConfig &model,
-                                                 const TrainConfig &train) {
-  std::vector<double> out;
+std::vector<PipelineChunk> octet::getPipelineChunks(const ModelConfig &model,
+                                                    const TrainConfig &train) {
+  std::vector<PipelineChunk> out;
   for (const Chunk &chunk :
        splitModel(model, train, getActivationBytes(train, ActivationType::F32)))
-    out.push_back(chunk.flopsPerToken);
-  return out;
-}
-
-std::vector<int64_t> octet::getStageLayers(const ModelConfig &model,
-                                           const TrainConfig &train) {
-  std::vector<int64_t> out;
-  for (const Chunk &chunk :
-       splitModel(model, train, getActivationBytes(train, ActivationType::F32)))
-    out.push_back(chunk.numLayers);
+    out.push_back({chunk.numLayers, chunk.flopsPerToken});
   return out;
 }

@@ -280,14 +280,14 @@ Expected<std::vector<double>> getStageScale(const schedule::Schedule &s) {
                 train.where("parallel.stage_layers"), train.stageLayers.size(),
                 schedule::kindName(s.kind), s.ranks, chunks)
             .str());
-  std::vector<double> flops = getChunkFlopsPerToken(*model, train);
+  std::vector<PipelineChunk> parts = getPipelineChunks(*model, train);
   double mean = 0;
-  for (double f : flops)
-    mean += f / static_cast<double>(flops.size());
+  for (const PipelineChunk &part : parts)
+    mean += part.flopsPerToken / static_cast<double>(parts.size());
   std::vector<double> scale(s.stages);
   for (int64_t stage = 0; stage < s.stages; ++stage)
     // DualPipe's copy 1 stage N+s runs the model's chunk s.
-    scale[stage] = flops[stage % chunks] / mean;
+    scale[stage] = parts[stage % chunks].flopsPerToken / mean;
   return scale;
 }
 
@@ -320,9 +320,10 @@ int runOnConfig(mlir::MLIRContext &context, ActivationType dtype) {
   options.sequenceLength = train.sequenceLength;
   options.dtype = dtype;
   options.mtpLossWeight = train.mtpLossWeight;
-  std::vector<int64_t> stageLayers = getStageLayers(*model, train);
-  if (stageLayers.size() > 1)
-    options.stageLayers = std::move(stageLayers);
+  std::vector<PipelineChunk> parts = getPipelineChunks(*model, train);
+  if (parts.size() > 1)
+    for (const PipelineChunk &part : parts)
+      options.stageLayers.push_back(part.numLayers);
   // Verification failures are reported through the context's handler.
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);

@@ -81,16 +81,15 @@ StepFlops countStepFlops(const ModelConfig &model, const TrainConfig &train);
 std::vector<int64_t> balanceStageLayers(llvm::ArrayRef<double> layerCosts,
                                         int64_t chunks, double lastChunkExtra);
 
-/// Decoder layers of each pipeline chunk of `train`'s layout, first to
-/// last: `parallel.stage_layers`, else the FLOP-balanced split.
-std::vector<int64_t> getStageLayers(const ModelConfig &model,
-                                    const TrainConfig &train);
-
-/// Training FLOPs per token of each pipeline chunk of `train`'s layout
-/// (pp and schedule; `parallel.stage_layers` or the balanced split), first
-/// to last: the numbers `--plan` prints.
-std::vector<double> getChunkFlopsPerToken(const ModelConfig &model,
-                                          const TrainConfig &train);
+/// One pipeline chunk of a training config's layout (pp and schedule):
+/// its decoder layers (`parallel.stage_layers`, else the FLOP-balanced
+/// split) and its training FLOPs per token, as `--plan` prints them.
+struct PipelineChunk {
+  int64_t numLayers = 0;
+  double flopsPerToken = 0;
+};
+std::vector<PipelineChunk> getPipelineChunks(const ModelConfig &model,
+                                             const TrainConfig &train);
 
 /// Prints the plan of a model config.
 void printPlan(llvm::raw_ostream &os, const ModelConfig &model,
