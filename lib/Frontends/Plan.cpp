@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "octet/Frontends/Plan.h"
+#include "octet/Schedule/PipelineSchedule.h"
 
 #include "octet/Dialect/Octet/Octet.h"
 
@@ -653,8 +654,40 @@ void octet::printPlan(llvm::raw_ostream &os, const ModelConfig &m,
     largest = std::max(largest, chunk.flopsPerToken);
     sum += chunk.flopsPerToken;
   }
-  os << llvm::formatv("  largest chunk / mean: {0:F3}\n",
-                      largest / (sum / static_cast<double>(chunks.size())));
+  double mean = sum / static_cast<double>(chunks.size());
+  os << llvm::formatv("  largest chunk / mean: {0:F3}\n", largest / mean);
+
+  // The schedule, simulated with each stage's durations scaled by its
+  // chunk's FLOPs (F : B : W = 1 : 2 : 1 of a mean chunk's forward).
+  std::string error;
+  std::optional<schedule::Schedule> s = schedule::build(
+      *schedule::parseKind(stringifySchedule(t.schedule).str()), t.pp,
+      t.microBatches, error, getChunksPerRank(t.schedule));
+  if (!s)
+    return; // verifyTrainConfig has accepted the sizes; nothing to add
+  schedule::Costs costs;
+  for (int64_t stage = 0; stage < s->stages; ++stage)
+    costs.stageScale.push_back(
+        chunks[stage % static_cast<int64_t>(chunks.size())].flopsPerToken /
+        mean);
+  schedule::Simulation sim = schedule::simulate(*s, costs);
+  size_t worstRank = 0;
+  for (size_t r = 1; r < sim.bubble.size(); ++r)
+    if (sim.bubble[r] > sim.bubble[worstRank])
+      worstRank = r;
+  os << "\nPipeline schedule (simulated: the chunk costs above, F : B : W = "
+        "1 : 2 : 1,\n  communication free)\n";
+  textRow(os, "schedule",
+          llvm::formatv("{0}, {1} ranks, {2} micro-batches",
+                        stringifySchedule(t.schedule), t.pp, t.microBatches));
+  textRow(os, "largest bubble",
+          llvm::formatv("{0:F1}% of the step (rank {1})",
+                        100.0 * sim.bubble[worstRank] / sim.makespan,
+                        worstRank));
+  textRow(os, "peak activations on a rank",
+          llvm::formatv("{0} (chunk, micro-batch) pairs",
+                        *std::max_element(sim.peakActivations.begin(),
+                                          sim.peakActivations.end())));
 }
 
 //===----------------------------------------------------------------------===//
