@@ -277,6 +277,27 @@ private:
     return fail(path, "missing key '" + key + "'");
   }
 
+  /// The required, non-empty `name` of the object at `path`, which must not
+  /// be in `seen` yet (`what` names the kind in the error: "parameter '...'
+  /// is declared twice").
+  Expected<std::string> getUniqueName(const json::Object &o,
+                                      const std::string &path,
+                                      llvm::StringSet<> &seen, StringRef what,
+                                      StringRef twice) const {
+    Expected<const json::Value *> name = require(o, path, "name");
+    if (!name)
+      return name.takeError();
+    Expected<std::string> s = getString(**name, field(path, "name"));
+    if (!s)
+      return s.takeError();
+    if (s->empty())
+      return fail(field(path, "name"), "expected a non-empty name");
+    if (!seen.insert(*s).second)
+      return fail(field(path, "name"),
+                  what + " '" + *s + "' is " + twice + " twice");
+    return s;
+  }
+
   Expected<std::vector<int64_t>> getShape(const json::Value &v,
                                           const std::string &path) const;
   Expected<int64_t> getBufferId(const json::Value &v,
@@ -414,17 +435,10 @@ Error Validator::parseParameters(const json::Object &root, Program &program) {
     if (Error e = checkKeys(**o, path, {"name", "shape", "frozen", "init"}))
       return e;
     Parameter p;
-    Expected<const json::Value *> name = require(**o, path, "name");
-    if (!name)
-      return name.takeError();
-    Expected<std::string> s = getString(**name, field(path, "name"));
+    Expected<std::string> s =
+        getUniqueName(**o, path, names, "parameter", "declared");
     if (!s)
       return s.takeError();
-    if (s->empty())
-      return fail(field(path, "name"), "expected a non-empty name");
-    if (!names.insert(*s).second)
-      return fail(field(path, "name"),
-                  "parameter '" + *s + "' is declared twice");
     p.name = *s;
     Expected<const json::Value *> shape = require(**o, path, "shape");
     if (!shape)
@@ -684,17 +698,10 @@ Error Validator::parseFunctions(const json::Object &root, Program &program) {
             checkKeys(**o, path, {"name", "arguments", "results", "body"}))
       return e;
     Function f;
-    Expected<const json::Value *> name = require(**o, path, "name");
-    if (!name)
-      return name.takeError();
-    Expected<std::string> s = getString(**name, field(path, "name"));
+    Expected<std::string> s =
+        getUniqueName(**o, path, names, "function", "defined");
     if (!s)
       return s.takeError();
-    if (s->empty())
-      return fail(field(path, "name"), "expected a non-empty name");
-    if (!names.insert(*s).second)
-      return fail(field(path, "name"),
-                  "function '" + *s + "' is defined twice");
     f.name = *s;
     for (StringRef key : {"arguments", "results", "body"})
       if (!(*o)->get(key))
