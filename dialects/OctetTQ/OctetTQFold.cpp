@@ -89,7 +89,12 @@ DenseElementsAttr fromFloats(RankedTensorType type, ArrayRef<float> values) {
   return DenseElementsAttr::get(type, bf16);
 }
 
-std::optional<num::QuantizedTensor> toNumerics(QuantizedConstantAttr attr) {
+/// The numerics library's tensor of a folded operand: nothing unless it is a
+/// quantized constant of a shape the library handles.
+std::optional<num::QuantizedTensor> toNumerics(Attribute operand) {
+  auto attr = dyn_cast_or_null<QuantizedConstantAttr>(operand);
+  if (!attr)
+    return std::nullopt;
   QTensorType type = attr.getQTensorType();
   std::optional<MatrixDims> dims = matrixDims(type.getShape());
   if (!dims)
@@ -189,10 +194,7 @@ OpFoldResult QuantizeOp::fold(FoldAdaptor adaptor) {
 }
 
 OpFoldResult DequantizeOp::fold(FoldAdaptor adaptor) {
-  auto input = dyn_cast_or_null<QuantizedConstantAttr>(adaptor.getInput());
-  if (!input)
-    return {};
-  std::optional<num::QuantizedTensor> q = toNumerics(input);
+  std::optional<num::QuantizedTensor> q = toNumerics(adaptor.getInput());
   if (!q)
     return {};
   std::vector<float> out(q->payload.size());
@@ -201,10 +203,7 @@ OpFoldResult DequantizeOp::fold(FoldAdaptor adaptor) {
 }
 
 OpFoldResult RequantizeTransposedOp::fold(FoldAdaptor adaptor) {
-  auto input = dyn_cast_or_null<QuantizedConstantAttr>(adaptor.getInput());
-  if (!input)
-    return {};
-  std::optional<num::QuantizedTensor> q = toNumerics(input);
+  std::optional<num::QuantizedTensor> q = toNumerics(adaptor.getInput());
   if (!q)
     return {};
   QTensorType type = getResult().getType();
@@ -223,13 +222,11 @@ OpFoldResult RequantizeTransposedOp::fold(FoldAdaptor adaptor) {
 }
 
 OpFoldResult ScaledMatmulOp::fold(FoldAdaptor adaptor) {
-  auto lhs = dyn_cast_or_null<QuantizedConstantAttr>(adaptor.getLhs());
-  auto rhs = dyn_cast_or_null<QuantizedConstantAttr>(adaptor.getRhs());
   RankedTensorType type = getResult().getType();
-  if (!lhs || !rhs || !type.hasStaticShape())
+  if (!type.hasStaticShape())
     return {};
-  std::optional<num::QuantizedTensor> a = toNumerics(lhs);
-  std::optional<num::QuantizedTensor> b = toNumerics(rhs);
+  std::optional<num::QuantizedTensor> a = toNumerics(adaptor.getLhs());
+  std::optional<num::QuantizedTensor> b = toNumerics(adaptor.getRhs());
   if (!a || !b)
     return {};
   int64_t k = getLhsContractingDim() == 1 ? a->cols : a->rows;
