@@ -163,17 +163,7 @@ LogicalResult RMSNormGradOp::verify() {
 LogicalResult RotaryGradOp::verify() {
   if (failed(verifySameType(*this, "input gradient", getDx(), getDy())))
     return failure();
-  auto dy = getDy().getType();
-  if (failed(verifyRank(*this, "output gradient", dy, 4)))
-    return failure();
-  int64_t d = dy.getDimSize(3);
-  if (!ShapedType::isDynamic(d) && d % 2 != 0)
-    return emitOpError() << "head dimension " << d
-                         << " must be even (rotary rotates pairs)";
-  if (!(getTheta().convertToDouble() > 0.0))
-    return emitOpError() << "theta must be positive, got "
-                         << getTheta().convertToDouble();
-  return success();
+  return verifyRotary(*this, "output gradient", getDy().getType(), getTheta());
 }
 
 LogicalResult CausalAttentionGradOp::verify() {

@@ -225,15 +225,8 @@ LogicalResult RMSNormOp::verify() {
 
 LogicalResult RotaryOp::verify() {
   auto x = getX().getType();
-  if (failed(verifyRank(*this, "input", x, 4)))
+  if (failed(verifyRotary(*this, "input", x, getTheta())))
     return failure();
-  int64_t d = x.getDimSize(3);
-  if (!ShapedType::isDynamic(d) && d % 2 != 0)
-    return emitOpError() << "head dimension " << d
-                         << " must be even (rotary rotates pairs)";
-  if (!(getTheta().convertToDouble() > 0.0))
-    return emitOpError() << "theta must be positive, got "
-                         << getTheta().convertToDouble();
   if (failed(verifyShapeIs(*this, "result", getType(), x.getShape())))
     return failure();
   return verifyPrecision(*this, getPrecision(), false, ShapedType::kDynamic,

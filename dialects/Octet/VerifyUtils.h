@@ -35,6 +35,22 @@ inline LogicalResult verifyRank(Operation *op, StringRef what,
                            << formatShape(type.getShape());
 }
 
+/// Rotary embedding (forward and gradient): `type` is [B, S, H, D] with D
+/// even, since the rotation acts on pairs, and theta is positive.
+inline LogicalResult verifyRotary(Operation *op, StringRef what,
+                                  RankedTensorType type, llvm::APFloat theta) {
+  if (failed(verifyRank(op, what, type, 4)))
+    return failure();
+  int64_t d = type.getDimSize(3);
+  if (!ShapedType::isDynamic(d) && d % 2 != 0)
+    return op->emitOpError()
+           << "head dimension " << d << " must be even (rotary rotates pairs)";
+  if (!(theta.convertToDouble() > 0.0))
+    return op->emitOpError()
+           << "theta must be positive, got " << theta.convertToDouble();
+  return success();
+}
+
 /// Verifies the precision annotation of `op` against its role: FP8 formats
 /// only on GEMMs (`k` is then the contraction size), and the annotated output
 /// type must be the element type of `result` (when given).
