@@ -5,6 +5,8 @@
 #include "octet/Dialect/Octet/Octet.h"
 #include "octet/Dialect/OctetPipe/OctetPipe.h"
 #include "octet/Dialect/OctetTQ/OctetTQ.h"
+#include "octet/Target/CUDA/GemmKernel.h"
+#include "octet/Target/CUDA/Passes.h"
 #include "octet/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -19,10 +21,15 @@ void octet::registerAllDialects(mlir::DialectRegistry &registry) {
                   octet::pipe::OctetPipeDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::cf::ControlFlowDialect,
                   mlir::tensor::TensorDialect>();
+  // The CUDA target's kernels (gpu, nvvm, llvm, scf) and what lowering
+  // them to PTX needs.
+  octet::cuda::registerGpuCompilation(registry);
+  registry.insert<mlir::LLVM::LLVMDialect, mlir::scf::SCFDialect>();
 }
 
 void octet::registerAllPasses() {
   octet::registerOctetPasses();
+  octet::cuda::registerOctetCUDAPasses();
   // canonicalize, cse, inline, symbol-dce, ...: Octet IR is cleaned and
   // constant-folded with the upstream passes.
   mlir::registerTransformsPasses();

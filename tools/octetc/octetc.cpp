@@ -23,8 +23,10 @@
 #include "octet/Frontends/TrainConfig.h"
 #include "octet/InitAll.h"
 #include "octet/Schedule/PipelineSchedule.h"
+#include "octet/Target/CUDA/GemmKernel.h"
 #include "octet/Target/TrainingPipeline.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -64,10 +66,23 @@ cl::opt<std::string> emitStage(
     "emit",
     cl::desc("Stop after a stage and print it: graph (the verified forward "
              "graph), training (after the recipe and autodiff), quantized "
-             "(FP8 GEMMs lowered to octet_tq), program or bundle (the "
-             "program document octet-run takes). Without --emit: an "
-             "executable"),
+             "(FP8 GEMMs lowered to octet_tq), kernels (plus the generated "
+             "Hopper GEMM kernels in NVVM IR), ptx or cubin (those kernels "
+             "compiled for sm_90a), program or bundle (the program document "
+             "octet-run takes). Without --emit: an executable"),
     cl::value_desc("stage"), cl::cat(octetcCategory));
+
+cl::opt<int64_t> numSMs(
+    "num-sms",
+    cl::desc("Multiprocessors of the target GPU, for the GEMM tile "
+             "heuristic of --emit=kernels, ptx and cubin (H100 SXM: 132)"),
+    cl::init(132), cl::cat(octetcCategory));
+
+cl::opt<std::string> cudaPath(
+    "cuda-path",
+    cl::desc("CUDA toolkit whose ptxas assembles --emit=cubin"),
+    cl::value_desc("dir"), cl::init(OCTET_CUDA_TOOLKIT_DIR),
+    cl::cat(octetcCategory));
 
 cl::opt<std::string>
     recipeOption("recipe",
@@ -180,6 +195,42 @@ std::string exactNumber(double v) {
   return buffer;
 }
 
+bool isKernelStage() {
+  return emitStage == "kernels" || emitStage == "ptx" || emitStage == "cubin";
+}
+
+/// --emit=kernels, ptx, cubin: generates the Hopper kernels of the lowered
+/// module's FP8 GEMMs and writes them as IR, PTX or a cubin.
+int emitKernels(mlir::ModuleOp module, StringRef recipe) {
+  if (numSMs <= 0)
+    return fail("--num-sms=" + std::to_string(numSMs) + " must be positive");
+  if (failed(cuda::generateGemmKernels(module, numSMs)))
+    return 1; // diagnosed at the op
+  auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>("octet_kernels");
+  if (!kernels)
+    return fail("the model has no block-scaled FP8 GEMM under recipe '" +
+                recipe.str() + "': there are no kernels to emit");
+  if (emitStage == "kernels")
+    return writeModule(module, /*namesFromLocations=*/true);
+  // Lower the kernels alone; the training functions stay out of it.
+  mlir::OpBuilder b(module.getContext());
+  mlir::OwningOpRef<mlir::ModuleOp> device =
+      mlir::ModuleOp::create(module.getLoc());
+  (*device)->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                     b.getUnitAttr());
+  b.setInsertionPointToEnd(device->getBody());
+  b.clone(*kernels);
+  if (failed(cuda::compileGpuModules(*device,
+                                     emitStage == "ptx"
+                                         ? cuda::BinaryFormat::PTX
+                                         : cuda::BinaryFormat::Cubin,
+                                     cudaPath)))
+    return 1;
+  auto binary = device->lookupSymbol<mlir::gpu::BinaryOp>("octet_kernels");
+  auto object = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]);
+  return writeBytes(object.getObject().getValue(), /*executable=*/false);
+}
+
 /// The stages after the graph: the recipe and autodiff, then IR or a
 /// program, bundle or executable.
 int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
@@ -192,7 +243,7 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
   options.beta2 = train.optimizer.betas[1];
   options.eps = train.optimizer.eps;
   options.weightDecay = train.optimizer.weightDecay;
-  options.lowerFP8 = emitStage == "quantized";
+  options.lowerFP8 = emitStage == "quantized" || isKernelStage();
   for (const PrecisionOverride &o : train.overrides)
     options.overrides.push_back(
         {o.op, o.format, train.source + ":" + std::to_string(o.line)});
@@ -200,6 +251,8 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
     return 1; // diagnosed at the op
   if (emitStage == "training" || emitStage == "quantized")
     return writeModule(module, /*namesFromLocations=*/true);
+  if (isKernelStage())
+    return emitKernels(module, options.recipe);
 
   std::map<std::string, std::string> settings = {
       {"model.name", name.str()},
@@ -537,16 +590,17 @@ int main(int argc, char **argv) {
   if (modelPath.empty())
     return fail("no model: pass a config.json or a graph .mlir");
 
-  static constexpr StringLiteral stages[] = {"graph", "training", "quantized",
-                                             "program", "bundle"};
+  static constexpr StringLiteral stages[] = {
+      "graph", "training", "quantized", "kernels", "ptx", "cubin",
+      "program", "bundle"};
   if (!emitStage.empty() && !llvm::is_contained(stages, emitStage)) {
     if (emitStage == "scheduled")
       return fail("--emit=scheduled is not available yet (pipeline "
                   "schedules come next); available: graph, training, "
-                  "quantized, program, bundle");
+                  "quantized, kernels, ptx, cubin, program, bundle");
     return fail("unknown stage '--emit=" + emitStage +
-                "'; stages: graph, training, quantized, scheduled, program, "
-                "bundle");
+                "'; stages: graph, training, quantized, kernels, ptx, cubin, "
+                "scheduled, program, bundle");
   }
   if (!recipeOption.empty() && recipeOption != "deepseek-v3" &&
       recipeOption != "bf16" && recipeOption != "f32")

@@ -1,0 +1,517 @@
+//===- GemmKernel.cpp - Hopper block-scaled FP8 GEMM generator ------------===//
+//
+// Writes one warp-specialised, persistent FP8 GEMM kernel as a `gpu.func` in
+// the NVVM dialect. The structure (one CTA per SM, walking output tiles):
+//
+//   warpgroup 0 (producer, 40 registers): one thread issues, per K-group,
+//     TMA loads of the A and B tiles into a ring of `stages` 128-byte
+//     swizzled shared-memory slots; `full[s]` counts the bytes in,
+//     `empty[s]` says the consumers are done with slot s.
+//   warpgroups 1..C (consumers, 232 registers): each owns 64 rows of the
+//     tile. Per K-group: wait `full[s]`, issue promotion/32 wgmma
+//     m64nNk32 e4m3 x e4m3 -> f32 into a scratch accumulator starting from
+//     zero, wait for them, release the slot, then promote: every element of
+//     the FP32 accumulator gets scratch * (scaleA[row] * scaleB[col]) added.
+//     The epilogue stores BF16 or FP32 with bounds checks, so M and N need
+//     not be multiples of the tile.
+//
+// The wgmma shared-memory descriptors are built by hand: the nvgpu
+// descriptor op wants a tensor-map value the kernel does not have.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Target/CUDA/GemmKernel.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace octet::cuda;
+
+static constexpr llvm::StringLiteral kSharedMemorySymbol = "octet_gemm_smem";
+
+LogicalResult GemmKernelSpec::verify(llvm::raw_ostream &os) const {
+  if (tileM != 64 && tileM != 128) {
+    os << "tile M must be 64 or 128 (one or two consumer warpgroups), got "
+       << tileM;
+    return failure();
+  }
+  if (tileN < 8 || tileN > 128 || tileN % 8 != 0) {
+    os << "tile N must be a multiple of 8 between 8 and 128, got " << tileN;
+    return failure();
+  }
+  if (tileK != 128) {
+    os << "tile K must be 128 (one scaling group, one 128-byte swizzled "
+          "row), got "
+       << tileK;
+    return failure();
+  }
+  if (promotion != 32 && promotion != 64 && promotion != 128) {
+    os << "promotion interval must be 32, 64 or 128, got " << promotion;
+    return failure();
+  }
+  if (stages < 1 || sharedMemoryBytes() > kSm90MaxSharedMemory) {
+    os << stages << " stages of " << stageBytes()
+       << " bytes do not fit the 227 KiB of shared memory of one CTA";
+    return failure();
+  }
+  return success();
+}
+
+std::string GemmKernelSpec::name() const {
+  return llvm::formatv("octet_gemm_{0}_{1}_m{2}n{3}k{4}_s{5}_p{6}{7}",
+                       rhsScaling == RhsScaling::Block128 ? "1d2d" : "1d1d",
+                       outputBF16 ? "bf16" : "f32", tileM, tileN, tileK,
+                       stages, promotion, grouped ? "_grouped" : "")
+      .str();
+}
+
+namespace {
+
+/// The IR-building state of one kernel: types, constants and the few idioms
+/// (shared-memory addresses, ring advance, descriptors) used throughout.
+class KernelWriter {
+public:
+  KernelWriter(OpBuilder &b, Location loc, const GemmKernelSpec &spec)
+      : b(b), loc(loc), spec(spec), ctx(b.getContext()) {
+    i1 = b.getI1Type();
+    i32 = b.getI32Type();
+    i64 = b.getI64Type();
+    f32 = b.getF32Type();
+    bf16 = b.getBF16Type();
+    ptrGeneric = LLVM::LLVMPointerType::get(ctx);
+    ptrGlobal = LLVM::LLVMPointerType::get(ctx, 1);
+    ptrShared = LLVM::LLVMPointerType::get(ctx, 3);
+    accType = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(spec.tileN / 2, f32));
+  }
+
+  gpu::GPUFuncOp build();
+
+private:
+  // Constants and arithmetic.
+  Value c32(int64_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
+  Value c64(int64_t v) { return arith::ConstantIntOp::create(b, loc, v, 64); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+  Value minU(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value ceilDiv(Value x, int64_t d) {
+    return div(add(x, c32(d - 1)), c32(d));
+  }
+  Value toI64(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
+
+  // Memory.
+  Value gep(Value base, Type elem, Value index) {
+    return LLVM::GEPOp::create(b, loc, base.getType(), elem, base,
+                               ArrayRef<LLVM::GEPArg>{index});
+  }
+  Value loadF32(Value base, Value index) {
+    return LLVM::LoadOp::create(b, loc, f32, gep(base, f32, index));
+  }
+  /// Shared-memory slots: the A tiles, the B tiles, then the barriers.
+  Value smemA(Value stage) {
+    return gep(smem, b.getI8Type(), mul(stage, c32(spec.tileM * spec.tileK)));
+  }
+  Value smemB(Value stage) {
+    return gep(smem, b.getI8Type(),
+               add(c32(spec.stages * spec.tileM * spec.tileK),
+                   mul(stage, c32(spec.tileN * spec.tileK))));
+  }
+  Value fullBarrier(Value stage) {
+    return gep(smem, b.getI8Type(),
+               add(c32(spec.stages * spec.stageBytes()), mul(stage, c32(8))));
+  }
+  Value emptyBarrier(Value stage) {
+    return gep(smem, b.getI8Type(),
+               add(c32(spec.stages * spec.stageBytes() + spec.stages * 8),
+                   mul(stage, c32(8))));
+  }
+  /// The ring position after (stage, phase): phase flips on wrap-around.
+  std::pair<Value, Value> advance(Value stage, Value phase) {
+    Value next = add(stage, c32(1));
+    Value wrap = cmp(arith::CmpIPredicate::eq, next, c32(spec.stages));
+    Value flipped = arith::XOrIOp::create(b, loc, phase, c32(1));
+    return {arith::SelectOp::create(b, loc, wrap, c32(0), next),
+            arith::SelectOp::create(b, loc, wrap, flipped, phase)};
+  }
+  void waitParity(Value barrier, Value parity) {
+    // The suspend-time hint, in ns, of CUTLASS's waits.
+    NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, parity,
+                                          c32(0x989680));
+  }
+  /// A wgmma descriptor for a K-major, 128-byte swizzled tile at `tile`:
+  /// start address >> 4 in bits [0,14), leading byte offset 16 (>> 4 = 1,
+  /// unused with this swizzle) in [16,30), stride byte offset 1024 (one
+  /// 8-row swizzle atom, >> 4 = 64) in [32,46), swizzle mode 1 (128 B) in
+  /// [62,64).
+  Value descriptor(Value tile) {
+    Value addr = toI64(LLVM::PtrToIntOp::create(b, loc, i32, tile));
+    Value field = arith::ShRUIOp::create(
+        b, loc, arith::AndIOp::create(b, loc, addr, c64(0x3FFFF)), c64(4));
+    constexpr int64_t kFixedBits =
+        (int64_t(1) << 62) | (int64_t(64) << 32) | (int64_t(1) << 16);
+    return arith::OrIOp::create(b, loc, field, c64(kFixedBits));
+  }
+
+  /// Expert of output tile row `tileRow` (grouped kernels): a negative value
+  /// marks a padding tile, skipped by every warpgroup alike.
+  Value expertOf(Value tileRow) {
+    Value p = gep(groupIndex, i32, tileRow);
+    return LLVM::LoadOp::create(b, loc, i32, p);
+  }
+
+  /// Runs `body(stage, phase, mt, nt, expert)` for every output tile this
+  /// CTA owns and returns nothing; the ring position is carried across
+  /// tiles.
+  using TileBody =
+      function_ref<std::pair<Value, Value>(Value, Value, Value, Value, Value)>;
+  void forEachTile(TileBody body);
+
+  void buildProducer();
+  void buildConsumer(Value consumer);
+  void storeOutput(Value acc, Value row0, Value col0);
+
+  OpBuilder &b;
+  Location loc;
+  const GemmKernelSpec &spec;
+  MLIRContext *ctx;
+  Type i1, i32, i64, f32, bf16, ptrGeneric, ptrGlobal, ptrShared;
+  LLVM::LLVMStructType accType;
+
+  // Kernel arguments and per-thread values.
+  Value tmapA, tmapB, out, scaleA, scaleB, groupIndex, m, n, k, ldd;
+  Value tid, smem, tilesM, numTiles, numK, blocksN;
+};
+
+} // namespace
+
+void KernelWriter::forEachTile(TileBody body) {
+  Value first = NVVM::BlockIdXOp::create(b, loc, i32);
+  Value stride = NVVM::GridDimXOp::create(b, loc, i32);
+  scf::ForOp::create(
+      b, loc, first, numTiles, stride, ValueRange{c32(0), c32(0)},
+      [&](OpBuilder &, Location, Value tile, ValueRange ring) {
+        Value mt = rem(tile, tilesM);
+        Value nt = div(tile, tilesM);
+        Value stage = ring[0], phase = ring[1];
+        if (!spec.grouped) {
+          auto [s, p] = body(stage, phase, mt, nt, c32(0));
+          scf::YieldOp::create(b, loc, ValueRange{s, p});
+          return;
+        }
+        Value expert = expertOf(mul(mt, c32(spec.tileM)));
+        Value padding = cmp(arith::CmpIPredicate::slt, expert, c32(0));
+        auto skip = scf::IfOp::create(
+            b, loc, padding,
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(b, loc, ValueRange{stage, phase});
+            },
+            [&](OpBuilder &, Location) {
+              auto [s, p] = body(stage, phase, mt, nt, expert);
+              scf::YieldOp::create(b, loc, ValueRange{s, p});
+            });
+        scf::YieldOp::create(b, loc, skip.getResults());
+      });
+}
+
+void KernelWriter::buildProducer() {
+  int64_t tileBytes = spec.stageBytes();
+  forEachTile([&](Value stage, Value phase, Value mt, Value nt,
+                  Value expert) -> std::pair<Value, Value> {
+    Value rowA = mul(mt, c32(spec.tileM));
+    Value rowB = add(mul(expert, n), mul(nt, c32(spec.tileN)));
+    auto loop = scf::ForOp::create(
+        b, loc, c32(0), numK, c32(1), ValueRange{stage, phase},
+        [&](OpBuilder &, Location, Value kb, ValueRange ring) {
+          Value s = ring[0], p = ring[1];
+          // Wait until the consumers released the slot (parity of the
+          // previous round: the first round passes at once).
+          waitParity(emptyBarrier(s), arith::XOrIOp::create(b, loc, p, c32(1)));
+          Value full = fullBarrier(s);
+          NVVM::MBarrierArriveExpectTxOp::create(
+              b, loc, Type(), full, c32(tileBytes), NVVM::MemScopeKind::CTA,
+              /*relaxed=*/false, Value());
+          Value kCoord = mul(kb, c32(spec.tileK));
+          // Out-of-bounds rows are zero-filled and still counted in bytes.
+          NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+              b, loc, smemA(s), tmapA, ValueRange{kCoord, rowA}, full,
+              ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+              /*isCTAOnly=*/true, nullptr, Value());
+          NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+              b, loc, smemB(s), tmapB, ValueRange{kCoord, rowB}, full,
+              ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+              /*isCTAOnly=*/true, nullptr, Value());
+          auto [ns, np] = advance(s, p);
+          scf::YieldOp::create(b, loc, ValueRange{ns, np});
+        });
+    return {loop.getResult(0), loop.getResult(1)};
+  });
+}
+
+void KernelWriter::buildConsumer(Value consumer) {
+  int64_t fragments = spec.tileN / 8; // n8 column blocks of one wgmma
+  int64_t wgmmasPerPromotion = spec.promotion / 32;
+  int64_t promotionsPerGroup = spec.tileK / spec.promotion;
+
+  Value inGroup = rem(tid, c32(128));
+  Value warp = div(inGroup, c32(32));
+  Value lane = rem(tid, c32(32));
+  // wgmma m64nNk32 f32 accumulator layout: warp w of the warpgroup owns rows
+  // 16w..16w+15; lane l holds rows 16w + l/4 and +8, and in each n8 block
+  // the columns 2(l%4) and +1: elements 4j..4j+3 of the accumulator are
+  // (row, col), (row, col+1), (row+8, col), (row+8, col+1) of block j.
+  Value rowInTile = add(add(mul(consumer, c32(64)), mul(warp, c32(16))),
+                        div(lane, c32(4)));
+  Value colInBlock = mul(rem(lane, c32(4)), c32(2));
+  Value releaser =
+      cmp(arith::CmpIPredicate::eq, lane, c32(0)); // one arrive per warp
+
+  forEachTile([&](Value stage, Value phase, Value mt, Value nt,
+                  Value expert) -> std::pair<Value, Value> {
+    Value row0 = add(mul(mt, c32(spec.tileM)), rowInTile);
+    Value row1 = add(row0, c32(8));
+    Value lastRow = sub(m, c32(1));
+    Value rowSafe0 = minU(row0, lastRow);
+    Value rowSafe1 = minU(row1, lastRow);
+    Value col0 = add(mul(nt, c32(spec.tileN)), colInBlock);
+    Value tileCol = mul(nt, c32(spec.tileN));
+    Value lastCol = sub(n, c32(1));
+    Value zero = LLVM::ZeroOp::create(b, loc, accType);
+
+    auto loop = scf::ForOp::create(
+        b, loc, c32(0), numK, c32(1), ValueRange{stage, phase, zero},
+        [&](OpBuilder &, Location, Value kb, ValueRange iter) {
+          Value s = iter[0], p = iter[1], acc = iter[2];
+          // Scales first: their loads overlap the wait for the tiles.
+          Value rowScaleBase = mul(kb, m);
+          Value sa0 = loadF32(scaleA, add(rowScaleBase, rowSafe0));
+          Value sa1 = loadF32(scaleA, add(rowScaleBase, rowSafe1));
+          // Per accumulator element i, the product of its two scales.
+          SmallVector<Value> elementScale(spec.tileN / 2);
+          if (spec.rhsScaling == RhsScaling::Block128) {
+            // The tile spans at most two 128-column blocks of B.
+            Value block0 = div(tileCol, c32(128));
+            Value block1 = minU(add(block0, c32(1)), sub(blocksN, c32(1)));
+            Value base = mul(mul(expert, blocksN), numK);
+            Value sb0 = loadF32(scaleB, add(base, add(mul(block0, numK), kb)));
+            Value sb1 = loadF32(scaleB, add(base, add(mul(block1, numK), kb)));
+            Value boundary = mul(add(block0, c32(1)), c32(128));
+            Value s00 = arith::MulFOp::create(b, loc, sa0, sb0);
+            Value s01 = arith::MulFOp::create(b, loc, sa0, sb1);
+            Value s10 = arith::MulFOp::create(b, loc, sa1, sb0);
+            Value s11 = arith::MulFOp::create(b, loc, sa1, sb1);
+            for (int64_t j = 0; j < fragments; ++j) {
+              Value second = cmp(arith::CmpIPredicate::uge,
+                                 add(tileCol, c32(8 * j)), boundary);
+              Value top = arith::SelectOp::create(b, loc, second, s01, s00);
+              Value bottom = arith::SelectOp::create(b, loc, second, s11, s10);
+              elementScale[4 * j] = elementScale[4 * j + 1] = top;
+              elementScale[4 * j + 2] = elementScale[4 * j + 3] = bottom;
+            }
+          } else {
+            Value colScaleBase = mul(kb, n);
+            for (int64_t j = 0; j < fragments; ++j) {
+              for (int64_t q = 0; q < 2; ++q) {
+                Value col = minU(add(col0, c32(8 * j + q)), lastCol);
+                Value sb = loadF32(scaleB, add(colScaleBase, col));
+                elementScale[4 * j + q] =
+                    arith::MulFOp::create(b, loc, sa0, sb);
+                elementScale[4 * j + 2 + q] =
+                    arith::MulFOp::create(b, loc, sa1, sb);
+              }
+            }
+          }
+
+          waitParity(fullBarrier(s), p);
+          Value descA =
+              descriptor(gep(smemA(s), b.getI8Type(), mul(consumer, c32(64 * 128))));
+          Value descB = descriptor(smemB(s));
+          Value poison = LLVM::PoisonOp::create(b, loc, accType);
+          for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
+            NVVM::WgmmaFenceAlignedOp::create(b, loc);
+            Value partial = poison;
+            for (int64_t w = 0; w < wgmmasPerPromotion; ++w) {
+              // Each k32 step is 32 bytes further along the swizzled row:
+              // +2 in the descriptor's address field.
+              int64_t slice = pr * wgmmasPerPromotion + w;
+              Value step = c64(2 * slice);
+              partial = NVVM::WgmmaMmaAsyncOp::create(
+                  b, loc, accType, partial, add(descA, step), add(descB, step),
+                  NVVM::MMAShapeAttr::get(ctx, 64, spec.tileN, 32),
+                  NVVM::WGMMATypes::e4m3, NVVM::WGMMATypes::e4m3,
+                  NVVM::WGMMATypes::f32,
+                  w == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+                  NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+                  NVVM::MMALayout::row, NVVM::MMALayout::col, nullptr);
+            }
+            NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+            NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+            if (pr + 1 == promotionsPerGroup) {
+              // The slot is read: let the producer refill it while we
+              // promote.
+              scf::IfOp::create(b, loc, releaser, [&](OpBuilder &, Location) {
+                NVVM::MBarrierArriveOp::create(b, loc, Type(), emptyBarrier(s),
+                                               Value());
+                scf::YieldOp::create(b, loc);
+              });
+            }
+            // Promotion: acc += partial * (scaleA * scaleB), in FP32.
+            for (int64_t i = 0; i < spec.tileN / 2; ++i) {
+              Value pv = LLVM::ExtractValueOp::create(b, loc, partial, i);
+              Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
+              Value scaled = arith::MulFOp::create(b, loc, pv, elementScale[i]);
+              Value sum = arith::AddFOp::create(b, loc, av, scaled);
+              acc = LLVM::InsertValueOp::create(b, loc, acc, sum, i);
+            }
+          }
+          auto [ns, np] = advance(s, p);
+          scf::YieldOp::create(b, loc, ValueRange{ns, np, acc});
+        });
+    storeOutput(loop.getResult(2), row0, col0);
+    return {loop.getResult(0), loop.getResult(1)};
+  });
+}
+
+void KernelWriter::storeOutput(Value acc, Value row0, Value col0) {
+  Type elem = spec.outputBF16 ? bf16 : f32;
+  auto pairType = VectorType::get({2}, elem);
+  Value lddWide = toI64(ldd);
+  for (int64_t j = 0; j < spec.tileN / 8; ++j) {
+    for (int64_t half = 0; half < 2; ++half) {
+      Value row = half ? add(row0, c32(8)) : row0;
+      Value col = add(col0, c32(8 * j));
+      Value rowOk = cmp(arith::CmpIPredicate::ult, row, m);
+      Value pairOk = arith::AndIOp::create(
+          b, loc, rowOk, cmp(arith::CmpIPredicate::ult, add(col, c32(1)), n));
+      Value oneOk = arith::AndIOp::create(
+          b, loc, rowOk, cmp(arith::CmpIPredicate::ult, col, n));
+      SmallVector<Value, 2> values;
+      for (int64_t q = 0; q < 2; ++q) {
+        Value v = LLVM::ExtractValueOp::create(b, loc, acc, 4 * j + 2 * half + q);
+        if (spec.outputBF16)
+          v = arith::TruncFOp::create(b, loc, bf16, v);
+        values.push_back(v);
+      }
+      Value index = add(mul(toI64(row), lddWide), toI64(col));
+      Value address = gep(out, elem, index);
+      scf::IfOp::create(
+          b, loc, pairOk,
+          [&](OpBuilder &, Location) {
+            Value pair = LLVM::PoisonOp::create(b, loc, pairType);
+            for (int64_t q = 0; q < 2; ++q)
+              pair = LLVM::InsertElementOp::create(b, loc, pair, values[q],
+                                                   c32(q));
+            LLVM::StoreOp::create(b, loc, pair, address);
+            scf::YieldOp::create(b, loc);
+          },
+          [&](OpBuilder &, Location) {
+            // The last column of an odd N.
+            scf::IfOp::create(b, loc, oneOk, [&](OpBuilder &, Location) {
+              LLVM::StoreOp::create(b, loc, values[0], address);
+              scf::YieldOp::create(b, loc);
+            });
+            scf::YieldOp::create(b, loc);
+          });
+    }
+  }
+}
+
+gpu::GPUFuncOp KernelWriter::build() {
+  auto module = b.getInsertionBlock()->getParentOp();
+  auto gpuModule = dyn_cast<gpu::GPUModuleOp>(module);
+  assert(gpuModule && "GEMM kernels are built inside a gpu.module");
+  if (!gpuModule.lookupSymbol(kSharedMemorySymbol)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(gpuModule.getBody());
+    // Dynamic shared memory; 1024-byte alignment is what the 128-byte
+    // swizzle needs, and the dynamic window starts there.
+    LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), 0),
+                           /*isConstant=*/false, LLVM::Linkage::External,
+                           kSharedMemorySymbol, Attribute(), /*alignment=*/1024,
+                           /*addrSpace=*/3);
+  }
+
+  SmallVector<Type> args = {ptrGeneric, ptrGeneric, ptrGlobal, ptrGlobal,
+                            ptrGlobal,  ptrGlobal,  i32,       i32,
+                            i32,        i32};
+  auto func = gpu::GPUFuncOp::create(b, loc, spec.name(),
+                                     b.getFunctionType(args, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
+                b.getDenseI32ArrayAttr({int32_t(spec.numThreads()), 1, 1}));
+  func->setAttr("octet_tq.shared_memory_bytes",
+                b.getI64IntegerAttr(spec.sharedMemoryBytes()));
+  Block &entry = func.getBody().front();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&entry);
+  tmapA = entry.getArgument(0);
+  tmapB = entry.getArgument(1);
+  out = entry.getArgument(2);
+  scaleA = entry.getArgument(3);
+  scaleB = entry.getArgument(4);
+  groupIndex = entry.getArgument(5);
+  m = entry.getArgument(6);
+  n = entry.getArgument(7);
+  k = entry.getArgument(8);
+  ldd = entry.getArgument(9);
+
+  tid = NVVM::ThreadIdXOp::create(b, loc, i32);
+  smem = LLVM::AddressOfOp::create(b, loc, ptrShared, kSharedMemorySymbol);
+  tilesM = ceilDiv(m, spec.tileM);
+  numTiles = mul(tilesM, ceilDiv(n, spec.tileN));
+  numK = div(k, c32(spec.tileK));
+  blocksN = ceilDiv(n, 128);
+
+  // One thread initialises the barriers; everyone waits for it.
+  Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+  scf::IfOp::create(b, loc, first, [&](OpBuilder &, Location) {
+    for (int64_t s = 0; s < spec.stages; ++s) {
+      NVVM::MBarrierInitOp::create(b, loc, fullBarrier(c32(s)), c32(1),
+                                   Value());
+      NVVM::MBarrierInitOp::create(b, loc, emptyBarrier(c32(s)),
+                                   c32(4 * spec.numConsumers()), Value());
+    }
+    NVVM::FenceMbarrierInitOp::create(b, loc);
+    scf::YieldOp::create(b, loc);
+  });
+  NVVM::Barrier0Op::create(b, loc);
+
+  Value warpgroup = div(tid, c32(128));
+  Value isProducer = cmp(arith::CmpIPredicate::eq, warpgroup, c32(0));
+  scf::IfOp::create(
+      b, loc, isProducer,
+      [&](OpBuilder &, Location) {
+        NVVM::SetMaxRegisterOp::create(b, loc, kProducerRegisters,
+                                       NVVM::SetMaxRegisterAction::decrease);
+        Value issuer = cmp(arith::CmpIPredicate::eq, tid, c32(0));
+        scf::IfOp::create(b, loc, issuer, [&](OpBuilder &, Location) {
+          buildProducer();
+          scf::YieldOp::create(b, loc);
+        });
+        scf::YieldOp::create(b, loc);
+      },
+      [&](OpBuilder &, Location) {
+        NVVM::SetMaxRegisterOp::create(b, loc, kConsumerRegisters,
+                                       NVVM::SetMaxRegisterAction::increase);
+        buildConsumer(sub(warpgroup, c32(1)));
+        scf::YieldOp::create(b, loc);
+      });
+  gpu::ReturnOp::create(b, loc);
+  return func;
+}
+
+gpu::GPUFuncOp octet::cuda::buildGemmKernel(OpBuilder &builder, Location loc,
+                                            const GemmKernelSpec &spec) {
+  return KernelWriter(builder, loc, spec).build();
+}

@@ -1,0 +1,124 @@
+//===- GenerateGemmKernels.cpp - scaled_matmul to Hopper kernels ----------===//
+//
+// Classifies each block-scaled GEMM (Fprop, Dgrad, Wgrad), derives the
+// kernel specification from its tile, promotion interval and output type,
+// and writes the kernel once per specification into @octet_kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Target/CUDA/GemmKernel.h"
+#include "octet/Target/CUDA/Passes.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace octet::cuda {
+#define GEN_PASS_DEF_GENERATEGEMMKERNELSPASS
+#include "octet/Target/CUDA/Passes.h.inc"
+} // namespace octet::cuda
+
+using namespace mlir;
+using namespace octet;
+using namespace octet::cuda;
+
+static constexpr llvm::StringLiteral kKernelModule = "octet_kernels";
+
+namespace {
+
+/// The kernel shape of one GEMM and which operands the runtime transposes
+/// to make both K-major.
+struct Classified {
+  RhsScaling rhsScaling;
+  bool transposeLhs, transposeRhs;
+};
+
+FailureOr<Classified> classify(tq::ScaledMatmulOp op) {
+  auto lhs = cast<tq::QTensorType>(op.getLhs().getType()).getGranularity();
+  auto rhs = cast<tq::QTensorType>(op.getRhs().getType()).getGranularity();
+  uint64_t lc = op.getLhsContractingDim(), rc = op.getRhsContractingDim();
+  using G = tq::Granularity;
+  if (lhs == G::Tile1x128 && lc == 1 && rhs == G::Block128x128)
+    return Classified{RhsScaling::Block128, false, /*transposeRhs=*/rc == 0};
+  if (lhs == G::Tile128x1 && lc == 0 && rhs == G::Tile128x1 && rc == 0)
+    return Classified{RhsScaling::PerRow, true, true};
+  return op.emitOpError()
+         << "has no Hopper kernel for " << tq::stringifyGranularity(lhs)
+         << " x " << tq::stringifyGranularity(rhs) << " contracting (" << lc
+         << ", " << rc
+         << "): the generator covers Fprop and Dgrad (tile_1x128 x "
+            "block_128x128) and Wgrad (tile_128x1 x tile_128x1 over dim 0)";
+}
+
+struct GenerateGemmKernelsPass
+    : public octet::cuda::impl::GenerateGemmKernelsPassBase<GenerateGemmKernelsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    SmallVector<tq::ScaledMatmulOp> gemms;
+    module.walk([&](tq::ScaledMatmulOp op) {
+      auto lhs = cast<tq::QTensorType>(op.getLhs().getType());
+      auto rhs = cast<tq::QTensorType>(op.getRhs().getType());
+      // Per-tensor GEMMs go to cuBLASLt.
+      if (lhs.getGranularity() != tq::Granularity::PerTensor &&
+          rhs.getGranularity() != tq::Granularity::PerTensor)
+        gemms.push_back(op);
+    });
+    if (gemms.empty())
+      return;
+
+    auto kernels = module.lookupSymbol<gpu::GPUModuleOp>(kKernelModule);
+    OpBuilder b(ctx);
+    if (!kernels) {
+      b.setInsertionPointToEnd(module.getBody());
+      kernels = gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
+      module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                      b.getUnitAttr());
+    }
+
+    bool failed = false;
+    for (tq::ScaledMatmulOp op : gemms) {
+      FailureOr<Classified> kind = classify(op);
+      if (llvm::failed(kind)) {
+        failed = true;
+        continue;
+      }
+      tq::TileConfigAttr tile = op.getTileAttr();
+      if (!tile) {
+        op.emitOpError() << "has no tile configuration; run "
+                            "--octet-select-gemm-tiles first or set tile(...)";
+        failed = true;
+        continue;
+      }
+      GemmKernelSpec spec;
+      spec.rhsScaling = kind->rhsScaling;
+      spec.tileM = tile.getM();
+      spec.tileN = tile.getN();
+      spec.tileK = tile.getK();
+      spec.stages = tile.getStages();
+      spec.promotion = op.getPromotion();
+      spec.outputBF16 = op.getResult().getType().getElementType().isBF16();
+      std::string why;
+      llvm::raw_string_ostream os(why);
+      if (llvm::failed(spec.verify(os))) {
+        op.emitOpError() << "cannot be generated for Hopper: " << why;
+        failed = true;
+        continue;
+      }
+      std::string name = spec.name();
+      if (!kernels.lookupSymbol(name)) {
+        b.setInsertionPointToEnd(kernels.getBody());
+        buildGemmKernel(b, op.getLoc(), spec);
+      }
+      op->setAttr("octet_tq.kernel",
+                  SymbolRefAttr::get(ctx, kKernelModule,
+                                     {FlatSymbolRefAttr::get(ctx, name)}));
+      op->setAttr("octet_tq.transposed",
+                  b.getDenseBoolArrayAttr(
+                      {kind->transposeLhs, kind->transposeRhs}));
+    }
+    if (failed)
+      signalPassFailure();
+  }
+};
+
+} // namespace
