@@ -212,6 +212,16 @@ int emitKernels(mlir::ModuleOp module, StringRef recipe) {
                 recipe.str() + "': there are no kernels to emit");
   if (emitStage == "kernels")
     return writeModule(module, /*namesFromLocations=*/true);
+  if (emitStage == "cubin" && !cudaPath.empty()) {
+    SmallString<256> ptxas(cudaPath.getValue());
+    sys::path::append(ptxas, "bin", "ptxas");
+    if (!sys::fs::can_execute(ptxas))
+      return fail("--cuda-path=" + cudaPath + ": no ptxas at " + ptxas +
+                  "; --emit=cubin needs the CUDA toolkit (or use --emit=ptx)");
+  }
+  // Errors of the GPU pipeline name the kernel; the whole lowered module
+  // would bury them.
+  module.getContext()->printOpOnDiagnostic(false);
   // Lower the kernels alone; the training functions stay out of it.
   mlir::OpBuilder b(module.getContext());
   mlir::OwningOpRef<mlir::ModuleOp> device =

@@ -41,7 +41,7 @@ def SelectGemmTilesPass : Pass<"octet-select-gemm-tiles"> {
 
     ```mlir
     %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
-           tile(<128x112x128, stages = 6>)
+           tile(<128x112x128, stages = 7>)
            : (...) -> tensor<4096x2112xbf16>
     ```
   }];

@@ -1,0 +1,224 @@
+// RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-generate-gemm-kernels | FileCheck %s
+// RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-generate-gemm-kernels | FileCheck %s --check-prefix=MUL
+
+// Fprop, promotion every 64 K-elements: each 128-wide K-group takes two
+// rounds of two wgmma k32 each, and each round ends in one promotion, a
+// scale multiply and an FP32 add per accumulator element (32 columns x 64
+// rows over 128 threads = 16 elements per thread).
+
+// CHECK-LABEL: func.func @fprop
+// CHECK: octet_tq.scaled_matmul
+// CHECK-SAME: octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_bf16_m128n32k128_s2_p64
+// CHECK-SAME: octet_tq.transposed = array<i1: false, false>
+// CHECK: gpu.module @octet_kernels
+// CHECK: llvm.mlir.global external @octet_gemm_smem() {addr_space = 3 : i32, alignment = 1024 : i64}
+// CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s2_p64(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32) kernel
+// CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>
+// CHECK-SAME: octet_tq.shared_memory_bytes = 40992
+
+// Two barriers per stage, initialised by one thread before everyone syncs.
+// CHECK-COUNT-4: nvvm.mbarrier.init
+// CHECK: nvvm.fence.mbarrier.init
+// CHECK: nvvm.barrier0
+
+// The producer warpgroup gives registers away, then one thread walks the
+// tiles and K-groups: wait for a free slot, expect the bytes of both tiles
+// ((128 + 32) x 128), and issue the two TMA loads.
+// CHECK: nvvm.setmaxregister decrease 40
+// CHECK: nvvm.read.ptx.sreg.nctaid.x
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: nvvm.mbarrier.arrive.expect_tx %{{.*}}, %c20480_i32
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg0, %{{.*}}, box[
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg1, %{{.*}}, box[
+
+// The consumer warpgroups take the registers and walk the same tiles.
+// CHECK: nvvm.setmaxregister increase 232
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>)
+// CHECK: nvvm.mbarrier.try_wait.parity
+
+// First promotion interval of the K-group.
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
+// CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <one>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NOT: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: arith.addf
+// CHECK-NOT: arith.addf
+
+// Second interval: the slot is released before the promotion.
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.wgmma.mma_async {{.*}} D[<f32>, <zero>]
+// CHECK: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: arith.addf
+// CHECK-NOT: arith.addf
+// CHECK: scf.yield
+
+// Bounds-checked stores: per n8 block and row half, a BF16 pair, or the
+// single last column of an odd N.
+// CHECK-COUNT-8: llvm.store %{{.*}}, %{{.*}} : vector<2xbf16>, !llvm.ptr<1>
+// CHECK: gpu.return
+
+// MUL-LABEL: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s2_p64
+// MUL: nvvm.wgmma.wait.group.sync.aligned 0
+// MUL-COUNT-16: arith.mulf
+// MUL-NOT: arith.mulf
+// MUL: nvvm.wgmma.wait.group.sync.aligned 0
+// MUL-COUNT-16: arith.mulf
+// MUL-NOT: arith.mulf
+// MUL: gpu.return
+
+func.func @fprop(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                 %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(64)
+         tile(<128x32x128, stages = 2>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+// Dgrad takes the weight transposed (K-major for wgmma). With promotion
+// every 128, a K-group is four wgmma k32 then one promotion of 64 elements.
+// Two GEMMs with one configuration share one kernel.
+
+// CHECK-LABEL: func.func @dgrad
+// CHECK: octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_f32_m128n128k128_s4_p128
+// CHECK-SAME: octet_tq.transposed = array<i1: false, true>
+// CHECK: octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_f32_m128n128k128_s4_p128
+// CHECK: gpu.func @octet_gemm_1d2d_f32_m128n128k128_s4_p128
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 32>
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-64: arith.addf
+// CHECK-NOT: arith.addf
+// CHECK: scf.yield
+// CHECK-COUNT-16: llvm.store %{{.*}}, %{{.*}} : vector<2xf32>, !llvm.ptr<1>
+// CHECK-NOT: gpu.func
+
+func.func @dgrad(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                 %w: !octet_tq.qtensor<256x384xf8E4M3FN, block_128x128>,
+                 %dy2: !octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+                 %w2: !octet_tq.qtensor<640x384xf8E4M3FN, block_128x128>)
+    -> (tensor<512x384xf32>, tensor<512x640xf32>) {
+  %dx = octet_tq.scaled_matmul %dy, %w contract(1, 0) promotion(128)
+          tile(<128x128x128, stages = 4>)
+          : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+             !octet_tq.qtensor<256x384xf8E4M3FN, block_128x128>) -> tensor<512x384xf32>
+  %y = octet_tq.scaled_matmul %dy2, %w2 contract(1, 1) promotion(128)
+          tile(<128x128x128, stages = 4>)
+          : (!octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+             !octet_tq.qtensor<640x384xf8E4M3FN, block_128x128>) -> tensor<512x640xf32>
+  return %dx, %y : tensor<512x384xf32>, tensor<512x640xf32>
+}
+
+// -----
+
+// Wgrad contracts over tokens: both operands are transposed to K-major and
+// B is scaled per row (1d1d), so each thread loads the scales of its two
+// rows and of its 2 x 64/8 columns per K-group. One consumer warpgroup for
+// a 64-row tile: 256 threads.
+
+// CHECK-LABEL: func.func @wgrad
+// CHECK: octet_tq.kernel = @octet_kernels::@octet_gemm_1d1d_f32_m64n64k128_s3_p128
+// CHECK-SAME: octet_tq.transposed = array<i1: true, true>
+// CHECK: gpu.func @octet_gemm_1d1d_f32_m64n64k128_s3_p128
+// CHECK-SAME: nvvm.maxntid = array<i32: 256, 1, 1>
+// CHECK: nvvm.setmaxregister increase 232
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK-COUNT-18: llvm.load {{.*}} -> f32
+// CHECK-NOT: llvm.load
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>
+
+func.func @wgrad(%dy: !octet_tq.qtensor<1024x192xf8E4M3FN, tile_128x1>,
+                 %x: !octet_tq.qtensor<1024x256xf8E4M3FN, tile_128x1>) -> tensor<192x256xf32> {
+  %dw = octet_tq.scaled_matmul %dy, %x contract(0, 0) promotion(128)
+          tile(<64x64x128, stages = 3>)
+          : (!octet_tq.qtensor<1024x192xf8E4M3FN, tile_128x1>,
+             !octet_tq.qtensor<1024x256xf8E4M3FN, tile_128x1>) -> tensor<192x256xf32>
+  return %dw : tensor<192x256xf32>
+}
+
+// -----
+
+func.func @no_tile(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{has no tile configuration; run --octet-select-gemm-tiles first or set tile(...)}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+func.func @wide_tile(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                     %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{cannot be generated for Hopper: tile N must be a multiple of 8 between 8 and 128, got 256}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         tile(<128x256x128, stages = 2>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+func.func @tall_tile(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                     %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{cannot be generated for Hopper: tile M must be 64 or 128 (one or two consumer warpgroups), got 192}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         tile(<192x64x128, stages = 2>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+func.func @short_k(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{cannot be generated for Hopper: tile K must be 128 (one scaling group, one 128-byte swizzled row), got 64}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(64)
+         tile(<128x64x64, stages = 2>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+func.func @too_deep(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                    %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{cannot be generated for Hopper: 8 stages of 32768 bytes do not fit the 227 KiB of shared memory of one CTA}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         tile(<128x128x128, stages = 8>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
+func.func @block_lhs(%x: !octet_tq.qtensor<256x512xf8E4M3FN, block_128x128>,
+                     %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  // expected-error@+1 {{has no Hopper kernel for block_128x128 x block_128x128 contracting (1, 1): the generator covers Fprop and Dgrad (tile_1x128 x block_128x128) and Wgrad (tile_128x1 x tile_128x1 over dim 0)}}
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         tile(<128x64x128, stages = 2>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, block_128x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
