@@ -35,42 +35,6 @@ using namespace octet::cuda;
 
 static constexpr llvm::StringLiteral kSharedMemorySymbol = "octet_gemm_smem";
 
-LogicalResult GemmKernelSpec::verify(llvm::raw_ostream &os) const {
-  if (tileM != 64 && tileM != 128) {
-    os << "tile M must be 64 or 128 (one or two consumer warpgroups), got "
-       << tileM;
-    return failure();
-  }
-  if (tileN < 8 || tileN > 128 || tileN % 8 != 0) {
-    os << "tile N must be a multiple of 8 between 8 and 128, got " << tileN;
-    return failure();
-  }
-  if (tileK != 128) {
-    os << "tile K must be 128 (one scaling group, one 128-byte swizzled "
-          "row), got "
-       << tileK;
-    return failure();
-  }
-  if (promotion != 32 && promotion != 64 && promotion != 128) {
-    os << "promotion interval must be 32, 64 or 128, got " << promotion;
-    return failure();
-  }
-  if (stages < 1 || sharedMemoryBytes() > kSm90MaxSharedMemory) {
-    os << stages << " stages of " << stageBytes()
-       << " bytes do not fit the 227 KiB of shared memory of one CTA";
-    return failure();
-  }
-  return success();
-}
-
-std::string GemmKernelSpec::name() const {
-  return llvm::formatv("octet_gemm_{0}_{1}_m{2}n{3}k{4}_s{5}_p{6}{7}",
-                       rhsScaling == RhsScaling::Block128 ? "1d2d" : "1d1d",
-                       outputBF16 ? "bf16" : "f32", tileM, tileN, tileK,
-                       stages, promotion, grouped ? "_grouped" : "")
-      .str();
-}
-
 namespace {
 
 /// The IR-building state of one kernel: types, constants and the few idioms

@@ -4,23 +4,14 @@
 // kernel (GemmKernelSpec), the builder that writes it as a `gpu.func` in
 // the NVVM dialect, and the compilation of `gpu.module`s to PTX or cubin.
 //
-// Kernel ABI (every variant; all matrices row-major, FP8 operands K-major):
-//   (tmapA, tmapB : !llvm.ptr   CUtensorMap (128 bytes) in global memory,
-//    d            : !llvm.ptr<1> output, ldd elements per row,
-//    scaleA       : !llvm.ptr<1> f32 [K/128][M] (one scale per row and group),
-//    scaleB       : !llvm.ptr<1> f32; Block128: [groups][ceil(N/128)][K/128],
-//                                     PerRow:   [K/128][N],
-//    groupIndex   : !llvm.ptr<1> i32 [M] expert of each row (grouped only;
-//                                 -1 marks padding rows),
-//    m, n, k, ldd : i32)
-// tmapA covers A [M, K] (uint8, box 128 x tileM, 128-byte swizzle); tmapB
-// covers B [groups * N, K] (box 128 x tileN). The grid is persistent: at most
-// one CTA per SM, each walking output tiles with a stride of gridDim.x.
+// The kernel ABI (arguments, launch shape) is GemmKernelABI.h.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef OCTET_TARGET_CUDA_GEMMKERNEL_H
 #define OCTET_TARGET_CUDA_GEMMKERNEL_H
+
+#include "octet/Runtime/GemmKernelABI.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -36,42 +27,11 @@ class GPUFuncOp;
 
 namespace octet::cuda {
 
-/// How the right-hand operand is scaled.
-enum class RhsScaling {
-  /// One scale per 128x128 block (Fprop, Dgrad): `*_1d2d` kernels.
-  Block128,
-  /// One scale per row of B and 128-group of K (Wgrad, both operands
-  /// 1x128 along K after the transposition): `*_1d1d` kernels.
-  PerRow,
-};
+/// The kernel configuration is the runtime's contract (GemmKernelABI.h).
+using GemmKernelSpec = octet::runtime::GemmKernelConfig;
+using octet::runtime::kSm90MaxSharedMemory;
+using octet::runtime::RhsScaling;
 
-struct GemmKernelSpec {
-  RhsScaling rhsScaling = RhsScaling::Block128;
-  /// MoE grouped GEMM over a contiguous expert layout: each tileM rows of A
-  /// belong to one expert, whose B is rows [e*N, (e+1)*N) of tmapB.
-  bool grouped = false;
-  int64_t tileM = 128; ///< 64 per consumer warpgroup: 64 or 128.
-  int64_t tileN = 128; ///< wgmma N: a multiple of 8, at most 128.
-  int64_t tileK = 128; ///< One scaling group (128 FP8 = one swizzled row).
-  int64_t stages = 4;  ///< Shared-memory ring depth.
-  int64_t promotion = 128; ///< K-elements between promotions: 32, 64, 128.
-  bool outputBF16 = true;  ///< Otherwise FP32 output.
-
-  /// Checks the combination is one the generator supports.
-  llvm::LogicalResult verify(llvm::raw_ostream &os) const;
-
-  int64_t numConsumers() const { return tileM / 64; }
-  /// One producer warpgroup plus the consumers.
-  int64_t numThreads() const { return 128 * (1 + numConsumers()); }
-  int64_t stageBytes() const { return (tileM + tileN) * tileK; }
-  /// Dynamic shared memory the launch must provide.
-  int64_t sharedMemoryBytes() const { return stages * stageBytes() + stages * 16; }
-  /// e.g. `octet_gemm_1d2d_bf16_m128n128k128_s5_p128` (`_grouped` suffix).
-  std::string name() const;
-};
-
-/// The largest dynamic shared memory of one CTA on sm_90 (227 KiB).
-constexpr int64_t kSm90MaxSharedMemory = 232448;
 /// Registers per thread after `setmaxnreg` (producer, consumers).
 constexpr int64_t kProducerRegisters = 40;
 constexpr int64_t kConsumerRegisters = 232;
