@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "octet/Dialect/Octet/Octet.h"
+#include "octet/Dialect/OctetTQ/OctetTQ.h"
 #include "octet/Frontends/GraphBuilder.h"
 #include "octet/Frontends/ModelConfig.h"
 #include "octet/Frontends/Plan.h"
@@ -26,6 +27,7 @@
 #include "octet/Target/CUDA/GemmKernel.h"
 #include "octet/Target/TrainingPipeline.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -39,6 +41,7 @@
 #include "llvm/Support/FileOutputBuffer.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
@@ -83,6 +86,13 @@ cl::opt<std::string> cudaPath(
     cl::desc("CUDA toolkit whose ptxas assembles --emit=cubin"),
     cl::value_desc("dir"), cl::init(OCTET_CUDA_TOOLKIT_DIR),
     cl::cat(octetcCategory));
+
+cl::opt<std::string> kernelManifest(
+    "kernel-manifest",
+    cl::desc("With --emit=ptx or cubin: also write, as JSON, which kernel "
+             "computes each FP8 GEMM (function, shape, operands to "
+             "transpose)"),
+    cl::value_desc("FILE.json"), cl::cat(octetcCategory));
 
 cl::opt<std::string>
     recipeOption("recipe",
@@ -195,21 +205,55 @@ std::string exactNumber(double v) {
   return buffer;
 }
 
+/// One entry per generated GEMM: where it is, its shape and its kernel.
+void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
+  json::Array gemms;
+  module.walk([&](tq::ScaledMatmulOp op) {
+    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
+    if (!kernel)
+      return;
+    auto transposed =
+        op->getAttrOfType<mlir::DenseBoolArrayAttr>("octet_tq.transposed");
+    auto lhs = cast<tq::QTensorType>(op.getLhs().getType());
+    auto rhs = cast<tq::QTensorType>(op.getRhs().getType());
+    int64_t k = lhs.getShape()[op.getLhsContractingDim()];
+    ArrayRef<int64_t> out = op.getResult().getType().getShape();
+    auto func = op->getParentOfType<mlir::func::FuncOp>();
+    std::string loc;
+    raw_string_ostream locText(loc);
+    op.getLoc().print(locText);
+    gemms.push_back(json::Object{
+        {"function", func ? func.getSymName().str() : ""},
+        {"location", loc},
+        {"m", out[0]},
+        {"n", out[1]},
+        {"k", k},
+        {"lhs", tq::stringifyGranularity(lhs.getGranularity()).str()},
+        {"rhs", tq::stringifyGranularity(rhs.getGranularity()).str()},
+        {"transpose_lhs", transposed && transposed[0]},
+        {"transpose_rhs", transposed && transposed[1]},
+        {"kernel", kernel.getLeafReference().str()},
+    });
+  });
+  os << formatv("{0:2}", json::Value(json::Object{{"gemms", std::move(gemms)}}))
+     << "\n";
+}
+
 bool isKernelStage() {
   return emitStage == "kernels" || emitStage == "ptx" || emitStage == "cubin";
 }
 
 /// --emit=kernels, ptx, cubin: generates the Hopper kernels of the lowered
 /// module's FP8 GEMMs and writes them as IR, PTX or a cubin.
-int emitKernels(mlir::ModuleOp module, StringRef recipe) {
+int emitKernels(mlir::ModuleOp module, const Twine &recipe) {
   if (numSMs <= 0)
     return fail("--num-sms=" + std::to_string(numSMs) + " must be positive");
   if (failed(cuda::generateGemmKernels(module, numSMs)))
     return 1; // diagnosed at the op
   auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>("octet_kernels");
   if (!kernels)
-    return fail("the model has no block-scaled FP8 GEMM under recipe '" +
-                recipe.str() + "': there are no kernels to emit");
+    return fail("the model has no block-scaled FP8 GEMM under " + recipe +
+                ": there are no kernels to emit");
   if (emitStage == "kernels")
     return writeModule(module, /*namesFromLocations=*/true);
   if (emitStage == "cubin" && !cudaPath.empty()) {
@@ -238,6 +282,12 @@ int emitKernels(mlir::ModuleOp module, StringRef recipe) {
     return 1;
   auto binary = device->lookupSymbol<mlir::gpu::BinaryOp>("octet_kernels");
   auto object = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]);
+  if (!kernelManifest.empty())
+    if (Error err = writeToOutput(kernelManifest, [&](raw_ostream &os) {
+          writeKernelManifest(module, os);
+          return Error::success();
+        }))
+      return fail(std::move(err));
   return writeBytes(object.getObject().getValue(), /*executable=*/false);
 }
 
@@ -262,7 +312,7 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
   if (emitStage == "training" || emitStage == "quantized")
     return writeModule(module, /*namesFromLocations=*/true);
   if (isKernelStage())
-    return emitKernels(module, options.recipe);
+    return emitKernels(module, "recipe '" + options.recipe + "'");
 
   std::map<std::string, std::string> settings = {
       {"model.name", name.str()},
@@ -416,6 +466,18 @@ int runOnGraph(mlir::MLIRContext &context) {
       mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
   if (!module)
     return 1; // the handler printed file:line:col: error: ...
+
+  // IR whose FP8 GEMMs are already lowered (--emit=quantized output, or
+  // hand-written octet_tq GEMMs) goes straight to the kernel generator.
+  bool lowered = false;
+  module->walk([&](tq::ScaledMatmulOp) { lowered = true; });
+  if (lowered) {
+    if (!isKernelStage())
+      return fail(modelPath +
+                  " holds lowered octet_tq GEMMs: octetc takes such IR with "
+                  "--emit=kernels, ptx or cubin only");
+    return emitKernels(*module, "the input IR's");
+  }
 
   Expected<GraphSummary> graph = summarizeGraph(*module, modelPath);
   if (!graph)
