@@ -1,0 +1,116 @@
+//===- CudaDriver.h - The CUDA driver API, loaded at run time ---*- C++ -*-===//
+//
+// The GPU runtime's view of CUDA: the driver entry points it uses, resolved
+// from libcuda.so.1 at run time through cuGetProcAddress (so binaries start,
+// and say why, where no driver is installed), a context on one device,
+// device buffers, and errors that name the call and what it was for.
+// Only built with the CUDA toolkit's headers (OCTET_HAVE_CUDA).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_RUNTIME_CUDADRIVER_H
+#define OCTET_RUNTIME_CUDADRIVER_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/Error.h"
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <string>
+
+namespace octet::runtime::cuda {
+
+/// The driver entry points, named after the API functions.
+struct DriverApi {
+  decltype(&::cuInit) init = nullptr;
+  decltype(&::cuDeviceGet) deviceGet = nullptr;
+  decltype(&::cuDeviceGetAttribute) deviceGetAttribute = nullptr;
+  decltype(&::cuDeviceGetName) deviceGetName = nullptr;
+  decltype(&::cuDevicePrimaryCtxRetain) primaryCtxRetain = nullptr;
+  decltype(&::cuDevicePrimaryCtxRelease) primaryCtxRelease = nullptr;
+  decltype(&::cuCtxSetCurrent) ctxSetCurrent = nullptr;
+  decltype(&::cuCtxSynchronize) ctxSynchronize = nullptr;
+  decltype(&::cuModuleLoadData) moduleLoadData = nullptr;
+  decltype(&::cuModuleUnload) moduleUnload = nullptr;
+  decltype(&::cuModuleGetFunction) moduleGetFunction = nullptr;
+  decltype(&::cuFuncSetAttribute) funcSetAttribute = nullptr;
+  decltype(&::cuLaunchKernel) launchKernel = nullptr;
+  decltype(&::cuMemAlloc) memAlloc = nullptr;
+  decltype(&::cuMemFree) memFree = nullptr;
+  decltype(&::cuMemcpyHtoD) memcpyHtoD = nullptr;
+  decltype(&::cuMemcpyDtoH) memcpyDtoH = nullptr;
+  decltype(&::cuMemcpyDtoDAsync) memcpyDtoDAsync = nullptr;
+  decltype(&::cuMemsetD8) memsetD8 = nullptr;
+  decltype(&::cuStreamCreate) streamCreate = nullptr;
+  decltype(&::cuStreamDestroy) streamDestroy = nullptr;
+  decltype(&::cuStreamSynchronize) streamSynchronize = nullptr;
+  decltype(&::cuEventCreate) eventCreate = nullptr;
+  decltype(&::cuEventDestroy) eventDestroy = nullptr;
+  decltype(&::cuEventRecord) eventRecord = nullptr;
+  decltype(&::cuEventSynchronize) eventSynchronize = nullptr;
+  decltype(&::cuEventElapsedTime) eventElapsedTime = nullptr;
+  decltype(&::cuTensorMapEncodeTiled) tensorMapEncodeTiled = nullptr;
+  decltype(&::cuGetErrorName) getErrorName = nullptr;
+  decltype(&::cuGetErrorString) getErrorString = nullptr;
+
+  /// Success, or an error "<what>: <call> failed: CUDA_ERROR_X (text)".
+  llvm::Error check(CUresult result, llvm::StringRef call,
+                    const llvm::Twine &what) const;
+};
+
+/// The process's driver, loaded on first use.
+llvm::Expected<const DriverApi &> getDriver();
+
+/// A device allocation, freed when it goes away.
+class DeviceBuffer {
+public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DriverApi *api, CUdeviceptr ptr, size_t bytes)
+      : api(api), ptr(ptr), bytes(bytes) {}
+  DeviceBuffer(DeviceBuffer &&other) { *this = std::move(other); }
+  DeviceBuffer &operator=(DeviceBuffer &&other);
+  ~DeviceBuffer();
+  CUdeviceptr get() const { return ptr; }
+  size_t size() const { return bytes; }
+
+private:
+  const DriverApi *api = nullptr;
+  CUdeviceptr ptr = 0;
+  size_t bytes = 0;
+};
+
+/// The primary context of one device, made current on the calling thread.
+class Context {
+public:
+  static llvm::Expected<Context> create(int ordinal = 0);
+  Context(Context &&other) { *this = std::move(other); }
+  Context &operator=(Context &&other);
+  ~Context();
+
+  const DriverApi &api() const { return *driver; }
+  int multiprocessorCount() const { return smCount; }
+  int computeCapability() const { return capability; }
+  const std::string &deviceName() const { return name; }
+
+  llvm::Expected<DeviceBuffer> allocate(size_t bytes,
+                                        const llvm::Twine &what) const;
+  llvm::Error upload(const DeviceBuffer &to, const void *from, size_t bytes,
+                     const llvm::Twine &what) const;
+  llvm::Error download(void *to, const DeviceBuffer &from, size_t bytes,
+                       const llvm::Twine &what) const;
+
+private:
+  Context() = default;
+  const DriverApi *driver = nullptr;
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  int smCount = 0;
+  int capability = 0;
+  std::string name;
+};
+
+} // namespace octet::runtime::cuda
+
+#endif // OCTET_RUNTIME_CUDADRIVER_H

@@ -1,0 +1,227 @@
+//===- CudaDriver.cpp - The CUDA driver API, loaded at run time -----------===//
+//
+// Entry points are resolved with cuGetProcAddress for the CUDA version the
+// headers describe, which picks the right versioned symbol (cuMemAlloc_v2
+// and the like) without spelling it here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Runtime/CudaDriver.h"
+
+#include "llvm/Support/DynamicLibrary.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <mutex>
+
+using namespace octet::runtime::cuda;
+
+llvm::Error DriverApi::check(CUresult result, llvm::StringRef call,
+                             const llvm::Twine &what) const {
+  if (result == CUDA_SUCCESS)
+    return llvm::Error::success();
+  const char *name = nullptr, *text = nullptr;
+  if (getErrorName)
+    getErrorName(result, &name);
+  if (getErrorString)
+    getErrorString(result, &text);
+  return llvm::createStringError(llvm::formatv(
+      "{0}: {1} failed: {2} ({3})", what.str(), call,
+      name ? name : "CUDA error " + std::to_string(int(result)),
+      text ? text : "no description"));
+}
+
+namespace {
+
+llvm::Expected<DriverApi> loadDriver() {
+  constexpr const char *kLibrary = "libcuda.so.1";
+  std::string error;
+  auto lib = llvm::sys::DynamicLibrary::getPermanentLibrary(kLibrary, &error);
+  if (!lib.isValid())
+    return llvm::createStringError(
+        "CUDA driver not available: cannot load %s (%s); is an NVIDIA driver "
+        "installed on this machine?",
+        kLibrary, error.c_str());
+  using GetProcAddress = CUresult (*)(const char *, void **, int, cuuint64_t,
+                                      CUdriverProcAddressQueryResult *);
+  auto getProc = reinterpret_cast<GetProcAddress>(
+      lib.getAddressOfSymbol("cuGetProcAddress_v2"));
+  if (!getProc)
+    return llvm::createStringError(
+        "CUDA driver %s has no cuGetProcAddress_v2: the driver is older than "
+        "CUDA 12; Octet needs a CUDA 13 driver (580 or newer)",
+        kLibrary);
+  DriverApi api;
+  std::string missing;
+  auto bind = [&](auto &fn, const char *symbol) {
+    void *address = nullptr;
+    CUdriverProcAddressQueryResult status;
+    if (getProc(symbol, &address, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT,
+                &status) != CUDA_SUCCESS ||
+        !address) {
+      missing += missing.empty() ? symbol : std::string(", ") + symbol;
+      return;
+    }
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(address);
+  };
+  bind(api.init, "cuInit");
+  bind(api.deviceGet, "cuDeviceGet");
+  bind(api.deviceGetAttribute, "cuDeviceGetAttribute");
+  bind(api.deviceGetName, "cuDeviceGetName");
+  bind(api.primaryCtxRetain, "cuDevicePrimaryCtxRetain");
+  bind(api.primaryCtxRelease, "cuDevicePrimaryCtxRelease");
+  bind(api.ctxSetCurrent, "cuCtxSetCurrent");
+  bind(api.ctxSynchronize, "cuCtxSynchronize");
+  bind(api.moduleLoadData, "cuModuleLoadData");
+  bind(api.moduleUnload, "cuModuleUnload");
+  bind(api.moduleGetFunction, "cuModuleGetFunction");
+  bind(api.funcSetAttribute, "cuFuncSetAttribute");
+  bind(api.launchKernel, "cuLaunchKernel");
+  bind(api.memAlloc, "cuMemAlloc");
+  bind(api.memFree, "cuMemFree");
+  bind(api.memcpyHtoD, "cuMemcpyHtoD");
+  bind(api.memcpyDtoH, "cuMemcpyDtoH");
+  bind(api.memcpyDtoDAsync, "cuMemcpyDtoDAsync");
+  bind(api.memsetD8, "cuMemsetD8");
+  bind(api.streamCreate, "cuStreamCreate");
+  bind(api.streamDestroy, "cuStreamDestroy");
+  bind(api.streamSynchronize, "cuStreamSynchronize");
+  bind(api.eventCreate, "cuEventCreate");
+  bind(api.eventDestroy, "cuEventDestroy");
+  bind(api.eventRecord, "cuEventRecord");
+  bind(api.eventSynchronize, "cuEventSynchronize");
+  bind(api.eventElapsedTime, "cuEventElapsedTime");
+  bind(api.tensorMapEncodeTiled, "cuTensorMapEncodeTiled");
+  bind(api.getErrorName, "cuGetErrorName");
+  bind(api.getErrorString, "cuGetErrorString");
+  if (!missing.empty())
+    return llvm::createStringError(
+        "CUDA driver %s lacks %s for CUDA %d: update the driver", kLibrary,
+        missing.c_str(), CUDA_VERSION);
+  return api;
+}
+
+} // namespace
+
+llvm::Expected<const DriverApi &> octet::runtime::cuda::getDriver() {
+  static std::once_flag once;
+  static DriverApi api;
+  static std::string error;
+  std::call_once(once, [] {
+    llvm::Expected<DriverApi> loaded = loadDriver();
+    if (loaded)
+      api = *loaded;
+    else
+      error = llvm::toString(loaded.takeError());
+  });
+  if (!error.empty())
+    return llvm::createStringError(error);
+  return api;
+}
+
+DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&other) {
+  if (this != &other) {
+    this->~DeviceBuffer();
+    api = other.api;
+    ptr = other.ptr;
+    bytes = other.bytes;
+    other.ptr = 0;
+    other.bytes = 0;
+  }
+  return *this;
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (api && ptr)
+    api->memFree(ptr);
+  ptr = 0;
+}
+
+llvm::Expected<Context> Context::create(int ordinal) {
+  llvm::Expected<const DriverApi &> api = getDriver();
+  if (!api)
+    return api.takeError();
+  Context c;
+  c.driver = &*api;
+  const DriverApi &d = *api;
+  if (llvm::Error e = d.check(d.init(0), "cuInit", "starting CUDA"))
+    return std::move(e);
+  if (llvm::Error e = d.check(d.deviceGet(&c.device, ordinal), "cuDeviceGet",
+                              "opening device " + llvm::Twine(ordinal)))
+    return std::move(e);
+  char name[256] = {};
+  int major = 0, minor = 0;
+  if (llvm::Error e = d.check(d.deviceGetName(name, sizeof(name), c.device),
+                              "cuDeviceGetName", "querying the device"))
+    return std::move(e);
+  c.name = name;
+  if (llvm::Error e =
+          d.check(d.deviceGetAttribute(
+                      &c.smCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                      c.device),
+                  "cuDeviceGetAttribute", "querying the device"))
+    return std::move(e);
+  if (llvm::Error e = d.check(
+          d.deviceGetAttribute(
+              &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c.device),
+          "cuDeviceGetAttribute", "querying the device"))
+    return std::move(e);
+  if (llvm::Error e = d.check(
+          d.deviceGetAttribute(
+              &minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, c.device),
+          "cuDeviceGetAttribute", "querying the device"))
+    return std::move(e);
+  c.capability = major * 10 + minor;
+  // The primary context: shared with any other library in the process
+  // (cuBLASLt), and CUDA 13's cuCtxCreate signature change does not matter.
+  if (llvm::Error e =
+          d.check(d.primaryCtxRetain(&c.context, c.device),
+                  "cuDevicePrimaryCtxRetain", "creating the CUDA context"))
+    return std::move(e);
+  if (llvm::Error e = d.check(d.ctxSetCurrent(c.context), "cuCtxSetCurrent",
+                              "creating the CUDA context"))
+    return std::move(e);
+  return std::move(c);
+}
+
+Context &Context::operator=(Context &&other) {
+  if (this != &other) {
+    this->~Context();
+    driver = other.driver;
+    device = other.device;
+    context = other.context;
+    smCount = other.smCount;
+    capability = other.capability;
+    name = std::move(other.name);
+    other.context = nullptr;
+  }
+  return *this;
+}
+
+Context::~Context() {
+  if (driver && context)
+    driver->primaryCtxRelease(device);
+  context = nullptr;
+}
+
+llvm::Expected<DeviceBuffer> Context::allocate(size_t bytes,
+                                               const llvm::Twine &what) const {
+  CUdeviceptr ptr = 0;
+  if (llvm::Error e = driver->check(driver->memAlloc(&ptr, bytes ? bytes : 1),
+                                    "cuMemAlloc",
+                                    "allocating " + llvm::Twine(bytes) +
+                                        " bytes for " + what))
+    return std::move(e);
+  return DeviceBuffer(driver, ptr, bytes);
+}
+
+llvm::Error Context::upload(const DeviceBuffer &to, const void *from,
+                            size_t bytes, const llvm::Twine &what) const {
+  return driver->check(driver->memcpyHtoD(to.get(), from, bytes),
+                       "cuMemcpyHtoD", "uploading " + what);
+}
+
+llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t bytes,
+                              const llvm::Twine &what) const {
+  return driver->check(driver->memcpyDtoH(to, from.get(), bytes),
+                       "cuMemcpyDtoH", "downloading " + what);
+}

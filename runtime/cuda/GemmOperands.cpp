@@ -1,0 +1,129 @@
+//===- GemmOperands.cpp - Host-side operands of the FP8 GEMM kernels ------===//
+
+#include "octet/Runtime/GemmOperands.h"
+
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/Float8.h"
+
+using namespace octet;
+using namespace octet::runtime;
+using numerics::Granularity;
+using numerics::QuantizedTensor;
+
+namespace {
+
+/// One operand viewed as [free][K].
+struct View {
+  const QuantizedTensor &q;
+  int contract;
+  int64_t free() const { return contract == 1 ? q.rows : q.cols; }
+  int64_t k() const { return contract == 1 ? q.cols : q.rows; }
+  uint8_t at(int64_t f, int64_t kk) const {
+    return contract == 1 ? q.payload[f * q.cols + kk]
+                         : q.payload[kk * q.cols + f];
+  }
+  float scale(int64_t f, int64_t kk) const {
+    return contract == 1 ? q.scales[q.scaleIndex(0, f, kk)]
+                         : q.scales[q.scaleIndex(0, kk, f)];
+  }
+  std::vector<uint8_t> packed() const {
+    std::vector<uint8_t> out(free() * k());
+    for (int64_t f = 0; f < free(); ++f)
+      for (int64_t kk = 0; kk < k(); ++kk)
+        out[f * k() + kk] = at(f, kk);
+    return out;
+  }
+};
+
+} // namespace
+
+llvm::Expected<PackedGemm>
+octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
+                               const QuantizedTensor &rhs, int rhsContract) {
+  PackedGemm p;
+  if (lhs.granularity == Granularity::Tile1x128 && lhsContract == 1 &&
+      rhs.granularity == Granularity::Block128x128)
+    p.rhsScaling = RhsScaling::Block128;
+  else if (lhs.granularity == Granularity::Tile128x1 && lhsContract == 0 &&
+           rhs.granularity == Granularity::Tile128x1 && rhsContract == 0)
+    p.rhsScaling = RhsScaling::PerRow;
+  else
+    return llvm::createStringError(
+        "no generated kernel multiplies these operands: the kernels take "
+        "tile_1x128 x block_128x128 (Fprop, Dgrad) and tile_128x1 x "
+        "tile_128x1 contracting dim 0 (Wgrad)");
+  if (lhs.batch != 1 || rhs.batch != 1 ||
+      lhs.format != numerics::FP8Format::E4M3 ||
+      rhs.format != numerics::FP8Format::E4M3)
+    return llvm::createStringError("the kernels take unbatched E4M3 operands");
+  View a{lhs, lhsContract}, b{rhs, rhsContract};
+  if (a.k() != b.k() || a.k() % numerics::kGroupSize != 0)
+    return llvm::createStringError(
+        "contraction lengths %lld and %lld must match and be a multiple of "
+        "128",
+        (long long)a.k(), (long long)b.k());
+  p.m = a.free();
+  p.n = b.free();
+  p.k = a.k();
+  int64_t groups = p.k / numerics::kGroupSize;
+  p.a = a.packed();
+  p.b = b.packed();
+  p.scaleA.resize(groups * p.m);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < p.m; ++i)
+      p.scaleA[g * p.m + i] = a.scale(i, g * numerics::kGroupSize);
+  if (p.rhsScaling == RhsScaling::Block128) {
+    int64_t blocks = (p.n + 127) / 128;
+    p.scaleB.resize(blocks * groups);
+    for (int64_t nb = 0; nb < blocks; ++nb)
+      for (int64_t g = 0; g < groups; ++g)
+        p.scaleB[nb * groups + g] = b.scale(nb * 128, g * numerics::kGroupSize);
+  } else {
+    p.scaleB.resize(groups * p.n);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < p.n; ++j)
+        p.scaleB[g * p.n + j] = b.scale(j, g * numerics::kGroupSize);
+  }
+  return std::move(p);
+}
+
+std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
+                                                     int64_t promotion,
+                                                     bool bf16Output) {
+  int64_t groups = p.k / numerics::kGroupSize;
+  std::vector<float> a(p.a.size()), b(p.b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    a[i] = numerics::fp8ToFloat(p.a[i], numerics::FP8Format::E4M3);
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = numerics::fp8ToFloat(p.b[i], numerics::FP8Format::E4M3);
+  std::vector<float> d(p.m * p.n);
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = 0; j < p.n; ++j) {
+      float acc = 0.0f;
+      for (int64_t c = 0; c < p.k; c += promotion) {
+        int64_t g = c / numerics::kGroupSize;
+        float sb = p.rhsScaling == RhsScaling::Block128
+                       ? p.scaleB[(j / 128) * groups + g]
+                       : p.scaleB[g * p.n + j];
+        float scale = p.scaleA[g * p.m + i] * sb;
+        float partial = 0.0f;
+        for (int64_t kk = c; kk < c + promotion; ++kk)
+          partial += a[i * p.k + kk] * b[j * p.k + kk];
+        acc = acc + partial * scale;
+      }
+      d[i * p.n + j] =
+          bf16Output ? numerics::bf16ToFloat(numerics::floatToBF16(acc)) : acc;
+    }
+  }
+  return d;
+}
+
+double octet::runtime::gemmDifference(const float *x, const float *y,
+                                      size_t count) {
+  double xy = 0, sq = 0;
+  for (size_t i = 0; i < count; ++i) {
+    xy += double(x[i]) * y[i];
+    sq += double(x[i]) * x[i] + double(y[i]) * y[i];
+  }
+  return sq == 0 ? 0.0 : 1.0 - 2.0 * xy / sq;
+}

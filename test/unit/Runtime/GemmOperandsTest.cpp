@@ -1,0 +1,141 @@
+//===- GemmOperandsTest.cpp - The FP8 GEMM kernels' host contract ---------===//
+//
+// Without a GPU: the kernel name round-trips its configuration, and the
+// packed operands (K-major payloads, regrouped scales) reproduce the
+// reference block-scaled GEMM when the kernels' arithmetic is applied to
+// them on the CPU, for Fprop, Dgrad and Wgrad with partial tiles.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Numerics/ScaledGemm.h"
+#include "octet/Runtime/GemmOperands.h"
+
+#include "gtest/gtest.h"
+
+#include <random>
+
+using namespace octet;
+using namespace octet::runtime;
+using numerics::Granularity;
+
+namespace {
+
+/// Random normal data whose magnitude changes from row to row and column to
+/// column, so neighbouring scaling groups get different scales.
+numerics::QuantizedTensor randomQuantized(int64_t rows, int64_t cols,
+                                          Granularity g, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::uniform_real_distribution<float> magnitude(-6.0f, 6.0f);
+  std::vector<float> rowScale(rows), colScale(cols);
+  for (float &s : rowScale)
+    s = std::exp2(magnitude(rng));
+  for (float &s : colScale)
+    s = std::exp2(magnitude(rng) / 2);
+  std::vector<float> x(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      x[r * cols + c] = normal(rng) * rowScale[r] * colScale[c];
+  return numerics::quantize(x.data(), 1, rows, cols, numerics::FP8Format::E4M3,
+                            g, numerics::ScaleRounding::FP32);
+}
+
+struct Case {
+  const char *name;
+  Granularity lhsG, rhsG;
+  int64_t lhsRows, lhsCols, rhsRows, rhsCols;
+  int lhsContract, rhsContract;
+  int64_t promotion;
+  bool bf16;
+};
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+
+class PackedGemmTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PackedGemmTest, EmulationMatchesReference) {
+  const Case &c = GetParam();
+  auto lhs = randomQuantized(c.lhsRows, c.lhsCols, c.lhsG, 1);
+  auto rhs = randomQuantized(c.rhsRows, c.rhsCols, c.rhsG, 2);
+  numerics::ScaledGemmOptions options;
+  options.promotionInterval = c.promotion;
+  options.bf16Output = c.bf16;
+  int64_t m = c.lhsContract == 1 ? c.lhsRows : c.lhsCols;
+  int64_t n = c.rhsContract == 1 ? c.rhsRows : c.rhsCols;
+  std::vector<float> reference(m * n);
+  numerics::scaledGemm(lhs, c.lhsContract, rhs, c.rhsContract,
+                       reference.data(), options);
+
+  llvm::Expected<PackedGemm> packed =
+      packScaledGemm(lhs, c.lhsContract, rhs, c.rhsContract);
+  ASSERT_TRUE(bool(packed)) << llvm::toString(packed.takeError());
+  EXPECT_EQ(packed->m, m);
+  EXPECT_EQ(packed->n, n);
+  std::vector<float> emulated = emulatePackedGemm(*packed, c.promotion, c.bf16);
+  // Both sum each interval in FP32; the reference's blocked GEMM may add in
+  // another order, so the results agree to FP32 rounding, not bitwise.
+  double diff = gemmDifference(reference.data(), emulated.data(), m * n);
+  EXPECT_LT(diff, 1e-10) << c.name;
+  // A wrong scale layout moves whole groups by factors of up to 2^12.
+  double norm = 0;
+  for (float v : reference)
+    norm += double(v) * v;
+  EXPECT_GT(norm, 0.0) << "random data must not vanish";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, PackedGemmTest,
+    ::testing::Values(
+        Case{"fprop", Granularity::Tile1x128, Granularity::Block128x128, 96,
+             384, 200, 384, 1, 1, 128, true},
+        Case{"fprop_p32", Granularity::Tile1x128, Granularity::Block128x128,
+             33, 256, 257, 256, 1, 1, 32, false},
+        Case{"dgrad", Granularity::Tile1x128, Granularity::Block128x128, 70,
+             256, 256, 300, 1, 0, 128, true},
+        Case{"wgrad", Granularity::Tile128x1, Granularity::Tile128x1, 256, 72,
+             256, 140, 0, 0, 64, false}),
+    [](const auto &info) { return std::string(info.param.name); });
+
+TEST(PackedGemmTest, RejectsOperandsNoKernelTakes) {
+  auto lhs = randomQuantized(128, 256, Granularity::Block128x128, 3);
+  auto rhs = randomQuantized(128, 256, Granularity::Block128x128, 4);
+  llvm::Expected<PackedGemm> packed = packScaledGemm(lhs, 1, rhs, 1);
+  ASSERT_FALSE(bool(packed));
+  EXPECT_NE(llvm::toString(packed.takeError()).find("no generated kernel"),
+            std::string::npos);
+}
+
+TEST(GemmKernelConfigTest, NameRoundTrips) {
+  GemmKernelConfig c;
+  c.rhsScaling = RhsScaling::PerRow;
+  c.grouped = true;
+  c.tileM = 64;
+  c.tileN = 112;
+  c.stages = 7;
+  c.promotion = 64;
+  c.outputBF16 = false;
+  EXPECT_EQ(c.name(), "octet_gemm_1d1d_f32_m64n112k128_s7_p64_grouped");
+  std::optional<GemmKernelConfig> parsed = GemmKernelConfig::parse(c.name());
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->name(), c.name());
+  EXPECT_EQ(parsed->numThreads(), 256);
+  EXPECT_EQ(parsed->sharedMemoryBytes(), 7 * (64 + 112) * 128 + 7 * 16);
+  for (const char *bad :
+       {"octet_gemm_2d2d_f32_m64n112k128_s7_p64", "octet_gemm_1d2d_f16_m64",
+        "octet_gemm_1d2d_f32_m64n112k128_s7", "gemm",
+        "octet_gemm_1d2d_f32_m64n112k128_s7_p64x"})
+    EXPECT_FALSE(GemmKernelConfig::parse(bad).has_value()) << bad;
+}
+
+TEST(GemmKernelConfigTest, VerifySaysWhy) {
+  GemmKernelConfig c;
+  c.stages = 8; // 8 x 32 KiB > 227 KiB
+  std::string why;
+  llvm::raw_string_ostream os(why);
+  EXPECT_TRUE(llvm::failed(c.verify(os)));
+  EXPECT_NE(why.find("do not fit"), std::string::npos) << why;
+  c.stages = 6;
+  EXPECT_TRUE(llvm::succeeded(c.verify(os)));
+}
+
+} // namespace
