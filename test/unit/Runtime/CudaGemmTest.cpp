@@ -1,0 +1,225 @@
+//===- CudaGemmTest.cpp - The generated FP8 GEMM kernels on the GPU -------===//
+//
+// Runs every kernel of Inputs/gemm-variants.mlir (built into a cubin by
+// octetc at build time) on random operands and compares it with the CPU
+// reference GEMM by DeepGEMM's metric, 1 - 2 sum(xy) / sum(x^2 + y^2) <
+// 1e-3. Outputs are poisoned (NaN) before each run, and the columns past N
+// in each output row must stay poisoned. Skipped, with the reason, without
+// an sm_90 GPU. OCTET_TEST_GEMM_KERNELS and OCTET_TEST_GEMM_MANIFEST name
+// other kernel files (e.g. on a GPU machine the build tree is copied to).
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/ScaledGemm.h"
+#include "octet/Runtime/CudaGemm.h"
+#include "octet/Runtime/GemmOperands.h"
+
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <random>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+using numerics::Granularity;
+
+namespace {
+
+std::string pathFromEnv(const char *variable, const char *fallback) {
+  const char *value = std::getenv(variable);
+  return value && *value ? value : fallback;
+}
+
+struct ManifestEntry {
+  std::string function, kernel, lhs, rhs;
+  int64_t m = 0, n = 0, k = 0;
+  bool transposeLhs = false, transposeRhs = false;
+};
+
+llvm::Expected<std::vector<ManifestEntry>> readManifest(llvm::StringRef path) {
+  auto file = llvm::MemoryBuffer::getFile(path);
+  if (!file)
+    return llvm::createStringError("cannot read " + path + ": " +
+                                   file.getError().message());
+  llvm::Expected<llvm::json::Value> doc =
+      llvm::json::parse((*file)->getBuffer());
+  if (!doc)
+    return doc.takeError();
+  std::vector<ManifestEntry> out;
+  const llvm::json::Object *root = doc->getAsObject();
+  const llvm::json::Array *gemms = root ? root->getArray("gemms") : nullptr;
+  if (!gemms)
+    return llvm::createStringError(path + ": no \"gemms\" array");
+  for (const llvm::json::Value &v : *gemms) {
+    const llvm::json::Object *o = v.getAsObject();
+    ManifestEntry e;
+    llvm::json::Path::Root root;
+    llvm::json::ObjectMapper map(v, root);
+    if (!o || !map || !map.map("function", e.function) ||
+        !map.map("kernel", e.kernel) || !map.map("lhs", e.lhs) ||
+        !map.map("rhs", e.rhs) || !map.map("m", e.m) || !map.map("n", e.n) ||
+        !map.map("k", e.k) || !map.map("transpose_lhs", e.transposeLhs) ||
+        !map.map("transpose_rhs", e.transposeRhs))
+      return llvm::createStringError(path + ": malformed GEMM entry");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Granularity granularityOf(llvm::StringRef name) {
+  if (name == "tile_1x128")
+    return Granularity::Tile1x128;
+  if (name == "tile_128x1")
+    return Granularity::Tile128x1;
+  if (name == "block_128x128")
+    return Granularity::Block128x128;
+  return Granularity::PerTensor;
+}
+
+numerics::QuantizedTensor randomQuantized(int64_t rows, int64_t cols,
+                                          Granularity g, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::uniform_real_distribution<float> magnitude(-4.0f, 4.0f);
+  std::vector<float> rowScale(rows);
+  for (float &s : rowScale)
+    s = std::exp2(magnitude(rng));
+  std::vector<float> x(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      x[r * cols + c] = normal(rng) * rowScale[r];
+  return numerics::quantize(x.data(), 1, rows, cols, numerics::FP8Format::E4M3,
+                            g, numerics::ScaleRounding::FP32);
+}
+
+class CudaGemmTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    llvm::Expected<Context> ctx = Context::create(0);
+    if (!ctx)
+      GTEST_SKIP() << "no CUDA device: " << llvm::toString(ctx.takeError());
+    if (ctx->computeCapability() != 90)
+      GTEST_SKIP() << "the FP8 GEMM kernels need sm_90 (Hopper); device 0 is "
+                   << ctx->deviceName() << ", sm_" << ctx->computeCapability();
+    context.emplace(std::move(*ctx));
+  }
+  std::optional<Context> context;
+};
+
+TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
+  std::string cubinPath =
+      pathFromEnv("OCTET_TEST_GEMM_KERNELS", OCTET_TEST_GEMM_KERNELS);
+  std::string manifestPath =
+      pathFromEnv("OCTET_TEST_GEMM_MANIFEST", OCTET_TEST_GEMM_MANIFEST);
+  auto image = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
+                                           /*RequiresNullTerminator=*/false);
+  ASSERT_TRUE(bool(image)) << cubinPath << ": " << image.getError().message();
+  llvm::Expected<std::vector<ManifestEntry>> gemms = readManifest(manifestPath);
+  ASSERT_TRUE(bool(gemms)) << llvm::toString(gemms.takeError());
+  ASSERT_GE(gemms->size(), 4u);
+  llvm::Expected<KernelModule> module =
+      KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
+  ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
+
+  unsigned seed = 10;
+  for (const ManifestEntry &g : *gemms) {
+    SCOPED_TRACE(g.function + " with " + g.kernel);
+    std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(g.kernel);
+    ASSERT_TRUE(config.has_value());
+    int lc = g.transposeLhs ? 0 : 1, rc = g.transposeRhs ? 0 : 1;
+    auto lhs = lc == 1 ? randomQuantized(g.m, g.k, granularityOf(g.lhs), ++seed)
+                       : randomQuantized(g.k, g.m, granularityOf(g.lhs), ++seed);
+    auto rhs = rc == 1 ? randomQuantized(g.n, g.k, granularityOf(g.rhs), ++seed)
+                       : randomQuantized(g.k, g.n, granularityOf(g.rhs), ++seed);
+    numerics::ScaledGemmOptions options;
+    options.promotionInterval = config->promotion;
+    options.bf16Output = config->outputBF16;
+    std::vector<float> reference(g.m * g.n);
+    numerics::scaledGemm(lhs, lc, rhs, rc, reference.data(), options);
+
+    llvm::Expected<PackedGemm> packed = packScaledGemm(lhs, lc, rhs, rc);
+    ASSERT_TRUE(bool(packed)) << llvm::toString(packed.takeError());
+    size_t element = config->outputBF16 ? 2 : 4;
+    int64_t ldd = (g.n + 1) / 2 * 2 + 2; // two poisoned columns past N
+    auto upload = [&](const auto &host, const char *what)
+        -> llvm::Expected<DeviceBuffer> {
+      size_t bytes = host.size() * sizeof(host[0]);
+      llvm::Expected<DeviceBuffer> buffer = context->allocate(bytes, what);
+      if (!buffer)
+        return buffer.takeError();
+      if (llvm::Error e = context->upload(*buffer, host.data(), bytes, what))
+        return std::move(e);
+      return buffer;
+    };
+    auto a = upload(packed->a, "A");
+    auto b = upload(packed->b, "B");
+    auto sa = upload(packed->scaleA, "scales of A");
+    auto sb = upload(packed->scaleB, "scales of B");
+    ASSERT_TRUE(a && b && sa && sb);
+    auto d = context->allocate(g.m * ldd * element, "D");
+    ASSERT_TRUE(bool(d)) << llvm::toString(d.takeError());
+    const DriverApi &api = context->api();
+    // 0xFF bytes: NaN in BF16 and FP32.
+    ASSERT_FALSE(bool(api.check(api.memsetD8(d->get(), 0xFF, d->size()),
+                                "cuMemsetD8", "poisoning D")));
+
+    GemmArguments args;
+    args.a = a->get();
+    args.b = b->get();
+    args.d = d->get();
+    args.scaleA = sa->get();
+    args.scaleB = sb->get();
+    args.m = g.m;
+    args.n = g.n;
+    args.k = g.k;
+    args.ldd = ldd;
+    llvm::Expected<GemmLaunch> launch =
+        GemmLaunch::prepare(*context, *module, g.kernel, args);
+    ASSERT_TRUE(bool(launch)) << llvm::toString(launch.takeError());
+    llvm::Error run = launch->launch(nullptr);
+    ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
+    llvm::Error sync =
+        api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + g.kernel);
+    ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+
+    std::vector<uint8_t> raw(d->size());
+    ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));
+    std::vector<float> result(g.m * g.n);
+    int64_t leftPoison = 0, overwritten = 0;
+    for (int64_t i = 0; i < g.m; ++i)
+      for (int64_t j = 0; j < ldd; ++j) {
+        const uint8_t *p = raw.data() + (i * ldd + j) * element;
+        float v;
+        if (config->outputBF16) {
+          uint16_t h;
+          std::memcpy(&h, p, 2);
+          v = numerics::bf16ToFloat(h);
+        } else {
+          std::memcpy(&v, p, 4);
+        }
+        if (j < g.n) {
+          result[i * g.n + j] = v;
+          leftPoison += std::isnan(v);
+        } else {
+          overwritten += !std::isnan(v);
+        }
+      }
+    EXPECT_EQ(leftPoison, 0) << "outputs the kernel did not write";
+    EXPECT_EQ(overwritten, 0) << "writes past column N";
+    double diff = gemmDifference(reference.data(), result.data(), result.size());
+    EXPECT_LT(diff, 1e-3);
+    std::cout << g.function << " (" << g.kernel << ", M=" << g.m
+              << " N=" << g.n << " K=" << g.k << "): difference " << diff
+              << "\n";
+  }
+}
+
+} // namespace
