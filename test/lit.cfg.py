@@ -36,7 +36,8 @@ llvm_config.use_default_substitutions()
 tool_dirs = [config.octet_tools_dir, config.llvm_tools_dir]
 llvm_config.add_tool_substitutions([ToolSubst("octet-opt", unresolved="fatal"),
                                     ToolSubst("octetc", unresolved="fatal"),
-                                    ToolSubst("octet-run", unresolved="fatal")], tool_dirs)
+                                    ToolSubst("octet-run", unresolved="fatal"),
+                                    ToolSubst("octet-bench", unresolved="fatal")], tool_dirs)
 llvm_config.with_environment("PATH", config.octet_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 

@@ -3,8 +3,15 @@
 // Benchmarks print their numbers next to a peer's measured in the same run.
 //   octet-bench cpu-gemm     the CPU reference GEMM (FP32) against the naive
 //                            loop it reproduces bit for bit
+//   octet-bench gemm         the generated FP8 block-scaled GEMM kernels
+//                            against cuBLASLt (block-scaled and per-tensor
+//                            FP8, BF16) on an H100
+//   octet-bench quant        quantization bandwidth (for now, the device
+//                            copy ceiling only)
 //
 //===----------------------------------------------------------------------===//
+
+#include "BenchCommon.h"
 
 #include "octet/Numerics/Gemm.h"
 #include "octet/Numerics/Parallel.h"
@@ -88,21 +95,40 @@ int benchCpuGemm() {
 }
 
 void usage(FILE *out) {
-  std::fprintf(out, "usage: octet-bench <benchmark>\n\n"
-                    "benchmarks:\n"
-                    "  cpu-gemm   the CPU reference GEMM, GFLOP/s\n");
+  std::fprintf(
+      out,
+      "usage: octet-bench <benchmark> [options]\n\n"
+      "benchmarks:\n"
+      "  cpu-gemm   the CPU reference GEMM, GFLOP/s\n"
+      "  gemm       the generated FP8 GEMMs against cuBLASLt, TFLOP/s and "
+      "ratios\n"
+      "             [--kernels F.cubin --manifest F.json] [--iters N] "
+      "[--check-rows R]\n"
+      "  quant      quantization bandwidth against a device copy, TB/s\n");
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
+  if (argc < 2) {
     usage(stderr);
     return 1;
   }
   std::string what = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
   if (what == "cpu-gemm")
     return benchCpuGemm();
+  if (what == "gemm" || what == "quant") {
+#ifdef OCTET_HAVE_CUDA
+    return what == "gemm" ? octet::bench::benchGemm(args)
+                          : octet::bench::benchQuant(args);
+#else
+    std::fprintf(stderr, "octet-bench: error: '%s' needs a build with the "
+                         "CUDA 13 toolkit; this one was built without it\n",
+                 what.c_str());
+    return 1;
+#endif
+  }
   if (what == "-h" || what == "--help") {
     usage(stdout);
     return 0;

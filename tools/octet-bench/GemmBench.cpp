@@ -1,0 +1,449 @@
+//===- GemmBench.cpp - octet-bench gemm and quant --------------------------===//
+//
+// The compiler-generated block-scaled FP8 GEMMs against cuBLASLt in the same
+// process, on the same operands: cuBLASLt block-scaled FP8 (VEC128 x
+// BLK128x128), per-tensor FP8 and BF16. Each kernel's output is compared
+// with the CPU reference on a sample of rows (DeepGEMM's metric). Times are
+// CUDA-event times of back-to-back launches after warm-up.
+//
+//===----------------------------------------------------------------------===//
+
+#include "BenchCommon.h"
+
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/ScaledGemm.h"
+#include "octet/Runtime/CublasLt.h"
+#include "octet/Runtime/CudaGemm.h"
+#include "octet/Runtime/GemmOperands.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+
+namespace {
+
+struct Shape {
+  std::string name, kernel;
+  int64_t m = 0, n = 0, k = 0;
+};
+
+/// The kernel files: --kernels/--manifest, else the ones installed beside
+/// octet-bench (lib/octet/bench-gemm.*).
+std::string benchFile(const char *flag, const char *suffix,
+                      const std::vector<std::string> &args) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == flag)
+      return args[i + 1];
+  static int anchor;
+  std::string self =
+      llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&anchor));
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(self));
+  llvm::sys::path::append(path, "..", "lib", "octet");
+  llvm::sys::path::append(path, std::string("bench-gemm") + suffix);
+  return path.str().str();
+}
+
+llvm::Expected<std::vector<Shape>> readShapes(llvm::StringRef path) {
+  auto file = llvm::MemoryBuffer::getFile(path);
+  if (!file)
+    return llvm::createStringError("cannot read the kernel manifest " + path +
+                                   ": " + file.getError().message());
+  llvm::Expected<llvm::json::Value> doc =
+      llvm::json::parse((*file)->getBuffer());
+  if (!doc)
+    return llvm::createStringError(path + ": " + llvm::toString(doc.takeError()));
+  const llvm::json::Object *root = doc->getAsObject();
+  const llvm::json::Array *gemms = root ? root->getArray("gemms") : nullptr;
+  if (!gemms)
+    return llvm::createStringError(path + ": expected {\"gemms\": [...]}");
+  std::vector<Shape> shapes;
+  for (const llvm::json::Value &v : *gemms) {
+    Shape s;
+    llvm::json::Path::Root root;
+    llvm::json::ObjectMapper map(v, root);
+    bool transposed = false;
+    if (!map || !map.map("function", s.name) || !map.map("kernel", s.kernel) ||
+        !map.map("m", s.m) || !map.map("n", s.n) || !map.map("k", s.k) ||
+        !map.map("transpose_rhs", transposed))
+      return llvm::createStringError(path + ": malformed GEMM entry");
+    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos)
+      continue; // the benchmark compares Fprop-shaped BF16-output GEMMs
+    shapes.push_back(std::move(s));
+  }
+  return shapes;
+}
+
+/// Random finite E4M3 payload bytes (every code but the two NaNs).
+std::vector<uint8_t> randomFP8(size_t count, std::mt19937 &rng) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> out(count);
+  for (uint8_t &b : out) {
+    int v;
+    do
+      v = byte(rng);
+    while ((v & 0x7F) == 0x7F);
+    b = uint8_t(v);
+  }
+  return out;
+}
+
+std::vector<float> randomScales(size_t count, std::mt19937 &rng) {
+  std::uniform_int_distribution<int> exponent(-12, -4);
+  std::uniform_real_distribution<float> mantissa(1.0f, 2.0f);
+  std::vector<float> out(count);
+  for (float &s : out)
+    s = std::ldexp(mantissa(rng), exponent(rng));
+  return out;
+}
+
+class Bench {
+public:
+  explicit Bench(Context &context) : context(context), api(context.api()) {}
+
+  llvm::Expected<DeviceBuffer> upload(const void *data, size_t bytes,
+                                      const llvm::Twine &what) {
+    llvm::Expected<DeviceBuffer> b = context.allocate(bytes, what);
+    if (!b)
+      return b.takeError();
+    if (llvm::Error e = context.upload(*b, data, bytes, what))
+      return std::move(e);
+    return b;
+  }
+
+  /// Mean milliseconds per run of `run` over `iters` runs after `warmup`.
+  llvm::Expected<double> time(const std::function<llvm::Error()> &run,
+                              int warmup, int iters) {
+    for (int i = 0; i < warmup; ++i)
+      if (llvm::Error e = run())
+        return std::move(e);
+    CUevent start, stop;
+    if (llvm::Error e = api.check(api.eventCreate(&start, CU_EVENT_DEFAULT),
+                                  "cuEventCreate", "timing"))
+      return std::move(e);
+    if (llvm::Error e = api.check(api.eventCreate(&stop, CU_EVENT_DEFAULT),
+                                  "cuEventCreate", "timing"))
+      return std::move(e);
+    api.eventRecord(start, nullptr);
+    for (int i = 0; i < iters; ++i)
+      if (llvm::Error e = run())
+        return std::move(e);
+    api.eventRecord(stop, nullptr);
+    float ms = 0;
+    llvm::Error e = api.check(api.eventSynchronize(stop), "cuEventSynchronize",
+                              "timing");
+    if (!e)
+      e = api.check(api.eventElapsedTime(&ms, start, stop),
+                    "cuEventElapsedTime", "timing");
+    api.eventDestroy(start);
+    api.eventDestroy(stop);
+    if (e)
+      return std::move(e);
+    return double(ms) / iters;
+  }
+
+  /// The BF16 rows `rows` of a [M][ldd] output, as floats.
+  llvm::Expected<std::vector<float>> sampleRows(const DeviceBuffer &d,
+                                                int64_t n,
+                                                const std::vector<int64_t> &rows) {
+    std::vector<uint16_t> all(d.size() / 2);
+    if (llvm::Error e = context.download(all.data(), d, d.size(), "the output"))
+      return std::move(e);
+    std::vector<float> out;
+    out.reserve(rows.size() * n);
+    for (int64_t r : rows)
+      for (int64_t j = 0; j < n; ++j)
+        out.push_back(numerics::bf16ToFloat(all[r * n + j]));
+    return out;
+  }
+
+  llvm::Error poison(const DeviceBuffer &d) {
+    return api.check(api.memsetD8(d.get(), 0xFF, d.size()), "cuMemsetD8",
+                     "poisoning the output");
+  }
+
+  Context &context;
+  const DriverApi &api;
+};
+
+std::string formatCell(double v, const char *format = "{0:F0}") {
+  return v > 0 ? llvm::formatv(format, v).str() : "-";
+}
+
+} // namespace
+
+int octet::bench::benchGemm(const std::vector<std::string> &args) {
+  int iters = 20, warmup = 5, sampleCount = 128;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--iters")
+      iters = std::max(1, std::atoi(args[i + 1].c_str()));
+    if (args[i] == "--check-rows")
+      sampleCount = std::max(1, std::atoi(args[i + 1].c_str()));
+  }
+  std::string cubinPath = benchFile("--kernels", ".cubin", args);
+  std::string manifestPath = benchFile("--manifest", ".json", args);
+  llvm::Expected<std::vector<Shape>> shapes = readShapes(manifestPath);
+  if (!shapes)
+    return fail(shapes.takeError());
+  auto image = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
+                                           /*RequiresNullTerminator=*/false);
+  if (!image)
+    return fail(llvm::createStringError("cannot read the kernels " + cubinPath +
+                                        ": " + image.getError().message()));
+  llvm::Expected<Context> context = Context::create(0);
+  if (!context)
+    return fail(context.takeError());
+  if (context->computeCapability() != 90)
+    return fail(llvm::createStringError(
+        "the generated FP8 kernels need sm_90 (Hopper); device 0 is " +
+        context->deviceName()));
+  llvm::Expected<KernelModule> module =
+      KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
+  if (!module)
+    return fail(module.takeError());
+  llvm::Expected<std::unique_ptr<CublasLt>> lt = CublasLt::load(*context);
+  std::string ltError;
+  if (!lt) {
+    ltError = llvm::toString(lt.takeError());
+    llvm::errs() << "octet-bench: warning: " << ltError
+                 << "; the cuBLASLt columns are left empty\n";
+  }
+  Bench bench(*context);
+  llvm::outs() << llvm::formatv(
+      "FP8 block-scaled GEMM (1x128 x 128x128 scales, BF16 out) on {0}, {1} "
+      "SMs; TFLOP/s, mean of {2} runs after {3}\n"
+      "difference: 1 - 2 sum(xy)/sum(x^2+y^2) against the CPU reference on "
+      "{4} rows\n\n",
+      context->deviceName(), context->multiprocessorCount(), iters, warmup,
+      sampleCount);
+  llvm::outs() << llvm::formatv(
+      "{0,6} {1,6} {2,6} | {3,7} {4,9} {5,6} | {6,8} {7,6} | {8,9} {9,9} | "
+      "{10}\n",
+      "M", "N", "K", "octet", "cuBLASLt", "ratio", "FP8-pt", "BF16",
+      "diff-oct", "diff-cub", "kernel");
+
+  double logRatioSum = 0;
+  int ratioCount = 0;
+  int failures = 0;
+  std::mt19937 rng(2026);
+  for (const Shape &s : *shapes) {
+    llvm::outs().flush();
+    int64_t groups = s.k / 128, blocksN = (s.n + 127) / 128;
+    std::vector<uint8_t> a = randomFP8(s.m * s.k, rng);
+    std::vector<uint8_t> b = randomFP8(s.n * s.k, rng);
+    std::vector<float> scaleA = randomScales(groups * s.m, rng);
+    std::vector<float> scaleB = randomScales(blocksN * groups, rng);
+
+    // The reference on evenly spaced rows, the last one included.
+    std::vector<int64_t> rows;
+    int64_t count = std::min<int64_t>(sampleCount, s.m);
+    for (int64_t i = 0; i < count; ++i)
+      rows.push_back(count == 1 ? 0 : i * (s.m - 1) / (count - 1));
+    numerics::QuantizedTensor lhs, rhs;
+    lhs.granularity = numerics::Granularity::Tile1x128;
+    lhs.rows = int64_t(rows.size());
+    lhs.cols = s.k;
+    lhs.payload.resize(lhs.rows * s.k);
+    lhs.scales.resize(lhs.rows * groups);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::memcpy(&lhs.payload[i * s.k], &a[rows[i] * s.k], s.k);
+      for (int64_t g = 0; g < groups; ++g)
+        lhs.scales[i * groups + g] = scaleA[g * s.m + rows[i]];
+    }
+    rhs.granularity = numerics::Granularity::Block128x128;
+    rhs.rows = s.n;
+    rhs.cols = s.k;
+    rhs.payload = b;
+    rhs.scales = scaleB; // [ceil(N/128)][K/128], as the kernels take them
+    numerics::ScaledGemmOptions options;
+    options.bf16Output = true;
+    std::vector<float> reference(rows.size() * s.n);
+    numerics::scaledGemm(lhs, 1, rhs, 1, reference.data(), options);
+
+    auto dA = bench.upload(a.data(), a.size(), "A");
+    auto dB = bench.upload(b.data(), b.size(), "B");
+    auto dSA = bench.upload(scaleA.data(), scaleA.size() * 4, "the scales of A");
+    auto dSB = bench.upload(scaleB.data(), scaleB.size() * 4, "the scales of B");
+    auto dD = context->allocate(s.m * s.n * 2, "D");
+    for (auto *buffer : {&dA, &dB, &dSA, &dSB, &dD})
+      if (!*buffer)
+        return fail(buffer->takeError());
+    double flops = 2.0 * s.m * s.n * s.k;
+
+    // Ours.
+    GemmArguments gemm;
+    gemm.a = dA->get();
+    gemm.b = dB->get();
+    gemm.d = dD->get();
+    gemm.scaleA = dSA->get();
+    gemm.scaleB = dSB->get();
+    gemm.m = s.m;
+    gemm.n = s.n;
+    gemm.k = s.k;
+    gemm.ldd = s.n;
+    llvm::Expected<GemmLaunch> launch =
+        GemmLaunch::prepare(*context, *module, s.kernel, gemm);
+    if (!launch)
+      return fail(launch.takeError());
+    if (llvm::Error e = bench.poison(*dD))
+      return fail(std::move(e));
+    if (llvm::Error e = launch->launch(nullptr))
+      return fail(std::move(e));
+    auto ours = bench.sampleRows(*dD, s.n, rows);
+    if (!ours)
+      return fail(ours.takeError());
+    double diffOurs = gemmDifference(reference.data(), ours->data(), ours->size());
+    auto msOurs = bench.time([&] { return launch->launch(nullptr); }, warmup, iters);
+    if (!msOurs)
+      return fail(msOurs.takeError());
+    double tOurs = flops / (*msOurs * 1e-3) * 1e-12;
+
+    // cuBLASLt: block-scaled FP8, per-tensor FP8, BF16.
+    double tBlock = 0, tTensor = 0, tBF16 = 0, diffCublas = -1;
+    if (lt && *lt) {
+      CublasGemm g;
+      g.kind = CublasGemmKind::BlockScaledFP8;
+      g.a = dA->get();
+      g.b = dB->get();
+      g.d = dD->get();
+      g.scaleA = dSA->get();
+      g.scaleB = dSB->get();
+      g.m = s.m;
+      g.n = s.n;
+      g.k = s.k;
+      if (auto plan = (*lt)->plan(g)) {
+        if (llvm::Error e = bench.poison(*dD))
+          return fail(std::move(e));
+        if (llvm::Error e = (*lt)->run(*plan, nullptr))
+          return fail(std::move(e));
+        auto theirs = bench.sampleRows(*dD, s.n, rows);
+        if (!theirs)
+          return fail(theirs.takeError());
+        diffCublas =
+            gemmDifference(reference.data(), theirs->data(), theirs->size());
+        auto ms = bench.time([&] { return (*lt)->run(*plan, nullptr); }, warmup,
+                             iters);
+        if (!ms)
+          return fail(ms.takeError());
+        tBlock = flops / (*ms * 1e-3) * 1e-12;
+      } else {
+        llvm::errs() << "octet-bench: " << llvm::toString(plan.takeError())
+                     << "\n";
+      }
+      float one = 1.0f;
+      auto unit = bench.upload(&one, sizeof(one), "a unit scale");
+      if (!unit)
+        return fail(unit.takeError());
+      g.kind = CublasGemmKind::PerTensorFP8;
+      g.scaleA = g.scaleB = unit->get();
+      if (auto plan = (*lt)->plan(g)) {
+        auto ms = bench.time([&] { return (*lt)->run(*plan, nullptr); }, warmup,
+                             iters);
+        if (!ms)
+          return fail(ms.takeError());
+        tTensor = flops / (*ms * 1e-3) * 1e-12;
+      } else {
+        llvm::errs() << "octet-bench: " << llvm::toString(plan.takeError())
+                     << "\n";
+      }
+      // BF16 operands: any finite values serve for timing.
+      std::vector<uint16_t> a16(s.m * s.k), b16(s.n * s.k);
+      std::normal_distribution<float> normal;
+      for (uint16_t &v : a16)
+        v = numerics::floatToBF16(normal(rng));
+      for (uint16_t &v : b16)
+        v = numerics::floatToBF16(normal(rng));
+      auto dA16 = bench.upload(a16.data(), a16.size() * 2, "BF16 A");
+      auto dB16 = bench.upload(b16.data(), b16.size() * 2, "BF16 B");
+      if (!dA16)
+        return fail(dA16.takeError());
+      if (!dB16)
+        return fail(dB16.takeError());
+      g.kind = CublasGemmKind::BF16;
+      g.a = dA16->get();
+      g.b = dB16->get();
+      if (auto plan = (*lt)->plan(g)) {
+        auto ms = bench.time([&] { return (*lt)->run(*plan, nullptr); }, warmup,
+                             iters);
+        if (!ms)
+          return fail(ms.takeError());
+        tBF16 = flops / (*ms * 1e-3) * 1e-12;
+      } else {
+        llvm::errs() << "octet-bench: " << llvm::toString(plan.takeError())
+                     << "\n";
+      }
+    }
+
+    double ratio = tBlock > 0 ? tOurs / tBlock : 0;
+    if (ratio > 0 && s.m == 4096) {
+      logRatioSum += std::log(ratio);
+      ++ratioCount;
+    }
+    bool bad = !(diffOurs < 1e-3);
+    failures += bad;
+    llvm::outs() << llvm::formatv(
+        "{0,6} {1,6} {2,6} | {3,7} {4,9} {5,6} | {6,8} {7,6} | {8,9} {9,9} | "
+        "{10}{11}\n",
+        s.m, s.n, s.k, formatCell(tOurs), formatCell(tBlock),
+        formatCell(ratio, "{0:F2}x"), formatCell(tTensor), formatCell(tBF16),
+        llvm::formatv("{0:e1}", diffOurs).str(),
+        diffCublas >= 0 ? llvm::formatv("{0:e1}", diffCublas).str() : "-",
+        s.kernel, bad ? "  <- WRONG" : "");
+  }
+  if (ratioCount)
+    llvm::outs() << llvm::formatv(
+        "\ngeometric mean over the {0} M = 4096 shapes: octet / cuBLASLt "
+        "block-scaled = {1:F3}x\n",
+        ratioCount, std::exp(logRatioSum / ratioCount));
+  if (failures) {
+    llvm::errs() << "octet-bench: " << failures
+                 << " kernel(s) differ from the reference by 1e-3 or more\n";
+    return 1;
+  }
+  return 0;
+}
+
+int octet::bench::benchQuant(const std::vector<std::string> &args) {
+  llvm::Expected<Context> context = Context::create(0);
+  if (!context)
+    return fail(context.takeError());
+  const DriverApi &api = context->api();
+  // The bandwidth ceiling the quantization kernels are measured against: a
+  // device-to-device copy, counting bytes read plus written.
+  size_t bytes = size_t(1) << 30;
+  auto src = context->allocate(bytes, "the copy source");
+  auto dst = context->allocate(bytes, "the copy destination");
+  if (!src)
+    return fail(src.takeError());
+  if (!dst)
+    return fail(dst.takeError());
+  Bench bench(*context);
+  auto ms = bench.time(
+      [&] {
+        return api.check(api.memcpyDtoDAsync(dst->get(), src->get(), bytes,
+                                              nullptr),
+                         "cuMemcpyDtoDAsync", "copying");
+      },
+      3, 20);
+  if (!ms)
+    return fail(ms.takeError());
+  llvm::outs() << llvm::formatv(
+      "device copy on {0}: {1:F2} TB/s (read + write)\n", context->deviceName(),
+      2.0 * bytes / (*ms * 1e-3) * 1e-12);
+  return fail(llvm::createStringError(
+      "the quantization kernels (1x128, 128x128, 128x1 re-quantization, fused "
+      "rmsnorm/swiglu + quantize) are not generated yet; only the copy "
+      "baseline above was measured"));
+}
