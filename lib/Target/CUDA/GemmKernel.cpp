@@ -22,6 +22,8 @@
 
 #include "octet/Target/CUDA/GemmKernel.h"
 
+#include "KernelBuilder.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -32,6 +34,7 @@
 
 using namespace mlir;
 using namespace octet::cuda;
+using Pred = arith::CmpIPredicate;
 
 static constexpr llvm::StringLiteral kSharedMemorySymbol = "octet_gemm_smem";
 
@@ -39,18 +42,10 @@ namespace {
 
 /// The IR-building state of one kernel: types, constants and the few idioms
 /// (shared-memory addresses, ring advance, descriptors) used throughout.
-class KernelWriter {
+class KernelWriter : public KernelBuilder {
 public:
   KernelWriter(OpBuilder &b, Location loc, const GemmKernelSpec &spec)
-      : b(b), loc(loc), spec(spec), ctx(b.getContext()) {
-    i1 = b.getI1Type();
-    i32 = b.getI32Type();
-    i64 = b.getI64Type();
-    f32 = b.getF32Type();
-    bf16 = b.getBF16Type();
-    ptrGeneric = LLVM::LLVMPointerType::get(ctx);
-    ptrGlobal = LLVM::LLVMPointerType::get(ctx, 1);
-    ptrShared = LLVM::LLVMPointerType::get(ctx, 3);
+      : KernelBuilder(b, loc), spec(spec) {
     accType = LLVM::LLVMStructType::getLiteral(
         ctx, SmallVector<Type>(spec.tileN / 2, f32));
   }
@@ -58,31 +53,7 @@ public:
   gpu::GPUFuncOp build();
 
 private:
-  // Constants and arithmetic.
-  Value c32(int64_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
-  Value c64(int64_t v) { return arith::ConstantIntOp::create(b, loc, v, 64); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
-  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
-  Value minU(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
-  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, p, x, y);
-  }
-  Value ceilDiv(Value x, int64_t d) {
-    return div(add(x, c32(d - 1)), c32(d));
-  }
-  Value toI64(Value v) { return arith::ExtUIOp::create(b, loc, i64, v); }
-
-  // Memory.
-  Value gep(Value base, Type elem, Value index) {
-    return LLVM::GEPOp::create(b, loc, base.getType(), elem, base,
-                               ArrayRef<LLVM::GEPArg>{index});
-  }
-  Value loadF32(Value base, Value index) {
-    return LLVM::LoadOp::create(b, loc, f32, gep(base, f32, index));
-  }
+  Value loadF32(Value base, Value index) { return load(f32, base, index); }
   /// Shared-memory slots: the A tiles, the B tiles, then the barriers.
   Value smemA(Value stage) {
     return gep(smem, b.getI8Type(), mul(stage, c32(spec.tileM * spec.tileK)));
@@ -146,11 +117,7 @@ private:
   void buildConsumer(Value consumer);
   void storeOutput(Value acc, Value row0, Value col0);
 
-  OpBuilder &b;
-  Location loc;
   const GemmKernelSpec &spec;
-  MLIRContext *ctx;
-  Type i1, i32, i64, f32, bf16, ptrGeneric, ptrGlobal, ptrShared;
   LLVM::LLVMStructType accType;
 
   // Kernel arguments and per-thread values.
@@ -392,33 +359,14 @@ void KernelWriter::storeOutput(Value acc, Value row0, Value col0) {
 }
 
 gpu::GPUFuncOp KernelWriter::build() {
-  auto module = b.getInsertionBlock()->getParentOp();
-  auto gpuModule = dyn_cast<gpu::GPUModuleOp>(module);
-  assert(gpuModule && "GEMM kernels are built inside a gpu.module");
-  if (!gpuModule.lookupSymbol(kSharedMemorySymbol)) {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(gpuModule.getBody());
-    // Dynamic shared memory; 1024-byte alignment is what the 128-byte
-    // swizzle needs, and the dynamic window starts there.
-    LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), 0),
-                           /*isConstant=*/false, LLVM::Linkage::External,
-                           kSharedMemorySymbol, Attribute(), /*alignment=*/1024,
-                           /*addrSpace=*/3);
-  }
-
   SmallVector<Type> args = {ptrGeneric, ptrGeneric, ptrGlobal, ptrGlobal,
                             ptrGlobal,  ptrGlobal,  i32,       i32,
                             i32,        i32};
-  auto func = gpu::GPUFuncOp::create(b, loc, spec.name(),
-                                     b.getFunctionType(args, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
-                b.getDenseI32ArrayAttr({int32_t(spec.numThreads()), 1, 1}));
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(spec.name(), args, spec.numThreads());
   func->setAttr("octet_tq.shared_memory_bytes",
                 b.getI64IntegerAttr(spec.sharedMemoryBytes()));
   Block &entry = func.getBody().front();
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&entry);
   tmapA = entry.getArgument(0);
   tmapB = entry.getArgument(1);
   out = entry.getArgument(2);
@@ -431,7 +379,9 @@ gpu::GPUFuncOp KernelWriter::build() {
   ldd = entry.getArgument(9);
 
   tid = NVVM::ThreadIdXOp::create(b, loc, i32);
-  smem = LLVM::AddressOfOp::create(b, loc, ptrShared, kSharedMemorySymbol);
+  // 1024-byte alignment is what the 128-byte swizzle needs; the dynamic
+  // window starts there.
+  smem = dynamicSharedMemory(kSharedMemorySymbol, 1024);
   tilesM = ceilDiv(m, spec.tileM);
   numTiles = mul(tilesM, ceilDiv(n, spec.tileN));
   numK = div(k, c32(spec.tileK));
