@@ -248,6 +248,9 @@ bool isKernelStage() {
 int emitKernels(mlir::ModuleOp module, const Twine &recipe) {
   if (numSMs <= 0)
     return fail("--num-sms=" + std::to_string(numSMs) + " must be positive");
+  // The kernel generators' and the GPU pipeline's errors name the op or the
+  // kernel; printing the whole operation would bury them.
+  module.getContext()->printOpOnDiagnostic(false);
   if (failed(cuda::generateGemmKernels(module, numSMs)))
     return 1; // diagnosed at the op
   auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>("octet_kernels");
@@ -263,9 +266,6 @@ int emitKernels(mlir::ModuleOp module, const Twine &recipe) {
       return fail("--cuda-path=" + cudaPath + ": no ptxas at " + ptxas +
                   "; --emit=cubin needs the CUDA toolkit (or use --emit=ptx)");
   }
-  // Errors of the GPU pipeline name the kernel; the whole lowered module
-  // would bury them.
-  module.getContext()->printOpOnDiagnostic(false);
   // Lower the kernels alone; the training functions stay out of it.
   mlir::OpBuilder b(module.getContext());
   mlir::OwningOpRef<mlir::ModuleOp> device =

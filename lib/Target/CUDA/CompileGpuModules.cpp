@@ -73,5 +73,6 @@ LogicalResult octet::cuda::generateGemmKernels(ModuleOp module,
   tiles.numSMs = numSMs;
   pm.addPass(createSelectGemmTilesPass(tiles));
   pm.addPass(createGenerateGemmKernelsPass());
+  pm.addPass(createGenerateQuantizeKernelsPass());
   return pm.run(module);
 }

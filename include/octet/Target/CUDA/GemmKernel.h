@@ -55,8 +55,9 @@ llvm::LogicalResult compileGpuModules(mlir::ModuleOp module,
                                       BinaryFormat format,
                                       llvm::StringRef toolkitPath = "");
 
-/// Runs --octet-select-gemm-tiles (for `numSMs` multiprocessors) and
-/// --octet-generate-gemm-kernels on `module`.
+/// Runs --octet-select-gemm-tiles (for `numSMs` multiprocessors),
+/// --octet-generate-gemm-kernels and --octet-generate-quantize-kernels on
+/// `module`.
 llvm::LogicalResult generateGemmKernels(mlir::ModuleOp module, int64_t numSMs);
 
 /// Registers what compileGpuModules needs (NVVM target, LLVM IR

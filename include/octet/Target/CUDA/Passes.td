@@ -110,4 +110,47 @@ def GenerateGemmKernelsPass
   ];
 }
 
+def GenerateQuantizeKernelsPass
+    : Pass<"octet-generate-quantize-kernels", "::mlir::ModuleOp"> {
+  let summary = "Generate the Hopper FP8 quantization kernels of octet_tq";
+  let description = [{
+    For every `octet_tq.quantize` and `octet_tq.requantize_transposed` to
+    E4M3, writes the kernel that computes it into `gpu.module
+    @octet_kernels` (one per configuration) and records it on the op as
+    `octet_tq.kernel`. The kernels are memory-bound and give the same bits
+    as the numerics library (amax over finite elements, `max(amax, 1e-4) /
+    448` or its power of two, IEEE division, `cvt.rn.satfinite.e4m3x2`):
+
+    - `tile_1x128`: one warp per 128-element group (one vector load per
+      lane, butterfly-shuffle amax), scales written `[cols/128][rows]` as
+      the GEMM kernels take them; the last dimension must be a multiple
+      of 128;
+    - `block_128x128`: one CTA per block, amax across its eight warps;
+    - `tile_128x1` (quantize) and `requantize_transposed`: one CTA per
+      128x128 tile, written transposed (`[cols][rows]`), as the weight
+      gradient GEMM contracts over tokens; the rows (tokens) must be a
+      multiple of 128, and for `requantize_transposed` the columns too.
+
+    ```mlir
+    %q = octet_tq.quantize %x : tensor<512x256xbf16>
+           -> !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>
+    ```
+
+    becomes
+
+    ```mlir
+    %q = octet_tq.quantize %x {octet_tq.kernel = @octet_kernels::@octet_quantize_1x128_bf16}
+           : tensor<512x256xbf16> -> !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>
+    gpu.module @octet_kernels {
+      gpu.func @octet_quantize_1x128_bf16(...) kernel { ... }
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect",
+    "::mlir::LLVM::LLVMDialect", "::mlir::scf::SCFDialect",
+    "::mlir::arith::ArithDialect"
+  ];
+}
+
 #endif // OCTET_TARGET_CUDA_PASSES_TD

@@ -1,0 +1,330 @@
+//===- QuantizeKernel.cpp - Hopper FP8 quantization kernels ---------------===//
+//
+// Memory-bound kernels, written so that their results are bit-identical to
+// numerics::quantize and requantizeTransposed: amax over the finite
+// elements of a group, s = max(amax, 1e-4) / 448 in FP32 (or the next power
+// of two), q = cvt.rn.satfinite.e4m3(x / s) with an IEEE division.
+//
+//   1x128: one warp per group of 128 elements, 4 per lane (one 8- or
+//          16-byte load), amax by butterfly shuffles, one 4-byte store of
+//          FP8 per lane.
+//   128x128: one CTA per block, 64 elements per thread, amax across the
+//          eight warps through shared memory.
+//   128x1 (quantization, or re-quantization of 1x128 tiles): one CTA per
+//          128x128 tile; each thread owns a column half (64 rows), reads (or
+//          dequantizes) it, and the two halves agree on the column's amax
+//          through shared memory; the column is written as a row of the
+//          transposed output.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Target/CUDA/QuantizeKernel.h"
+
+#include "KernelBuilder.h"
+
+using namespace mlir;
+using namespace octet::cuda;
+using octet::runtime::QuantizeKind;
+
+namespace {
+
+class QuantizeWriter : public KernelBuilder {
+public:
+  QuantizeWriter(OpBuilder &b, Location loc, const QuantizeKernelSpec &spec)
+      : KernelBuilder(b, loc), spec(spec) {}
+
+  gpu::GPUFuncOp build();
+
+private:
+  void buildTile();
+  void buildBlock();
+  void buildTranspose();
+
+  /// |x| for finite x, else 0: infinities and NaN do not set the scale.
+  Value finiteAbs(Value x) {
+    // Clearing the sign bit: the GPU lowering routes llvm.fabs to libdevice.
+    Value bits = arith::BitcastOp::create(b, loc, i32, x);
+    Value a = arith::BitcastOp::create(
+        b, loc, f32, arith::AndIOp::create(b, loc, bits, c32(0x7FFFFFFF)));
+    Value finite = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, a,
+                                         cf32(INFINITY));
+    return select(finite, a, cf32(0.0));
+  }
+  Value maxF(Value x, Value y) {
+    return arith::MaxNumFOp::create(b, loc, x, y);
+  }
+  /// The warp's maximum of `v`, in every lane.
+  Value warpMax(Value v) {
+    for (int offset : {16, 8, 4, 2, 1}) {
+      Value other = NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset),
+                                         c32(0x1f), NVVM::ShflKind::bfly,
+                                         UnitAttr());
+      v = maxF(v, other);
+    }
+    return v;
+  }
+  /// The recipe's scale of a group with maximum `amax`.
+  Value scaleOf(Value amax) {
+    Value s = arith::DivFOp::create(b, loc, maxF(amax, cf32(1e-4)), cf32(448.0));
+    if (!spec.pow2)
+      return s;
+    // 2^ceil(log2(s)) of a positive normal s: round the bits up to the next
+    // exponent unless the mantissa is already zero.
+    Value bits = arith::BitcastOp::create(b, loc, i32, s);
+    Value up = arith::AndIOp::create(b, loc, add(bits, c32(0x7FFFFF)),
+                                     c32(int32_t(0xFF800000)));
+    return arith::BitcastOp::create(b, loc, f32, up);
+  }
+  /// Four FP32 values to four E4M3 bytes, the first in the lowest byte.
+  Value packFP8(ArrayRef<Value> x, Value scale) {
+    SmallVector<Value, 4> q;
+    for (Value v : x)
+      q.push_back(arith::DivFOp::create(b, loc, v, scale));
+    Type e4m3 = b.getType<Float8E4M3FNType>();
+    auto pair = [&](Value lo, Value hi) {
+      // cvt.rn.satfinite.e4m3x2.f32 d, a, b puts a in the upper byte.
+      Value p = NVVM::ConvertF32x2ToF8x2Op::create(
+          b, loc, i16, hi, lo, NVVM::FPRoundingMode::RN,
+          NVVM::SaturationMode::SATFINITE, /*relu=*/false, e4m3);
+      return arith::ExtUIOp::create(b, loc, i32, p);
+    };
+    Value low = pair(q[0], q[1]), high = pair(q[2], q[3]);
+    return arith::OrIOp::create(
+        b, loc, low, arith::ShLIOp::create(b, loc, high, c32(16)));
+  }
+  /// One E4M3 byte to FP32 (exact).
+  Value fp8ToF32(Value byte) {
+    auto bytes = VectorType::get({2}, i8);
+    Value packed = LLVM::InsertElementOp::create(
+        b, loc, LLVM::PoisonOp::create(b, loc, bytes), byte, c32(0));
+    auto halfPair = VectorType::get({2}, b.getF16Type());
+    Value pair = NVVM::ConvertF8x2ToF16x2Op::create(
+        b, loc, halfPair, packed, /*relu=*/false,
+        b.getType<Float8E4M3FNType>());
+    Value half = LLVM::ExtractElementOp::create(b, loc, pair, c32(0));
+    return arith::ExtFOp::create(b, loc, f32, half);
+  }
+  /// Four consecutive input elements from `x` at element `index`, as FP32.
+  SmallVector<Value, 4> load4(Value x, Value index) {
+    Type elem = spec.inputBF16 ? bf16 : f32;
+    auto vec = VectorType::get({4}, elem);
+    Value v = LLVM::LoadOp::create(b, loc, vec, gep(x, elem, index));
+    SmallVector<Value, 4> out;
+    for (int i = 0; i < 4; ++i) {
+      Value e = LLVM::ExtractElementOp::create(b, loc, v, c32(i));
+      out.push_back(spec.inputBF16 ? arith::ExtFOp::create(b, loc, f32, e) : e);
+    }
+    return out;
+  }
+  /// A small static shared-memory array of FP32.
+  Value sharedFloats(StringRef symbol, int64_t count) {
+    auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<gpu::GPUModuleOp>();
+    if (!module.lookupSymbol(symbol)) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(f32, count),
+                             /*isConstant=*/false, LLVM::Linkage::Internal,
+                             symbol, Attribute(), /*alignment=*/16,
+                             /*addrSpace=*/3);
+    }
+    return LLVM::AddressOfOp::create(b, loc, ptrShared, symbol);
+  }
+
+  const QuantizeKernelSpec &spec;
+  Value tid;
+};
+
+} // namespace
+
+void QuantizeWriter::buildTile() {
+  auto func = cast<gpu::GPUFuncOp>(b.getInsertionBlock()->getParentOp());
+  Value x = func.getArgument(0), q = func.getArgument(1),
+        scales = func.getArgument(2), rows = func.getArgument(3),
+        cols = func.getArgument(4);
+  Value lane = rem(tid, c32(32));
+  Value warps = mul(NVVM::GridDimXOp::create(b, loc, i32), c32(8));
+  Value first = add(mul(NVVM::BlockIdXOp::create(b, loc, i32), c32(8)),
+                    div(tid, c32(32)));
+  Value perRow = div(cols, c32(128));
+  Value groups = mul(rows, perRow);
+  scf::ForOp::create(
+      b, loc, first, groups, warps, ValueRange{},
+      [&](OpBuilder &, Location, Value g, ValueRange) {
+        Value r = div(g, perRow), cg = rem(g, perRow);
+        Value index = add(mul(toI64(r), toI64(cols)),
+                          toI64(add(mul(cg, c32(128)), mul(lane, c32(4)))));
+        SmallVector<Value, 4> v = load4(x, index);
+        Value amax = finiteAbs(v[0]);
+        for (int i = 1; i < 4; ++i)
+          amax = maxF(amax, finiteAbs(v[i]));
+        Value scale = scaleOf(warpMax(amax));
+        // index is a multiple of 4: one aligned 4-byte store per lane.
+        Value word = packFP8(v, scale);
+        LLVM::StoreOp::create(b, loc, word, gep(q, i8, index));
+        Value leader = cmp(Pred::eq, lane, c32(0));
+        scf::IfOp::create(b, loc, leader, [&](OpBuilder &, Location) {
+          store(scale, scales, add(mul(cg, rows), r));
+          scf::YieldOp::create(b, loc);
+        });
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+void QuantizeWriter::buildBlock() {
+  auto func = cast<gpu::GPUFuncOp>(b.getInsertionBlock()->getParentOp());
+  Value x = func.getArgument(0), q = func.getArgument(1),
+        scales = func.getArgument(2), rows = func.getArgument(3),
+        cols = func.getArgument(4);
+  Value cb = NVVM::BlockIdXOp::create(b, loc, i32);
+  Value rb = NVVM::BlockIdYOp::create(b, loc, i32);
+  Value batch = NVVM::BlockIdZOp::create(b, loc, i32);
+  Value lane = rem(tid, c32(32)), warp = div(tid, c32(32));
+  Value base = mul(mul(toI64(batch), toI64(rows)), toI64(cols));
+  Value col = add(mul(cb, c32(128)), mul(lane, c32(4)));
+  // Row i of this thread: rb * 128 + warp + 8 i; rows past the end count as
+  // zeros and are not stored.
+  SmallVector<SmallVector<Value, 4>> values;
+  SmallVector<Value> inside, indices;
+  Value amax = cf32(0.0);
+  for (int i = 0; i < 16; ++i) {
+    Value r = add(add(mul(rb, c32(128)), warp), c32(8 * i));
+    Value ok = cmp(Pred::ult, r, rows);
+    Value index = add(base, add(mul(toI64(minU(r, sub(rows, c32(1)))),
+                                    toI64(cols)),
+                                toI64(col)));
+    SmallVector<Value, 4> v = load4(x, index);
+    for (Value &e : v)
+      e = select(ok, e, cf32(0.0));
+    for (Value e : v)
+      amax = maxF(amax, finiteAbs(e));
+    values.push_back(v);
+    inside.push_back(ok);
+    indices.push_back(index);
+  }
+  amax = warpMax(amax);
+  Value partial = sharedFloats("octet_quantize_amax", 8);
+  scf::IfOp::create(b, loc, cmp(Pred::eq, lane, c32(0)),
+                    [&](OpBuilder &, Location) {
+                      store(amax, partial, warp);
+                      scf::YieldOp::create(b, loc);
+                    });
+  NVVM::Barrier0Op::create(b, loc);
+  Value blockMax = load(f32, partial, c32(0));
+  for (int w = 1; w < 8; ++w)
+    blockMax = maxF(blockMax, load(f32, partial, c32(w)));
+  Value scale = scaleOf(blockMax);
+  for (int i = 0; i < 16; ++i) {
+    Value word = packFP8(values[i], scale);
+    scf::IfOp::create(b, loc, inside[i], [&, i](OpBuilder &, Location) {
+      LLVM::StoreOp::create(b, loc, word, gep(q, i8, indices[i]));
+      scf::YieldOp::create(b, loc);
+    });
+  }
+  Value blocksPerCol = ceilDiv(rows, 128);
+  Value blocksPerRow = div(cols, c32(128));
+  scf::IfOp::create(b, loc, cmp(Pred::eq, tid, c32(0)),
+                    [&](OpBuilder &, Location) {
+                      Value s = add(mul(add(mul(batch, blocksPerCol), rb),
+                                        blocksPerRow),
+                                    cb);
+                      store(scale, scales, s);
+                      scf::YieldOp::create(b, loc);
+                    });
+}
+
+void QuantizeWriter::buildTranspose() {
+  auto func = cast<gpu::GPUFuncOp>(b.getInsertionBlock()->getParentOp());
+  // Re-quantization reads FP8 and its 1x128 scales; quantization reads x.
+  bool requantize = spec.kind == QuantizeKind::Transpose128x1;
+  unsigned first = requantize ? 2 : 1;
+  Value qIn = func.getArgument(0), sIn = requantize ? func.getArgument(1) : Value(),
+        qOut = func.getArgument(first), sOut = func.getArgument(first + 1),
+        rows = func.getArgument(first + 2), cols = func.getArgument(first + 3);
+  Value cb = NVVM::BlockIdXOp::create(b, loc, i32);
+  Value rb = NVVM::BlockIdYOp::create(b, loc, i32);
+  Value c = rem(tid, c32(128)), half = div(tid, c32(128));
+  // Columns past the end (the last tile of a ragged N) read the last column
+  // and store nothing.
+  Value col = add(mul(cb, c32(128)), c);
+  Value valid = cmp(Pred::ult, col, cols);
+  Value colSafe = minU(col, sub(cols, c32(1)));
+  Value row0 = add(mul(rb, c32(128)), mul(half, c32(64)));
+  // Element (row0 + i, col) in FP32; re-quantization dequantizes it as the
+  // CPU does (q * s in FP32).
+  auto dequant = [&](Value i) -> Value {
+    Value r = add(row0, i);
+    Value index = add(mul(toI64(r), toI64(cols)), toI64(colSafe));
+    if (!requantize) {
+      Value v = load(spec.inputBF16 ? bf16 : f32, qIn, index);
+      return spec.inputBF16 ? Value(arith::ExtFOp::create(b, loc, f32, v)) : v;
+    }
+    Value byte = load(i8, qIn, index);
+    Value s = load(f32, sIn, add(mul(cb, rows), r));
+    return arith::MulFOp::create(b, loc, fp8ToF32(byte), s);
+  };
+  auto amaxLoop = scf::ForOp::create(
+      b, loc, c32(0), c32(64), c32(1), ValueRange{cf32(0.0)},
+      [&](OpBuilder &, Location, Value i, ValueRange acc) {
+        scf::YieldOp::create(b, loc,
+                             ValueRange{maxF(acc[0], finiteAbs(dequant(i)))});
+      });
+  Value partial = sharedFloats("octet_requantize_amax", 256);
+  store(amaxLoop.getResult(0), partial, tid);
+  NVVM::Barrier0Op::create(b, loc);
+  Value amax = maxF(load(f32, partial, c), load(f32, partial, add(c, c32(128))));
+  Value scale = scaleOf(amax);
+  Value writer = arith::AndIOp::create(b, loc, valid,
+                                      cmp(Pred::eq, half, c32(0)));
+  scf::IfOp::create(b, loc, writer, [&](OpBuilder &, Location) {
+    store(scale, sOut, add(mul(rb, cols), col));
+    scf::YieldOp::create(b, loc);
+  });
+  // The column, re-quantized, is a row of the transposed output.
+  scf::ForOp::create(
+      b, loc, c32(0), c32(64), c32(4), ValueRange{},
+      [&](OpBuilder &, Location, Value i, ValueRange) {
+        SmallVector<Value, 4> v;
+        for (int j = 0; j < 4; ++j)
+          v.push_back(dequant(add(i, c32(j))));
+        Value word = packFP8(v, scale);
+        Value index = add(mul(toI64(col), toI64(rows)), toI64(add(row0, i)));
+        scf::IfOp::create(b, loc, valid, [&](OpBuilder &, Location) {
+          LLVM::StoreOp::create(b, loc, word, gep(qOut, i8, index));
+          scf::YieldOp::create(b, loc);
+        });
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+gpu::GPUFuncOp QuantizeWriter::build() {
+  SmallVector<Type> args;
+  if (spec.kind == QuantizeKind::Transpose128x1)
+    args = {ptrGlobal, ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
+  else if (spec.kind == QuantizeKind::Tile128x1)
+    args = {ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
+  else
+    args = {ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(spec.name(), args, QuantizeKernelSpec::kThreads);
+  tid = NVVM::ThreadIdXOp::create(b, loc, i32);
+  switch (spec.kind) {
+  case QuantizeKind::Tile1x128:
+    buildTile();
+    break;
+  case QuantizeKind::Block128x128:
+    buildBlock();
+    break;
+  case QuantizeKind::Tile128x1:
+  case QuantizeKind::Transpose128x1:
+    buildTranspose();
+    break;
+  }
+  gpu::ReturnOp::create(b, loc);
+  return func;
+}
+
+gpu::GPUFuncOp octet::cuda::buildQuantizeKernel(OpBuilder &builder,
+                                                Location loc,
+                                                const QuantizeKernelSpec &spec) {
+  return QuantizeWriter(builder, loc, spec).build();
+}
