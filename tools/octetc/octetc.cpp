@@ -91,7 +91,7 @@ cl::opt<std::string> kernelManifest(
     "kernel-manifest",
     cl::desc("With --emit=ptx or cubin: also write, as JSON, which kernel "
              "computes each FP8 GEMM (function, shape, operands to "
-             "transpose)"),
+             "transpose) and each quantization (shape, granularity)"),
     cl::value_desc("FILE.json"), cl::cat(octetcCategory));
 
 cl::opt<std::string>
@@ -235,7 +235,31 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
         {"kernel", kernel.getLeafReference().str()},
     });
   });
-  os << formatv("{0:2}", json::Value(json::Object{{"gemms", std::move(gemms)}}))
+  json::Array quantizations;
+  module.walk([&](mlir::Operation *op) {
+    if (!isa<tq::QuantizeOp, tq::RequantizeTransposedOp>(op))
+      return;
+    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
+    if (!kernel)
+      return;
+    auto type = cast<tq::QTensorType>(op->getResult(0).getType());
+    ArrayRef<int64_t> shape = type.getShape();
+    int64_t batch = 1;
+    for (int64_t d : shape.drop_back(2))
+      batch *= d;
+    auto func = op->getParentOfType<mlir::func::FuncOp>();
+    quantizations.push_back(json::Object{
+        {"function", func ? func.getSymName().str() : ""},
+        {"batch", batch},
+        {"rows", shape[shape.size() - 2]},
+        {"cols", shape.back()},
+        {"granularity", tq::stringifyGranularity(type.getGranularity()).str()},
+        {"kernel", kernel.getLeafReference().str()},
+    });
+  });
+  os << formatv("{0:2}", json::Value(json::Object{
+                             {"gemms", std::move(gemms)},
+                             {"quantizations", std::move(quantizations)}}))
      << "\n";
 }
 
@@ -255,7 +279,7 @@ int emitKernels(mlir::ModuleOp module, const Twine &recipe) {
     return 1; // diagnosed at the op
   auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>("octet_kernels");
   if (!kernels)
-    return fail("the model has no block-scaled FP8 GEMM under " + recipe +
+    return fail("the model has no FP8 GEMM or quantization under " + recipe +
                 ": there are no kernels to emit");
   if (emitStage == "kernels")
     return writeModule(module, /*namesFromLocations=*/true);
@@ -470,13 +494,15 @@ int runOnGraph(mlir::MLIRContext &context) {
   // IR whose FP8 GEMMs are already lowered (--emit=quantized output, or
   // hand-written octet_tq GEMMs) goes straight to the kernel generator.
   bool lowered = false;
-  module->walk([&](tq::ScaledMatmulOp) { lowered = true; });
+  module->walk([&](mlir::Operation *op) {
+    lowered |= isa_and_present<tq::OctetTQDialect>(op->getDialect());
+  });
   if (lowered) {
     if (!isKernelStage())
       return fail(modelPath +
-                  " holds lowered octet_tq GEMMs: octetc takes such IR with "
-                  "--emit=kernels, ptx or cubin only");
-    return emitKernels(*module, "the input IR's");
+                  " holds lowered octet_tq operations: octetc takes such IR "
+                  "with --emit=kernels, ptx or cubin only");
+    return emitKernels(*module, "the input IR");
   }
 
   Expected<GraphSummary> graph = summarizeGraph(*module, modelPath);

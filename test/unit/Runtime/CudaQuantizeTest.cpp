@@ -1,0 +1,236 @@
+//===- CudaQuantizeTest.cpp - The generated quantization kernels on the GPU ===//
+//
+// Runs every kernel of Inputs/quantize-variants.mlir (built by octetc at
+// build time) on random data with infinities and NaN mixed in, and checks
+// the FP8 payload and the scales bit for bit against numerics::quantize and
+// requantizeTransposed (NaN codes compare as NaN). Outputs are poisoned
+// first. Skipped, with the reason, without an sm_90 GPU; the files can be
+// named with OCTET_TEST_QUANTIZE_KERNELS / OCTET_TEST_QUANTIZE_MANIFEST.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/Quantize.h"
+#include "octet/Runtime/CudaQuantize.h"
+
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+using numerics::Granularity;
+
+namespace {
+
+std::string pathFromEnv(const char *variable, const char *fallback) {
+  const char *value = std::getenv(variable);
+  return value && *value ? value : fallback;
+}
+
+struct Entry {
+  std::string function, kernel;
+  int64_t batch = 1, rows = 0, cols = 0;
+};
+
+std::vector<Entry> readEntries(const llvm::json::Value &doc) {
+  std::vector<Entry> out;
+  const llvm::json::Object *root = doc.getAsObject();
+  const llvm::json::Array *list =
+      root ? root->getArray("quantizations") : nullptr;
+  if (!list)
+    return out;
+  for (const llvm::json::Value &v : *list) {
+    Entry e;
+    llvm::json::Path::Root path;
+    llvm::json::ObjectMapper map(v, path);
+    if (map && map.map("function", e.function) && map.map("kernel", e.kernel) &&
+        map.map("batch", e.batch) && map.map("rows", e.rows) &&
+        map.map("cols", e.cols))
+      out.push_back(e);
+  }
+  return out;
+}
+
+bool sameFP8(uint8_t a, uint8_t b) {
+  bool nanA = (a & 0x7F) == 0x7F, nanB = (b & 0x7F) == 0x7F;
+  return nanA || nanB ? nanA && nanB : a == b;
+}
+
+class CudaQuantizeTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    llvm::Expected<Context> ctx = Context::create(0);
+    if (!ctx)
+      GTEST_SKIP() << "no CUDA device: " << llvm::toString(ctx.takeError());
+    if (ctx->computeCapability() != 90)
+      GTEST_SKIP() << "the generated kernels target sm_90 (Hopper); device 0 "
+                      "is "
+                   << ctx->deviceName();
+    context.emplace(std::move(*ctx));
+  }
+  std::optional<Context> context;
+};
+
+TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
+  std::string cubinPath =
+      pathFromEnv("OCTET_TEST_QUANTIZE_KERNELS", OCTET_TEST_QUANTIZE_KERNELS);
+  std::string manifestPath =
+      pathFromEnv("OCTET_TEST_QUANTIZE_MANIFEST", OCTET_TEST_QUANTIZE_MANIFEST);
+  auto image = llvm::MemoryBuffer::getFile(cubinPath, false, false);
+  ASSERT_TRUE(bool(image)) << cubinPath;
+  auto manifest = llvm::MemoryBuffer::getFile(manifestPath);
+  ASSERT_TRUE(bool(manifest)) << manifestPath;
+  llvm::Expected<llvm::json::Value> doc =
+      llvm::json::parse((*manifest)->getBuffer());
+  ASSERT_TRUE(bool(doc)) << llvm::toString(doc.takeError());
+  std::vector<Entry> entries = readEntries(*doc);
+  ASSERT_GE(entries.size(), 7u);
+  llvm::Expected<KernelModule> module =
+      KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
+  ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
+  const DriverApi &api = context->api();
+
+  std::mt19937 rng(7);
+  for (const Entry &e : entries) {
+    SCOPED_TRACE(e.function + " with " + e.kernel);
+    std::optional<QuantizeKernelConfig> config =
+        QuantizeKernelConfig::parse(e.kernel);
+    ASSERT_TRUE(config.has_value());
+    numerics::ScaleRounding rounding = config->pow2
+                                           ? numerics::ScaleRounding::Pow2
+                                           : numerics::ScaleRounding::FP32;
+    int64_t count = e.batch * e.rows * e.cols;
+    // Rows of different magnitudes, a few infinities and NaNs.
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<float> magnitude(-8.0f, 8.0f);
+    std::uniform_int_distribution<int> special(0, 499);
+    std::vector<float> x(count);
+    for (int64_t r = 0; r < e.batch * e.rows; ++r) {
+      float scale = std::exp2(magnitude(rng));
+      for (int64_t c = 0; c < e.cols; ++c) {
+        float v = normal(rng) * scale;
+        int s = special(rng);
+        if (s == 0)
+          v = INFINITY;
+        else if (s == 1)
+          v = -INFINITY;
+        else if (s == 2)
+          v = NAN;
+        x[r * e.cols + c] = v;
+      }
+    }
+    // BF16 inputs: the CPU sees the rounded values the GPU reads.
+    std::vector<uint16_t> x16;
+    if (config->inputBF16 && config->kind != QuantizeKind::Transpose128x1) {
+      for (float &v : x) {
+        x16.push_back(numerics::floatToBF16(v));
+        v = numerics::bf16ToFloat(x16.back());
+      }
+    }
+
+    numerics::QuantizedTensor expected, input;
+    switch (config->kind) {
+    case QuantizeKind::Tile1x128:
+    case QuantizeKind::Block128x128:
+    case QuantizeKind::Tile128x1:
+      expected = numerics::quantize(
+          x.data(), e.batch, e.rows, e.cols, numerics::FP8Format::E4M3,
+          config->kind == QuantizeKind::Tile1x128 ? Granularity::Tile1x128
+          : config->kind == QuantizeKind::Block128x128
+              ? Granularity::Block128x128
+              : Granularity::Tile128x1,
+          rounding);
+      break;
+    case QuantizeKind::Transpose128x1:
+      input = numerics::quantize(x.data(), 1, e.rows, e.cols,
+                                 numerics::FP8Format::E4M3,
+                                 Granularity::Tile1x128,
+                                 numerics::ScaleRounding::FP32);
+      expected = numerics::requantizeTransposed(input, rounding);
+      break;
+    }
+
+    // Device operands.
+    QuantizeArguments args;
+    args.rows = e.rows;
+    args.cols = e.cols;
+    args.batch = e.batch;
+    std::vector<DeviceBuffer> keep;
+    auto put = [&](const void *data, size_t bytes) {
+      llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an input");
+      EXPECT_TRUE(bool(b));
+      EXPECT_FALSE(bool(context->upload(*b, data, bytes, "an input")));
+      CUdeviceptr p = b->get();
+      keep.push_back(std::move(*b));
+      return p;
+    };
+    if (config->kind == QuantizeKind::Transpose128x1) {
+      args.input = put(input.payload.data(), input.payload.size());
+      // 1x128 scales as the GEMM kernels take them: [cols/128][rows].
+      std::vector<float> scales(input.scales.size());
+      int64_t groups = e.cols / 128;
+      for (int64_t r = 0; r < e.rows; ++r)
+        for (int64_t g = 0; g < groups; ++g)
+          scales[g * e.rows + r] = input.scales[r * groups + g];
+      args.inputScales = put(scales.data(), scales.size() * 4);
+    } else if (!x16.empty()) {
+      args.input = put(x16.data(), x16.size() * 2);
+    } else {
+      args.input = put(x.data(), x.size() * 4);
+    }
+    auto q = context->allocate(count, "q");
+    auto s = context->allocate(expected.scales.size() * 4, "scales");
+    ASSERT_TRUE(q && s);
+    ASSERT_FALSE(bool(api.check(api.memsetD8(q->get(), 0xEE, q->size()),
+                                "cuMemsetD8", "poisoning")));
+    ASSERT_FALSE(bool(api.check(api.memsetD8(s->get(), 0xFF, s->size()),
+                                "cuMemsetD8", "poisoning")));
+    args.q = q->get();
+    args.scales = s->get();
+    llvm::Error run = launchQuantize(*context, *module, e.kernel, args, nullptr);
+    ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
+    llvm::Error sync =
+        api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + e.kernel);
+    ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+    std::vector<uint8_t> gotQ(count);
+    std::vector<float> gotS(expected.scales.size());
+    ASSERT_FALSE(bool(context->download(gotQ.data(), *q, count, "q")));
+    ASSERT_FALSE(bool(
+        context->download(gotS.data(), *s, gotS.size() * 4, "scales")));
+
+    // Expected layouts on the GPU side.
+    bool transposed = config->kind == QuantizeKind::Tile128x1 ||
+                      config->kind == QuantizeKind::Transpose128x1;
+    int64_t badQ = 0, badS = 0;
+    for (int64_t b = 0; b < e.batch; ++b)
+      for (int64_t r = 0; r < e.rows; ++r)
+        for (int64_t c = 0; c < e.cols; ++c) {
+          uint8_t want = expected.payload[(b * e.rows + r) * e.cols + c];
+          uint8_t got = transposed ? gotQ[c * e.rows + r]
+                                   : gotQ[(b * e.rows + r) * e.cols + c];
+          badQ += !sameFP8(want, got);
+        }
+    for (int64_t i = 0; i < int64_t(expected.scales.size()); ++i) {
+      float want = expected.scales[i], got;
+      if (config->kind == QuantizeKind::Tile1x128) {
+        int64_t groups = e.cols / 128, r = i / groups, g = i % groups;
+        got = gotS[g * e.rows + r];
+      } else {
+        got = gotS[i];
+      }
+      badS += std::memcmp(&want, &got, 4) != 0;
+    }
+    EXPECT_EQ(badQ, 0) << "payload bytes differ";
+    EXPECT_EQ(badS, 0) << "scales differ";
+  }
+}
+
+} // namespace
