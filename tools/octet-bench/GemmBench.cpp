@@ -4,7 +4,9 @@
 // process, on the same operands: cuBLASLt block-scaled FP8 (VEC128 x
 // BLK128x128), per-tensor FP8 and BF16. Each kernel's output is compared
 // with the CPU reference on a sample of rows (DeepGEMM's metric). Times are
-// CUDA-event times of back-to-back launches after warm-up.
+// CUDA-event times of back-to-back launches after warm-up. The quantization
+// benchmark measures the generated quantization kernels against a device
+// copy and checks their bytes against the numerics library.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +16,8 @@
 #include "octet/Numerics/ScaledGemm.h"
 #include "octet/Runtime/CublasLt.h"
 #include "octet/Runtime/CudaGemm.h"
+#include "octet/Runtime/CudaQuantize.h"
+#include "octet/Numerics/Quantize.h"
 #include "octet/Runtime/GemmOperands.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -43,7 +47,8 @@ struct Shape {
 /// The kernel files: --kernels/--manifest, else the ones installed beside
 /// octet-bench (lib/octet/bench-gemm.*).
 std::string benchFile(const char *flag, const char *suffix,
-                      const std::vector<std::string> &args) {
+                      const std::vector<std::string> &args,
+                      const char *base = "bench-gemm") {
   for (size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == flag)
       return args[i + 1];
@@ -52,7 +57,7 @@ std::string benchFile(const char *flag, const char *suffix,
       llvm::sys::fs::getMainExecutable(nullptr, reinterpret_cast<void *>(&anchor));
   llvm::SmallString<256> path(llvm::sys::path::parent_path(self));
   llvm::sys::path::append(path, "..", "lib", "octet");
-  llvm::sys::path::append(path, std::string("bench-gemm") + suffix);
+  llvm::sys::path::append(path, std::string(base) + suffix);
   return path.str().str();
 }
 
@@ -416,34 +421,178 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
 }
 
 int octet::bench::benchQuant(const std::vector<std::string> &args) {
+  int iters = 20, warmup = 5;
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--iters")
+      iters = std::max(1, std::atoi(args[i + 1].c_str()));
+  std::string cubinPath = benchFile("--kernels", "", args, "bench-quant.cubin");
+  std::string manifestPath =
+      benchFile("--manifest", "", args, "bench-quant.json");
+  auto manifest = llvm::MemoryBuffer::getFile(manifestPath);
+  if (!manifest)
+    return fail(llvm::createStringError("cannot read the kernel manifest " +
+                                        manifestPath + ": " +
+                                        manifest.getError().message()));
+  llvm::Expected<llvm::json::Value> doc =
+      llvm::json::parse((*manifest)->getBuffer());
+  if (!doc)
+    return fail(doc.takeError());
+  const llvm::json::Object *root = doc->getAsObject();
+  const llvm::json::Array *list =
+      root ? root->getArray("quantizations") : nullptr;
+  if (!list)
+    return fail(llvm::createStringError(manifestPath +
+                                        ": expected {\"quantizations\": [...]}"));
+  auto image = llvm::MemoryBuffer::getFile(cubinPath, false, false);
+  if (!image)
+    return fail(llvm::createStringError("cannot read the kernels " + cubinPath +
+                                        ": " + image.getError().message()));
   llvm::Expected<Context> context = Context::create(0);
   if (!context)
     return fail(context.takeError());
+  if (context->computeCapability() != 90)
+    return fail(llvm::createStringError(
+        "the generated kernels need sm_90 (Hopper); device 0 is " +
+        context->deviceName()));
+  llvm::Expected<KernelModule> module =
+      KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
+  if (!module)
+    return fail(module.takeError());
   const DriverApi &api = context->api();
-  // The bandwidth ceiling the quantization kernels are measured against: a
-  // device-to-device copy, counting bytes read plus written.
-  size_t bytes = size_t(1) << 30;
-  auto src = context->allocate(bytes, "the copy source");
-  auto dst = context->allocate(bytes, "the copy destination");
+  Bench bench(*context);
+
+  // The ceiling: a device-to-device copy, bytes read plus written.
+  size_t copyBytes = size_t(1) << 30;
+  auto src = context->allocate(copyBytes, "the copy source");
+  auto dst = context->allocate(copyBytes, "the copy destination");
   if (!src)
     return fail(src.takeError());
   if (!dst)
     return fail(dst.takeError());
-  Bench bench(*context);
-  auto ms = bench.time(
+  auto msCopy = bench.time(
       [&] {
-        return api.check(api.memcpyDtoDAsync(dst->get(), src->get(), bytes,
+        return api.check(api.memcpyDtoDAsync(dst->get(), src->get(), copyBytes,
                                               nullptr),
                          "cuMemcpyDtoDAsync", "copying");
       },
-      3, 20);
-  if (!ms)
-    return fail(ms.takeError());
+      warmup, iters);
+  if (!msCopy)
+    return fail(msCopy.takeError());
+  double copyTBs = 2.0 * copyBytes / (*msCopy * 1e-3) * 1e-12;
   llvm::outs() << llvm::formatv(
-      "device copy on {0}: {1:F2} TB/s (read + write)\n", context->deviceName(),
-      2.0 * bytes / (*ms * 1e-3) * 1e-12);
-  return fail(llvm::createStringError(
-      "the quantization kernels (1x128, 128x128, 128x1 re-quantization, fused "
-      "rmsnorm/swiglu + quantize) are not generated yet; only the copy "
-      "baseline above was measured"));
+      "FP8 quantization on {0}; TB/s counting bytes read plus written, mean "
+      "of {1} runs after {2}\ndevice copy: {3:F2} TB/s\n\n",
+      context->deviceName(), iters, warmup, copyTBs);
+  llvm::outs() << llvm::formatv("{0,-30} {1,6} {2,6} | {3,6} {4,8} | {5}\n",
+                                "kernel", "rows", "cols", "TB/s", "of copy",
+                                "bit-exact");
+
+  std::mt19937 rng(11);
+  int failures = 0;
+  for (const llvm::json::Value &v : *list) {
+    std::string kernel;
+    int64_t rows = 0, cols = 0, batch = 1;
+    llvm::json::Path::Root path;
+    llvm::json::ObjectMapper map(v, path);
+    if (!map || !map.map("kernel", kernel) || !map.map("rows", rows) ||
+        !map.map("cols", cols) || !map.map("batch", batch))
+      return fail(llvm::createStringError(manifestPath +
+                                          ": malformed quantization entry"));
+    std::optional<QuantizeKernelConfig> config =
+        QuantizeKernelConfig::parse(kernel);
+    if (!config)
+      return fail(llvm::createStringError("unknown kernel " + kernel));
+    int64_t count = batch * rows * cols;
+    std::normal_distribution<float> normal;
+    std::vector<float> x(count);
+    std::vector<uint16_t> x16(count);
+    for (int64_t i = 0; i < count; ++i) {
+      x16[i] = numerics::floatToBF16(normal(rng));
+      x[i] = numerics::bf16ToFloat(x16[i]);
+    }
+    bool requantize = config->kind == QuantizeKind::Transpose128x1;
+    bool transposed = requantize || config->kind == QuantizeKind::Tile128x1;
+    numerics::QuantizedTensor source, expected;
+    numerics::Granularity g =
+        config->kind == QuantizeKind::Tile1x128      ? numerics::Granularity::Tile1x128
+        : config->kind == QuantizeKind::Block128x128 ? numerics::Granularity::Block128x128
+                                                     : numerics::Granularity::Tile128x1;
+    QuantizeArguments qa;
+    qa.rows = rows;
+    qa.cols = cols;
+    qa.batch = batch;
+    llvm::Expected<DeviceBuffer> in = llvm::createStringError("unset");
+    llvm::Expected<DeviceBuffer> inScales = llvm::createStringError("unset");
+    llvm::consumeError(in.takeError());
+    llvm::consumeError(inScales.takeError());
+    size_t readBytes = 0;
+    if (requantize) {
+      source = numerics::quantize(x.data(), 1, rows, cols,
+                                  numerics::FP8Format::E4M3,
+                                  numerics::Granularity::Tile1x128,
+                                  numerics::ScaleRounding::FP32);
+      expected = numerics::requantizeTransposed(source,
+                                                numerics::ScaleRounding::FP32);
+      std::vector<float> scales(source.scales.size());
+      int64_t groups = cols / 128;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < groups; ++c)
+          scales[c * rows + r] = source.scales[r * groups + c];
+      in = bench.upload(source.payload.data(), count, "the FP8 input");
+      inScales = bench.upload(scales.data(), scales.size() * 4, "its scales");
+      if (!inScales)
+        return fail(inScales.takeError());
+      qa.inputScales = inScales->get();
+      readBytes = count + scales.size() * 4;
+    } else {
+      expected = numerics::quantize(x.data(), batch, rows, cols,
+                                    numerics::FP8Format::E4M3, g,
+                                    numerics::ScaleRounding::FP32);
+      in = bench.upload(x16.data(), count * 2, "the BF16 input");
+      readBytes = count * 2;
+    }
+    if (!in)
+      return fail(in.takeError());
+    auto q = context->allocate(count, "the FP8 output");
+    auto s = context->allocate(expected.scales.size() * 4, "the scales");
+    if (!q)
+      return fail(q.takeError());
+    if (!s)
+      return fail(s.takeError());
+    qa.input = in->get();
+    qa.q = q->get();
+    qa.scales = s->get();
+    auto run = [&] {
+      return launchQuantize(*context, *module, kernel, qa, nullptr);
+    };
+    if (llvm::Error e = run())
+      return fail(std::move(e));
+    std::vector<uint8_t> got(count);
+    if (llvm::Error e = context->download(got.data(), *q, count, "the output"))
+      return fail(std::move(e));
+    int64_t mismatches = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          mismatches +=
+              expected.payload[(b * rows + r) * cols + c] !=
+              (transposed ? got[c * rows + r] : got[(b * rows + r) * cols + c]);
+    auto ms = bench.time(run, warmup, iters);
+    if (!ms)
+      return fail(ms.takeError());
+    double bytes = double(readBytes) + count + expected.scales.size() * 4.0;
+    double tbs = bytes / (*ms * 1e-3) * 1e-12;
+    failures += mismatches != 0;
+    llvm::outs() << llvm::formatv(
+        "{0,-30} {1,6} {2,6} | {3,6:F2} {4,7:F0}% | {5}\n", kernel, rows, cols,
+        tbs, 100 * tbs / copyTBs,
+        mismatches ? std::to_string(mismatches) + " bytes differ" : "yes");
+  }
+  if (failures) {
+    llvm::errs() << "octet-bench: " << failures
+                 << " quantization kernel(s) differ from the numerics "
+                    "library\n";
+    return 1;
+  }
+  return 0;
 }

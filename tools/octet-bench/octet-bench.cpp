@@ -6,8 +6,8 @@
 //   octet-bench gemm         the generated FP8 block-scaled GEMM kernels
 //                            against cuBLASLt (block-scaled and per-tensor
 //                            FP8, BF16) on an H100
-//   octet-bench quant        quantization bandwidth (for now, the device
-//                            copy ceiling only)
+//   octet-bench quant        the generated quantization kernels against a
+//                            device copy, TB/s
 //
 //===----------------------------------------------------------------------===//
 
@@ -104,7 +104,9 @@ void usage(FILE *out) {
       "ratios\n"
       "             [--kernels F.cubin --manifest F.json] [--iters N] "
       "[--check-rows R]\n"
-      "  quant      quantization bandwidth against a device copy, TB/s\n");
+      "  quant      the generated quantization kernels against a device "
+      "copy, TB/s\n"
+      "             [--kernels F.cubin --manifest F.json] [--iters N]\n");
 }
 
 } // namespace
