@@ -117,3 +117,47 @@ LogicalResult ScaledMatmulOp::verify() {
                          << ", expected " << formatShape(expected);
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// GroupedScaledMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedScaledMatmulOp::verify() {
+  QTensorType lhs = getLhs().getType();
+  QTensorType rhs = getRhs().getType();
+  if (lhs.getRank() != 2 || lhs.getGranularity() != Granularity::Tile1x128)
+    return emitOpError() << "lhs must be a rank-2 tile_1x128 tensor [M, K], "
+                            "got "
+                         << formatShape(lhs.getShape()) << " "
+                         << stringifyGranularity(lhs.getGranularity());
+  if (rhs.getRank() != 3 || rhs.getGranularity() != Granularity::Block128x128)
+    return emitOpError() << "rhs must be a rank-3 block_128x128 tensor "
+                            "[experts, N, K], got "
+                         << formatShape(rhs.getShape()) << " "
+                         << stringifyGranularity(rhs.getGranularity());
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  if (!dimsCompatible(l[1], r[2]))
+    return emitOpError() << "contraction sizes differ: lhs has K = "
+                         << formatDim(l[1]) << ", rhs has K = "
+                         << formatDim(r[2]);
+  if (!ShapedType::isDynamic(l[1]) && l[1] % kScaleGroupSize != 0)
+    return emitOpError() << "contraction dimension K = " << l[1]
+                         << " is not a multiple of the " << kScaleGroupSize
+                         << "-element scaling group";
+  auto groups = cast<RankedTensorType>(getGroupIndex().getType());
+  if (groups.getRank() != 1 || !dimsCompatible(groups.getDimSize(0), l[0]))
+    return emitOpError() << "group_index must be tensor<" << formatDim(l[0])
+                         << "xi32>, one expert per row of lhs";
+  int64_t promotion = getPromotion();
+  if (promotion <= 0 || promotion % kFP8MmaK != 0 ||
+      kScaleGroupSize % promotion != 0)
+    return emitOpError() << "promotion interval " << promotion
+                         << " must be 32, 64 or 128: a multiple of one FP8 "
+                            "wgmma that divides the scaling group";
+  SmallVector<int64_t, 2> expected = {l[0], r[1]};
+  ArrayRef<int64_t> shape = getResult().getType().getShape();
+  if (!shapesCompatible(shape, expected))
+    return emitOpError() << "result shape " << formatShape(shape)
+                         << ", expected " << formatShape(expected);
+  return success();
+}

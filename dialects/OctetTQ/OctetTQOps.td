@@ -145,4 +145,39 @@ def OctetTQ_ScaledMatmulOp : OctetTQ_Op<"scaled_matmul"> {
   }];
 }
 
+def OctetTQ_GroupedScaledMatmulOp : OctetTQ_Op<"grouped_scaled_matmul"> {
+  let summary = "Block-scaled FP8 products of token rows with their experts";
+  let description = [{
+    The MoE expert GEMM over a contiguous layout: row `i` of `lhs`
+    (`[M, K]`, 1x128 tiles) is multiplied by the weight of expert
+    `group_index[i]` in `rhs` (`[E, N, K]`, 128x128 blocks), contracting K
+    with FP32 promotion every `promotion` K-elements as in
+    `octet_tq.scaled_matmul`: `result[i] = rhs[group_index[i]] . lhs[i]`.
+
+    The rows of one expert are contiguous and each expert's run is padded
+    to a multiple of 128 rows; padding rows carry a negative group index and
+    their results are unspecified (a kernel computes whole 128-row tiles
+    with the tile's expert). Nothing may read them. `tile` optionally fixes
+    the kernel's tile configuration.
+
+    ```mlir
+    %y = octet_tq.grouped_scaled_matmul %x, %w, %experts promotion(128)
+           : (!octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>,
+              !octet_tq.qtensor<8x4096x7168xf8E4M3FN, block_128x128>,
+              tensor<4096xi32>) -> tensor<4096x4096xbf16>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,
+                       TensorOf<[I32]>:$group_index,
+                       I64Attr:$promotion,
+                       OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $group_index `promotion` `(` $promotion `)`
+    (`tile` `(` $tile^ `)`)? attr-dict `:`
+    `(` qualified(type($lhs)) `,` qualified(type($rhs)) `,`
+    type($group_index) `)` `->` type($result)
+  }];
+}
+
 #endif // OCTET_DIALECT_OCTETTQ_OPS_TD

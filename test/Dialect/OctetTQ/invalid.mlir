@@ -233,3 +233,63 @@ func.func @constant_type() {
   %q = octet_tq.constant <tile_1x128, payload = dense<[[1.0, 2.0]]> : tensor<1x2xf8E4M3FN>, scales = dense<[[1.0]]> : tensor<1x1xf32>> : !octet_tq.qtensor<1x2xf8E5M2, tile_1x128>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// grouped_scaled_matmul
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @grouped_lhs(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{lhs must be a rank-2 tile_1x128 tensor [M, K], got [512, 256] tile_128x1}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_rhs(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<192x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{rhs must be a rank-3 block_128x128 tensor [experts, N, K], got [192, 256] block_128x128}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_k(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x384xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{contraction sizes differ: lhs has K = 256, rhs has K = 384}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_k_group(%x: !octet_tq.qtensor<512x200xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x200xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{contraction dimension K = 200 is not a multiple of the 128-element scaling group}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x200xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x200xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_index(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, %e: tensor<256xi32>) {
+  // expected-error @+1 {{group_index must be tensor<512xi32>, one expert per row of lhs}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<256xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_promotion(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{promotion interval 96 must be 32, 64 or 128: a multiple of one FP8 wgmma that divides the scaling group}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(96) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_result(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{result shape [512, 256], expected [512, 192]}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xbf16>
+  return
+}

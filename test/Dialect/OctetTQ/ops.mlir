@@ -67,6 +67,18 @@ func.func @constants() -> (!octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>, !octet_t
   return %a, %b : !octet_tq.qtensor<1x2xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<2x2xf8E5M2, per_tensor>
 }
 
+// The MoE expert GEMM over a contiguous layout.
+// CHECK-LABEL: func.func @expert_gemm
+// CHECK: octet_tq.grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} promotion(128) tile(<128x64x128, stages = 5>) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+func.func @expert_gemm(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                       %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>,
+                       %e: tensor<512xi32>) -> tensor<512x192xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) tile(<128x64x128, stages = 5>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return %y : tensor<512x192xbf16>
+}
+
 // Types and attributes standing alone.
 // CHECK-LABEL: func.func @attributes
 // CHECK-SAME: q = !octet_tq.qtensor<7xf8E5M2, per_tensor>
