@@ -84,7 +84,8 @@ llvm::Expected<std::vector<Shape>> readShapes(llvm::StringRef path) {
         !map.map("m", s.m) || !map.map("n", s.n) || !map.map("k", s.k) ||
         !map.map("transpose_rhs", transposed))
       return llvm::createStringError(path + ": malformed GEMM entry");
-    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos)
+    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos ||
+        llvm::StringRef(s.kernel).ends_with("_grouped"))
       continue; // the benchmark compares Fprop-shaped BF16-output GEMMs
     shapes.push_back(std::move(s));
   }

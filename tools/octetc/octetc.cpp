@@ -235,6 +235,26 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
         {"kernel", kernel.getLeafReference().str()},
     });
   });
+  module.walk([&](tq::GroupedScaledMatmulOp op) {
+    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
+    if (!kernel)
+      return;
+    ArrayRef<int64_t> w = cast<tq::QTensorType>(op.getRhs().getType()).getShape();
+    ArrayRef<int64_t> out = op.getResult().getType().getShape();
+    auto func = op->getParentOfType<mlir::func::FuncOp>();
+    gemms.push_back(json::Object{
+        {"function", func ? func.getSymName().str() : ""},
+        {"m", out[0]},
+        {"n", out[1]},
+        {"k", w[2]},
+        {"groups", w[0]},
+        {"lhs", "tile_1x128"},
+        {"rhs", "block_128x128"},
+        {"transpose_lhs", false},
+        {"transpose_rhs", false},
+        {"kernel", kernel.getLeafReference().str()},
+    });
+  });
   json::Array quantizations;
   module.walk([&](mlir::Operation *op) {
     if (!isa<tq::QuantizeOp, tq::RequantizeTransposedOp>(op))

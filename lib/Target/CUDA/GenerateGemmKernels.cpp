@@ -54,10 +54,17 @@ struct GenerateGemmKernelsPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
-    SmallVector<tq::ScaledMatmulOp> gemms;
-    module.walk([&](tq::ScaledMatmulOp op) {
-      auto lhs = cast<tq::QTensorType>(op.getLhs().getType());
-      auto rhs = cast<tq::QTensorType>(op.getRhs().getType());
+    SmallVector<Operation *> gemms;
+    module.walk([&](Operation *op) {
+      if (isa<tq::GroupedScaledMatmulOp>(op)) {
+        gemms.push_back(op);
+        return;
+      }
+      auto gemm = dyn_cast<tq::ScaledMatmulOp>(op);
+      if (!gemm)
+        return;
+      auto lhs = cast<tq::QTensorType>(gemm.getLhs().getType());
+      auto rhs = cast<tq::QTensorType>(gemm.getRhs().getType());
       // Per-tensor GEMMs go to cuBLASLt.
       if (lhs.getGranularity() != tq::Granularity::PerTensor &&
           rhs.getGranularity() != tq::Granularity::PerTensor)
@@ -76,38 +83,47 @@ struct GenerateGemmKernelsPass
     }
 
     bool failed = false;
-    for (tq::ScaledMatmulOp op : gemms) {
-      FailureOr<Classified> kind = classify(op);
+    for (Operation *op : gemms) {
+      auto plain = dyn_cast<tq::ScaledMatmulOp>(op);
+      FailureOr<Classified> kind =
+          plain ? classify(plain)
+                : FailureOr<Classified>(
+                      Classified{RhsScaling::Block128, false, false});
       if (llvm::failed(kind)) {
         failed = true;
         continue;
       }
-      tq::TileConfigAttr tile = op.getTileAttr();
+      auto grouped = dyn_cast<tq::GroupedScaledMatmulOp>(op);
+      tq::TileConfigAttr tile =
+          plain ? plain.getTileAttr() : grouped.getTileAttr();
       if (!tile) {
-        op.emitOpError() << "has no tile configuration; run "
-                            "--octet-select-gemm-tiles first or set tile(...)";
+        op->emitOpError() << "has no tile configuration; run "
+                             "--octet-select-gemm-tiles first or set tile(...)";
         failed = true;
         continue;
       }
       GemmKernelSpec spec;
       spec.rhsScaling = kind->rhsScaling;
+      spec.grouped = bool(grouped);
       spec.tileM = tile.getM();
       spec.tileN = tile.getN();
       spec.tileK = tile.getK();
       spec.stages = tile.getStages();
-      spec.promotion = op.getPromotion();
-      spec.outputBF16 = op.getResult().getType().getElementType().isBF16();
+      spec.promotion = plain ? plain.getPromotion() : grouped.getPromotion();
+      spec.outputBF16 = cast<RankedTensorType>(op->getResult(0).getType())
+                            .getElementType()
+                            .isBF16();
       std::string why;
       llvm::raw_string_ostream os(why);
       if (llvm::failed(spec.verify(os))) {
-        op.emitOpError() << "cannot be generated for Hopper: " << why;
+        op->emitOpError() << "cannot be generated for Hopper: " << why;
         failed = true;
         continue;
       }
       std::string name = spec.name();
       if (!kernels.lookupSymbol(name)) {
         b.setInsertionPointToEnd(kernels.getBody());
-        buildGemmKernel(b, op.getLoc(), spec);
+        buildGemmKernel(b, op->getLoc(), spec);
       }
       op->setAttr("octet_tq.kernel",
                   SymbolRefAttr::get(ctx, kKernelModule,

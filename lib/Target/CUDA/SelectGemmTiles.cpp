@@ -66,7 +66,7 @@ struct SelectGemmTilesPass
              "must be positive";
       return signalPassFailure();
     }
-    getOperation()->walk([&](tq::ScaledMatmulOp op) {
+    auto select = [&](auto op) {
       if (op.getTileAttr() && !overrideExisting)
         return;
       auto lhs = cast<tq::QTensorType>(op.getLhs().getType());
@@ -79,6 +79,12 @@ struct SelectGemmTilesPass
                                 maxStages);
       op.setTileAttr(tq::TileConfigAttr::get(op.getContext(), t.m, t.n,
                                              /*k=*/128, t.stages));
+    };
+    getOperation()->walk([&](Operation *op) {
+      if (auto gemm = dyn_cast<tq::ScaledMatmulOp>(op))
+        select(gemm);
+      else if (auto grouped = dyn_cast<tq::GroupedScaledMatmulOp>(op))
+        select(grouped);
     });
   }
 };

@@ -222,3 +222,29 @@ func.func @block_lhs(%x: !octet_tq.qtensor<256x512xf8E4M3FN, block_128x128>,
             !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
   return %y : tensor<256x96xbf16>
 }
+
+// -----
+
+// The MoE expert GEMM: the kernel reads each tile's expert from the group
+// index (one load per tile), skips padding tiles (negative index) in every
+// warpgroup alike, and offsets B's rows and scales by the expert.
+// CHECK-LABEL: func.func @experts
+// CHECK: octet_tq.grouped_scaled_matmul {{.*}}octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_bf16_m128n64k128_s4_p128_grouped
+// CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n64k128_s4_p128_grouped
+// CHECK: nvvm.setmaxregister decrease 40
+// CHECK: scf.for
+// CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> i32
+// CHECK: arith.cmpi slt
+// CHECK: scf.if
+// CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// CHECK: nvvm.setmaxregister increase 232
+// CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> i32
+// CHECK: arith.cmpi slt
+func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>,
+                   %e: tensor<512xi32>) -> tensor<512x192xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) tile(<128x64x128, stages = 4>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return %y : tensor<512x192xbf16>
+}

@@ -80,3 +80,17 @@ func.func @per_tensor(%x: !octet_tq.qtensor<256x256xf8E4M3FN, per_tensor>,
             !octet_tq.qtensor<256x256xf8E4M3FN, per_tensor>) -> tensor<256x256xbf16>
   return %y : tensor<256x256xbf16>
 }
+
+// -----
+
+// The expert GEMM gets a tile like any other.
+// CHECK-LABEL: func @experts
+// CHECK: octet_tq.grouped_scaled_matmul {{.*}} tile(<128x
+func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>,
+                   %e: tensor<512xi32>) -> tensor<512x192xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return %y : tensor<512x192xbf16>
+}

@@ -4,7 +4,8 @@
 // octetc at build time) on random operands and compares it with the CPU
 // reference GEMM by DeepGEMM's metric, 1 - 2 sum(xy) / sum(x^2 + y^2) <
 // 1e-3. Outputs are poisoned (NaN) before each run, and the columns past N
-// in each output row must stay poisoned. Skipped, with the reason, without
+// in each output row must stay poisoned. The expert GEMM is checked expert
+// by expert on its real rows. Skipped, with the reason, without
 // an sm_90 GPU. OCTET_TEST_GEMM_KERNELS and OCTET_TEST_GEMM_MANIFEST name
 // other kernel files (e.g. on a GPU machine the build tree is copied to).
 //
@@ -40,7 +41,7 @@ std::string pathFromEnv(const char *variable, const char *fallback) {
 
 struct ManifestEntry {
   std::string function, kernel, lhs, rhs;
-  int64_t m = 0, n = 0, k = 0;
+  int64_t m = 0, n = 0, k = 0, groups = 1;
   bool transposeLhs = false, transposeRhs = false;
 };
 
@@ -69,6 +70,7 @@ llvm::Expected<std::vector<ManifestEntry>> readManifest(llvm::StringRef path) {
         !map.map("k", e.k) || !map.map("transpose_lhs", e.transposeLhs) ||
         !map.map("transpose_rhs", e.transposeRhs))
       return llvm::createStringError(path + ": malformed GEMM entry");
+    map.mapOptional("groups", e.groups);
     out.push_back(std::move(e));
   }
   return out;
@@ -111,8 +113,129 @@ protected:
                    << ctx->deviceName() << ", sm_" << ctx->computeCapability();
     context.emplace(std::move(*ctx));
   }
+
+  /// Uploads `host` to a new device buffer (kept by the fixture).
+  template <typename T> CUdeviceptr put(const std::vector<T> &host) {
+    size_t bytes = host.size() * sizeof(T);
+    llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an operand");
+    EXPECT_TRUE(bool(b));
+    EXPECT_FALSE(bool(context->upload(*b, host.data(), bytes, "an operand")));
+    CUdeviceptr p = b->get();
+    buffers.push_back(std::move(*b));
+    return p;
+  }
+
+  /// The expert GEMM: runs of 100, 200 and 128 rows for experts 0, 1 and 2
+  /// (none for expert 3), each padded to 128 rows with index -1; only the
+  /// real rows are compared, each with its expert's reference GEMM.
+  void runGrouped(const ManifestEntry &g, const GemmKernelConfig &config,
+                  const KernelModule &module, unsigned seed);
+
   std::optional<Context> context;
+  std::vector<DeviceBuffer> buffers;
 };
+
+void CudaGemmTest::runGrouped(const ManifestEntry &g,
+                              const GemmKernelConfig &config,
+                              const KernelModule &module, unsigned seed) {
+  const int64_t runs[][2] = {{0, 100}, {1, 200}, {2, 128}};
+  std::vector<int32_t> index(g.m, -1);
+  std::vector<std::pair<int64_t, int64_t>> segments; // start, rows
+  int64_t start = 0;
+  for (auto [expert, rows] : runs) {
+    ASSERT_LE(start + rows, g.m);
+    for (int64_t i = 0; i < rows; ++i)
+      index[start + i] = int32_t(expert);
+    segments.push_back({start, rows});
+    start += (rows + 127) / 128 * 128;
+  }
+  auto x = randomQuantized(g.m, g.k, Granularity::Tile1x128, seed);
+  // Experts stacked as one batch of 128x128-blocked weights.
+  std::mt19937 rng(seed + 1);
+  std::normal_distribution<float> normal;
+  std::vector<float> wf(g.groups * g.n * g.k);
+  for (float &v : wf)
+    v = normal(rng);
+  auto w = numerics::quantize(wf.data(), g.groups, g.n, g.k,
+                              numerics::FP8Format::E4M3,
+                              Granularity::Block128x128,
+                              numerics::ScaleRounding::FP32);
+
+  int64_t kGroups = g.k / 128;
+  std::vector<float> scaleA(kGroups * g.m);
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t q = 0; q < kGroups; ++q)
+      scaleA[q * g.m + i] = x.scales[i * kGroups + q];
+  GemmArguments args;
+  args.a = put(x.payload);
+  args.b = put(w.payload); // [E][N][K]: K-major already
+  args.scaleA = put(scaleA);
+  args.scaleB = put(w.scales); // [E][ceil(N/128)][K/128]
+  args.groupIndex = put(index);
+  args.m = g.m;
+  args.n = g.n;
+  args.k = g.k;
+  args.ldd = g.n;
+  args.groups = g.groups;
+  size_t element = config.outputBF16 ? 2 : 4;
+  llvm::Expected<DeviceBuffer> d =
+      context->allocate(g.m * g.n * element, "D");
+  ASSERT_TRUE(bool(d));
+  const DriverApi &api = context->api();
+  ASSERT_FALSE(bool(api.check(api.memsetD8(d->get(), 0xFF, d->size()),
+                              "cuMemsetD8", "poisoning D")));
+  args.d = d->get();
+  llvm::Expected<GemmLaunch> launch =
+      GemmLaunch::prepare(*context, module, g.kernel, args);
+  ASSERT_TRUE(bool(launch)) << llvm::toString(launch.takeError());
+  llvm::Error run = launch->launch(nullptr);
+  ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
+  llvm::Error sync =
+      api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + g.kernel);
+  ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+  std::vector<uint8_t> raw(d->size());
+  ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));
+
+  numerics::ScaledGemmOptions options;
+  options.promotionInterval = config.promotion;
+  options.bf16Output = config.outputBF16;
+  for (size_t e = 0; e < segments.size(); ++e) {
+    auto [first, rows] = segments[e];
+    numerics::QuantizedTensor xs, we;
+    xs.granularity = Granularity::Tile1x128;
+    xs.rows = rows;
+    xs.cols = g.k;
+    xs.payload.assign(x.payload.begin() + first * g.k,
+                      x.payload.begin() + (first + rows) * g.k);
+    xs.scales.assign(x.scales.begin() + first * kGroups,
+                     x.scales.begin() + (first + rows) * kGroups);
+    int64_t blocks = (g.n + 127) / 128 * kGroups;
+    we.granularity = Granularity::Block128x128;
+    we.rows = g.n;
+    we.cols = g.k;
+    we.payload.assign(w.payload.begin() + e * g.n * g.k,
+                      w.payload.begin() + (e + 1) * g.n * g.k);
+    we.scales.assign(w.scales.begin() + e * blocks,
+                     w.scales.begin() + (e + 1) * blocks);
+    std::vector<float> reference(rows * g.n), result(rows * g.n);
+    numerics::scaledGemm(xs, 1, we, 1, reference.data(), options);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < g.n; ++j) {
+        const uint8_t *p = raw.data() + ((first + i) * g.n + j) * element;
+        if (config.outputBF16) {
+          uint16_t h;
+          std::memcpy(&h, p, 2);
+          result[i * g.n + j] = numerics::bf16ToFloat(h);
+        } else {
+          std::memcpy(&result[i * g.n + j], p, 4);
+        }
+      }
+    double diff = gemmDifference(reference.data(), result.data(), result.size());
+    EXPECT_LT(diff, 1e-3) << "expert " << e;
+    std::cout << g.function << " expert " << e << " (" << rows
+              << " rows): difference " << diff << "\n";
+  }
+}
 
 TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
   std::string cubinPath =
@@ -124,7 +247,7 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
   ASSERT_TRUE(bool(image)) << cubinPath << ": " << image.getError().message();
   llvm::Expected<std::vector<ManifestEntry>> gemms = readManifest(manifestPath);
   ASSERT_TRUE(bool(gemms)) << llvm::toString(gemms.takeError());
-  ASSERT_GE(gemms->size(), 4u);
+  ASSERT_GE(gemms->size(), 5u);
   llvm::Expected<KernelModule> module =
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
@@ -134,6 +257,10 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
     SCOPED_TRACE(g.function + " with " + g.kernel);
     std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(g.kernel);
     ASSERT_TRUE(config.has_value());
+    if (config->grouped) {
+      runGrouped(g, *config, *module, ++seed);
+      continue;
+    }
     int lc = g.transposeLhs ? 0 : 1, rc = g.transposeRhs ? 0 : 1;
     auto lhs = lc == 1 ? randomQuantized(g.m, g.k, granularityOf(g.lhs), ++seed)
                        : randomQuantized(g.k, g.m, granularityOf(g.lhs), ++seed);

@@ -49,3 +49,14 @@ func.func @wgrad(%dy: !octet_tq.qtensor<512x2112xf8E4M3FN, tile_128x1>,
              !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>) -> tensor<2112x256xf32>
   return %dw : tensor<2112x256xf32>
 }
+
+// The MoE expert GEMM over a contiguous layout: 4 experts, runs of rows
+// padded to 128 (the test fills the group index).
+func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>,
+                   %e: tensor<512xi32>) -> tensor<512x192xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return %y : tensor<512x192xbf16>
+}
