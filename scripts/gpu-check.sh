@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the checks that need a Hopper GPU, from a build made elsewhere: the
+# GPU machines lent to this project have no LLVM/MLIR, so the kernels
+# (cubins) and the statically linked test and benchmark binaries are built
+# on a development machine and carried over with the working tree.
+#
+#   scripts/gpu-check.sh [BUILD_DIR] [LOG_DIR]
+#
+# BUILD_DIR defaults to build/, LOG_DIR to $OUT (the device tool's output
+# folder) or build/gpu-logs. Writes one log per step and ends non-zero if a
+# step failed. The steps:
+#   1. nvidia-smi and the CUDA device test,
+#   2. OctetCudaTests: every generated GEMM and quantization kernel against
+#      the CPU reference (GEMMs: 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-3;
+#      quantization: bit for bit),
+#   3. octet-bench gemm and quant (TFLOP/s and TB/s next to cuBLASLt and a
+#      device copy, with correctness columns),
+#   4. the peers' own numbers through PyTorch (../shared/probes/peers), if
+#      that folder was carried, for comparison within the same run.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${1:-$ROOT/build}"
+LOGS="${2:-${OUT:-$BUILD/gpu-logs}}"
+mkdir -p "$LOGS"
+status=0
+
+step() {
+  local name="$1"; shift
+  echo "== $name: $*"
+  if "$@" >"$LOGS/$name.log" 2>&1; then
+    echo "   ok ($LOGS/$name.log)"
+  else
+    echo "   FAILED (exit $?); last lines of $LOGS/$name.log:"
+    tail -n 20 "$LOGS/$name.log" | sed 's/^/   | /'
+    status=1
+  fi
+}
+
+# cuBLASLt comes from the machine's CUDA or PyTorch installation.
+if [[ -z "${OCTET_CUBLASLT:-}" ]]; then
+  for candidate in /usr/local/cuda/lib64/libcublasLt.so.13 \
+      $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))' 2>/dev/null); do
+    if [[ -e "$candidate" ]]; then export OCTET_CUBLASLT="$candidate"; break; fi
+  done
+fi
+echo "cuBLASLt: ${OCTET_CUBLASLT:-not found (the cuBLASLt columns will be empty)}"
+
+step device nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
+step device-test "$BUILD/test/unit/Runtime/OctetRuntimeTests" --gtest_filter='CudaDevice*'
+export OCTET_TEST_GEMM_KERNELS="$BUILD/test/unit/Runtime/gemm-variants.cubin"
+export OCTET_TEST_GEMM_MANIFEST="$BUILD/test/unit/Runtime/gemm-variants.json"
+export OCTET_TEST_QUANTIZE_KERNELS="$BUILD/test/unit/Runtime/quantize-variants.cubin"
+export OCTET_TEST_QUANTIZE_MANIFEST="$BUILD/test/unit/Runtime/quantize-variants.json"
+step cuda-tests "$BUILD/test/unit/Runtime/OctetCudaTests"
+step bench-gemm "$BUILD/bin/octet-bench" gemm
+step bench-quant "$BUILD/bin/octet-bench" quant
+if [[ -f "$ROOT/../shared/probes/peers/gpu_anchors.py" ]]; then
+  step peers python3 "$ROOT/../shared/probes/peers/gpu_anchors.py"
+fi
+exit $status
