@@ -36,12 +36,15 @@
 using namespace octet;
 using namespace octet::runtime;
 using namespace octet::runtime::cuda;
+using octet::bench::fail;
 
 namespace {
 
 struct Shape {
   std::string name, kernel;
   int64_t m = 0, n = 0, k = 0;
+  /// Experts of an expert GEMM (contiguous layout, m / groups rows each).
+  int64_t groups = 1;
 };
 
 /// The kernel files: --kernels/--manifest, else the ones installed beside
@@ -84,8 +87,8 @@ llvm::Expected<std::vector<Shape>> readShapes(llvm::StringRef path) {
         !map.map("m", s.m) || !map.map("n", s.n) || !map.map("k", s.k) ||
         !map.map("transpose_rhs", transposed))
       return llvm::createStringError(path + ": malformed GEMM entry");
-    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos ||
-        llvm::StringRef(s.kernel).ends_with("_grouped"))
+    map.mapOptional("groups", s.groups);
+    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos)
       continue; // the benchmark compares Fprop-shaped BF16-output GEMMs
     shapes.push_back(std::move(s));
   }
@@ -190,6 +193,174 @@ std::string formatCell(double v, const char *format = "{0:F0}") {
 
 } // namespace
 
+/// An expert GEMM: `groups` experts of m / groups rows each (contiguous
+/// layout, no padding). The peer is cuBLASLt's block-scaled GEMM run once
+/// per expert, which is what a user without a grouped kernel would do.
+static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
+                 const Shape &s, std::mt19937 &rng, int warmup, int iters,
+                 int sampleCount, int &failures) {
+  Context &context = bench.context;
+  int64_t rowsPer = s.m / s.groups, kGroups = s.k / 128,
+          blocksN = (s.n + 127) / 128;
+  if (s.m % s.groups || rowsPer % 128)
+    return fail(llvm::createStringError(
+        s.name + ": the expert GEMM benchmark needs M / groups to be a "
+                 "multiple of 128"));
+  std::vector<uint8_t> a = randomFP8(s.m * s.k, rng);
+  std::vector<uint8_t> b = randomFP8(s.groups * s.n * s.k, rng);
+  std::vector<float> scaleA = randomScales(kGroups * s.m, rng);
+  std::vector<float> scaleB = randomScales(s.groups * blocksN * kGroups, rng);
+  std::vector<int32_t> index(s.m);
+  for (int64_t i = 0; i < s.m; ++i)
+    index[i] = int32_t(i / rowsPer);
+
+  // The reference on evenly spaced rows, expert by expert.
+  std::vector<int64_t> rows;
+  int64_t count = std::min<int64_t>(sampleCount, s.m);
+  for (int64_t i = 0; i < count; ++i)
+    rows.push_back(count == 1 ? 0 : i * (s.m - 1) / (count - 1));
+  std::vector<float> reference(rows.size() * s.n);
+  numerics::ScaledGemmOptions options;
+  options.bf16Output = true;
+  for (int64_t e = 0; e < s.groups; ++e) {
+    std::vector<size_t> mine;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (index[rows[i]] == e)
+        mine.push_back(i);
+    if (mine.empty())
+      continue;
+    numerics::QuantizedTensor lhs, rhs;
+    lhs.granularity = numerics::Granularity::Tile1x128;
+    lhs.rows = int64_t(mine.size());
+    lhs.cols = s.k;
+    for (size_t i : mine) {
+      lhs.payload.insert(lhs.payload.end(), a.begin() + rows[i] * s.k,
+                         a.begin() + (rows[i] + 1) * s.k);
+      for (int64_t g = 0; g < kGroups; ++g)
+        lhs.scales.push_back(scaleA[g * s.m + rows[i]]);
+    }
+    rhs.granularity = numerics::Granularity::Block128x128;
+    rhs.rows = s.n;
+    rhs.cols = s.k;
+    rhs.payload.assign(b.begin() + e * s.n * s.k, b.begin() + (e + 1) * s.n * s.k);
+    rhs.scales.assign(scaleB.begin() + e * blocksN * kGroups,
+                      scaleB.begin() + (e + 1) * blocksN * kGroups);
+    std::vector<float> y(mine.size() * s.n);
+    numerics::scaledGemm(lhs, 1, rhs, 1, y.data(), options);
+    for (size_t j = 0; j < mine.size(); ++j)
+      std::copy(y.begin() + j * s.n, y.begin() + (j + 1) * s.n,
+                reference.begin() + mine[j] * s.n);
+  }
+
+  auto dA = bench.upload(a.data(), a.size(), "A");
+  auto dB = bench.upload(b.data(), b.size(), "B");
+  auto dSA = bench.upload(scaleA.data(), scaleA.size() * 4, "the scales of A");
+  auto dSB = bench.upload(scaleB.data(), scaleB.size() * 4, "the scales of B");
+  auto dI = bench.upload(index.data(), index.size() * 4, "the group index");
+  auto dD = context.allocate(s.m * s.n * 2, "D");
+  for (auto *buffer : {&dA, &dB, &dSA, &dSB, &dI, &dD})
+    if (!*buffer)
+      return fail(buffer->takeError());
+  double flops = 2.0 * s.m * s.n * s.k;
+  GemmArguments gemm;
+  gemm.a = dA->get();
+  gemm.b = dB->get();
+  gemm.d = dD->get();
+  gemm.scaleA = dSA->get();
+  gemm.scaleB = dSB->get();
+  gemm.groupIndex = dI->get();
+  gemm.m = s.m;
+  gemm.n = s.n;
+  gemm.k = s.k;
+  gemm.ldd = s.n;
+  gemm.groups = s.groups;
+  llvm::Expected<GemmLaunch> launch =
+      GemmLaunch::prepare(context, module, s.kernel, gemm);
+  if (!launch)
+    return fail(launch.takeError());
+  if (llvm::Error e = bench.poison(*dD))
+    return fail(std::move(e));
+  if (llvm::Error e = launch->launch(nullptr))
+    return fail(std::move(e));
+  auto ours = bench.sampleRows(*dD, s.n, rows);
+  if (!ours)
+    return fail(ours.takeError());
+  double diffOurs = gemmDifference(reference.data(), ours->data(), ours->size());
+  auto msOurs =
+      bench.time([&] { return launch->launch(nullptr); }, warmup, iters);
+  if (!msOurs)
+    return fail(msOurs.takeError());
+  double tOurs = flops / (*msOurs * 1e-3) * 1e-12;
+
+  // cuBLASLt, one block-scaled GEMM per expert; its VEC128 scales want each
+  // expert's rows M-major on their own.
+  double tPeer = 0, diffPeer = -1;
+  if (lt) {
+    std::vector<float> perExpert(scaleA.size());
+    for (int64_t e = 0; e < s.groups; ++e)
+      for (int64_t g = 0; g < kGroups; ++g)
+        for (int64_t i = 0; i < rowsPer; ++i)
+          perExpert[e * kGroups * rowsPer + g * rowsPer + i] =
+              scaleA[g * s.m + e * rowsPer + i];
+    auto dPA = bench.upload(perExpert.data(), perExpert.size() * 4,
+                            "per-expert scales of A");
+    if (!dPA)
+      return fail(dPA.takeError());
+    std::vector<CublasLt::Plan> plans;
+    for (int64_t e = 0; e < s.groups; ++e) {
+      CublasGemm g;
+      g.kind = CublasGemmKind::BlockScaledFP8;
+      g.a = dA->get() + e * rowsPer * s.k;
+      g.b = dB->get() + e * s.n * s.k;
+      g.d = dD->get() + e * rowsPer * s.n * 2;
+      g.scaleA = dPA->get() + e * kGroups * rowsPer * 4;
+      g.scaleB = dSB->get() + e * blocksN * kGroups * 4;
+      g.m = rowsPer;
+      g.n = s.n;
+      g.k = s.k;
+      llvm::Expected<CublasLt::Plan> plan = lt->plan(g);
+      if (!plan) {
+        llvm::errs() << "octet-bench: " << llvm::toString(plan.takeError())
+                     << "\n";
+        plans.clear();
+        break;
+      }
+      plans.push_back(std::move(*plan));
+    }
+    if (!plans.empty()) {
+      auto all = [&]() -> llvm::Error {
+        for (const CublasLt::Plan &p : plans)
+          if (llvm::Error e = lt->run(p, nullptr))
+            return e;
+        return llvm::Error::success();
+      };
+      if (llvm::Error e = bench.poison(*dD))
+        return fail(std::move(e));
+      if (llvm::Error e = all())
+        return fail(std::move(e));
+      auto theirs = bench.sampleRows(*dD, s.n, rows);
+      if (!theirs)
+        return fail(theirs.takeError());
+      diffPeer = gemmDifference(reference.data(), theirs->data(), theirs->size());
+      auto ms = bench.time(all, warmup, iters);
+      if (!ms)
+        return fail(ms.takeError());
+      tPeer = flops / (*ms * 1e-3) * 1e-12;
+    }
+  }
+  bool bad = !(diffOurs < 1e-3);
+  failures += bad;
+  llvm::outs() << llvm::formatv(
+      "{0,6} {1,6} {2,6} | {3,7} {4,9} {5,6} | {6,8} {7,6} | {8,9} {9,9} | "
+      "{10} ({11} experts; peer: one cuBLASLt GEMM per expert){12}\n",
+      s.m, s.n, s.k, formatCell(tOurs), formatCell(tPeer),
+      formatCell(tPeer > 0 ? tOurs / tPeer : 0, "{0:F2}x"), "-", "-",
+      llvm::formatv("{0:e1}", diffOurs).str(),
+      diffPeer >= 0 ? llvm::formatv("{0:e1}", diffPeer).str() : "-", s.kernel,
+      s.groups, bad ? "  <- WRONG" : "");
+  return 0;
+}
+
 int octet::bench::benchGemm(const std::vector<std::string> &args) {
   int iters = 20, warmup = 5, sampleCount = 128;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
@@ -246,6 +417,12 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
   std::mt19937 rng(2026);
   for (const Shape &s : *shapes) {
     llvm::outs().flush();
+    if (s.groups > 1) {
+      if (int rc = benchExperts(bench, *module, lt ? lt->get() : nullptr, s,
+                                 rng, warmup, iters, sampleCount, failures))
+        return rc;
+      continue;
+    }
     int64_t groups = s.k / 128, blocksN = (s.n + 127) / 128;
     std::vector<uint8_t> a = randomFP8(s.m * s.k, rng);
     std::vector<uint8_t> b = randomFP8(s.n * s.k, rng);

@@ -39,3 +39,24 @@ func.func @m8192_n8192_k8192(%x: !octet_tq.qtensor<8192x8192xf8E4M3FN, tile_1x12
   %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128) : (!octet_tq.qtensor<8192x8192xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8192x8192xf8E4M3FN, block_128x128>) -> tensor<8192x8192xbf16>
   return %y : tensor<8192x8192xbf16>
 }
+
+// MoE expert GEMMs of DeepSeek-V3 (contiguous layout, DeepGEMM's benchmark
+// shapes): 4 experts x 8192 tokens and 8 x 4096, the fused gate/up
+// projection (N = 4096, K = 7168) and the down projection (N = 7168,
+// K = 2048).
+func.func @experts4_n4096_k7168(%x: !octet_tq.qtensor<32768x7168xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x4096x7168xf8E4M3FN, block_128x128>, %e: tensor<32768xi32>) -> tensor<32768x4096xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<32768x7168xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x4096x7168xf8E4M3FN, block_128x128>, tensor<32768xi32>) -> tensor<32768x4096xbf16>
+  return %y : tensor<32768x4096xbf16>
+}
+func.func @experts4_n7168_k2048(%x: !octet_tq.qtensor<32768x2048xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x7168x2048xf8E4M3FN, block_128x128>, %e: tensor<32768xi32>) -> tensor<32768x7168xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<32768x2048xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x7168x2048xf8E4M3FN, block_128x128>, tensor<32768xi32>) -> tensor<32768x7168xbf16>
+  return %y : tensor<32768x7168xbf16>
+}
+func.func @experts8_n4096_k7168(%x: !octet_tq.qtensor<32768x7168xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<8x4096x7168xf8E4M3FN, block_128x128>, %e: tensor<32768xi32>) -> tensor<32768x4096xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<32768x7168xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x4096x7168xf8E4M3FN, block_128x128>, tensor<32768xi32>) -> tensor<32768x4096xbf16>
+  return %y : tensor<32768x4096xbf16>
+}
+func.func @experts8_n7168_k2048(%x: !octet_tq.qtensor<32768x2048xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<8x7168x2048xf8E4M3FN, block_128x128>, %e: tensor<32768xi32>) -> tensor<32768x7168xbf16> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<32768x2048xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<8x7168x2048xf8E4M3FN, block_128x128>, tensor<32768xi32>) -> tensor<32768x7168xbf16>
+  return %y : tensor<32768x7168xbf16>
+}
