@@ -4,6 +4,7 @@
 #include "octet/Support/ShapeUtils.h"
 
 #include "VerifyUtils.h"
+#include "octet/Dialect/ShortFloat.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -19,39 +20,6 @@ using namespace octet::detail;
 //===----------------------------------------------------------------------===//
 // Assembly helpers
 //===----------------------------------------------------------------------===//
-
-/// The shortest decimal that reads back to `v`, as an MLIR float literal
-/// (with a '.'): epsilon(1.0e-06), not epsilon(9.9999999999999995E-7).
-static std::string formatShortFloat(double v) {
-  if (!std::isfinite(v)) {
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    os << llvm::format("%e", v);
-    return s;
-  }
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), v);
-  std::string s(buffer, ec == std::errc() ? end : buffer);
-  size_t e = s.find_first_of("eE");
-  std::string mantissa = s.substr(0, e);
-  std::string exponent = e == std::string::npos ? "" : s.substr(e);
-  if (mantissa.find('.') == std::string::npos)
-    mantissa += ".0";
-  return mantissa + exponent;
-}
-
-static void printShortFloat(OpAsmPrinter &printer, Operation *,
-                            FloatAttr attr) {
-  printer << formatShortFloat(attr.getValueAsDouble());
-}
-
-static ParseResult parseShortFloat(OpAsmParser &parser, FloatAttr &attr) {
-  double value;
-  if (parser.parseFloat(value))
-    return failure();
-  attr = parser.getBuilder().getF64FloatAttr(value);
-  return success();
-}
 
 /// ` scale(<float>)` when the attention scale is set.
 static void printOptionalScale(OpAsmPrinter &printer, Operation *op,

@@ -10,6 +10,8 @@ using namespace mlir;
 using namespace octet;
 using namespace octet::tq;
 
+#include "octet/Dialect/ShortFloat.h"
+
 #define GET_OP_CLASSES
 #include "octet/Dialect/OctetTQ/OctetTQOps.cpp.inc"
 
@@ -160,4 +162,38 @@ LogicalResult GroupedScaledMatmulOp::verify() {
     return emitOpError() << "result shape " << formatShape(shape)
                          << ", expected " << formatShape(expected);
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RMSNormQuantizeOp, SwiGLUQuantizeOp
+//===----------------------------------------------------------------------===//
+
+/// The result of a fused producer + quantize: 1x128 tiles over `shape`.
+static LogicalResult verifyFusedQuantize(Operation *op, ArrayRef<int64_t> shape,
+                                         QTensorType result) {
+  if (result.getGranularity() != Granularity::Tile1x128)
+    return op->emitOpError()
+           << "result must be tile_1x128, got "
+           << stringifyGranularity(result.getGranularity());
+  return verifySameShape(op, shape, result.getShape());
+}
+
+LogicalResult RMSNormQuantizeOp::verify() {
+  ArrayRef<int64_t> x = getX().getType().getShape();
+  ArrayRef<int64_t> gamma = getGamma().getType().getShape();
+  if (x.empty() || gamma.size() != 1 || !dimsCompatible(gamma[0], x.back()))
+    return emitOpError() << "gamma must be a vector of the last dimension of x ("
+                         << (x.empty() ? "none" : formatDim(x.back()))
+                         << "), got " << formatShape(gamma);
+  if (!(getEpsilon().convertToDouble() > 0))
+    return emitOpError() << "epsilon must be positive";
+  return verifyFusedQuantize(*this, x, getResult().getType());
+}
+
+LogicalResult SwiGLUQuantizeOp::verify() {
+  if (getGate().getType() != getUp().getType())
+    return emitOpError() << "gate and up must have one type, got "
+                         << getGate().getType() << " and " << getUp().getType();
+  return verifyFusedQuantize(*this, getGate().getType().getShape(),
+                             getResult().getType());
 }

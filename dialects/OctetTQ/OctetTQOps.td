@@ -145,6 +145,55 @@ def OctetTQ_ScaledMatmulOp : OctetTQ_Op<"scaled_matmul"> {
   }];
 }
 
+def OctetTQ_RMSNormQuantizeOp : OctetTQ_Op<"rmsnorm_quantize"> {
+  let summary = "RMSNorm fused with its 1x128 quantization";
+  let description = [{
+    `quantize(rmsnorm(x, gamma))` in one pass over `x`: per row,
+    `y = x / sqrt(mean(x^2) + epsilon) * gamma` in FP32, rounded to the
+    element type of `x` (as `octet.rmsnorm`'s result would be), then
+    quantized in 1x128 tiles as `octet_tq.quantize` does. `gamma` has the
+    size of the last dimension. Made by `--octet-fuse-quantize`.
+
+    ```mlir
+    %q = octet_tq.rmsnorm_quantize %x, %gamma epsilon(1.0e-06)
+           : (tensor<4096x7168xbf16>, tensor<7168xf32>)
+           -> !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>
+    ```
+  }];
+  let arguments = (ins OctetTQ_HighPrecisionTensor:$x,
+                       OctetTQ_HighPrecisionTensor:$gamma, F64Attr:$epsilon,
+                       UnitAttr:$pow2);
+  let results = (outs OctetTQ_QTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $gamma `epsilon` `(` custom<ShortFloat>($epsilon) `)`
+    (`pow2` $pow2^)? attr-dict `:`
+    `(` type($x) `,` type($gamma) `)` `->` qualified(type($result))
+  }];
+}
+
+def OctetTQ_SwiGLUQuantizeOp : OctetTQ_Op<"swiglu_quantize"> {
+  let summary = "SwiGLU fused with its 1x128 quantization";
+  let description = [{
+    `quantize(swiglu(gate, up))` in one pass: `y = gate * sigmoid(gate) *
+    up` in FP32, rounded to the operands' element type (as `octet.swiglu`'s
+    result would be), then quantized in 1x128 tiles. Made by
+    `--octet-fuse-quantize`.
+
+    ```mlir
+    %q = octet_tq.swiglu_quantize %gate, %up
+           : (tensor<4096x2048xbf16>, tensor<4096x2048xbf16>)
+           -> !octet_tq.qtensor<4096x2048xf8E4M3FN, tile_1x128>
+    ```
+  }];
+  let arguments = (ins OctetTQ_HighPrecisionTensor:$gate,
+                       OctetTQ_HighPrecisionTensor:$up, UnitAttr:$pow2);
+  let results = (outs OctetTQ_QTensor:$result);
+  let assemblyFormat = [{
+    $gate `,` $up (`pow2` $pow2^)? attr-dict `:`
+    `(` type($gate) `,` type($up) `)` `->` qualified(type($result))
+  }];
+}
+
 def OctetTQ_GroupedScaledMatmulOp : OctetTQ_Op<"grouped_scaled_matmul"> {
   let summary = "Block-scaled FP8 products of token rows with their experts";
   let description = [{

@@ -10,7 +10,7 @@ missing = []
 count = 0
 for td in sys.argv[2:]:
     src = open(td).read()
-    for m in re.finditer(r'def \w+ : (?:Interface)?Pass<"([^"]+)"[^{]*\{\s*let summary = "([^"]*)"', src):
+    for m in re.finditer(r'def \w+\s*:\s*(?:Interface)?Pass<"([^"]+)"[^{]*\{\s*let summary = "([^"]*)"', src):
         count += 1
         name, summary = m.group(1), m.group(2)
         if not re.search(r"--%s\s+-\s+%s" % (re.escape(name), re.escape(summary)), help_text):

@@ -16,6 +16,11 @@
 //                   the weight-gradient GEMM takes it: qT [cols][rows], sT
 //                   [rows/128][cols]; rows a multiple of 128. Grid
 //                   (ceil(cols/128), rows/128).
+//   RMSNorm1x128    (x, gamma, q, scales, rows, cols, epsilon: f32):
+//                   quantize(rmsnorm(x, gamma)) in 1x128 tiles, layouts as
+//                   Tile1x128; gamma [cols]. Grid: one CTA per row.
+//   SwiGLU1x128     (gate, up, q, scales, rows, cols): quantize(gate *
+//                   sigmoid(gate) * up), layouts as Tile1x128. Grid: any.
 //   Transpose128x1  (q, s, qT, sT, rows, cols): re-quantizes a 1x128-tiled
 //                   q [rows][cols] with s [cols/128][rows] into 128x1 groups,
 //                   written transposed: qT [cols][rows], sT [rows/128][cols];
@@ -35,12 +40,21 @@
 
 namespace octet::runtime {
 
-enum class QuantizeKind { Tile1x128, Block128x128, Tile128x1, Transpose128x1 };
+enum class QuantizeKind {
+  Tile1x128,
+  Block128x128,
+  Tile128x1,
+  Transpose128x1,
+  RMSNorm1x128,
+  SwiGLU1x128,
+};
 
 struct QuantizeKernelConfig {
   QuantizeKind kind = QuantizeKind::Tile1x128;
   /// BF16 input, else FP32 (the transposing kernel reads FP8).
   bool inputBF16 = true;
+  /// RMSNorm1x128: a BF16 gain, else FP32.
+  bool gammaBF16 = false;
   /// Power-of-two scales (2^ceil(log2(amax / 448))).
   bool pow2 = false;
 
@@ -62,6 +76,14 @@ struct QuantizeKernelConfig {
     case QuantizeKind::Transpose128x1:
       n = "octet_requantize_128x1";
       break;
+    case QuantizeKind::RMSNorm1x128:
+      n = std::string("octet_rmsnorm_quantize_1x128_") +
+          (inputBF16 ? "bf16" : "f32") + (gammaBF16 ? "_gbf16" : "_gf32");
+      break;
+    case QuantizeKind::SwiGLU1x128:
+      n = std::string("octet_swiglu_quantize_1x128_") +
+          (inputBF16 ? "bf16" : "f32");
+      break;
     }
     return pow2 ? n + "_pow2" : n;
   }
@@ -74,7 +96,15 @@ struct QuantizeKernelConfig {
       c.inputBF16 = false;
       return c;
     }
-    if (name.consume_front("octet_quantize_1x128_"))
+    if (name.consume_front("octet_rmsnorm_quantize_1x128_")) {
+      c.kind = QuantizeKind::RMSNorm1x128;
+      if (name.consume_back("_gbf16"))
+        c.gammaBF16 = true;
+      else if (!name.consume_back("_gf32"))
+        return std::nullopt;
+    } else if (name.consume_front("octet_swiglu_quantize_1x128_"))
+      c.kind = QuantizeKind::SwiGLU1x128;
+    else if (name.consume_front("octet_quantize_1x128_"))
       c.kind = QuantizeKind::Tile1x128;
     else if (name.consume_front("octet_quantize_128x128_"))
       c.kind = QuantizeKind::Block128x128;

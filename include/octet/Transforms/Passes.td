@@ -160,4 +160,33 @@ def LowerFP8LinearsPass : Pass<"octet-lower-fp8-linears"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def FuseQuantizePass : Pass<"octet-fuse-quantize"> {
+  let summary = "Fuse 1x128 quantizations into their RMSNorm and SwiGLU producers";
+  let description = [{
+    A 1x128 `octet_tq.quantize` of an `octet.rmsnorm` or `octet.swiglu`
+    result (directly, or through a `tensor.collapse_shape` that merges
+    leading dimensions) becomes one `octet_tq.rmsnorm_quantize` or
+    `octet_tq.swiglu_quantize` on the producer's operands, so that a kernel
+    reads the input once and writes FP8 directly. The producer stays for its
+    other users and is erased when it has none. Producers whose result type
+    differs from their input type are left alone (the fused op rounds to the
+    input's element type).
+
+    ```mlir
+    %n = octet.rmsnorm %x, %g epsilon(1.0e-06) : (tensor<8x64x256xf32>, tensor<256xf32>) -> tensor<8x64x256xf32>
+    %c = tensor.collapse_shape %n [[0, 1], [2]] : tensor<8x64x256xf32> into tensor<512x256xf32>
+    %q = octet_tq.quantize %c : tensor<512x256xf32> -> !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>
+    ```
+
+    becomes
+
+    ```mlir
+    %c = tensor.collapse_shape %x [[0, 1], [2]] : tensor<8x64x256xf32> into tensor<512x256xf32>
+    %q = octet_tq.rmsnorm_quantize %c, %g epsilon(1.0e-06) : (tensor<512x256xf32>, tensor<256xf32>) -> !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>
+    ```
+  }];
+  let dependentDialects = ["::octet::tq::OctetTQDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // OCTET_TRANSFORMS_PASSES_TD

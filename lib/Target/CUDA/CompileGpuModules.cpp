@@ -8,6 +8,7 @@
 
 #include "octet/Target/CUDA/GemmKernel.h"
 #include "octet/Target/CUDA/Passes.h"
+#include "octet/Transforms/Passes.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
@@ -71,6 +72,7 @@ LogicalResult octet::cuda::generateGemmKernels(ModuleOp module,
   PassManager pm(module.getContext());
   SelectGemmTilesPassOptions tiles;
   tiles.numSMs = numSMs;
+  pm.addPass(octet::createFuseQuantizePass());
   pm.addPass(createSelectGemmTilesPass(tiles));
   pm.addPass(createGenerateGemmKernelsPass());
   pm.addPass(createGenerateQuantizeKernelsPass());

@@ -35,7 +35,19 @@ FailureOr<QuantizeKernelSpec> specOf(Operation *op) {
     return !ShapedType::isDynamic(d) && d % 128 == 0;
   };
   QuantizeKernelSpec spec;
-  if (auto quantize = dyn_cast<tq::QuantizeOp>(op)) {
+  auto isBF16 = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getElementType().isBF16();
+  };
+  if (auto norm = dyn_cast<tq::RMSNormQuantizeOp>(op)) {
+    spec.kind = QuantizeKind::RMSNorm1x128;
+    spec.inputBF16 = isBF16(norm.getX());
+    spec.gammaBF16 = isBF16(norm.getGamma());
+    spec.pow2 = norm.getPow2();
+  } else if (auto swiglu = dyn_cast<tq::SwiGLUQuantizeOp>(op)) {
+    spec.kind = QuantizeKind::SwiGLU1x128;
+    spec.inputBF16 = isBF16(swiglu.getGate());
+    spec.pow2 = swiglu.getPow2();
+  } else if (auto quantize = dyn_cast<tq::QuantizeOp>(op)) {
     spec.pow2 = quantize.getPow2();
     spec.inputBF16 = quantize.getInput().getType().getElementType().isBF16();
     switch (result.getGranularity()) {
@@ -96,7 +108,8 @@ struct GenerateQuantizeKernelsPass
     MLIRContext *ctx = &getContext();
     SmallVector<Operation *> ops;
     module.walk([&](Operation *op) {
-      if (isa<tq::QuantizeOp, tq::RequantizeTransposedOp>(op))
+      if (isa<tq::QuantizeOp, tq::RequantizeTransposedOp,
+              tq::RMSNormQuantizeOp, tq::SwiGLUQuantizeOp>(op))
         ops.push_back(op);
     });
     if (ops.empty())

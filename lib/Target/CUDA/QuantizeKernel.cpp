@@ -10,6 +10,9 @@
 //          FP8 per lane.
 //   128x128: one CTA per block, 64 elements per thread, amax across the
 //          eight warps through shared memory.
+//   RMSNorm + 1x128: one CTA per row; the sum of squares through the warps
+//          and shared memory, then each warp normalizes and quantizes every
+//          eighth group. SwiGLU + 1x128: as 1x128, reading gate and up.
 //   128x1 (quantization, or re-quantization of 1x128 tiles): one CTA per
 //          128x128 tile; each thread owns a column half (64 rows), reads (or
 //          dequantizes) it, and the two halves agree on the column's amax
@@ -21,6 +24,8 @@
 #include "octet/Target/CUDA/QuantizeKernel.h"
 
 #include "KernelBuilder.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
 using namespace octet::cuda;
@@ -37,6 +42,7 @@ public:
 
 private:
   void buildTile();
+  void buildRMSNorm();
   void buildBlock();
   void buildTranspose();
 
@@ -106,15 +112,52 @@ private:
   }
   /// Four consecutive input elements from `x` at element `index`, as FP32.
   SmallVector<Value, 4> load4(Value x, Value index) {
-    Type elem = spec.inputBF16 ? bf16 : f32;
+    return load4(x, index, spec.inputBF16);
+  }
+  SmallVector<Value, 4> load4(Value x, Value index, bool isBF16) {
+    Type elem = isBF16 ? bf16 : f32;
     auto vec = VectorType::get({4}, elem);
     Value v = LLVM::LoadOp::create(b, loc, vec, gep(x, elem, index));
     SmallVector<Value, 4> out;
     for (int i = 0; i < 4; ++i) {
       Value e = LLVM::ExtractElementOp::create(b, loc, v, c32(i));
-      out.push_back(spec.inputBF16 ? arith::ExtFOp::create(b, loc, f32, e) : e);
+      out.push_back(isBF16 ? Value(arith::ExtFOp::create(b, loc, f32, e)) : e);
     }
     return out;
+  }
+  /// A fused producer's result as its op would have stored it: BF16
+  /// inputs give BF16 results.
+  Value roundToInput(Value v) {
+    if (!spec.inputBF16)
+      return v;
+    Value rounded = arith::TruncFOp::create(b, loc, bf16, v);
+    return arith::ExtFOp::create(b, loc, f32, rounded);
+  }
+  /// The warp's sum of `v`, in every lane.
+  Value warpSum(Value v) {
+    for (int offset : {16, 8, 4, 2, 1}) {
+      Value other = NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset),
+                                         c32(0x1f), NVVM::ShflKind::bfly,
+                                         UnitAttr());
+      v = arith::AddFOp::create(b, loc, v, other);
+    }
+    return v;
+  }
+  /// Quantizes the 128-element group at element `index` (one warp, four
+  /// values per lane) and stores its bytes and, from lane 0, its scale.
+  void quantizeGroup(ArrayRef<Value> v, Value q, Value index, Value scales,
+                     Value scaleIndex, Value lane) {
+    Value amax = finiteAbs(v[0]);
+    for (int i = 1; i < 4; ++i)
+      amax = maxF(amax, finiteAbs(v[i]));
+    Value scale = scaleOf(warpMax(amax));
+    Value word = packFP8(v, scale);
+    LLVM::StoreOp::create(b, loc, word, gep(q, i8, index));
+    scf::IfOp::create(b, loc, cmp(Pred::eq, lane, c32(0)),
+                      [&](OpBuilder &, Location) {
+                        store(scale, scales, scaleIndex);
+                        scf::YieldOp::create(b, loc);
+                      });
   }
   /// A small static shared-memory array of FP32.
   Value sharedFloats(StringRef symbol, int64_t count) {
@@ -138,9 +181,12 @@ private:
 
 void QuantizeWriter::buildTile() {
   auto func = cast<gpu::GPUFuncOp>(b.getInsertionBlock()->getParentOp());
-  Value x = func.getArgument(0), q = func.getArgument(1),
-        scales = func.getArgument(2), rows = func.getArgument(3),
-        cols = func.getArgument(4);
+  // SwiGLU reads gate and up; the plain kernel reads x.
+  bool swiglu = spec.kind == QuantizeKind::SwiGLU1x128;
+  unsigned out = swiglu ? 2 : 1;
+  Value x = func.getArgument(0), up = swiglu ? func.getArgument(1) : Value(),
+        q = func.getArgument(out), scales = func.getArgument(out + 1),
+        rows = func.getArgument(out + 2), cols = func.getArgument(out + 3);
   Value lane = rem(tid, c32(32));
   Value warps = mul(NVVM::GridDimXOp::create(b, loc, i32), c32(8));
   Value first = add(mul(NVVM::BlockIdXOp::create(b, loc, i32), c32(8)),
@@ -154,18 +200,73 @@ void QuantizeWriter::buildTile() {
         Value index = add(mul(toI64(r), toI64(cols)),
                           toI64(add(mul(cg, c32(128)), mul(lane, c32(4)))));
         SmallVector<Value, 4> v = load4(x, index);
-        Value amax = finiteAbs(v[0]);
-        for (int i = 1; i < 4; ++i)
-          amax = maxF(amax, finiteAbs(v[i]));
-        Value scale = scaleOf(warpMax(amax));
-        // index is a multiple of 4: one aligned 4-byte store per lane.
-        Value word = packFP8(v, scale);
-        LLVM::StoreOp::create(b, loc, word, gep(q, i8, index));
-        Value leader = cmp(Pred::eq, lane, c32(0));
-        scf::IfOp::create(b, loc, leader, [&](OpBuilder &, Location) {
-          store(scale, scales, add(mul(cg, rows), r));
-          scf::YieldOp::create(b, loc);
-        });
+        if (swiglu) {
+          // gate * sigmoid(gate) * up, in the CPU kernel's order.
+          SmallVector<Value, 4> u = load4(up, index);
+          for (int i = 0; i < 4; ++i) {
+            Value negated = arith::NegFOp::create(b, loc, v[i]);
+            Value e = math::ExpOp::create(b, loc, negated);
+            Value sigmoid = arith::DivFOp::create(
+                b, loc, cf32(1.0), arith::AddFOp::create(b, loc, cf32(1.0), e));
+            Value silu = arith::MulFOp::create(b, loc, v[i], sigmoid);
+            v[i] = roundToInput(arith::MulFOp::create(b, loc, silu, u[i]));
+          }
+        }
+        quantizeGroup(v, q, index, scales, add(mul(cg, rows), r), lane);
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+void QuantizeWriter::buildRMSNorm() {
+  auto func = cast<gpu::GPUFuncOp>(b.getInsertionBlock()->getParentOp());
+  Value x = func.getArgument(0), gamma = func.getArgument(1),
+        q = func.getArgument(2), scales = func.getArgument(3),
+        rows = func.getArgument(4), cols = func.getArgument(5),
+        epsilon = func.getArgument(6);
+  Value row = NVVM::BlockIdXOp::create(b, loc, i32);
+  Value lane = rem(tid, c32(32)), warp = div(tid, c32(32));
+  Value rowBase = mul(toI64(row), toI64(cols));
+  // Sum of squares: four elements per thread per 1024-element chunk.
+  auto sumLoop = scf::ForOp::create(
+      b, loc, mul(tid, c32(4)), cols, c32(4 * QuantizeKernelSpec::kThreads),
+      ValueRange{cf32(0.0)},
+      [&](OpBuilder &, Location, Value d, ValueRange acc) {
+        SmallVector<Value, 4> v = load4(x, add(rowBase, toI64(d)));
+        Value sum = acc[0];
+        for (Value e : v)
+          sum = arith::AddFOp::create(b, loc, sum,
+                                      arith::MulFOp::create(b, loc, e, e));
+        scf::YieldOp::create(b, loc, ValueRange{sum});
+      });
+  Value partial = sharedFloats("octet_rmsnorm_sum", 8);
+  Value warpTotal = warpSum(sumLoop.getResult(0));
+  scf::IfOp::create(b, loc, cmp(Pred::eq, lane, c32(0)),
+                    [&](OpBuilder &, Location) {
+                      store(warpTotal, partial, warp);
+                      scf::YieldOp::create(b, loc);
+                    });
+  NVVM::Barrier0Op::create(b, loc);
+  Value total = load(f32, partial, c32(0));
+  for (int w = 1; w < 8; ++w)
+    total = arith::AddFOp::create(b, loc, total, load(f32, partial, c32(w)));
+  // 1 / sqrt(sum / dim + epsilon), as the CPU kernel.
+  Value dim = arith::UIToFPOp::create(b, loc, f32, cols);
+  Value mean = arith::DivFOp::create(b, loc, total, dim);
+  Value root = math::SqrtOp::create(
+      b, loc, arith::AddFOp::create(b, loc, mean, epsilon));
+  Value inverse = arith::DivFOp::create(b, loc, cf32(1.0), root);
+  // Each warp normalizes and quantizes every eighth group of the row.
+  scf::ForOp::create(
+      b, loc, warp, div(cols, c32(128)), c32(8), ValueRange{},
+      [&](OpBuilder &, Location, Value g, ValueRange) {
+        Value d = add(mul(g, c32(128)), mul(lane, c32(4)));
+        SmallVector<Value, 4> v = load4(x, add(rowBase, toI64(d)));
+        SmallVector<Value, 4> w = load4(gamma, toI64(d), spec.gammaBF16);
+        for (int i = 0; i < 4; ++i)
+          v[i] = roundToInput(arith::MulFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, v[i], inverse), w[i]));
+        quantizeGroup(v, q, add(rowBase, toI64(d)), scales,
+                      add(mul(g, rows), row), lane);
         scf::YieldOp::create(b, loc);
       });
 }
@@ -302,6 +403,10 @@ gpu::GPUFuncOp QuantizeWriter::build() {
     args = {ptrGlobal, ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
   else if (spec.kind == QuantizeKind::Tile128x1)
     args = {ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
+  else if (spec.kind == QuantizeKind::RMSNorm1x128)
+    args = {ptrGlobal, ptrGlobal, ptrGlobal, ptrGlobal, i32, i32, f32};
+  else if (spec.kind == QuantizeKind::SwiGLU1x128)
+    args = {ptrGlobal, ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
   else
     args = {ptrGlobal, ptrGlobal, ptrGlobal, i32, i32};
   OpBuilder::InsertionGuard guard(b);
@@ -309,7 +414,11 @@ gpu::GPUFuncOp QuantizeWriter::build() {
   tid = NVVM::ThreadIdXOp::create(b, loc, i32);
   switch (spec.kind) {
   case QuantizeKind::Tile1x128:
+  case QuantizeKind::SwiGLU1x128:
     buildTile();
+    break;
+  case QuantizeKind::RMSNorm1x128:
+    buildRMSNorm();
     break;
   case QuantizeKind::Block128x128:
     buildBlock();

@@ -293,3 +293,47 @@ func.func @grouped_result(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %
   %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xbf16>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// rmsnorm_quantize, swiglu_quantize
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @norm_gamma(%x: tensor<64x256xf32>, %g: tensor<128xf32>) {
+  // expected-error @+1 {{gamma must be a vector of the last dimension of x (256), got [128]}}
+  %q = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-6) : (tensor<64x256xf32>, tensor<128xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @norm_epsilon(%x: tensor<64x256xf32>, %g: tensor<256xf32>) {
+  // expected-error @+1 {{epsilon must be positive}}
+  %q = octet_tq.rmsnorm_quantize %x, %g epsilon(0.0) : (tensor<64x256xf32>, tensor<256xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @norm_granularity(%x: tensor<64x256xf32>, %g: tensor<256xf32>) {
+  // expected-error @+1 {{result must be tile_1x128, got block_128x128}}
+  %q = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-6) : (tensor<64x256xf32>, tensor<256xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, block_128x128>
+  return
+}
+
+// -----
+
+func.func @norm_shape(%x: tensor<64x256xf32>, %g: tensor<256xf32>) {
+  // expected-error @+1 {{result shape [32, 256] differs from the input shape [64, 256]}}
+  %q = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-6) : (tensor<64x256xf32>, tensor<256xf32>) -> !octet_tq.qtensor<32x256xf8E4M3FN, tile_1x128>
+  return
+}
+
+// -----
+
+func.func @swiglu_types(%a: tensor<64x256xf32>, %b: tensor<64x256xbf16>) {
+  // expected-error @+1 {{gate and up must have one type, got 'tensor<64x256xf32>' and 'tensor<64x256xbf16>'}}
+  %q = octet_tq.swiglu_quantize %a, %b : (tensor<64x256xf32>, tensor<64x256xbf16>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+  return
+}

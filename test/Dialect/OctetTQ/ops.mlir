@@ -79,6 +79,19 @@ func.func @expert_gemm(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
   return %y : tensor<512x192xbf16>
 }
 
+// Quantization fused into its producer.
+// CHECK-LABEL: func.func @fused_quantize
+// CHECK: octet_tq.rmsnorm_quantize %{{.*}}, %{{.*}} epsilon(1.0e-06) pow2 : (tensor<64x256xbf16>, tensor<256xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+// CHECK: octet_tq.swiglu_quantize %{{.*}}, %{{.*}} : (tensor<64x256xbf16>, tensor<64x256xbf16>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+func.func @fused_quantize(%x: tensor<64x256xbf16>, %g: tensor<256xf32>)
+    -> (!octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>) {
+  %a = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-6) pow2
+         : (tensor<64x256xbf16>, tensor<256xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+  %b = octet_tq.swiglu_quantize %x, %x
+         : (tensor<64x256xbf16>, tensor<64x256xbf16>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+  return %a, %b : !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
+}
+
 // Types and attributes standing alone.
 // CHECK-LABEL: func.func @attributes
 // CHECK-SAME: q = !octet_tq.qtensor<7xf8E5M2, per_tensor>

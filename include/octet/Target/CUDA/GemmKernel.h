@@ -55,7 +55,8 @@ llvm::LogicalResult compileGpuModules(mlir::ModuleOp module,
                                       BinaryFormat format,
                                       llvm::StringRef toolkitPath = "");
 
-/// Runs --octet-select-gemm-tiles (for `numSMs` multiprocessors),
+/// Runs --octet-fuse-quantize, --octet-select-gemm-tiles (for `numSMs`
+/// multiprocessors),
 /// --octet-generate-gemm-kernels and --octet-generate-quantize-kernels on
 /// `module`.
 llvm::LogicalResult generateGemmKernels(mlir::ModuleOp module, int64_t numSMs);

@@ -114,8 +114,9 @@ def GenerateQuantizeKernelsPass
     : Pass<"octet-generate-quantize-kernels", "::mlir::ModuleOp"> {
   let summary = "Generate the Hopper FP8 quantization kernels of octet_tq";
   let description = [{
-    For every `octet_tq.quantize` and `octet_tq.requantize_transposed` to
-    E4M3, writes the kernel that computes it into `gpu.module
+    For every `octet_tq.quantize`, `octet_tq.requantize_transposed`,
+    `octet_tq.rmsnorm_quantize` and `octet_tq.swiglu_quantize` to E4M3,
+    writes the kernel that computes it into `gpu.module
     @octet_kernels` (one per configuration) and records it on the op as
     `octet_tq.kernel`. The kernels are memory-bound and give the same bits
     as the numerics library (amax over finite elements, `max(amax, 1e-4) /
@@ -126,6 +127,9 @@ def GenerateQuantizeKernelsPass
       the GEMM kernels take them; the last dimension must be a multiple
       of 128;
     - `block_128x128`: one CTA per block, amax across its eight warps;
+    - `rmsnorm_quantize`: one CTA per row (sum of squares across its warps,
+      then each warp normalizes and quantizes every eighth group);
+      `swiglu_quantize`: as `tile_1x128`, reading gate and up;
     - `tile_128x1` (quantize) and `requantize_transposed`: one CTA per
       128x128 tile, written transposed (`[cols][rows]`), as the weight
       gradient GEMM contracts over tokens; the rows (tokens) must be a
@@ -149,7 +153,7 @@ def GenerateQuantizeKernelsPass
   let dependentDialects = [
     "::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect",
     "::mlir::LLVM::LLVMDialect", "::mlir::scf::SCFDialect",
-    "::mlir::arith::ArithDialect"
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect"
   ];
 }
 
