@@ -34,8 +34,10 @@ llvm::Error octet::runtime::cuda::launchQuantize(const Context &context,
     return fail("the columns must be a multiple of 128");
   if (transposing && args.rows % 128 != 0)
     return fail("the rows must be a multiple of 128");
-  bool requantize = config->kind == QuantizeKind::Transpose128x1;
-  if (!args.input || !args.q || !args.scales || (requantize && !args.inputScales))
+  bool twoInputs = config->kind == QuantizeKind::Transpose128x1 ||
+                   config->kind == QuantizeKind::RMSNorm1x128 ||
+                   config->kind == QuantizeKind::SwiGLU1x128;
+  if (!args.input || !args.q || !args.scales || (twoInputs && !args.inputScales))
     return fail("an operand pointer is null");
 
   llvm::Expected<CUfunction> f = module.function(kernelName);
@@ -43,7 +45,11 @@ llvm::Error octet::runtime::cuda::launchQuantize(const Context &context,
     return f.takeError();
   unsigned gx = 1, gy = 1, gz = 1;
   switch (config->kind) {
-  case QuantizeKind::Tile1x128: {
+  case QuantizeKind::RMSNorm1x128:
+    gx = unsigned(args.rows);
+    break;
+  case QuantizeKind::Tile1x128:
+  case QuantizeKind::SwiGLU1x128: {
     int64_t groups = args.rows * (args.cols / 128);
     gx = unsigned(std::min<int64_t>((groups + 7) / 8,
                                     16 * int64_t(context.multiprocessorCount())));
@@ -63,12 +69,14 @@ llvm::Error octet::runtime::cuda::launchQuantize(const Context &context,
   CUdeviceptr in = args.input, inScales = args.inputScales, q = args.q,
               scales = args.scales;
   int32_t rows = int32_t(args.rows), cols = int32_t(args.cols);
+  float epsilon = args.epsilon;
   void *plain[] = {&in, &q, &scales, &rows, &cols};
-  void *requantizing[] = {&in, &inScales, &q, &scales, &rows, &cols};
+  void *paired[] = {&in, &inScales, &q, &scales, &rows, &cols, &epsilon};
   const DriverApi &api = context.api();
+  // The RMSNorm kernel alone takes the trailing epsilon.
   return api.check(api.launchKernel(*f, gx, gy, gz,
                                     unsigned(QuantizeKernelConfig::kThreads), 1,
-                                    1, 0, stream,
-                                    requantize ? requantizing : plain, nullptr),
+                                    1, 0, stream, twoInputs ? paired : plain,
+                                    nullptr),
                    "cuLaunchKernel", "launching " + kernelName);
 }

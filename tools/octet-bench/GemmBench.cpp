@@ -14,6 +14,7 @@
 
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/ScaledGemm.h"
+#include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/CublasLt.h"
 #include "octet/Runtime/CudaGemm.h"
 #include "octet/Runtime/CudaQuantize.h"
@@ -661,7 +662,7 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
       "FP8 quantization on {0}; TB/s counting bytes read plus written, mean "
       "of {1} runs after {2}\ndevice copy: {3:F2} TB/s\n\n",
       context->deviceName(), iters, warmup, copyTBs);
-  llvm::outs() << llvm::formatv("{0,-30} {1,6} {2,6} | {3,6} {4,8} | {5}\n",
+  llvm::outs() << llvm::formatv("{0,-38} {1,6} {2,6} | {3,6} {4,8} | {5}\n",
                                 "kernel", "rows", "cols", "TB/s", "of copy",
                                 "bit-exact");
 
@@ -690,11 +691,13 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     }
     bool requantize = config->kind == QuantizeKind::Transpose128x1;
     bool transposed = requantize || config->kind == QuantizeKind::Tile128x1;
+    bool norm = config->kind == QuantizeKind::RMSNorm1x128;
+    bool fused = norm || config->kind == QuantizeKind::SwiGLU1x128;
     numerics::QuantizedTensor source, expected;
     numerics::Granularity g =
-        config->kind == QuantizeKind::Tile1x128      ? numerics::Granularity::Tile1x128
-        : config->kind == QuantizeKind::Block128x128 ? numerics::Granularity::Block128x128
-                                                     : numerics::Granularity::Tile128x1;
+        config->kind == QuantizeKind::Block128x128 ? numerics::Granularity::Block128x128
+        : config->kind == QuantizeKind::Tile128x1  ? numerics::Granularity::Tile128x1
+                                                   : numerics::Granularity::Tile1x128;
     QuantizeArguments qa;
     qa.rows = rows;
     qa.cols = cols;
@@ -704,7 +707,47 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     llvm::consumeError(in.takeError());
     llvm::consumeError(inScales.takeError());
     size_t readBytes = 0;
-    if (requantize) {
+    if (fused) {
+      // The second input: RMSNorm's gain or SwiGLU's up operand, BF16 (the
+      // benchmark's gains are FP32 unless the kernel takes BF16).
+      bool secondBF16 = norm ? config->gammaBF16 : true;
+      int64_t secondCount = norm ? cols : count;
+      std::vector<float> second(secondCount);
+      std::vector<uint16_t> second16;
+      for (float &v : second) {
+        v = normal(rng);
+        if (secondBF16) {
+          second16.push_back(numerics::floatToBF16(v));
+          v = numerics::bf16ToFloat(second16.back());
+        }
+      }
+      double epsilon = 1e-6;
+      if (const llvm::json::Object *o = v.getAsObject())
+        if (std::optional<double> e = o->getNumber("epsilon"))
+          epsilon = *e;
+      qa.epsilon = float(epsilon);
+      std::vector<float> y(count);
+      if (norm)
+        cpu::rmsnormForward<float>(x.data(), second.data(), rows, cols,
+                                   epsilon, y.data());
+      else
+        cpu::swigluForward<float>(x.data(), second.data(), count, y.data());
+      for (float &e : y)
+        e = numerics::bf16ToFloat(numerics::floatToBF16(e));
+      expected = numerics::quantize(y.data(), 1, rows, cols,
+                                    numerics::FP8Format::E4M3, g,
+                                    numerics::ScaleRounding::FP32);
+      in = bench.upload(x16.data(), count * 2, "the BF16 input");
+      inScales = secondBF16
+                     ? bench.upload(second16.data(), secondCount * 2,
+                                    "the second input")
+                     : bench.upload(second.data(), secondCount * 4,
+                                    "the second input");
+      if (!inScales)
+        return fail(inScales.takeError());
+      qa.inputScales = inScales->get();
+      readBytes = count * 2 + secondCount * (secondBF16 ? 2 : 4);
+    } else if (requantize) {
       source = numerics::quantize(x.data(), 1, rows, cols,
                                   numerics::FP8Format::E4M3,
                                   numerics::Granularity::Tile1x128,
@@ -748,8 +791,33 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     std::vector<uint8_t> got(count);
     if (llvm::Error e = context->download(got.data(), *q, count, "the output"))
       return fail(std::move(e));
+    // The fused kernels use the GPU's square root and exponential: compared
+    // after dequantization rather than bit for bit.
+    std::string verdict;
+    if (fused) {
+      std::vector<float> scales(expected.scales.size());
+      if (llvm::Error e =
+              context->download(scales.data(), *s, scales.size() * 4, "scales"))
+        return fail(std::move(e));
+      int64_t groups = cols / 128;
+      std::vector<float> want(count), have(count);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          int64_t i = r * cols + c;
+          want[i] = numerics::fp8ToFloat(expected.payload[i],
+                                         numerics::FP8Format::E4M3) *
+                    expected.scales[r * groups + c / 128];
+          have[i] = numerics::fp8ToFloat(got[i], numerics::FP8Format::E4M3) *
+                    scales[(c / 128) * rows + r];
+        }
+      double diff = gemmDifference(want.data(), have.data(), count);
+      verdict = llvm::formatv("{0} (difference {1:e1})",
+                              diff < 1e-5 ? "close" : "DIFFERS", diff)
+                    .str();
+      failures += !(diff < 1e-5);
+    }
     int64_t mismatches = 0;
-    for (int64_t b = 0; b < batch; ++b)
+    for (int64_t b = 0; b < batch && !fused; ++b)
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
           mismatches +=
@@ -761,10 +829,11 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     double bytes = double(readBytes) + count + expected.scales.size() * 4.0;
     double tbs = bytes / (*ms * 1e-3) * 1e-12;
     failures += mismatches != 0;
+    if (!fused)
+      verdict = mismatches ? std::to_string(mismatches) + " bytes differ" : "yes";
     llvm::outs() << llvm::formatv(
-        "{0,-30} {1,6} {2,6} | {3,6:F2} {4,7:F0}% | {5}\n", kernel, rows, cols,
-        tbs, 100 * tbs / copyTBs,
-        mismatches ? std::to_string(mismatches) + " bytes differ" : "yes");
+        "{0,-38} {1,6} {2,6} | {3,6:F2} {4,7:F0}% | {5}\n", kernel, rows, cols,
+        tbs, 100 * tbs / copyTBs, verdict);
   }
   if (failures) {
     llvm::errs() << "octet-bench: " << failures

@@ -257,7 +257,8 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
   });
   json::Array quantizations;
   module.walk([&](mlir::Operation *op) {
-    if (!isa<tq::QuantizeOp, tq::RequantizeTransposedOp>(op))
+    if (!isa<tq::QuantizeOp, tq::RequantizeTransposedOp, tq::RMSNormQuantizeOp,
+             tq::SwiGLUQuantizeOp>(op))
       return;
     auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
     if (!kernel)
@@ -268,14 +269,17 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
     for (int64_t d : shape.drop_back(2))
       batch *= d;
     auto func = op->getParentOfType<mlir::func::FuncOp>();
-    quantizations.push_back(json::Object{
+    json::Object entry{
         {"function", func ? func.getSymName().str() : ""},
         {"batch", batch},
         {"rows", shape[shape.size() - 2]},
         {"cols", shape.back()},
         {"granularity", tq::stringifyGranularity(type.getGranularity()).str()},
         {"kernel", kernel.getLeafReference().str()},
-    });
+    };
+    if (auto norm = dyn_cast<tq::RMSNormQuantizeOp>(op))
+      entry["epsilon"] = norm.getEpsilon().convertToDouble();
+    quantizations.push_back(std::move(entry));
   });
   os << formatv("{0:2}", json::Value(json::Object{
                              {"gemms", std::move(gemms)},

@@ -16,8 +16,11 @@ namespace octet::runtime::cuda {
 struct QuantizeArguments {
   /// BF16/FP32 input, or the FP8 input of a re-quantization.
   CUdeviceptr input = 0;
-  /// The 1x128 scales of a re-quantization's input.
+  /// The 1x128 scales of a re-quantization's input, RMSNorm's gamma or
+  /// SwiGLU's up operand.
   CUdeviceptr inputScales = 0;
+  /// RMSNorm's epsilon.
+  float epsilon = 1e-6f;
   CUdeviceptr q = 0, scales = 0;
   int64_t rows = 0, cols = 0, batch = 1;
 };

@@ -102,3 +102,34 @@ func.func @vector(%x: tensor<256xbf16>) -> !octet_tq.qtensor<256xf8E4M3FN, tile_
   %q = octet_tq.quantize %x : tensor<256xbf16> -> !octet_tq.qtensor<256xf8E4M3FN, tile_1x128>
   return %q : !octet_tq.qtensor<256xf8E4M3FN, tile_1x128>
 }
+
+// -----
+
+// Fused producers. RMSNorm + quantize: one CTA per row, a sum of squares
+// (four elements per thread, warp sums, eight partials in shared memory),
+// 1 / sqrt(mean + epsilon), then each warp normalizes and quantizes every
+// eighth 128-element group (x * inv * gamma, rounded to BF16 like the
+// unfused norm's result). SwiGLU + quantize: gate * sigmoid(gate) * up per
+// element, then the 1x128 quantization.
+// CHECK-LABEL: func.func @fused
+// CHECK: octet_tq.rmsnorm_quantize {{.*}}octet_tq.kernel = @octet_kernels::@octet_rmsnorm_quantize_1x128_bf16_gf32
+// CHECK: octet_tq.swiglu_quantize {{.*}}octet_tq.kernel = @octet_kernels::@octet_swiglu_quantize_1x128_bf16_pow2
+// CHECK: gpu.func @octet_rmsnorm_quantize_1x128_bf16_gf32(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32)
+// CHECK: nvvm.read.ptx.sreg.ctaid.x
+// CHECK: scf.for
+// CHECK-COUNT-4: arith.mulf
+// CHECK-COUNT-5: nvvm.shfl.sync bfly
+// CHECK: nvvm.barrier0
+// CHECK: math.sqrt
+// CHECK: scf.for
+// CHECK: llvm.load {{.*}} -> vector<4xf32>
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-COUNT-2: nvvm.convert.f32x2.to.f8x2
+// CHECK: gpu.func @octet_swiglu_quantize_1x128_bf16_pow2
+// CHECK-COUNT-4: math.exp
+func.func @fused(%x: tensor<300x512xbf16>, %g: tensor<512xf32>, %a: tensor<300x512xbf16>)
+    -> (!octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>) {
+  %n = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-06) : (tensor<300x512xbf16>, tensor<512xf32>) -> !octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>
+  %s = octet_tq.swiglu_quantize %x, %a pow2 : (tensor<300x512xbf16>, tensor<300x512xbf16>) -> !octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>
+  return %n, %s : !octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<300x512xf8E4M3FN, tile_1x128>
+}

@@ -3,7 +3,10 @@
 // Runs every kernel of Inputs/quantize-variants.mlir (built by octetc at
 // build time) on random data with infinities and NaN mixed in, and checks
 // the FP8 payload and the scales bit for bit against numerics::quantize and
-// requantizeTransposed (NaN codes compare as NaN). Outputs are poisoned
+// requantizeTransposed (NaN codes compare as NaN). The fused RMSNorm and
+// SwiGLU kernels use the GPU's square root and exponential, so they are
+// compared after dequantization, by 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-5, with
+// the CPU kernels followed by numerics::quantize. Outputs are poisoned
 // first. Skipped, with the reason, without an sm_90 GPU; the files can be
 // named with OCTET_TEST_QUANTIZE_KERNELS / OCTET_TEST_QUANTIZE_MANIFEST.
 //
@@ -11,7 +14,9 @@
 
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/Quantize.h"
+#include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/CudaQuantize.h"
+#include "octet/Runtime/GemmOperands.h"
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -21,6 +26,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <random>
 
 using namespace octet;
@@ -38,6 +44,7 @@ std::string pathFromEnv(const char *variable, const char *fallback) {
 struct Entry {
   std::string function, kernel;
   int64_t batch = 1, rows = 0, cols = 0;
+  double epsilon = 1e-6;
 };
 
 std::vector<Entry> readEntries(const llvm::json::Value &doc) {
@@ -53,8 +60,10 @@ std::vector<Entry> readEntries(const llvm::json::Value &doc) {
     llvm::json::ObjectMapper map(v, path);
     if (map && map.map("function", e.function) && map.map("kernel", e.kernel) &&
         map.map("batch", e.batch) && map.map("rows", e.rows) &&
-        map.map("cols", e.cols))
+        map.map("cols", e.cols)) {
+      map.mapOptional("epsilon", e.epsilon);
       out.push_back(e);
+    }
   }
   return out;
 }
@@ -76,8 +85,109 @@ protected:
                    << ctx->deviceName();
     context.emplace(std::move(*ctx));
   }
+
+  void runFused(const Entry &e, const QuantizeKernelConfig &config,
+                const KernelModule &module, std::mt19937 &rng);
+
   std::optional<Context> context;
 };
+
+void CudaQuantizeTest::runFused(const Entry &e,
+                                const QuantizeKernelConfig &config,
+                                const KernelModule &module, std::mt19937 &rng) {
+  bool norm = config.kind == QuantizeKind::RMSNorm1x128;
+  int64_t count = e.rows * e.cols;
+  std::normal_distribution<float> normal;
+  // Inputs as the kernel reads them (BF16-rounded where BF16).
+  auto input = [&](int64_t n, bool bf16, float scale) {
+    std::vector<float> v(n);
+    for (float &x : v) {
+      x = normal(rng) * scale;
+      if (bf16)
+        x = numerics::bf16ToFloat(numerics::floatToBF16(x));
+    }
+    return v;
+  };
+  std::vector<float> a = input(count, config.inputBF16, 3.0f);
+  std::vector<float> second =
+      norm ? input(e.cols, config.gammaBF16, 1.0f)
+           : input(count, config.inputBF16, 2.0f);
+  std::vector<float> y(count);
+  if (norm)
+    cpu::rmsnormForward<float>(a.data(), second.data(), e.rows, e.cols,
+                               e.epsilon, y.data());
+  else
+    cpu::swigluForward<float>(a.data(), second.data(), count, y.data());
+  if (config.inputBF16)
+    for (float &v : y)
+      v = numerics::bf16ToFloat(numerics::floatToBF16(v));
+  numerics::QuantizedTensor expected = numerics::quantize(
+      y.data(), 1, e.rows, e.cols, numerics::FP8Format::E4M3,
+      Granularity::Tile1x128,
+      config.pow2 ? numerics::ScaleRounding::Pow2
+                  : numerics::ScaleRounding::FP32);
+
+  std::vector<DeviceBuffer> keep;
+  auto put = [&](const std::vector<float> &v, bool bf16) {
+    std::vector<uint16_t> half;
+    const void *data = v.data();
+    size_t bytes = v.size() * 4;
+    if (bf16) {
+      for (float x : v)
+        half.push_back(numerics::floatToBF16(x));
+      data = half.data();
+      bytes = half.size() * 2;
+    }
+    llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an input");
+    EXPECT_TRUE(bool(b));
+    EXPECT_FALSE(bool(context->upload(*b, data, bytes, "an input")));
+    CUdeviceptr p = b->get();
+    keep.push_back(std::move(*b));
+    return p;
+  };
+  QuantizeArguments args;
+  args.input = put(a, config.inputBF16);
+  args.inputScales = put(second, norm ? config.gammaBF16 : config.inputBF16);
+  args.rows = e.rows;
+  args.cols = e.cols;
+  args.epsilon = float(e.epsilon);
+  auto q = context->allocate(count, "q");
+  auto s = context->allocate(expected.scales.size() * 4, "scales");
+  ASSERT_TRUE(q && s);
+  const DriverApi &api = context->api();
+  ASSERT_FALSE(bool(api.check(api.memsetD8(q->get(), 0xEE, q->size()),
+                              "cuMemsetD8", "poisoning")));
+  ASSERT_FALSE(bool(api.check(api.memsetD8(s->get(), 0xFF, s->size()),
+                              "cuMemsetD8", "poisoning")));
+  args.q = q->get();
+  args.scales = s->get();
+  llvm::Error run = launchQuantize(*context, module, e.kernel, args, nullptr);
+  ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
+  llvm::Error sync =
+      api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + e.kernel);
+  ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+  std::vector<uint8_t> gotQ(count);
+  std::vector<float> gotS(expected.scales.size());
+  ASSERT_FALSE(bool(context->download(gotQ.data(), *q, count, "q")));
+  ASSERT_FALSE(
+      bool(context->download(gotS.data(), *s, gotS.size() * 4, "scales")));
+  // Dequantized, both sides; the GPU's scales are [cols/128][rows].
+  int64_t groups = e.cols / 128;
+  std::vector<float> want(count), got(count);
+  for (int64_t r = 0; r < e.rows; ++r)
+    for (int64_t c = 0; c < e.cols; ++c) {
+      int64_t i = r * e.cols + c, g = c / 128;
+      want[i] = numerics::fp8ToFloat(expected.payload[i],
+                                     numerics::FP8Format::E4M3) *
+                expected.scales[r * groups + g];
+      got[i] = numerics::fp8ToFloat(gotQ[i], numerics::FP8Format::E4M3) *
+               gotS[g * e.rows + r];
+    }
+  double diff = gemmDifference(want.data(), got.data(), count);
+  EXPECT_LT(diff, 1e-5) << e.kernel;
+  std::cout << e.function << " (" << e.kernel << "): difference " << diff
+            << "\n";
+}
 
 TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
   std::string cubinPath =
@@ -92,7 +202,7 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
       llvm::json::parse((*manifest)->getBuffer());
   ASSERT_TRUE(bool(doc)) << llvm::toString(doc.takeError());
   std::vector<Entry> entries = readEntries(*doc);
-  ASSERT_GE(entries.size(), 7u);
+  ASSERT_GE(entries.size(), 9u);
   llvm::Expected<KernelModule> module =
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
@@ -104,6 +214,11 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
     std::optional<QuantizeKernelConfig> config =
         QuantizeKernelConfig::parse(e.kernel);
     ASSERT_TRUE(config.has_value());
+    if (config->kind == QuantizeKind::RMSNorm1x128 ||
+        config->kind == QuantizeKind::SwiGLU1x128) {
+      runFused(e, *config, *module, rng);
+      continue;
+    }
     numerics::ScaleRounding rounding = config->pow2
                                            ? numerics::ScaleRounding::Pow2
                                            : numerics::ScaleRounding::FP32;

@@ -33,3 +33,14 @@ func.func @requantize(%t: !octet_tq.qtensor<256x384xf8E4M3FN, tile_1x128>)
   %p = octet_tq.requantize_transposed %t pow2 : !octet_tq.qtensor<256x384xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<256x384xf8E4M3FN, tile_128x1>
   return %r, %p : !octet_tq.qtensor<256x384xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<256x384xf8E4M3FN, tile_128x1>
 }
+
+// Fused producers: RMSNorm of BF16 rows with an FP32 gain, and SwiGLU.
+func.func @rmsnorm(%x: tensor<256x512xbf16>, %g: tensor<512xf32>) -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128> {
+  %q = octet_tq.rmsnorm_quantize %x, %g epsilon(1.0e-06) : (tensor<256x512xbf16>, tensor<512xf32>) -> !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>
+  return %q : !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>
+}
+
+func.func @swiglu_pow2(%gate: tensor<300x256xf32>, %up: tensor<300x256xf32>) -> !octet_tq.qtensor<300x256xf8E4M3FN, tile_1x128> {
+  %q = octet_tq.swiglu_quantize %gate, %up pow2 : (tensor<300x256xf32>, tensor<300x256xf32>) -> !octet_tq.qtensor<300x256xf8E4M3FN, tile_1x128>
+  return %q : !octet_tq.qtensor<300x256xf8E4M3FN, tile_1x128>
+}
