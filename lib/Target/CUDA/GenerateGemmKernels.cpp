@@ -9,6 +9,8 @@
 #include "octet/Target/CUDA/GemmKernel.h"
 #include "octet/Target/CUDA/Passes.h"
 
+#include "KernelBuilder.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -20,8 +22,6 @@ namespace octet::cuda {
 using namespace mlir;
 using namespace octet;
 using namespace octet::cuda;
-
-static constexpr llvm::StringLiteral kKernelModule = "octet_kernels";
 
 namespace {
 
@@ -73,15 +73,7 @@ struct GenerateGemmKernelsPass
     if (gemms.empty())
       return;
 
-    auto kernels = module.lookupSymbol<gpu::GPUModuleOp>(kKernelModule);
-    OpBuilder b(ctx);
-    if (!kernels) {
-      b.setInsertionPointToEnd(module.getBody());
-      kernels = gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
-      module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                      b.getUnitAttr());
-    }
-
+    KernelCollection kernels(module);
     bool failed = false;
     for (Operation *op : gemms) {
       auto plain = dyn_cast<tq::ScaledMatmulOp>(op);
@@ -120,17 +112,12 @@ struct GenerateGemmKernelsPass
         failed = true;
         continue;
       }
-      std::string name = spec.name();
-      if (!kernels.lookupSymbol(name)) {
-        b.setInsertionPointToEnd(kernels.getBody());
+      kernels.use(op, spec.name(), [&](OpBuilder &b) {
         buildGemmKernel(b, op->getLoc(), spec);
-      }
-      op->setAttr("octet_tq.kernel",
-                  SymbolRefAttr::get(ctx, kKernelModule,
-                                     {FlatSymbolRefAttr::get(ctx, name)}));
+      });
       op->setAttr("octet_tq.transposed",
-                  b.getDenseBoolArrayAttr(
-                      {kind->transposeLhs, kind->transposeRhs}));
+                  DenseBoolArrayAttr::get(
+                      ctx, {kind->transposeLhs, kind->transposeRhs}));
     }
     if (failed)
       signalPassFailure();

@@ -3,6 +3,8 @@
 #include "octet/Target/CUDA/Passes.h"
 #include "octet/Target/CUDA/QuantizeKernel.h"
 
+#include "KernelBuilder.h"
+
 #include "llvm/Support/raw_ostream.h"
 
 namespace octet::cuda {
@@ -14,8 +16,6 @@ using namespace mlir;
 using namespace octet;
 using namespace octet::cuda;
 using octet::runtime::QuantizeKind;
-
-static constexpr llvm::StringLiteral kKernelModule = "octet_kernels";
 
 namespace {
 
@@ -105,7 +105,6 @@ struct GenerateQuantizeKernelsPass
           GenerateQuantizeKernelsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    MLIRContext *ctx = &getContext();
     SmallVector<Operation *> ops;
     module.walk([&](Operation *op) {
       if (isa<tq::QuantizeOp, tq::RequantizeTransposedOp,
@@ -114,14 +113,7 @@ struct GenerateQuantizeKernelsPass
     });
     if (ops.empty())
       return;
-    auto kernels = module.lookupSymbol<gpu::GPUModuleOp>(kKernelModule);
-    OpBuilder b(ctx);
-    if (!kernels) {
-      b.setInsertionPointToEnd(module.getBody());
-      kernels = gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
-      module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                      b.getUnitAttr());
-    }
+    KernelCollection kernels(module);
     bool failed = false;
     for (Operation *op : ops) {
       FailureOr<QuantizeKernelSpec> spec = specOf(op);
@@ -129,14 +121,9 @@ struct GenerateQuantizeKernelsPass
         failed = true;
         continue;
       }
-      std::string name = spec->name();
-      if (!kernels.lookupSymbol(name)) {
-        b.setInsertionPointToEnd(kernels.getBody());
+      kernels.use(op, spec->name(), [&](OpBuilder &b) {
         buildQuantizeKernel(b, op->getLoc(), *spec);
-      }
-      op->setAttr("octet_tq.kernel",
-                  SymbolRefAttr::get(ctx, kKernelModule,
-                                     {FlatSymbolRefAttr::get(ctx, name)}));
+      });
     }
     if (failed)
       signalPassFailure();

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
 
 namespace octet::cuda {
 
@@ -128,6 +129,41 @@ inline mlir::Value KernelBuilder::dynamicSharedMemory(llvm::StringRef symbol,
   }
   return mlir::LLVM::AddressOfOp::create(b, loc, ptrShared, symbol);
 }
+
+/// The generated kernels of a module: `gpu.module @octet_kernels`, created
+/// on first use (marking the module a GPU container); each kernel is built
+/// once per name and the ops it computes point at it with `octet_tq.kernel`.
+class KernelCollection {
+public:
+  static constexpr llvm::StringLiteral kModuleName = "octet_kernels";
+
+  explicit KernelCollection(mlir::ModuleOp module) : module(module) {}
+
+  /// Builds kernel `name` with `build` (at the end of @octet_kernels) unless
+  /// it exists, and records it on `op`.
+  void use(mlir::Operation *op, llvm::StringRef name,
+           llvm::function_ref<void(mlir::OpBuilder &)> build) {
+    mlir::MLIRContext *ctx = module.getContext();
+    mlir::OpBuilder b(ctx);
+    auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>(kModuleName);
+    if (!kernels) {
+      b.setInsertionPointToEnd(module.getBody());
+      kernels = mlir::gpu::GPUModuleOp::create(b, module.getLoc(), kModuleName);
+      module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                      b.getUnitAttr());
+    }
+    if (!kernels.lookupSymbol(name)) {
+      b.setInsertionPointToEnd(kernels.getBody());
+      build(b);
+    }
+    op->setAttr("octet_tq.kernel",
+                mlir::SymbolRefAttr::get(
+                    ctx, kModuleName, {mlir::FlatSymbolRefAttr::get(ctx, name)}));
+  }
+
+private:
+  mlir::ModuleOp module;
+};
 
 } // namespace octet::cuda
 

@@ -16,6 +16,8 @@
 #include "octet/Runtime/CudaGemm.h"
 #include "octet/Runtime/GemmOperands.h"
 
+#include "CudaTestUtil.h"
+
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -33,11 +35,6 @@ using namespace octet::runtime::cuda;
 using numerics::Granularity;
 
 namespace {
-
-std::string pathFromEnv(const char *variable, const char *fallback) {
-  const char *value = std::getenv(variable);
-  return value && *value ? value : fallback;
-}
 
 struct ManifestEntry {
   std::string function, kernel, lhs, rhs;
@@ -102,37 +99,14 @@ numerics::QuantizedTensor randomQuantized(int64_t rows, int64_t cols,
                             g, numerics::ScaleRounding::FP32);
 }
 
-class CudaGemmTest : public ::testing::Test {
+class CudaGemmTest : public HopperTest {
 protected:
-  void SetUp() override {
-    llvm::Expected<Context> ctx = Context::create(0);
-    if (!ctx)
-      GTEST_SKIP() << "no CUDA device: " << llvm::toString(ctx.takeError());
-    if (ctx->computeCapability() != 90)
-      GTEST_SKIP() << "the FP8 GEMM kernels need sm_90 (Hopper); device 0 is "
-                   << ctx->deviceName() << ", sm_" << ctx->computeCapability();
-    context.emplace(std::move(*ctx));
-  }
-
-  /// Uploads `host` to a new device buffer (kept by the fixture).
-  template <typename T> CUdeviceptr put(const std::vector<T> &host) {
-    size_t bytes = host.size() * sizeof(T);
-    llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an operand");
-    EXPECT_TRUE(bool(b));
-    EXPECT_FALSE(bool(context->upload(*b, host.data(), bytes, "an operand")));
-    CUdeviceptr p = b->get();
-    buffers.push_back(std::move(*b));
-    return p;
-  }
-
   /// The expert GEMM: runs of 100, 200 and 128 rows for experts 0, 1 and 2
   /// (none for expert 3), each padded to 128 rows with index -1; only the
   /// real rows are compared, each with its expert's reference GEMM.
   void runGrouped(const ManifestEntry &g, const GemmKernelConfig &config,
                   const KernelModule &module, unsigned seed);
 
-  std::optional<Context> context;
-  std::vector<DeviceBuffer> buffers;
 };
 
 void CudaGemmTest::runGrouped(const ManifestEntry &g,
@@ -178,21 +152,15 @@ void CudaGemmTest::runGrouped(const ManifestEntry &g,
   args.ldd = g.n;
   args.groups = g.groups;
   size_t element = config.outputBF16 ? 2 : 4;
-  llvm::Expected<DeviceBuffer> d =
-      context->allocate(g.m * g.n * element, "D");
-  ASSERT_TRUE(bool(d));
-  const DriverApi &api = context->api();
-  ASSERT_FALSE(bool(api.check(api.memsetD8(d->get(), 0xFF, d->size()),
-                              "cuMemsetD8", "poisoning D")));
+  std::optional<DeviceBuffer> d = poisoned(g.m * g.n * element, 0xFF);
+  ASSERT_TRUE(d.has_value());
   args.d = d->get();
   llvm::Expected<GemmLaunch> launch =
       GemmLaunch::prepare(*context, module, g.kernel, args);
   ASSERT_TRUE(bool(launch)) << llvm::toString(launch.takeError());
   llvm::Error run = launch->launch(nullptr);
   ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
-  llvm::Error sync =
-      api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + g.kernel);
-  ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+  synchronize("running " + g.kernel);
   std::vector<uint8_t> raw(d->size());
   ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));
 
@@ -276,34 +244,14 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
     ASSERT_TRUE(bool(packed)) << llvm::toString(packed.takeError());
     size_t element = config->outputBF16 ? 2 : 4;
     int64_t ldd = (g.n + 1) / 2 * 2 + 2; // two poisoned columns past N
-    auto upload = [&](const auto &host, const char *what)
-        -> llvm::Expected<DeviceBuffer> {
-      size_t bytes = host.size() * sizeof(host[0]);
-      llvm::Expected<DeviceBuffer> buffer = context->allocate(bytes, what);
-      if (!buffer)
-        return buffer.takeError();
-      if (llvm::Error e = context->upload(*buffer, host.data(), bytes, what))
-        return std::move(e);
-      return buffer;
-    };
-    auto a = upload(packed->a, "A");
-    auto b = upload(packed->b, "B");
-    auto sa = upload(packed->scaleA, "scales of A");
-    auto sb = upload(packed->scaleB, "scales of B");
-    ASSERT_TRUE(a && b && sa && sb);
-    auto d = context->allocate(g.m * ldd * element, "D");
-    ASSERT_TRUE(bool(d)) << llvm::toString(d.takeError());
-    const DriverApi &api = context->api();
-    // 0xFF bytes: NaN in BF16 and FP32.
-    ASSERT_FALSE(bool(api.check(api.memsetD8(d->get(), 0xFF, d->size()),
-                                "cuMemsetD8", "poisoning D")));
-
+    std::optional<DeviceBuffer> d = poisoned(g.m * ldd * element, 0xFF);
+    ASSERT_TRUE(d.has_value());
     GemmArguments args;
-    args.a = a->get();
-    args.b = b->get();
+    args.a = put(packed->a);
+    args.b = put(packed->b);
     args.d = d->get();
-    args.scaleA = sa->get();
-    args.scaleB = sb->get();
+    args.scaleA = put(packed->scaleA);
+    args.scaleB = put(packed->scaleB);
     args.m = g.m;
     args.n = g.n;
     args.k = g.k;
@@ -313,9 +261,7 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
     ASSERT_TRUE(bool(launch)) << llvm::toString(launch.takeError());
     llvm::Error run = launch->launch(nullptr);
     ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
-    llvm::Error sync =
-        api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + g.kernel);
-    ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
+    synchronize("running " + g.kernel);
 
     std::vector<uint8_t> raw(d->size());
     ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));

@@ -18,6 +18,8 @@
 #include "octet/Runtime/CudaQuantize.h"
 #include "octet/Runtime/GemmOperands.h"
 
+#include "CudaTestUtil.h"
+
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -35,11 +37,6 @@ using namespace octet::runtime::cuda;
 using numerics::Granularity;
 
 namespace {
-
-std::string pathFromEnv(const char *variable, const char *fallback) {
-  const char *value = std::getenv(variable);
-  return value && *value ? value : fallback;
-}
 
 struct Entry {
   std::string function, kernel;
@@ -73,24 +70,37 @@ bool sameFP8(uint8_t a, uint8_t b) {
   return nanA || nanB ? nanA && nanB : a == b;
 }
 
-class CudaQuantizeTest : public ::testing::Test {
+class CudaQuantizeTest : public HopperTest {
 protected:
-  void SetUp() override {
-    llvm::Expected<Context> ctx = Context::create(0);
-    if (!ctx)
-      GTEST_SKIP() << "no CUDA device: " << llvm::toString(ctx.takeError());
-    if (ctx->computeCapability() != 90)
-      GTEST_SKIP() << "the generated kernels target sm_90 (Hopper); device 0 "
-                      "is "
-                   << ctx->deviceName();
-    context.emplace(std::move(*ctx));
-  }
-
   void runFused(const Entry &e, const QuantizeKernelConfig &config,
                 const KernelModule &module, std::mt19937 &rng);
 
-  std::optional<Context> context;
+  /// Runs `kernel` on `args`, whose outputs the caller poisoned, and
+  /// returns the FP8 bytes and the scales it wrote.
+  void runKernel(const std::string &kernel, const KernelModule &module,
+                 QuantizeArguments &args, size_t qBytes, size_t scaleCount,
+                 std::vector<uint8_t> &q, std::vector<float> &scales);
 };
+
+void CudaQuantizeTest::runKernel(const std::string &kernel,
+                                 const KernelModule &module,
+                                 QuantizeArguments &args, size_t qBytes,
+                                 size_t scaleCount, std::vector<uint8_t> &q,
+                                 std::vector<float> &scales) {
+  std::optional<DeviceBuffer> dq = poisoned(qBytes, 0xEE);
+  std::optional<DeviceBuffer> ds = poisoned(scaleCount * 4, 0xFF);
+  ASSERT_TRUE(dq && ds);
+  args.q = dq->get();
+  args.scales = ds->get();
+  llvm::Error run = launchQuantize(*context, module, kernel, args, nullptr);
+  ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
+  synchronize("running " + kernel);
+  q.resize(qBytes);
+  scales.resize(scaleCount);
+  ASSERT_FALSE(bool(context->download(q.data(), *dq, qBytes, "q")));
+  ASSERT_FALSE(
+      bool(context->download(scales.data(), *ds, scaleCount * 4, "scales")));
+}
 
 void CudaQuantizeTest::runFused(const Entry &e,
                                 const QuantizeKernelConfig &config,
@@ -127,50 +137,25 @@ void CudaQuantizeTest::runFused(const Entry &e,
       config.pow2 ? numerics::ScaleRounding::Pow2
                   : numerics::ScaleRounding::FP32);
 
-  std::vector<DeviceBuffer> keep;
-  auto put = [&](const std::vector<float> &v, bool bf16) {
+  auto upload = [&](const std::vector<float> &v, bool bf16) {
+    if (!bf16)
+      return put(v);
     std::vector<uint16_t> half;
-    const void *data = v.data();
-    size_t bytes = v.size() * 4;
-    if (bf16) {
-      for (float x : v)
-        half.push_back(numerics::floatToBF16(x));
-      data = half.data();
-      bytes = half.size() * 2;
-    }
-    llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an input");
-    EXPECT_TRUE(bool(b));
-    EXPECT_FALSE(bool(context->upload(*b, data, bytes, "an input")));
-    CUdeviceptr p = b->get();
-    keep.push_back(std::move(*b));
-    return p;
+    for (float x : v)
+      half.push_back(numerics::floatToBF16(x));
+    return put(half);
   };
   QuantizeArguments args;
-  args.input = put(a, config.inputBF16);
-  args.inputScales = put(second, norm ? config.gammaBF16 : config.inputBF16);
+  args.input = upload(a, config.inputBF16);
+  args.inputScales = upload(second, norm ? config.gammaBF16 : config.inputBF16);
   args.rows = e.rows;
   args.cols = e.cols;
   args.epsilon = float(e.epsilon);
-  auto q = context->allocate(count, "q");
-  auto s = context->allocate(expected.scales.size() * 4, "scales");
-  ASSERT_TRUE(q && s);
-  const DriverApi &api = context->api();
-  ASSERT_FALSE(bool(api.check(api.memsetD8(q->get(), 0xEE, q->size()),
-                              "cuMemsetD8", "poisoning")));
-  ASSERT_FALSE(bool(api.check(api.memsetD8(s->get(), 0xFF, s->size()),
-                              "cuMemsetD8", "poisoning")));
-  args.q = q->get();
-  args.scales = s->get();
-  llvm::Error run = launchQuantize(*context, module, e.kernel, args, nullptr);
-  ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
-  llvm::Error sync =
-      api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + e.kernel);
-  ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
-  std::vector<uint8_t> gotQ(count);
-  std::vector<float> gotS(expected.scales.size());
-  ASSERT_FALSE(bool(context->download(gotQ.data(), *q, count, "q")));
-  ASSERT_FALSE(
-      bool(context->download(gotS.data(), *s, gotS.size() * 4, "scales")));
+  std::vector<uint8_t> gotQ;
+  std::vector<float> gotS;
+  runKernel(e.kernel, module, args, count, expected.scales.size(), gotQ, gotS);
+  if (HasFatalFailure())
+    return;
   // Dequantized, both sides; the GPU's scales are [cols/128][rows].
   int64_t groups = e.cols / 128;
   std::vector<float> want(count), got(count);
@@ -206,8 +191,6 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
   llvm::Expected<KernelModule> module =
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
-  const DriverApi &api = context->api();
-
   std::mt19937 rng(7);
   for (const Entry &e : entries) {
     SCOPED_TRACE(e.function + " with " + e.kernel);
@@ -271,6 +254,9 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
                                  numerics::ScaleRounding::FP32);
       expected = numerics::requantizeTransposed(input, rounding);
       break;
+    case QuantizeKind::RMSNorm1x128:
+    case QuantizeKind::SwiGLU1x128:
+      llvm_unreachable("fused kernels are checked by runFused");
     }
 
     // Device operands.
@@ -278,48 +264,26 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
     args.rows = e.rows;
     args.cols = e.cols;
     args.batch = e.batch;
-    std::vector<DeviceBuffer> keep;
-    auto put = [&](const void *data, size_t bytes) {
-      llvm::Expected<DeviceBuffer> b = context->allocate(bytes, "an input");
-      EXPECT_TRUE(bool(b));
-      EXPECT_FALSE(bool(context->upload(*b, data, bytes, "an input")));
-      CUdeviceptr p = b->get();
-      keep.push_back(std::move(*b));
-      return p;
-    };
     if (config->kind == QuantizeKind::Transpose128x1) {
-      args.input = put(input.payload.data(), input.payload.size());
+      args.input = put(input.payload);
       // 1x128 scales as the GEMM kernels take them: [cols/128][rows].
       std::vector<float> scales(input.scales.size());
       int64_t groups = e.cols / 128;
       for (int64_t r = 0; r < e.rows; ++r)
         for (int64_t g = 0; g < groups; ++g)
           scales[g * e.rows + r] = input.scales[r * groups + g];
-      args.inputScales = put(scales.data(), scales.size() * 4);
+      args.inputScales = put(scales);
     } else if (!x16.empty()) {
-      args.input = put(x16.data(), x16.size() * 2);
+      args.input = put(x16);
     } else {
-      args.input = put(x.data(), x.size() * 4);
+      args.input = put(x);
     }
-    auto q = context->allocate(count, "q");
-    auto s = context->allocate(expected.scales.size() * 4, "scales");
-    ASSERT_TRUE(q && s);
-    ASSERT_FALSE(bool(api.check(api.memsetD8(q->get(), 0xEE, q->size()),
-                                "cuMemsetD8", "poisoning")));
-    ASSERT_FALSE(bool(api.check(api.memsetD8(s->get(), 0xFF, s->size()),
-                                "cuMemsetD8", "poisoning")));
-    args.q = q->get();
-    args.scales = s->get();
-    llvm::Error run = launchQuantize(*context, *module, e.kernel, args, nullptr);
-    ASSERT_FALSE(bool(run)) << llvm::toString(std::move(run));
-    llvm::Error sync =
-        api.check(api.ctxSynchronize(), "cuCtxSynchronize", "running " + e.kernel);
-    ASSERT_FALSE(bool(sync)) << llvm::toString(std::move(sync));
-    std::vector<uint8_t> gotQ(count);
-    std::vector<float> gotS(expected.scales.size());
-    ASSERT_FALSE(bool(context->download(gotQ.data(), *q, count, "q")));
-    ASSERT_FALSE(bool(
-        context->download(gotS.data(), *s, gotS.size() * 4, "scales")));
+    std::vector<uint8_t> gotQ;
+    std::vector<float> gotS;
+    runKernel(e.kernel, *module, args, count, expected.scales.size(), gotQ,
+              gotS);
+    if (HasFatalFailure())
+      return;
 
     // Expected layouts on the GPU side.
     bool transposed = config->kind == QuantizeKind::Tile128x1 ||
