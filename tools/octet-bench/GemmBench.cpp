@@ -184,6 +184,33 @@ public:
                      "poisoning the output");
   }
 
+  /// Runs `kernel` once on `gemm` (output `d`, poisoned first) for its
+  /// difference from `reference` on `rows`, then times it: {difference,
+  /// TFLOP/s}.
+  llvm::Expected<std::pair<double, double>>
+  measureOurs(const KernelModule &module, llvm::StringRef kernel,
+              const GemmArguments &gemm, const DeviceBuffer &d, int64_t n,
+              const std::vector<int64_t> &rows,
+              const std::vector<float> &reference, double flops, int warmup,
+              int iters) {
+    llvm::Expected<GemmLaunch> launch =
+        GemmLaunch::prepare(context, module, kernel, gemm);
+    if (!launch)
+      return launch.takeError();
+    if (llvm::Error e = poison(d))
+      return std::move(e);
+    if (llvm::Error e = launch->launch(nullptr))
+      return std::move(e);
+    auto ours = sampleRows(d, n, rows);
+    if (!ours)
+      return ours.takeError();
+    double diff = gemmDifference(reference.data(), ours->data(), ours->size());
+    auto ms = time([&] { return launch->launch(nullptr); }, warmup, iters);
+    if (!ms)
+      return ms.takeError();
+    return std::make_pair(diff, flops / (*ms * 1e-3) * 1e-12);
+  }
+
   Context &context;
   const DriverApi &api;
 };
@@ -275,23 +302,11 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
   gemm.k = s.k;
   gemm.ldd = s.n;
   gemm.groups = s.groups;
-  llvm::Expected<GemmLaunch> launch =
-      GemmLaunch::prepare(context, module, s.kernel, gemm);
-  if (!launch)
-    return fail(launch.takeError());
-  if (llvm::Error e = bench.poison(*dD))
-    return fail(std::move(e));
-  if (llvm::Error e = launch->launch(nullptr))
-    return fail(std::move(e));
-  auto ours = bench.sampleRows(*dD, s.n, rows);
+  auto ours = bench.measureOurs(module, s.kernel, gemm, *dD, s.n, rows,
+                                reference, flops, warmup, iters);
   if (!ours)
     return fail(ours.takeError());
-  double diffOurs = gemmDifference(reference.data(), ours->data(), ours->size());
-  auto msOurs =
-      bench.time([&] { return launch->launch(nullptr); }, warmup, iters);
-  if (!msOurs)
-    return fail(msOurs.takeError());
-  double tOurs = flops / (*msOurs * 1e-3) * 1e-12;
+  auto [diffOurs, tOurs] = *ours;
 
   // cuBLASLt, one block-scaled GEMM per expert; its VEC128 scales want each
   // expert's rows M-major on their own.
@@ -477,22 +492,11 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
     gemm.n = s.n;
     gemm.k = s.k;
     gemm.ldd = s.n;
-    llvm::Expected<GemmLaunch> launch =
-        GemmLaunch::prepare(*context, *module, s.kernel, gemm);
-    if (!launch)
-      return fail(launch.takeError());
-    if (llvm::Error e = bench.poison(*dD))
-      return fail(std::move(e));
-    if (llvm::Error e = launch->launch(nullptr))
-      return fail(std::move(e));
-    auto ours = bench.sampleRows(*dD, s.n, rows);
+    auto ours = bench.measureOurs(*module, s.kernel, gemm, *dD, s.n, rows,
+                                  reference, flops, warmup, iters);
     if (!ours)
       return fail(ours.takeError());
-    double diffOurs = gemmDifference(reference.data(), ours->data(), ours->size());
-    auto msOurs = bench.time([&] { return launch->launch(nullptr); }, warmup, iters);
-    if (!msOurs)
-      return fail(msOurs.takeError());
-    double tOurs = flops / (*msOurs * 1e-3) * 1e-12;
+    auto [diffOurs, tOurs] = *ours;
 
     // cuBLASLt: block-scaled FP8, per-tensor FP8, BF16.
     double tBlock = 0, tTensor = 0, tBF16 = 0, diffCublas = -1;
