@@ -108,8 +108,11 @@ llvm::Expected<GemmLaunch> GemmLaunch::prepare(const Context &context,
   if (!args.a || !args.b || !args.d || !args.scaleA || !args.scaleB ||
       (config->grouped && !args.groupIndex))
     return fail("an operand pointer is null");
-  if (args.a % 16 || args.b % 16 || args.d % 4)
-    return fail("A and B must be 16-byte aligned (TMA), D 4-byte aligned");
+  // The epilogue stores pairs of outputs.
+  int64_t pairBytes = config->outputBF16 ? 4 : 8;
+  if (args.a % 16 || args.b % 16 || args.d % pairBytes)
+    return fail("A and B must be 16-byte aligned (TMA), D " +
+                llvm::Twine(pairBytes) + "-byte aligned (paired stores)");
 
   GemmLaunch launch;
   launch.context = &context;
