@@ -66,10 +66,29 @@ LogicalResult OctetDialect::verifyOperationAttribute(Operation *op,
     }
     return success();
   }
-  return op->emitError() << "unknown attribute '" << name
-                         << "': the octet dialect defines '"
-                         << getStageAttrName() << "' and '"
-                         << getNumStagesAttrName() << "'";
+  // The per-stage functions of --octet-split-pipeline-stages.
+  if (name == "octet.phase") {
+    auto phase = dyn_cast<StringAttr>(attr.getValue());
+    if (!phase || (phase.getValue() != "F" && phase.getValue() != "B"))
+      return op->emitError() << "'" << name
+                             << "' must be \"F\" or \"B\", got "
+                             << attr.getValue();
+    return success();
+  }
+  if (name == "octet.inputs" || name == "octet.stage_functions" ||
+      name == "octet.stage_returns") {
+    auto list = dyn_cast<ArrayAttr>(attr.getValue());
+    if (!list || !llvm::all_of(list, llvm::IsaPred<StringAttr>))
+      return op->emitError() << "'" << name
+                             << "' must be an array of strings, got "
+                             << attr.getValue();
+    return success();
+  }
+  return op->emitError()
+         << "unknown attribute '" << name << "': the octet dialect defines '"
+         << getStageAttrName() << "', '" << getNumStagesAttrName()
+         << "', and on per-stage functions 'octet.phase', 'octet.inputs', "
+            "'octet.stage_functions' and 'octet.stage_returns'";
 }
 
 //===----------------------------------------------------------------------===//

@@ -118,6 +118,9 @@ octet::runTrainingPipeline(ModuleOp module,
   pm.addPass(createAutodiffPass(autodiff));
   if (options.lowerFP8)
     pm.addPass(createLowerFP8LinearsPass());
+  // With pipeline stages, each stage's forward and backward become their
+  // own functions (a no-op for one stage).
+  pm.addPass(createSplitPipelineStagesPass());
   return pm.run(module);
 }
 
@@ -146,5 +149,26 @@ octet::compileProgram(ModuleOp module,
       std::to_string(ids.getDimSize(0));
   program->metadata["train.sequence_length"] =
       std::to_string(ids.getDimSize(1));
+  // The per-stage functions and how values flow between them
+  // (--octet-split-pipeline-stages), for the pipeline executors.
+  auto join = [](ArrayAttr list) {
+    std::string out;
+    for (Attribute a : list)
+      out += (out.empty() ? "" : ",") + cast<StringAttr>(a).getValue().str();
+    return out;
+  };
+  if (auto stages = fb->getAttrOfType<ArrayAttr>("octet.stage_functions")) {
+    program->metadata["pipeline.functions"] = join(stages);
+    program->metadata["pipeline.returns"] =
+        join(fb->getAttrOfType<ArrayAttr>("octet.stage_returns"));
+    for (Attribute name : stages) {
+      auto fn = module.lookupSymbol<func::FuncOp>(cast<StringAttr>(name));
+      program->metadata["pipeline." + fn.getSymName().str() + ".inputs"] =
+          join(fn->getAttrOfType<ArrayAttr>("octet.inputs"));
+      program->metadata["pipeline." + fn.getSymName().str() + ".stage"] =
+          std::to_string(
+              fn->getAttrOfType<IntegerAttr>("octet.stage").getInt());
+    }
+  }
   return program;
 }

@@ -81,6 +81,11 @@ cl::opt<bool>
               cl::desc("Compare the compiled gradients with central finite "
                        "differences in FP64 on one batch, and exit"),
               cl::cat(category));
+cl::opt<bool> wholeStep(
+    "whole-step",
+    cl::desc("Run @forward_backward whole even when the program has "
+             "per-stage functions (a pipeline-parallel build)"),
+    cl::cat(category));
 cl::opt<unsigned> gradcheckSamples(
     "gradcheck-samples",
     cl::desc("Coordinates sampled per parameter by --gradcheck"), cl::init(2),
@@ -216,6 +221,67 @@ T runLoss(CpuExecutor<T> &exec, StringRef fn, const Batch &batch,
     *mainLoss = out.size() > 1 && out[1].values.size() == 1 ? out[1].values[0]
                                                             : out[0].values[0];
   return out[0].values[0];
+}
+
+/// The loss of one micro-batch through the per-stage functions of a
+/// pipeline-parallel build (metadata pipeline.*), run one after the other
+/// on this rank in the order the compiler lists them, each taking the
+/// arguments its inputs name: the batch ("arg<i>") or an earlier function's
+/// results ("<function>:<j>"). Computes what @forward_backward computes,
+/// op for op.
+template <typename T>
+T runStagedLoss(CpuExecutor<T> &exec, const Program &program,
+                const Batch &batch, T *mainLoss) {
+  using Argument = typename CpuExecutor<T>::Argument;
+  using Output = typename CpuExecutor<T>::Output;
+  auto meta = [&](const std::string &key) -> StringRef {
+    auto it = program.metadata.find(key);
+    if (it == program.metadata.end())
+      fail("the program's pipeline metadata lacks " + key +
+           ": recompile it with octetc");
+    return it->second;
+  };
+  auto split = [](StringRef list) {
+    SmallVector<StringRef> items;
+    if (!list.empty())
+      list.split(items, ',');
+    return items;
+  };
+  std::map<std::string, std::vector<Output>> results;
+  auto lookup = [&](StringRef source) -> Argument {
+    if (source == "arg0")
+      return Argument(batch.inputs);
+    if (source == "arg1")
+      return Argument(batch.labels);
+    auto [fn, index] = source.rsplit(':');
+    unsigned j = 0;
+    auto it = results.find(fn.str());
+    if (it == results.end() || index.getAsInteger(10, j) ||
+        j >= it->second.size())
+      fail("the program's pipeline metadata names '" + source +
+           "', which no earlier stage function produced");
+    const Output &o = it->second[j];
+    return o.ints.empty() ? Argument(o.values) : Argument(o.ints);
+  };
+  for (StringRef fn : split(meta("pipeline.functions"))) {
+    std::vector<Argument> args;
+    for (StringRef source : split(meta("pipeline." + fn.str() + ".inputs")))
+      args.push_back(lookup(source));
+    results[fn.str()] = check(exec.run(fn, args), "running @" + fn.str());
+  }
+  SmallVector<StringRef> returns = split(meta("pipeline.returns"));
+  auto scalar = [&](StringRef source) {
+    Argument a = lookup(source);
+    if (a.getKind() != Argument::Kind::Real || a.reals().size() != 1)
+      fail("the pipeline's result " + source + " is not the scalar loss");
+    return a.reals()[0];
+  };
+  if (returns.empty())
+    fail("the program's pipeline returns nothing: it must return the loss");
+  T loss = scalar(returns[0]);
+  if (mainLoss)
+    *mainLoss = returns.size() > 1 ? scalar(returns[1]) : loss;
+  return loss;
 }
 
 //===----------------------------------------------------------------------===//
@@ -419,13 +485,16 @@ int runTraining(const Program &program, StringRef digest) {
            "writing the checkpoint of step " + std::to_string(step));
   };
 
+  bool staged =
+      !wholeStep && program.metadata.count("pipeline.functions") != 0;
   for (uint64_t step = firstStep; step <= lastStep; ++step) {
     exec.zeroGradients();
     double objective = 0, loss = 0;
     for (uint64_t mb = 0; mb < s.microBatches; ++mb) {
       loader.next(batch);
       float main = 0;
-      objective += runLoss(exec, "forward_backward", batch, &main);
+      objective += staged ? runStagedLoss(exec, program, batch, &main)
+                          : runLoss(exec, "forward_backward", batch, &main);
       loss += main;
     }
     objective /= double(s.microBatches);

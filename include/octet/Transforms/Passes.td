@@ -189,4 +189,53 @@ def FuseQuantizePass : Pass<"octet-fuse-quantize"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def SplitPipelineStagesPass
+    : Pass<"octet-split-pipeline-stages", "::mlir::ModuleOp"> {
+  let summary = "Cut the training step into one forward and one backward function per pipeline stage";
+  let description = [{
+    Cuts `@forward_backward` (the `function` option), whose ops carry
+    `octet.stage` and which says `octet.num_stages = S`, into the functions
+    a pipeline rank runs: `@forward_backward_F<s>` (the ops of stage s that
+    the returned losses depend on) and `@forward_backward_B<s>` (the rest of
+    stage s: its gradients and their accumulation), each keeping the
+    original order of its ops. A value one function makes and another uses
+    becomes a result of the first and an argument of the second; ops
+    without operands (parameters, constants) are repeated where they are
+    used instead. Each new function records where its arguments come from
+    in `octet.inputs` (`"arg<i>"`: the original function's argument i;
+    `"<function>:<j>"`: result j of an earlier function), and the original
+    function, which stays, records its stage functions in
+    `octet.stage_functions` (forward functions in stage order, then backward
+    functions in reverse stage order: an order that runs the step) and where
+    its results come from in `octet.stage_returns`. Nothing happens when
+    S = 1.
+
+    ```mlir
+    func.func @forward_backward(%ids: tensor<2x9xi32>, ...) -> tensor<f32>
+        attributes {octet.num_stages = 2 : i64} {
+      %e = octet.embedding ... {octet.stage = 0 : i64}
+      ...
+      %loss = octet.cross_entropy ... {octet.stage = 1 : i64}
+      ... // backward, stage 1 then stage 0
+      return %loss : tensor<f32>
+    }
+    ```
+
+    gains `@forward_backward_F0`, `@forward_backward_F1`,
+    `@forward_backward_B1` and `@forward_backward_B0`, e.g.
+
+    ```mlir
+    func.func @forward_backward_F1(%arg0: tensor<2x8x64xf32>, ...)
+        -> (tensor<f32>, ...)
+        attributes {octet.inputs = ["forward_backward_F0:0", "arg1"],
+                    octet.phase = "F", octet.stage = 1 : i64}
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string",
+           /*default=*/"\"forward_backward\"",
+           "The training-step function to cut">
+  ];
+}
+
 #endif // OCTET_TRANSFORMS_PASSES_TD

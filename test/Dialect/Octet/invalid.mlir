@@ -99,7 +99,7 @@ func.func @stage_out_of_range(%a: tensor<4xf32>) -> tensor<4xf32> attributes {oc
 
 // -----
 
-// expected-error @+1 {{unknown attribute 'octet.stages': the octet dialect defines 'octet.stage' and 'octet.num_stages'}}
+// expected-error @+1 {{unknown attribute 'octet.stages': the octet dialect defines 'octet.stage', 'octet.num_stages', and on per-stage functions 'octet.phase', 'octet.inputs', 'octet.stage_functions' and 'octet.stage_returns'}}
 func.func @misspelled() attributes {octet.stages = 2 : i64} { return }
 
 // -----
