@@ -14,6 +14,7 @@
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/DataLoader.h"
 #include "octet/Runtime/MemoryPlan.h"
+#include "octet/Runtime/PipelineRunner.h"
 #include "octet/Runtime/Program.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -81,11 +82,24 @@ cl::opt<bool>
               cl::desc("Compare the compiled gradients with central finite "
                        "differences in FP64 on one batch, and exit"),
               cl::cat(category));
-cl::opt<bool> wholeStep(
-    "whole-step",
-    cl::desc("Run @forward_backward whole even when the program has "
-             "per-stage functions (a pipeline-parallel build)"),
+cl::opt<std::string> pipelineMode(
+    "pipeline",
+    cl::desc("How a pipeline-parallel program (one with per-stage "
+             "functions) runs: threads (one thread per rank following the "
+             "schedule; the default), in-order (every stage function in "
+             "turn, on this thread) or off (the whole step at once)"),
+    cl::value_desc("threads|in-order|off"), cl::init("threads"),
     cl::cat(category));
+cl::opt<unsigned> pipelineTimeout(
+    "pipeline-timeout",
+    cl::desc("Seconds a pipeline rank waits for another's tensors before "
+             "the step fails"),
+    cl::init(120), cl::cat(category));
+cl::opt<std::string> gradientsPath(
+    "save-gradients",
+    cl::desc("Write the first step's gradients (the mean over its "
+             "micro-batches, before AdamW) to this safetensors file"),
+    cl::value_desc("FILE"), cl::cat(category));
 cl::opt<unsigned> gradcheckSamples(
     "gradcheck-samples",
     cl::desc("Coordinates sampled per parameter by --gradcheck"), cl::init(2),
@@ -485,17 +499,45 @@ int runTraining(const Program &program, StringRef digest) {
            "writing the checkpoint of step " + std::to_string(step));
   };
 
-  bool staged =
-      !wholeStep && program.metadata.count("pipeline.functions") != 0;
+  if (pipelineMode != "threads" && pipelineMode != "in-order" &&
+      pipelineMode != "off")
+    fail("--pipeline=" + pipelineMode + " is not one of threads, in-order, off");
+  bool pipelined = program.metadata.count("pipeline.functions") != 0;
+  bool staged = pipelined && pipelineMode == "in-order";
+  std::unique_ptr<PipelineRunner<float>> ranks;
+  if (pipelined && pipelineMode == "threads") {
+    ranks = check(PipelineRunner<float>::create(
+                      exec, program, std::chrono::seconds(pipelineTimeout)),
+                  "starting the pipeline ranks");
+    if (!quiet)
+      errs() << formatv("octet-run: {0} pipeline ranks as threads, schedule "
+                        "{1}\n",
+                        ranks->getNumRanks(),
+                        program.metadata.at("pipeline.schedule"));
+  }
+  std::vector<Batch> microBatches(s.microBatches);
   for (uint64_t step = firstStep; step <= lastStep; ++step) {
     exec.zeroGradients();
     double objective = 0, loss = 0;
-    for (uint64_t mb = 0; mb < s.microBatches; ++mb) {
+    std::vector<float> microBatchLosses;
+    if (ranks) {
+      for (Batch &b : microBatches)
+        loader.next(b);
+      for (const auto &l : check(ranks->step(microBatches),
+                                 "running step " + std::to_string(step))) {
+        objective += l.objective;
+        loss += l.main;
+        microBatchLosses.push_back(l.objective);
+      }
+    }
+    for (uint64_t mb = 0; mb < s.microBatches && !ranks; ++mb) {
       loader.next(batch);
       float main = 0;
-      objective += staged ? runStagedLoss(exec, program, batch, &main)
-                          : runLoss(exec, "forward_backward", batch, &main);
+      float l = staged ? runStagedLoss(exec, program, batch, &main)
+                       : runLoss(exec, "forward_backward", batch, &main);
+      objective += l;
       loss += main;
+      microBatchLosses.push_back(l);
     }
     objective /= double(s.microBatches);
     loss /= double(s.microBatches);
@@ -505,11 +547,27 @@ int runTraining(const Program &program, StringRef digest) {
         if (auto g = exec.gradient(p.name))
           for (float &v : *g)
             v /= float(s.microBatches);
+    if (!gradientsPath.empty() && step == firstStep) {
+      std::vector<Tensor> grads;
+      for (const Parameter &p : program.parameters)
+        if (auto g = exec.gradient(p.name))
+          grads.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
+                                            ArrayRef<float>(g->data(), g->size())));
+      // The micro-batches' losses too, exactly (C99 hexadecimal floats).
+      std::string losses;
+      for (float l : microBatchLosses)
+        losses += (losses.empty() ? "" : ",") + formatv("{0}", format("%a", double(l))).str();
+      failOn(writeSafetensors(gradientsPath, grads,
+                              {{"micro_batch_losses", losses}}),
+             "writing the gradients to " + gradientsPath);
+    }
     double lr = learningRate(s, step, lastStep);
     check(exec.run("optimizer_step",
                    {CpuExecutor<float>::Argument::scalar(float(lr)),
                     CpuExecutor<float>::Argument::integer(int64_t(step))}),
           "running @optimizer_step");
+    if (ranks)
+      ranks->broadcast();
     if (!std::isfinite(objective))
       fail(formatv("the loss is {0} at step {1}: training diverged", objective,
                    step));

@@ -1,0 +1,73 @@
+//===- PipelineRunner.h - Pipeline ranks as threads on the CPU --*- C++ -*-===//
+//
+// Runs one training step of a pipeline-parallel program (one compiled with
+// more than one stage: per-stage forward and backward functions and the
+// pipeline.* metadata) with every rank a thread holding its own CPU
+// executor. Each rank follows its actions in the order of the program's
+// schedule (octet::schedule: 1F1B, ZB-H1, interleaved 1F1B, DualPipe,
+// DualPipeV), waiting for the tensors an action needs from other ranks;
+// the tensors travel through a mailbox keyed by (function, micro-batch).
+// ZB-H1's weight-gradient actions are folded into its input-gradient ones
+// (one backward function per stage), which leaves every gradient's
+// accumulation order unchanged.
+//
+// At the end of the step the gradients are gathered into the master
+// executor (rank 0's, owned by the caller): copied from the one rank that
+// owns a parameter, or summed over the ranks holding mirrored copies
+// (DualPipe). broadcast() copies the master's weights and moments back to
+// every rank after the optimizer step. A rank that fails, or waits longer
+// than the timeout, ends the step with an error on every rank.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_RUNTIME_PIPELINERUNNER_H
+#define OCTET_RUNTIME_PIPELINERUNNER_H
+
+#include "octet/Runtime/CpuExecutor.h"
+#include "octet/Runtime/DataLoader.h"
+
+#include "llvm/Support/Error.h"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace octet::runtime {
+
+template <typename T> class PipelineRunner {
+public:
+  struct Loss {
+    T objective = 0; ///< The returned (first) loss.
+    T main = 0;      ///< The main-model loss (second result, if any).
+  };
+
+  /// Reads the schedule from `program`'s metadata and creates the other
+  /// ranks' executors (their state copied from `master` by broadcast()).
+  static llvm::Expected<std::unique_ptr<PipelineRunner>>
+  create(CpuExecutor<T> &master, const Program &program,
+         std::chrono::seconds timeout = std::chrono::seconds(120));
+  ~PipelineRunner();
+
+  int64_t getNumRanks() const;
+
+  /// Copies the master's weights and AdamW moments to every rank.
+  void broadcast();
+
+  /// Runs the micro-batches of one step (one batch each, in order) through
+  /// the schedule and leaves the gradients, as the whole step would have
+  /// accumulated them, in the master executor; returns each micro-batch's
+  /// losses.
+  llvm::Expected<std::vector<Loss>> step(llvm::ArrayRef<Batch> batches);
+
+  struct Impl;
+
+private:
+  explicit PipelineRunner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl;
+};
+
+extern template class PipelineRunner<float>;
+
+} // namespace octet::runtime
+
+#endif // OCTET_RUNTIME_PIPELINERUNNER_H

@@ -1,0 +1,393 @@
+//===- PipelineRunner.cpp - Pipeline ranks as threads on the CPU ----------===//
+
+#include "octet/Runtime/PipelineRunner.h"
+
+#include "octet/Schedule/PipelineSchedule.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <condition_variable>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace octet::runtime;
+namespace sched = octet::schedule;
+
+template <typename T> struct PipelineRunner<T>::Impl {
+  using Executor = CpuExecutor<T>;
+  using Output = typename Executor::Output;
+  using Argument = typename Executor::Argument;
+
+  const Program *program = nullptr;
+  std::chrono::seconds timeout{120};
+  sched::Schedule schedule;
+  int64_t modelStages = 0;
+  std::vector<Executor *> ranks; ///< ranks[0] is the master.
+  std::vector<std::unique_ptr<Executor>> owned;
+  /// Per stage function: its inputs' sources ("arg<i>", "<fn>:<j>").
+  std::map<std::string, std::vector<std::string>> inputs;
+  std::vector<std::string> returns;
+  /// The trainable parameters each rank touches.
+  std::vector<std::set<std::string>> paramsOfRank;
+
+  // The step's mailbox: results by (function, micro-batch).
+  std::mutex mutex;
+  std::condition_variable posted;
+  std::map<std::pair<std::string, int64_t>, std::vector<Output>> mailbox;
+  std::string failure;
+
+  std::string meta(const std::string &key) const {
+    auto it = program->metadata.find(key);
+    return it == program->metadata.end() ? "" : it->second;
+  }
+
+  /// The model stage and micro-batch of a schedule's (global stage, mb).
+  std::pair<int64_t, int64_t> place(int64_t stage, int64_t mb) const {
+    // DualPipe's second copy runs stages N..2N-1 (model stage s as N + s)
+    // on the second half of the micro-batches, counted from 0.
+    if (schedule.kind == sched::Kind::DualPipe && stage >= modelStages)
+      return {stage - modelStages, schedule.microbatches / 2 + mb};
+    return {stage, mb};
+  }
+
+  std::string function(bool forward, int64_t modelStage) const {
+    return llvm::formatv("forward_backward_{0}{1}", forward ? "F" : "B",
+                         modelStage)
+        .str();
+  }
+
+  void fail(const std::string &why) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (failure.empty())
+      failure = why;
+    posted.notify_all();
+  }
+
+  /// The results of (fn, mb), waiting for them; empty (and the step failed)
+  /// when they do not come in time.
+  const std::vector<Output> *await(int64_t rank, const std::string &fn,
+                                   int64_t mb) {
+    std::unique_lock<std::mutex> lock(mutex);
+    auto key = std::make_pair(fn, mb);
+    bool ready = posted.wait_for(lock, timeout, [&] {
+      return !failure.empty() || mailbox.count(key);
+    });
+    if (!failure.empty())
+      return nullptr;
+    if (!ready) {
+      failure = llvm::formatv("rank {0} waited {1} s for the results of @{2} "
+                              "on micro-batch {3}: a rank died or the "
+                              "schedule deadlocks",
+                              rank, timeout.count(), fn, mb)
+                    .str();
+      posted.notify_all();
+      return nullptr;
+    }
+    return &mailbox.at(key);
+  }
+
+  /// Runs stage function `fn` for micro-batch `mb` on `rank`.
+  bool run(int64_t rank, const std::string &fn, int64_t mb,
+           llvm::ArrayRef<Batch> batches) {
+    std::vector<Argument> args;
+    auto sources = inputs.find(fn);
+    if (sources == inputs.end()) {
+      fail("the program has no stage function @" + fn +
+           " for its schedule's actions");
+      return false;
+    }
+    for (const std::string &source : sources->second) {
+      if (source == "arg0" || source == "arg1") {
+        const Batch &b = batches[mb];
+        args.push_back(Argument(source == "arg0" ? b.inputs : b.labels));
+        continue;
+      }
+      llvm::StringRef producer, index;
+      std::tie(producer, index) = llvm::StringRef(source).rsplit(':');
+      unsigned j = 0;
+      const std::vector<Output> *out = await(rank, producer.str(), mb);
+      if (!out)
+        return false;
+      if (index.getAsInteger(10, j) || j >= out->size()) {
+        fail("@" + fn + " takes '" + source + "', which @" + producer.str() +
+             " does not produce");
+        return false;
+      }
+      const Output &o = (*out)[j];
+      args.push_back(o.ints.empty() ? Argument(o.values) : Argument(o.ints));
+    }
+    llvm::Expected<std::vector<Output>> out = ranks[rank]->run(fn, args);
+    if (!out) {
+      fail(llvm::formatv("rank {0}, micro-batch {1}: {2}", rank, mb,
+                         llvm::toString(out.takeError()))
+               .str());
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    mailbox[{fn, mb}] = std::move(*out);
+    posted.notify_all();
+    return true;
+  }
+
+  /// Fault injection for tests: OCTET_PIPELINE_FAIL_RANK=R makes rank R
+  /// stop with an error at its second action; R:silent makes it stop
+  /// without a word, as a crashed process would (the others then time out).
+  std::optional<std::pair<int64_t, bool>> injectedFault() const {
+    const char *env = std::getenv("OCTET_PIPELINE_FAIL_RANK");
+    if (!env || !*env)
+      return std::nullopt;
+    auto [rank, how] = llvm::StringRef(env).split(':');
+    int64_t r = 0;
+    if (rank.getAsInteger(10, r))
+      return std::nullopt;
+    return std::make_pair(r, how == "silent");
+  }
+
+  void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
+    std::optional<std::pair<int64_t, bool>> fault = injectedFault();
+    int64_t done = 0;
+    for (const sched::Action &a : schedule.perRank[rank]) {
+      if (fault && fault->first == rank && done++ == 1) {
+        if (!fault->second)
+          fail(llvm::formatv("rank {0} stopped (OCTET_PIPELINE_FAIL_RANK)",
+                             rank)
+                   .str());
+        return;
+      }
+      auto forward = [&](int64_t stage, int64_t mb) {
+        auto [s, m] = place(stage, mb);
+        return run(rank, function(true, s), m, batches);
+      };
+      auto backward = [&](int64_t stage, int64_t mb) {
+        auto [s, m] = place(stage, mb);
+        return run(rank, function(false, s), m, batches);
+      };
+      bool ok = true;
+      switch (a.type) {
+      case sched::Action::Forward:
+        ok = forward(a.stage, a.mb);
+        break;
+      case sched::Action::Backward:
+      case sched::Action::InputGrad:
+        ok = backward(a.stage, a.mb);
+        break;
+      case sched::Action::WeightGrad:
+        break; // done with the input gradient: one backward per stage
+      case sched::Action::ForwardBackward:
+        ok = forward(a.stage, a.mb) && backward(a.bwdStage, a.bwdMb);
+        break;
+      }
+      if (!ok)
+        return;
+    }
+  }
+};
+
+template <typename T>
+PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
+    : impl(std::move(impl)) {}
+template <typename T> PipelineRunner<T>::~PipelineRunner() = default;
+
+template <typename T>
+llvm::Expected<std::unique_ptr<PipelineRunner<T>>>
+PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
+                          std::chrono::seconds timeout) {
+  auto impl = std::make_unique<Impl>();
+  impl->program = &program;
+  impl->timeout = timeout;
+  auto number = [&](const std::string &key) -> int64_t {
+    int64_t v = 0;
+    return llvm::StringRef(impl->meta(key)).getAsInteger(10, v) ? -1 : v;
+  };
+  std::optional<sched::Kind> kind =
+      sched::parseKind(impl->meta("pipeline.schedule"));
+  int64_t ranks = number("pipeline.ranks"), mbs = number("train.micro_batches");
+  // (The metadata strings outlive the StringRefs split from them.)
+  std::string functionList = impl->meta("pipeline.functions");
+  llvm::SmallVector<llvm::StringRef> functions;
+  llvm::StringRef(functionList).split(functions, ',', -1, false);
+  if (!kind || ranks <= 0 || mbs <= 0 || functions.empty())
+    return llvm::createStringError(
+        "the program is not pipeline-parallel: it needs the metadata "
+        "pipeline.schedule, pipeline.ranks, pipeline.functions and "
+        "train.micro_batches (compile it with octetc and parallel.pp > 1)");
+  impl->modelStages = int64_t(functions.size()) / 2;
+  int64_t chunks = std::max<int64_t>(1, impl->modelStages / ranks);
+  std::string error;
+  std::optional<sched::Schedule> s =
+      sched::build(*kind, ranks, mbs, error, chunks);
+  if (!s)
+    return llvm::createStringError("the program's pipeline schedule: " +
+                                   error);
+  impl->schedule = std::move(*s);
+  int64_t expected = impl->schedule.stages;
+  if (*kind == sched::Kind::DualPipe)
+    expected /= 2; // two copies of the model's stages
+  if (expected != impl->modelStages)
+    return llvm::createStringError(llvm::formatv(
+        "the program has {0} pipeline stages but its {1} schedule on {2} "
+        "ranks runs {3}",
+        impl->modelStages, sched::kindName(*kind), ranks, expected));
+
+  for (llvm::StringRef fn : functions) {
+    std::string sourceList = impl->meta("pipeline." + fn.str() + ".inputs");
+    llvm::SmallVector<llvm::StringRef> sources;
+    llvm::StringRef(sourceList).split(sources, ',', -1, false);
+    auto &list = impl->inputs[fn.str()];
+    for (llvm::StringRef src : sources)
+      list.push_back(src.str());
+  }
+  std::string returnList = impl->meta("pipeline.returns");
+  llvm::SmallVector<llvm::StringRef> returns;
+  llvm::StringRef(returnList).split(returns, ',', -1, false);
+  for (llvm::StringRef r : returns)
+    impl->returns.push_back(r.str());
+  if (impl->returns.empty())
+    return llvm::createStringError("the program's pipeline returns no loss");
+
+  // Which parameters each rank touches: those its stage functions read or
+  // accumulate gradients into.
+  std::map<std::string, std::set<std::string>> paramsOfFunction;
+  for (const Function &f : program.functions)
+    for (const Instruction &i : f.body) {
+      std::optional<llvm::StringRef> p;
+      if (i.op == "octet.param")
+        p = i.attrs.getString("name");
+      else if (i.op == "octet.grad_accumulate")
+        p = i.attrs.getString("param");
+      if (p)
+        paramsOfFunction[f.name].insert(p->str());
+    }
+  impl->paramsOfRank.resize(ranks);
+  for (int64_t r = 0; r < ranks; ++r)
+    for (const sched::Action &a : impl->schedule.perRank[r]) {
+      std::vector<std::string> run;
+      auto add = [&](bool forward, int64_t stage) {
+        run.push_back(impl->function(forward, impl->place(stage, 0).first));
+      };
+      switch (a.type) {
+      case sched::Action::Forward:
+        add(true, a.stage);
+        break;
+      case sched::Action::Backward:
+      case sched::Action::InputGrad:
+        add(false, a.stage);
+        break;
+      case sched::Action::WeightGrad:
+        break;
+      case sched::Action::ForwardBackward:
+        add(true, a.stage);
+        add(false, a.bwdStage);
+        break;
+      }
+      for (const std::string &fn : run) {
+        auto &params = paramsOfFunction[fn];
+        impl->paramsOfRank[r].insert(params.begin(), params.end());
+      }
+    }
+
+  impl->ranks.push_back(&master);
+  for (int64_t r = 1; r < ranks; ++r) {
+    llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
+    if (!e)
+      return e.takeError();
+    impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*e)));
+    impl->ranks.push_back(impl->owned.back().get());
+  }
+  auto runner = std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
+  runner->broadcast();
+  return std::move(runner);
+}
+
+template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
+  return int64_t(impl->ranks.size());
+}
+
+template <typename T> void PipelineRunner<T>::broadcast() {
+  CpuExecutor<T> &master = *impl->ranks[0];
+  for (const Parameter &p : impl->program->parameters)
+    for (size_t r = 1; r < impl->ranks.size(); ++r) {
+      CpuExecutor<T> &rank = *impl->ranks[r];
+      auto copy = [](auto from, auto to) {
+        if (from && to)
+          std::copy(from->begin(), from->end(), to->begin());
+      };
+      copy(master.masterWeight(p.name), rank.masterWeight(p.name));
+      copy(master.firstMoment(p.name), rank.firstMoment(p.name));
+      copy(master.secondMoment(p.name), rank.secondMoment(p.name));
+    }
+}
+
+template <typename T>
+llvm::Expected<std::vector<typename PipelineRunner<T>::Loss>>
+PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
+  Impl &m = *impl;
+  if (int64_t(batches.size()) != m.schedule.microbatches)
+    return llvm::createStringError(llvm::formatv(
+        "the pipeline runs {0} micro-batches a step, got {1}",
+        m.schedule.microbatches, batches.size()));
+  m.mailbox.clear();
+  m.failure.clear();
+  for (size_t r = 1; r < m.ranks.size(); ++r)
+    m.ranks[r]->zeroGradients();
+  {
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < m.ranks.size(); ++r)
+      threads.emplace_back([&, r] { m.runRank(int64_t(r), batches); });
+    for (std::thread &t : threads)
+      t.join();
+  }
+  if (!m.failure.empty())
+    return llvm::createStringError("pipeline step failed: " + m.failure);
+
+  // Gradients into the master: the one owner's, or the sum of the mirrored
+  // copies' in rank order.
+  CpuExecutor<T> &master = *m.ranks[0];
+  for (const Parameter &p : m.program->parameters) {
+    std::vector<size_t> owners;
+    for (size_t r = 0; r < m.ranks.size(); ++r)
+      if (m.paramsOfRank[r].count(p.name))
+        owners.push_back(r);
+    auto total = master.gradient(p.name);
+    if (!total || owners.empty() || (owners.size() == 1 && owners[0] == 0))
+      continue;
+    if (owners.size() == 1) {
+      auto g = m.ranks[owners[0]]->gradient(p.name);
+      std::copy(g->begin(), g->end(), total->begin());
+      continue;
+    }
+    std::vector<T> sum(total->size(), T(0));
+    for (size_t r : owners) {
+      auto g = m.ranks[r]->gradient(p.name);
+      for (size_t i = 0; i < sum.size(); ++i)
+        sum[i] += (*g)[i];
+    }
+    std::copy(sum.begin(), sum.end(), total->begin());
+  }
+
+  // Each micro-batch's losses, from the functions that returned them.
+  std::vector<Loss> losses(batches.size());
+  for (size_t mb = 0; mb < batches.size(); ++mb)
+    for (size_t i = 0; i < m.returns.size() && i < 2; ++i) {
+      auto [fn, index] = llvm::StringRef(m.returns[i]).rsplit(':');
+      unsigned j = 0;
+      auto it = m.mailbox.find({fn.str(), int64_t(mb)});
+      if (it == m.mailbox.end() || index.getAsInteger(10, j) ||
+          j >= it->second.size() || it->second[j].values.size() != 1)
+        return llvm::createStringError("the pipeline's loss " + m.returns[i] +
+                                       " is not a scalar the step produced");
+      T v = it->second[j].values[0];
+      (i == 0 ? losses[mb].objective : losses[mb].main) = v;
+      if (m.returns.size() == 1)
+        losses[mb].main = v;
+    }
+  m.mailbox.clear();
+  return losses;
+}
+
+template class octet::runtime::PipelineRunner<float>;
