@@ -35,6 +35,26 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// The trainable parameters each rank touches.
   std::vector<std::set<std::string>> paramsOfRank;
 
+  // Trace of every step so far.
+  std::chrono::steady_clock::time_point origin =
+      std::chrono::steady_clock::now();
+  std::vector<Event> events;
+  double stepsUs = 0;
+  double sinceOrigin(std::chrono::steady_clock::time_point t) const {
+    return std::chrono::duration<double, std::micro>(t - origin).count();
+  }
+  void record(int64_t rank, std::string name, bool waiting,
+              std::chrono::steady_clock::time_point start) {
+    auto end = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back({rank, std::move(name), waiting, sinceOrigin(start),
+                      sinceOrigin(end) - sinceOrigin(start)});
+  }
+  static std::string label(const std::string &fn, int64_t mb) {
+    // forward_backward_F3 -> "F3 mb<mb>"
+    return fn.substr(fn.rfind('_') + 1) + " mb" + std::to_string(mb);
+  }
+
   // The step's mailbox: results by (function, micro-batch).
   std::mutex mutex;
   std::condition_variable posted;
@@ -72,11 +92,18 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// when they do not come in time.
   const std::vector<Output> *await(int64_t rank, const std::string &fn,
                                    int64_t mb) {
+    auto start = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(mutex);
     auto key = std::make_pair(fn, mb);
+    bool waited = !mailbox.count(key);
     bool ready = posted.wait_for(lock, timeout, [&] {
       return !failure.empty() || mailbox.count(key);
     });
+    if (waited && ready && failure.empty()) {
+      lock.unlock();
+      record(rank, "wait " + label(fn, mb), /*waiting=*/true, start);
+      lock.lock();
+    }
     if (!failure.empty())
       return nullptr;
     if (!ready) {
@@ -121,7 +148,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
       const Output &o = (*out)[j];
       args.push_back(o.ints.empty() ? Argument(o.values) : Argument(o.ints));
     }
+    auto start = std::chrono::steady_clock::now();
     llvm::Expected<std::vector<Output>> out = ranks[rank]->run(fn, args);
+    record(rank, label(fn, mb), /*waiting=*/false, start);
     if (!out) {
       fail(llvm::formatv("rank {0}, micro-batch {1}: {2}", rank, mb,
                          llvm::toString(out.takeError()))
@@ -308,6 +337,69 @@ template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
   return int64_t(impl->ranks.size());
 }
 
+template <typename T>
+const std::vector<typename PipelineRunner<T>::Event> &
+PipelineRunner<T>::getEvents() const {
+  return impl->events;
+}
+
+template <typename T>
+typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
+  Summary s;
+  s.busyUs.assign(impl->ranks.size(), 0);
+  s.waitingUs.assign(impl->ranks.size(), 0);
+  for (const Event &e : impl->events)
+    (e.waiting ? s.waitingUs : s.busyUs)[e.rank] += e.durationUs;
+  s.stepsUs = impl->stepsUs;
+  return s;
+}
+
+template <typename T>
+std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
+  const Impl &m = *impl;
+  // Mean time of each model stage's forward and backward.
+  std::vector<double> fwd(m.modelStages, 0), bwd(m.modelStages, 0);
+  std::vector<int64_t> nf(m.modelStages, 0), nb(m.modelStages, 0);
+  for (const Event &e : m.events) {
+    if (e.waiting || e.name.size() < 2)
+      continue;
+    int64_t stage = std::atoll(e.name.c_str() + 1);
+    if (stage < 0 || stage >= m.modelStages)
+      continue;
+    bool forward = e.name[0] == 'F';
+    (forward ? fwd : bwd)[stage] += e.durationUs;
+    ++(forward ? nf : nb)[stage];
+  }
+  double meanF = 0, meanB = 0;
+  int64_t stages = 0;
+  for (int64_t st = 0; st < m.modelStages; ++st) {
+    if (!nf[st] || !nb[st])
+      return {};
+    fwd[st] /= double(nf[st]);
+    bwd[st] /= double(nb[st]);
+    meanF += fwd[st];
+    meanB += bwd[st];
+    ++stages;
+  }
+  meanF /= double(stages);
+  meanB /= double(stages);
+  sched::Costs costs;
+  costs.forward = meanF;
+  costs.backward = meanB;
+  // Weight gradients run with the input gradients (one backward function).
+  costs.inputGrad = meanB;
+  costs.weightGrad = 0;
+  for (int64_t g = 0; g < m.schedule.stages; ++g) {
+    int64_t st = m.place(g, 0).first;
+    costs.stageScale.push_back((fwd[st] + bwd[st]) / (meanF + meanB));
+  }
+  sched::Simulation sim = sched::simulate(m.schedule, costs);
+  std::vector<double> bubble;
+  for (double b : sim.bubble)
+    bubble.push_back(sim.makespan > 0 ? b / sim.makespan : 0);
+  return bubble;
+}
+
 template <typename T> void PipelineRunner<T>::broadcast() {
   CpuExecutor<T> &master = *impl->ranks[0];
   for (const Parameter &p : impl->program->parameters)
@@ -336,11 +428,15 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   for (size_t r = 1; r < m.ranks.size(); ++r)
     m.ranks[r]->zeroGradients();
   {
+    auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
     for (size_t r = 0; r < m.ranks.size(); ++r)
       threads.emplace_back([&, r] { m.runRank(int64_t(r), batches); });
     for (std::thread &t : threads)
       t.join();
+    m.stepsUs += std::chrono::duration<double, std::micro>(
+                     std::chrono::steady_clock::now() - start)
+                     .count();
   }
   if (!m.failure.empty())
     return llvm::createStringError("pipeline step failed: " + m.failure);

@@ -90,6 +90,11 @@ cl::opt<std::string> pipelineMode(
              "turn, on this thread) or off (the whole step at once)"),
     cl::value_desc("threads|in-order|off"), cl::init("threads"),
     cl::cat(category));
+cl::opt<std::string> tracePath(
+    "trace",
+    cl::desc("Write what every pipeline rank did (stage functions, waits "
+             "for other ranks) as a Chrome/Perfetto trace (JSON)"),
+    cl::value_desc("FILE"), cl::cat(category));
 cl::opt<unsigned> pipelineTimeout(
     "pipeline-timeout",
     cl::desc("Seconds a pipeline rank waits for another's tensors before "
@@ -301,6 +306,50 @@ T runStagedLoss(CpuExecutor<T> &exec, const Program &program,
 //===----------------------------------------------------------------------===//
 // --gradcheck
 //===----------------------------------------------------------------------===//
+
+/// Per rank: time computing, time waiting for other ranks' tensors (the
+/// exposed communication of CPU ranks), and the bubble, the share of the
+/// steps' wall time the rank did not compute; and --trace.
+void reportPipeline(const PipelineRunner<float> &ranks) {
+  PipelineRunner<float>::Summary s = ranks.getSummary();
+  std::vector<double> simulated = ranks.getSimulatedBubble();
+  for (size_t r = 0; r < s.busyUs.size(); ++r)
+    outs() << formatv("rank {0}: computing {1:f3} s, waiting for other ranks "
+                      "{2:f3} s, bubble {3:f1}% of the steps (simulated with "
+                      "these stage times: {4})\n",
+                      r, s.busyUs[r] * 1e-6, s.waitingUs[r] * 1e-6,
+                      s.stepsUs > 0 ? 100.0 * (1 - s.busyUs[r] / s.stepsUs)
+                                    : 0.0,
+                      r < simulated.size()
+                          ? formatv("{0:f1}%", 100 * simulated[r]).str()
+                          : std::string("-"));
+  if (tracePath.empty())
+    return;
+  json::Array events;
+  for (size_t r = 0; r < s.busyUs.size(); ++r)
+    events.push_back(json::Object{
+        {"name", "thread_name"},
+        {"ph", "M"},
+        {"pid", 0},
+        {"tid", int64_t(r)},
+        {"args", json::Object{{"name", "rank " + std::to_string(r)}}}});
+  for (const auto &e : ranks.getEvents())
+    events.push_back(json::Object{{"name", e.name},
+                                  {"cat", e.waiting ? "wait" : "compute"},
+                                  {"ph", "X"},
+                                  {"pid", 0},
+                                  {"tid", e.rank},
+                                  {"ts", e.startUs},
+                                  {"dur", e.durationUs}});
+  json::Value trace = json::Object{{"traceEvents", std::move(events)},
+                                   {"displayTimeUnit", "ms"}};
+  failOn(writeFileAtomically(tracePath,
+                             [&](raw_ostream &os) {
+                               os << trace << "\n";
+                               return Error::success();
+                             }),
+         "writing the trace " + tracePath);
+}
 
 int runGradcheck(const Program &program) {
   TrainSettings s = settingsOf(program);
@@ -515,6 +564,9 @@ int runTraining(const Program &program, StringRef digest) {
                         ranks->getNumRanks(),
                         program.metadata.at("pipeline.schedule"));
   }
+  if (!ranks && !tracePath.empty())
+    fail("--trace records pipeline ranks: this program has one stage (or "
+         "--pipeline is not threads)");
   std::vector<Batch> microBatches(s.microBatches);
   for (uint64_t step = firstStep; step <= lastStep; ++step) {
     exec.zeroGradients();
@@ -630,6 +682,8 @@ int runTraining(const Program &program, StringRef digest) {
   if (!checkpointDir.empty())
     outs() << formatv("; checkpoint {0}/step-{1}", checkpointDir, lastStep);
   outs() << "\n";
+  if (ranks)
+    reportPipeline(*ranks);
   return 0;
 }
 

@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace octet::runtime {
@@ -49,6 +50,28 @@ public:
   ~PipelineRunner();
 
   int64_t getNumRanks() const;
+
+  /// What a rank did during a step, for traces: computing a stage function
+  /// or waiting for another rank's tensors. Times in microseconds since
+  /// `origin` (the runner's creation).
+  struct Event {
+    int64_t rank = 0;
+    std::string name; ///< "F0 mb3", "B1 mb0", or "wait F0 mb3".
+    bool waiting = false;
+    double startUs = 0, durationUs = 0;
+  };
+  /// Per rank, over all steps so far: busy (computing) and waiting time,
+  /// and the wall time of the steps.
+  struct Summary {
+    std::vector<double> busyUs, waitingUs;
+    double stepsUs = 0;
+  };
+  const std::vector<Event> &getEvents() const;
+  Summary getSummary() const;
+  /// The schedule simulated (octet::schedule::simulate) with the measured
+  /// mean forward and backward times of each stage: the bubble each rank
+  /// would have, as a fraction of the makespan.
+  std::vector<double> getSimulatedBubble() const;
 
   /// Copies the master's weights and AdamW moments to every rank.
   void broadcast();
