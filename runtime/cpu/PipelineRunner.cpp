@@ -27,6 +27,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::chrono::seconds timeout{120};
   sched::Schedule schedule;
   int64_t modelStages = 0;
+  /// Pipeline ranks per replica, and data-parallel replicas: executor
+  /// d * pp + r is pipeline rank r of replica d.
+  int64_t pp = 1, replicas = 1;
+  /// A one-stage program run data-parallel: @forward_backward whole.
+  bool wholeStep = false;
   std::vector<Executor *> ranks; ///< ranks[0] is the master.
   std::vector<std::unique_ptr<Executor>> owned;
   /// Per stage function: its inputs' sources ("arg<i>", "<fn>:<j>").
@@ -76,6 +81,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
 
   std::string function(bool forward, int64_t modelStage) const {
+    if (wholeStep)
+      return forward ? "forward_backward" : "";
     return llvm::formatv("forward_backward_{0}{1}", forward ? "F" : "B",
                          modelStage)
         .str();
@@ -180,7 +187,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
     std::optional<std::pair<int64_t, bool>> fault = injectedFault();
     int64_t done = 0;
-    for (const sched::Action &a : schedule.perRank[rank]) {
+    // This replica's micro-batches follow the previous replicas'.
+    int64_t firstMb = (rank / pp) * schedule.microbatches;
+    for (const sched::Action &a : schedule.perRank[rank % pp]) {
       if (fault && fault->first == rank && done++ == 1) {
         if (!fault->second)
           fail(llvm::formatv("rank {0} stopped (OCTET_PIPELINE_FAIL_RANK)",
@@ -190,11 +199,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
       }
       auto forward = [&](int64_t stage, int64_t mb) {
         auto [s, m] = place(stage, mb);
-        return run(rank, function(true, s), m, batches);
+        return run(rank, function(true, s), firstMb + m, batches);
       };
       auto backward = [&](int64_t stage, int64_t mb) {
         auto [s, m] = place(stage, mb);
-        return run(rank, function(false, s), m, batches);
+        std::string fn = function(false, s);
+        return fn.empty() || run(rank, fn, firstMb + m, batches);
       };
       bool ok = true;
       switch (a.type) {
@@ -240,12 +250,18 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   std::string functionList = impl->meta("pipeline.functions");
   llvm::SmallVector<llvm::StringRef> functions;
   llvm::StringRef(functionList).split(functions, ',', -1, false);
-  if (!kind || ranks <= 0 || mbs <= 0 || functions.empty())
+  int64_t dp = std::max<int64_t>(1, number("pipeline.dp"));
+  impl->wholeStep = functions.empty() && dp > 1 && ranks == 1;
+  if (!kind || ranks <= 0 || mbs <= 0 || (functions.empty() && !impl->wholeStep))
     return llvm::createStringError(
-        "the program is not pipeline-parallel: it needs the metadata "
-        "pipeline.schedule, pipeline.ranks, pipeline.functions and "
-        "train.micro_batches (compile it with octetc and parallel.pp > 1)");
-  impl->modelStages = int64_t(functions.size()) / 2;
+        "the program is not pipeline- or data-parallel: it needs the "
+        "metadata pipeline.schedule, pipeline.ranks, pipeline.functions (or "
+        "pipeline.dp > 1) and train.micro_batches (compile it with octetc "
+        "and parallel.pp or parallel.dp > 1)");
+  impl->pp = ranks;
+  impl->replicas = dp;
+  impl->modelStages =
+      impl->wholeStep ? 1 : int64_t(functions.size()) / 2;
   int64_t chunks = std::max<int64_t>(1, impl->modelStages / ranks);
   std::string error;
   std::optional<sched::Schedule> s =
@@ -276,6 +292,15 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   llvm::StringRef(returnList).split(returns, ',', -1, false);
   for (llvm::StringRef r : returns)
     impl->returns.push_back(r.str());
+  if (impl->wholeStep) {
+    // The whole step is one forward action per micro-batch.
+    const Function *fb = program.lookupFunction("forward_backward");
+    if (!fb)
+      return llvm::createStringError("the program has no @forward_backward");
+    impl->inputs["forward_backward"] = {"arg0", "arg1"};
+    for (size_t j = 0; j < fb->results.size(); ++j)
+      impl->returns.push_back("forward_backward:" + std::to_string(j));
+  }
   if (impl->returns.empty())
     return llvm::createStringError("the program's pipeline returns no loss");
 
@@ -292,9 +317,9 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       if (p)
         paramsOfFunction[f.name].insert(p->str());
     }
-  impl->paramsOfRank.resize(ranks);
-  for (int64_t r = 0; r < ranks; ++r)
-    for (const sched::Action &a : impl->schedule.perRank[r]) {
+  impl->paramsOfRank.resize(ranks * dp);
+  for (int64_t r = 0; r < ranks * dp; ++r)
+    for (const sched::Action &a : impl->schedule.perRank[r % ranks]) {
       std::vector<std::string> run;
       auto add = [&](bool forward, int64_t stage) {
         run.push_back(impl->function(forward, impl->place(stage, 0).first));
@@ -315,13 +340,15 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         break;
       }
       for (const std::string &fn : run) {
+        if (fn.empty())
+          continue;
         auto &params = paramsOfFunction[fn];
         impl->paramsOfRank[r].insert(params.begin(), params.end());
       }
     }
 
   impl->ranks.push_back(&master);
-  for (int64_t r = 1; r < ranks; ++r) {
+  for (int64_t r = 1; r < ranks * dp; ++r) {
     llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
     if (!e)
       return e.takeError();
@@ -419,10 +446,10 @@ template <typename T>
 llvm::Expected<std::vector<typename PipelineRunner<T>::Loss>>
 PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   Impl &m = *impl;
-  if (int64_t(batches.size()) != m.schedule.microbatches)
+  if (int64_t(batches.size()) != m.schedule.microbatches * m.replicas)
     return llvm::createStringError(llvm::formatv(
         "the pipeline runs {0} micro-batches a step, got {1}",
-        m.schedule.microbatches, batches.size()));
+        m.schedule.microbatches * m.replicas, batches.size()));
   m.mailbox.clear();
   m.failure.clear();
   for (size_t r = 1; r < m.ranks.size(); ++r)
@@ -441,29 +468,46 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   if (!m.failure.empty())
     return llvm::createStringError("pipeline step failed: " + m.failure);
 
-  // Gradients into the master: the one owner's, or the sum of the mirrored
-  // copies' in rank order.
+  // Gradients into the master. Within a replica: the one owner's, or the
+  // sum of the mirrored copies' in rank order; then the replicas' sum, in
+  // replica order (the data-parallel all-reduce).
   CpuExecutor<T> &master = *m.ranks[0];
   for (const Parameter &p : m.program->parameters) {
-    std::vector<size_t> owners;
-    for (size_t r = 0; r < m.ranks.size(); ++r)
-      if (m.paramsOfRank[r].count(p.name))
-        owners.push_back(r);
     auto total = master.gradient(p.name);
-    if (!total || owners.empty() || (owners.size() == 1 && owners[0] == 0))
+    if (!total)
       continue;
-    if (owners.size() == 1) {
-      auto g = m.ranks[owners[0]]->gradient(p.name);
-      std::copy(g->begin(), g->end(), total->begin());
-      continue;
+    std::vector<T> sum;
+    for (int64_t d = 0; d < m.replicas; ++d) {
+      std::vector<size_t> owners;
+      for (int64_t r = 0; r < m.pp; ++r)
+        if (m.paramsOfRank[d * m.pp + r].count(p.name))
+          owners.push_back(size_t(d * m.pp + r));
+      if (owners.empty())
+        continue;
+      if (m.replicas == 1 && owners.size() == 1) {
+        if (owners[0] != 0) {
+          auto g = m.ranks[owners[0]]->gradient(p.name);
+          std::copy(g->begin(), g->end(), total->begin());
+        }
+        break;
+      }
+      std::vector<T> replica(total->size(), T(0));
+      for (size_t i = 0; i < owners.size(); ++i) {
+        auto g = m.ranks[owners[i]]->gradient(p.name);
+        if (i == 0)
+          std::copy(g->begin(), g->end(), replica.begin());
+        else
+          for (size_t k = 0; k < replica.size(); ++k)
+            replica[k] += (*g)[k];
+      }
+      if (sum.empty())
+        sum = std::move(replica);
+      else
+        for (size_t k = 0; k < sum.size(); ++k)
+          sum[k] += replica[k];
     }
-    std::vector<T> sum(total->size(), T(0));
-    for (size_t r : owners) {
-      auto g = m.ranks[r]->gradient(p.name);
-      for (size_t i = 0; i < sum.size(); ++i)
-        sum[i] += (*g)[i];
-    }
-    std::copy(sum.begin(), sum.end(), total->begin());
+    if (!sum.empty())
+      std::copy(sum.begin(), sum.end(), total->begin());
   }
 
   // Each micro-batch's losses, from the functions that returned them.

@@ -170,7 +170,9 @@ TrainSettings settingsOf(const Program &p) {
   TrainSettings s;
   s.seqLen = uint64_t(metaNumber(p, "train.sequence_length", 0));
   s.batch = uint64_t(metaNumber(p, "train.micro_batch_size", 0));
-  s.microBatches = uint64_t(metaNumber(p, "train.micro_batches", 1));
+  // A step's micro-batches over all data-parallel replicas.
+  s.microBatches = uint64_t(metaNumber(p, "train.micro_batches", 1)) *
+                   uint64_t(std::max(1.0, metaNumber(p, "pipeline.dp", 1)));
   s.vocab = uint64_t(metaNumber(p, "model.vocab_size", 0));
   s.warmup = uint64_t(metaNumber(p, "train.warmup_steps", 0));
   s.lr = lrOption > 0 ? double(lrOption) : metaNumber(p, "train.lr", 1e-3);
@@ -551,18 +553,21 @@ int runTraining(const Program &program, StringRef digest) {
   if (pipelineMode != "threads" && pipelineMode != "in-order" &&
       pipelineMode != "off")
     fail("--pipeline=" + pipelineMode + " is not one of threads, in-order, off");
-  bool pipelined = program.metadata.count("pipeline.functions") != 0;
-  bool staged = pipelined && pipelineMode == "in-order";
+  bool pipelined = program.metadata.count("pipeline.functions") != 0 ||
+                   metaNumber(program, "pipeline.dp", 1) > 1;
+  bool staged = program.metadata.count("pipeline.functions") != 0 &&
+                pipelineMode == "in-order";
   std::unique_ptr<PipelineRunner<float>> ranks;
   if (pipelined && pipelineMode == "threads") {
     ranks = check(PipelineRunner<float>::create(
                       exec, program, std::chrono::seconds(pipelineTimeout)),
                   "starting the pipeline ranks");
     if (!quiet)
-      errs() << formatv("octet-run: {0} pipeline ranks as threads, schedule "
-                        "{1}\n",
+      errs() << formatv("octet-run: {0} ranks as threads (pipeline schedule "
+                        "{1}, {2} data-parallel replica(s))\n",
                         ranks->getNumRanks(),
-                        program.metadata.at("pipeline.schedule"));
+                        program.metadata.at("pipeline.schedule"),
+                        int64_t(metaNumber(program, "pipeline.dp", 1)));
   }
   if (!ranks && !tracePath.empty())
     fail("--trace records pipeline ranks: this program has one stage (or "

@@ -370,6 +370,7 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
       // The pipeline schedule the ranks follow (programs with stages).
       {"pipeline.schedule", stringifySchedule(train.schedule).str()},
       {"pipeline.ranks", std::to_string(train.pp)},
+      {"pipeline.dp", std::to_string(train.dp)},
       {"train.lr", exactNumber(train.optimizer.lr)},
       {"train.warmup_steps", std::to_string(train.optimizer.warmupSteps)},
       {"train.seed", std::to_string(train.seed ? train.seed : 1)},
