@@ -6,6 +6,11 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/SmallSet.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <map>
+#include <set>
+#include <tuple>
 
 using namespace mlir;
 using namespace octet;
@@ -129,6 +134,57 @@ LogicalResult ScheduleOp::verifyRegions() {
     return emitOpError() << "lists " << seen.size() << " of its "
                          << getNumRanks() << " ranks; every rank needs an "
                          << "octet_pipe.rank";
+
+  // Message pairing: on every channel (sender, receiver, payload) the
+  // sender's sends and the receiver's receives name the same (stage,
+  // micro-batch) in the same order, as ordered point-to-point transfers
+  // (NCCL's) require.
+  using Key = std::tuple<int64_t, int64_t, Payload>;
+  std::map<Key, SmallVector<std::pair<int64_t, int64_t>>> sends, recvs;
+  std::map<Key, SmallVector<Operation *>> recvOps;
+  for (auto rank : getBody().front().getOps<RankOp>())
+    for (Operation &op : rank.getBody().front()) {
+      if (auto send = dyn_cast<SendOp>(op))
+        sends[{int64_t(rank.getIndex()), int64_t(send.getPeer()),
+               send.getPayload()}]
+            .push_back({int64_t(send.getStage()), int64_t(send.getMb())});
+      if (auto recv = dyn_cast<RecvOp>(op)) {
+        Key key{int64_t(recv.getPeer()), int64_t(rank.getIndex()),
+                recv.getPayload()};
+        recvs[key].push_back(
+            {int64_t(recv.getStage()), int64_t(recv.getMb())});
+        recvOps[key].push_back(recv);
+      }
+    }
+  std::set<Key> channels;
+  for (auto &[key, list] : sends)
+    channels.insert(key);
+  for (auto &[key, list] : recvs)
+    channels.insert(key);
+  for (const Key &key : channels) {
+    auto &out = sends[key];
+    auto &in = recvs[key];
+    size_t i = 0;
+    while (i < out.size() && i < in.size() && out[i] == in[i])
+      ++i;
+    if (i == out.size() && i == in.size())
+      continue;
+    auto describe = [&](auto &list) -> std::string {
+      if (i >= list.size())
+        return "nothing";
+      return llvm::formatv("stage {0} mb {1}", list[i].first, list[i].second)
+          .str();
+    };
+    auto [from, to, payload] = key;
+    InFlightDiagnostic d = emitOpError()
+                           << "channel " << from << " -> " << to << " ("
+                           << stringifyPayload(payload) << "s): message " << i
+                           << " is " << describe(out) << " at the sender but "
+                           << describe(in) << " at the receiver";
+    if (i < recvOps[key].size())
+      d.attachNote(recvOps[key][i]->getLoc()) << "the receive";
+    return d;
+  }
   return success();
 }
 

@@ -7,8 +7,7 @@
 // the precision recipe and autodiff, and writes the training step as an
 // executable (a copy of octet-run carrying the program) or, with
 // --emit=bundle, as a program document for octet-run; --emit=<stage> stops
-// after a stage and prints it, --plan plans a training step. The scheduled
-// stage (pipeline parallelism) is refused by name until it exists.
+// after a stage and prints it, --plan plans a training step.
 //
 // Every error is one line naming the file (and line) at fault and exits with
 // status 1; -o is written through a temporary file and a rename, so an error
@@ -26,6 +25,7 @@
 #include "octet/Schedule/PipelineSchedule.h"
 #include "octet/Target/CUDA/GemmKernel.h"
 #include "octet/Target/TrainingPipeline.h"
+#include "octet/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -34,6 +34,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -69,7 +70,9 @@ cl::opt<std::string> emitStage(
     "emit",
     cl::desc("Stop after a stage and print it: graph (the verified forward "
              "graph), training (after the recipe and autodiff), quantized "
-             "(FP8 GEMMs lowered to octet_tq), kernels (plus the generated "
+             "(FP8 GEMMs lowered to octet_tq), scheduled (plus every "
+             "pipeline rank's actions and transfers as octet_pipe IR), "
+             "kernels (plus the generated "
              "Hopper GEMM kernels in NVVM IR), ptx or cubin (those kernels "
              "compiled for sm_90a), program or bundle (the program document "
              "octet-run takes). Without --emit: an executable"),
@@ -359,6 +362,20 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
     return 1; // diagnosed at the op
   if (emitStage == "training" || emitStage == "quantized")
     return writeModule(module, /*namesFromLocations=*/true);
+  if (emitStage == "scheduled") {
+    // The ranks' actions and transfers under the training config's
+    // schedule, next to the per-stage functions they run.
+    mlir::PassManager pm(module.getContext());
+    InsertPipelineCommPassOptions comm;
+    comm.scheduleName = stringifySchedule(train.schedule).str();
+    comm.numRanks = train.pp;
+    comm.numMicrobatches = train.microBatches;
+    comm.numChunks = getChunksPerRank(train.schedule);
+    pm.addPass(createInsertPipelineCommPass(comm));
+    if (failed(pm.run(module)))
+      return 1;
+    return writeModule(module, /*namesFromLocations=*/true);
+  }
   if (isKernelStage())
     return emitKernels(module, "recipe '" + options.recipe + "'");
 
@@ -717,13 +734,9 @@ int main(int argc, char **argv) {
     return fail("no model: pass a config.json or a graph .mlir");
 
   static constexpr StringLiteral stages[] = {
-      "graph", "training", "quantized", "kernels", "ptx", "cubin",
-      "program", "bundle"};
+      "graph",  "training",  "quantized", "kernels", "ptx",
+      "cubin",  "scheduled", "program",   "bundle"};
   if (!emitStage.empty() && !llvm::is_contained(stages, emitStage)) {
-    if (emitStage == "scheduled")
-      return fail("--emit=scheduled is not available yet (pipeline "
-                  "schedules come next); available: graph, training, "
-                  "quantized, kernels, ptx, cubin, program, bundle");
     return fail("unknown stage '--emit=" + emitStage +
                 "'; stages: graph, training, quantized, kernels, ptx, cubin, "
                 "scheduled, program, bundle");

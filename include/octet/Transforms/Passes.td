@@ -238,4 +238,55 @@ def SplitPipelineStagesPass
   ];
 }
 
+def InsertPipelineCommPass
+    : Pass<"octet-insert-pipeline-comm", "::mlir::ModuleOp"> {
+  let summary = "Write each pipeline rank's actions and point-to-point transfers as octet_pipe IR";
+  let description = [{
+    Builds the `schedule` (1f1b, zb1p, interleaved-1f1b, dualpipe,
+    dualpipev) for `ranks` ranks and `microbatches` micro-batches and
+    appends it to the module as an `octet_pipe.schedule`: one
+    `octet_pipe.rank` per rank with its actions in order and the transfers
+    they need. A forward needs the previous stage's activation and sends its
+    own to the next stage's rank; a backward needs the next stage's gradient
+    and sends its own to the previous stage's rank (DualPipe's two copies
+    each in their own direction); transfers between stages of one rank stay
+    local. Receives are posted one action ahead, so that they overlap the
+    previous action, and waited on just before the action that uses them;
+    sends start as soon as their action ends and are waited on at the end
+    of the step.
+
+    Then it verifies the messages: on every channel (sender, receiver,
+    activation or gradient) the sender's sends and the receiver's receives
+    must name the same (stage, micro-batch) in the same order, and the
+    schedule must be free of deadlocks.
+
+    ```mlir
+    octet_pipe.schedule "1f1b" ranks(2) stages(2) microbatches(1) {
+      octet_pipe.rank 0 {
+        octet_pipe.forward stage(0) mb(0)
+        %0 = octet_pipe.send activation stage(0) mb(0) to(1)
+        %1 = octet_pipe.recv gradient stage(1) mb(0) from(1)
+        octet_pipe.wait %1
+        octet_pipe.backward stage(0) mb(0)
+        octet_pipe.wait %0
+      }
+      octet_pipe.rank 1 {
+        ...
+      }
+    }
+    ```
+  }];
+  let dependentDialects = ["::octet::pipe::OctetPipeDialect"];
+  let options = [
+    Option<"scheduleName", "schedule", "std::string", /*default=*/"\"1f1b\"",
+           "1f1b, zb1p, interleaved-1f1b, dualpipe or dualpipev">,
+    Option<"numRanks", "ranks", "int64_t", /*default=*/"2",
+           "Pipeline ranks">,
+    Option<"numMicrobatches", "microbatches", "int64_t", /*default=*/"4",
+           "Micro-batches of a step">,
+    Option<"numChunks", "chunks", "int64_t", /*default=*/"2",
+           "Model chunks per rank of interleaved-1f1b">
+  ];
+}
+
 #endif // OCTET_TRANSFORMS_PASSES_TD

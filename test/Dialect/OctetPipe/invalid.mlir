@@ -426,3 +426,33 @@ func.func @rs_shard(%g: tensor<8x4xf32>) {
   %r = octet_pipe.await %a : !octet_pipe.async<tensor<4x4xf32>> -> tensor<4x4xf32>
   return
 }
+
+// -----
+
+// Message pairing: every channel's sends and receives agree, in order.
+// expected-error @+1 {{'octet_pipe.schedule' op channel 0 -> 1 (activations): message 0 is stage 0 mb 0 at the sender but nothing at the receiver}}
+octet_pipe.schedule "1f1b" ranks(2) stages(2) microbatches(2) {
+  octet_pipe.rank 0 {
+    %t = octet_pipe.send activation stage(0) mb(0) to(1)
+    octet_pipe.wait %t
+  }
+  octet_pipe.rank 1 {
+  }
+}
+
+// -----
+
+// expected-error @+1 {{'octet_pipe.schedule' op channel 0 -> 1 (activations): message 0 is stage 0 mb 0 at the sender but stage 0 mb 1 at the receiver}}
+octet_pipe.schedule "1f1b" ranks(2) stages(2) microbatches(2) {
+  octet_pipe.rank 0 {
+    %a = octet_pipe.send activation stage(0) mb(0) to(1)
+    %b = octet_pipe.send activation stage(0) mb(1) to(1)
+    octet_pipe.wait %a, %b
+  }
+  octet_pipe.rank 1 {
+    // expected-note @+1 {{the receive}}
+    %b = octet_pipe.recv activation stage(0) mb(1) from(0)
+    %a = octet_pipe.recv activation stage(0) mb(0) from(0)
+    octet_pipe.wait %a, %b
+  }
+}

@@ -63,6 +63,9 @@ octet_pipe.schedule "dualpipev" ranks(2) stages(4) microbatches(4) {
     octet_pipe.forward stage(0) mb(0)
     // CHECK: octet_pipe.overlapped forward(stage(0) mb(3)) backward(stage(3) mb(1))
     octet_pipe.overlapped forward(stage(0) mb(3)) backward(stage(3) mb(1))
+    // Every send has its receive, in the same order on the channel.
+    %r = octet_pipe.recv activation stage(2) mb(1) from(1)
+    octet_pipe.wait %r
   }
   octet_pipe.rank 1 {
     // CHECK: octet_pipe.overlapped forward(stage(2) mb(1)) backward(stage(1) mb(0)) on p2p
