@@ -102,16 +102,22 @@ void InsertPipelineCommPass::runOnOperation() {
     b.setInsertionPointToEnd(&rank.getBody().front());
     const std::vector<sched::Action> &actions = s->perRank[r];
 
-    // What action `a` needs from other ranks, and what it sends them.
-    auto needs = [&](const sched::Action &a) {
-      std::vector<Message> in;
+    // What action `a` needs from other ranks (`receiving`), or what it
+    // sends them: a forward moves activations down its copy's stages, a
+    // backward gradients up.
+    auto transfers = [&](const sched::Action &a, bool receiving) {
+      std::vector<Message> messages;
       auto forward = [&](int64_t g, int64_t mb) {
-        if (auto p = previous(g); p && holder[*p] != r)
-          in.push_back({holder[*p], Payload::Activation, *p, mb});
+        std::optional<int64_t> peer = receiving ? previous(g) : next(g);
+        if (peer && holder[*peer] != r)
+          messages.push_back({holder[*peer], Payload::Activation,
+                              receiving ? *peer : g, mb});
       };
       auto backward = [&](int64_t g, int64_t mb) {
-        if (auto n = next(g); n && holder[*n] != r)
-          in.push_back({holder[*n], Payload::Gradient, *n, mb});
+        std::optional<int64_t> peer = receiving ? next(g) : previous(g);
+        if (peer && holder[*peer] != r)
+          messages.push_back({holder[*peer], Payload::Gradient,
+                              receiving ? *peer : g, mb});
       };
       switch (a.type) {
       case sched::Action::Forward:
@@ -128,39 +134,12 @@ void InsertPipelineCommPass::runOnOperation() {
         backward(a.bwdStage, a.bwdMb);
         break;
       }
-      return in;
-    };
-    auto gives = [&](const sched::Action &a) {
-      std::vector<Message> out;
-      auto forward = [&](int64_t g, int64_t mb) {
-        if (auto n = next(g); n && holder[*n] != r)
-          out.push_back({holder[*n], Payload::Activation, g, mb});
-      };
-      auto backward = [&](int64_t g, int64_t mb) {
-        if (auto p = previous(g); p && holder[*p] != r)
-          out.push_back({holder[*p], Payload::Gradient, g, mb});
-      };
-      switch (a.type) {
-      case sched::Action::Forward:
-        forward(a.stage, a.mb);
-        break;
-      case sched::Action::Backward:
-      case sched::Action::InputGrad:
-        backward(a.stage, a.mb);
-        break;
-      case sched::Action::WeightGrad:
-        break;
-      case sched::Action::ForwardBackward:
-        forward(a.stage, a.mb);
-        backward(a.bwdStage, a.bwdMb);
-        break;
-      }
-      return out;
+      return messages;
     };
     auto post = [&](size_t k) {
       SmallVector<Value> tokens;
       if (k < actions.size())
-        for (const Message &m : needs(actions[k])) {
+        for (const Message &m : transfers(actions[k], /*receiving=*/true)) {
           tokens.push_back(pipe::RecvOp::create(b, loc, token, m.payload,
                                                 m.stage, m.mb, m.peer));
         }
@@ -190,7 +169,7 @@ void InsertPipelineCommPass::runOnOperation() {
                                    a.bwdMb);
         break;
       }
-      for (const Message &m : gives(a)) {
+      for (const Message &m : transfers(a, /*receiving=*/false)) {
         sends.push_back(pipe::SendOp::create(b, loc, token, m.payload, m.stage,
                                              m.mb, m.peer));
       }
