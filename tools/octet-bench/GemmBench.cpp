@@ -20,11 +20,11 @@
 #include "octet/Runtime/CudaQuantize.h"
 #include "octet/Numerics/Quantize.h"
 #include "octet/Runtime/GemmOperands.h"
+#include "octet/Runtime/KernelManifest.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -41,12 +41,9 @@ using octet::bench::fail;
 
 namespace {
 
-struct Shape {
-  std::string name, kernel;
-  int64_t m = 0, n = 0, k = 0;
-  /// Experts of an expert GEMM (contiguous layout, m / groups rows each).
-  int64_t groups = 1;
-};
+/// A benchmarked GEMM: an Fprop-shaped, BF16-output entry of the manifest
+/// (groups > 1 for an expert GEMM, m / groups rows per expert).
+using Shape = ManifestGemm;
 
 /// The kernel files: --kernels/--manifest, else the ones installed beside
 /// octet-bench (lib/octet/bench-gemm.*).
@@ -66,33 +63,14 @@ std::string benchFile(const char *flag, const char *suffix,
 }
 
 llvm::Expected<std::vector<Shape>> readShapes(llvm::StringRef path) {
-  auto file = llvm::MemoryBuffer::getFile(path);
-  if (!file)
-    return llvm::createStringError("cannot read the kernel manifest " + path +
-                                   ": " + file.getError().message());
-  llvm::Expected<llvm::json::Value> doc =
-      llvm::json::parse((*file)->getBuffer());
-  if (!doc)
-    return llvm::createStringError(path + ": " + llvm::toString(doc.takeError()));
-  const llvm::json::Object *root = doc->getAsObject();
-  const llvm::json::Array *gemms = root ? root->getArray("gemms") : nullptr;
-  if (!gemms)
-    return llvm::createStringError(path + ": expected {\"gemms\": [...]}");
+  llvm::Expected<KernelManifest> manifest = readKernelManifest(path);
+  if (!manifest)
+    return manifest.takeError();
   std::vector<Shape> shapes;
-  for (const llvm::json::Value &v : *gemms) {
-    Shape s;
-    llvm::json::Path::Root root;
-    llvm::json::ObjectMapper map(v, root);
-    bool transposed = false;
-    if (!map || !map.map("function", s.name) || !map.map("kernel", s.kernel) ||
-        !map.map("m", s.m) || !map.map("n", s.n) || !map.map("k", s.k) ||
-        !map.map("transpose_rhs", transposed))
-      return llvm::createStringError(path + ": malformed GEMM entry");
-    map.mapOptional("groups", s.groups);
-    if (transposed || s.kernel.find("_1d2d_bf16_") == std::string::npos)
-      continue; // the benchmark compares Fprop-shaped BF16-output GEMMs
-    shapes.push_back(std::move(s));
-  }
+  for (const ManifestGemm &g : manifest->gemms)
+    // The benchmark compares Fprop-shaped BF16-output GEMMs.
+    if (!g.transposeRhs && g.kernel.find("_1d2d_bf16_") != std::string::npos)
+      shapes.push_back(g);
   return shapes;
 }
 
@@ -232,7 +210,7 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
           blocksN = (s.n + 127) / 128;
   if (s.m % s.groups || rowsPer % 128)
     return fail(llvm::createStringError(
-        s.name + ": the expert GEMM benchmark needs M / groups to be a "
+        s.function + ": the expert GEMM benchmark needs M / groups to be a "
                  "multiple of 128"));
   std::vector<uint8_t> a = randomFP8(s.m * s.k, rng);
   std::vector<uint8_t> b = randomFP8(s.groups * s.n * s.k, rng);
@@ -611,21 +589,9 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
   std::string cubinPath = benchFile("--kernels", "", args, "bench-quant.cubin");
   std::string manifestPath =
       benchFile("--manifest", "", args, "bench-quant.json");
-  auto manifest = llvm::MemoryBuffer::getFile(manifestPath);
+  llvm::Expected<KernelManifest> manifest = readKernelManifest(manifestPath);
   if (!manifest)
-    return fail(llvm::createStringError("cannot read the kernel manifest " +
-                                        manifestPath + ": " +
-                                        manifest.getError().message()));
-  llvm::Expected<llvm::json::Value> doc =
-      llvm::json::parse((*manifest)->getBuffer());
-  if (!doc)
-    return fail(doc.takeError());
-  const llvm::json::Object *root = doc->getAsObject();
-  const llvm::json::Array *list =
-      root ? root->getArray("quantizations") : nullptr;
-  if (!list)
-    return fail(llvm::createStringError(manifestPath +
-                                        ": expected {\"quantizations\": [...]}"));
+    return fail(manifest.takeError());
   auto image = llvm::MemoryBuffer::getFile(cubinPath, false, false);
   if (!image)
     return fail(llvm::createStringError("cannot read the kernels " + cubinPath +
@@ -672,15 +638,9 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
 
   std::mt19937 rng(11);
   int failures = 0;
-  for (const llvm::json::Value &v : *list) {
-    std::string kernel;
-    int64_t rows = 0, cols = 0, batch = 1;
-    llvm::json::Path::Root path;
-    llvm::json::ObjectMapper map(v, path);
-    if (!map || !map.map("kernel", kernel) || !map.map("rows", rows) ||
-        !map.map("cols", cols) || !map.map("batch", batch))
-      return fail(llvm::createStringError(manifestPath +
-                                          ": malformed quantization entry"));
+  for (const ManifestQuantization &entry : manifest->quantizations) {
+    const std::string &kernel = entry.kernel;
+    int64_t rows = entry.rows, cols = entry.cols, batch = entry.batch;
     std::optional<QuantizeKernelConfig> config =
         QuantizeKernelConfig::parse(kernel);
     if (!config)
@@ -706,10 +666,16 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     qa.rows = rows;
     qa.cols = cols;
     qa.batch = batch;
-    llvm::Expected<DeviceBuffer> in = llvm::createStringError("unset");
-    llvm::Expected<DeviceBuffer> inScales = llvm::createStringError("unset");
-    llvm::consumeError(in.takeError());
-    llvm::consumeError(inScales.takeError());
+    // The input, and the second input (scales, gain or up operand).
+    std::optional<DeviceBuffer> in, inScales;
+    auto put = [&](std::optional<DeviceBuffer> &to, const void *data,
+                   size_t bytes, const char *what) -> llvm::Error {
+      llvm::Expected<DeviceBuffer> b = bench.upload(data, bytes, what);
+      if (!b)
+        return b.takeError();
+      to.emplace(std::move(*b));
+      return llvm::Error::success();
+    };
     size_t readBytes = 0;
     if (fused) {
       // The second input: RMSNorm's gain or SwiGLU's up operand, BF16 (the
@@ -725,10 +691,7 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
           v = numerics::bf16ToFloat(second16.back());
         }
       }
-      double epsilon = 1e-6;
-      if (const llvm::json::Object *o = v.getAsObject())
-        if (std::optional<double> e = o->getNumber("epsilon"))
-          epsilon = *e;
+      double epsilon = entry.epsilon;
       qa.epsilon = float(epsilon);
       std::vector<float> y(count);
       if (norm)
@@ -741,14 +704,15 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
       expected = numerics::quantize(y.data(), 1, rows, cols,
                                     numerics::FP8Format::E4M3, g,
                                     numerics::ScaleRounding::FP32);
-      in = bench.upload(x16.data(), count * 2, "the BF16 input");
-      inScales = secondBF16
-                     ? bench.upload(second16.data(), secondCount * 2,
-                                    "the second input")
-                     : bench.upload(second.data(), secondCount * 4,
-                                    "the second input");
-      if (!inScales)
-        return fail(inScales.takeError());
+      if (llvm::Error e = put(in, x16.data(), count * 2, "the BF16 input"))
+        return fail(std::move(e));
+      llvm::Error e =
+          secondBF16 ? put(inScales, second16.data(), secondCount * 2,
+                           "the second input")
+                     : put(inScales, second.data(), secondCount * 4,
+                           "the second input");
+      if (e)
+        return fail(std::move(e));
       qa.inputScales = inScales->get();
       readBytes = count * 2 + secondCount * (secondBF16 ? 2 : 4);
     } else if (requantize) {
@@ -763,21 +727,21 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < groups; ++c)
           scales[c * rows + r] = source.scales[r * groups + c];
-      in = bench.upload(source.payload.data(), count, "the FP8 input");
-      inScales = bench.upload(scales.data(), scales.size() * 4, "its scales");
-      if (!inScales)
-        return fail(inScales.takeError());
+      if (llvm::Error e = put(in, source.payload.data(), count, "the FP8 input"))
+        return fail(std::move(e));
+      if (llvm::Error e =
+              put(inScales, scales.data(), scales.size() * 4, "its scales"))
+        return fail(std::move(e));
       qa.inputScales = inScales->get();
       readBytes = count + scales.size() * 4;
     } else {
       expected = numerics::quantize(x.data(), batch, rows, cols,
                                     numerics::FP8Format::E4M3, g,
                                     numerics::ScaleRounding::FP32);
-      in = bench.upload(x16.data(), count * 2, "the BF16 input");
+      if (llvm::Error e = put(in, x16.data(), count * 2, "the BF16 input"))
+        return fail(std::move(e));
       readBytes = count * 2;
     }
-    if (!in)
-      return fail(in.takeError());
     auto q = context->allocate(count, "the FP8 output");
     auto s = context->allocate(expected.scales.size() * 4, "the scales");
     if (!q)

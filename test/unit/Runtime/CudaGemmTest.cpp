@@ -15,10 +15,10 @@
 #include "octet/Numerics/ScaledGemm.h"
 #include "octet/Runtime/CudaGemm.h"
 #include "octet/Runtime/GemmOperands.h"
+#include "octet/Runtime/KernelManifest.h"
 
 #include "CudaTestUtil.h"
 
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include "gtest/gtest.h"
@@ -35,43 +35,6 @@ using namespace octet::runtime::cuda;
 using numerics::Granularity;
 
 namespace {
-
-struct ManifestEntry {
-  std::string function, kernel, lhs, rhs;
-  int64_t m = 0, n = 0, k = 0, groups = 1;
-  bool transposeLhs = false, transposeRhs = false;
-};
-
-llvm::Expected<std::vector<ManifestEntry>> readManifest(llvm::StringRef path) {
-  auto file = llvm::MemoryBuffer::getFile(path);
-  if (!file)
-    return llvm::createStringError("cannot read " + path + ": " +
-                                   file.getError().message());
-  llvm::Expected<llvm::json::Value> doc =
-      llvm::json::parse((*file)->getBuffer());
-  if (!doc)
-    return doc.takeError();
-  std::vector<ManifestEntry> out;
-  const llvm::json::Object *root = doc->getAsObject();
-  const llvm::json::Array *gemms = root ? root->getArray("gemms") : nullptr;
-  if (!gemms)
-    return llvm::createStringError(path + ": no \"gemms\" array");
-  for (const llvm::json::Value &v : *gemms) {
-    const llvm::json::Object *o = v.getAsObject();
-    ManifestEntry e;
-    llvm::json::Path::Root root;
-    llvm::json::ObjectMapper map(v, root);
-    if (!o || !map || !map.map("function", e.function) ||
-        !map.map("kernel", e.kernel) || !map.map("lhs", e.lhs) ||
-        !map.map("rhs", e.rhs) || !map.map("m", e.m) || !map.map("n", e.n) ||
-        !map.map("k", e.k) || !map.map("transpose_lhs", e.transposeLhs) ||
-        !map.map("transpose_rhs", e.transposeRhs))
-      return llvm::createStringError(path + ": malformed GEMM entry");
-    map.mapOptional("groups", e.groups);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
 
 Granularity granularityOf(llvm::StringRef name) {
   if (name == "tile_1x128")
@@ -104,12 +67,12 @@ protected:
   /// The expert GEMM: runs of 100, 200 and 128 rows for experts 0, 1 and 2
   /// (none for expert 3), each padded to 128 rows with index -1; only the
   /// real rows are compared, each with its expert's reference GEMM.
-  void runGrouped(const ManifestEntry &g, const GemmKernelConfig &config,
+  void runGrouped(const ManifestGemm &g, const GemmKernelConfig &config,
                   const KernelModule &module, unsigned seed);
 
 };
 
-void CudaGemmTest::runGrouped(const ManifestEntry &g,
+void CudaGemmTest::runGrouped(const ManifestGemm &g,
                               const GemmKernelConfig &config,
                               const KernelModule &module, unsigned seed) {
   const int64_t runs[][2] = {{0, 100}, {1, 200}, {2, 128}};
@@ -213,15 +176,16 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
   auto image = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
                                            /*RequiresNullTerminator=*/false);
   ASSERT_TRUE(bool(image)) << cubinPath << ": " << image.getError().message();
-  llvm::Expected<std::vector<ManifestEntry>> gemms = readManifest(manifestPath);
-  ASSERT_TRUE(bool(gemms)) << llvm::toString(gemms.takeError());
-  ASSERT_GE(gemms->size(), 5u);
+  llvm::Expected<KernelManifest> manifest = readKernelManifest(manifestPath);
+  ASSERT_TRUE(bool(manifest)) << llvm::toString(manifest.takeError());
+  const std::vector<ManifestGemm> &gemms = manifest->gemms;
+  ASSERT_GE(gemms.size(), 5u);
   llvm::Expected<KernelModule> module =
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
 
   unsigned seed = 10;
-  for (const ManifestEntry &g : *gemms) {
+  for (const ManifestGemm &g : gemms) {
     SCOPED_TRACE(g.function + " with " + g.kernel);
     std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(g.kernel);
     ASSERT_TRUE(config.has_value());

@@ -17,10 +17,10 @@
 #include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/CudaQuantize.h"
 #include "octet/Runtime/GemmOperands.h"
+#include "octet/Runtime/KernelManifest.h"
 
 #include "CudaTestUtil.h"
 
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include "gtest/gtest.h"
@@ -38,33 +38,6 @@ using numerics::Granularity;
 
 namespace {
 
-struct Entry {
-  std::string function, kernel;
-  int64_t batch = 1, rows = 0, cols = 0;
-  double epsilon = 1e-6;
-};
-
-std::vector<Entry> readEntries(const llvm::json::Value &doc) {
-  std::vector<Entry> out;
-  const llvm::json::Object *root = doc.getAsObject();
-  const llvm::json::Array *list =
-      root ? root->getArray("quantizations") : nullptr;
-  if (!list)
-    return out;
-  for (const llvm::json::Value &v : *list) {
-    Entry e;
-    llvm::json::Path::Root path;
-    llvm::json::ObjectMapper map(v, path);
-    if (map && map.map("function", e.function) && map.map("kernel", e.kernel) &&
-        map.map("batch", e.batch) && map.map("rows", e.rows) &&
-        map.map("cols", e.cols)) {
-      map.mapOptional("epsilon", e.epsilon);
-      out.push_back(e);
-    }
-  }
-  return out;
-}
-
 bool sameFP8(uint8_t a, uint8_t b) {
   bool nanA = (a & 0x7F) == 0x7F, nanB = (b & 0x7F) == 0x7F;
   return nanA || nanB ? nanA && nanB : a == b;
@@ -72,7 +45,7 @@ bool sameFP8(uint8_t a, uint8_t b) {
 
 class CudaQuantizeTest : public HopperTest {
 protected:
-  void runFused(const Entry &e, const QuantizeKernelConfig &config,
+  void runFused(const ManifestQuantization &e, const QuantizeKernelConfig &config,
                 const KernelModule &module, std::mt19937 &rng);
 
   /// Runs `kernel` on `args`, whose outputs the caller poisoned, and
@@ -102,7 +75,7 @@ void CudaQuantizeTest::runKernel(const std::string &kernel,
       bool(context->download(scales.data(), *ds, scaleCount * 4, "scales")));
 }
 
-void CudaQuantizeTest::runFused(const Entry &e,
+void CudaQuantizeTest::runFused(const ManifestQuantization &e,
                                 const QuantizeKernelConfig &config,
                                 const KernelModule &module, std::mt19937 &rng) {
   bool norm = config.kind == QuantizeKind::RMSNorm1x128;
@@ -181,18 +154,15 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
       pathFromEnv("OCTET_TEST_QUANTIZE_MANIFEST", OCTET_TEST_QUANTIZE_MANIFEST);
   auto image = llvm::MemoryBuffer::getFile(cubinPath, false, false);
   ASSERT_TRUE(bool(image)) << cubinPath;
-  auto manifest = llvm::MemoryBuffer::getFile(manifestPath);
-  ASSERT_TRUE(bool(manifest)) << manifestPath;
-  llvm::Expected<llvm::json::Value> doc =
-      llvm::json::parse((*manifest)->getBuffer());
-  ASSERT_TRUE(bool(doc)) << llvm::toString(doc.takeError());
-  std::vector<Entry> entries = readEntries(*doc);
+  llvm::Expected<KernelManifest> manifest = readKernelManifest(manifestPath);
+  ASSERT_TRUE(bool(manifest)) << llvm::toString(manifest.takeError());
+  const std::vector<ManifestQuantization> &entries = manifest->quantizations;
   ASSERT_GE(entries.size(), 9u);
   llvm::Expected<KernelModule> module =
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
   std::mt19937 rng(7);
-  for (const Entry &e : entries) {
+  for (const ManifestQuantization &e : entries) {
     SCOPED_TRACE(e.function + " with " + e.kernel);
     std::optional<QuantizeKernelConfig> config =
         QuantizeKernelConfig::parse(e.kernel);
