@@ -18,6 +18,57 @@
 using namespace octet::runtime;
 namespace sched = octet::schedule;
 
+llvm::Expected<StageFunctions>
+octet::runtime::StageFunctions::read(const Program &program) {
+  auto meta = [&](const std::string &key) -> std::string {
+    auto it = program.metadata.find(key);
+    return it == program.metadata.end() ? "" : it->second;
+  };
+  auto parse = [](llvm::StringRef text) -> std::optional<Source> {
+    Source s;
+    if (text.consume_front("arg"))
+      return text.getAsInteger(10, s.argument) || s.argument < 0
+                 ? std::nullopt
+                 : std::optional<Source>(s);
+    auto [fn, index] = text.rsplit(':');
+    if (fn.empty() || index.getAsInteger(10, s.result))
+      return std::nullopt;
+    s.function = fn.str();
+    return s;
+  };
+  auto list = [&](const std::string &key,
+                  std::vector<Source> &out) -> llvm::Error {
+    std::string text = meta(key);
+    llvm::SmallVector<llvm::StringRef> items;
+    llvm::StringRef(text).split(items, ',', -1, false);
+    for (llvm::StringRef item : items) {
+      std::optional<Source> s = parse(item);
+      if (!s)
+        return llvm::createStringError("the program's " + key + " names '" +
+                                       item +
+                                       "': expected arg<i> or <function>:<j>");
+      out.push_back(*s);
+    }
+    return llvm::Error::success();
+  };
+  StageFunctions f;
+  std::string order = meta("pipeline.functions");
+  llvm::SmallVector<llvm::StringRef> names;
+  llvm::StringRef(order).split(names, ',', -1, false);
+  for (llvm::StringRef fn : names) {
+    f.order.push_back(fn.str());
+    if (llvm::Error e = list("pipeline." + fn.str() + ".inputs",
+                             f.inputs[fn.str()]))
+      return std::move(e);
+  }
+  if (llvm::Error e = list("pipeline.returns", f.returns))
+    return std::move(e);
+  if (!f.order.empty() && f.returns.empty())
+    return llvm::createStringError(
+        "the program's pipeline returns no loss (pipeline.returns)");
+  return f;
+}
+
 template <typename T> struct PipelineRunner<T>::Impl {
   using Executor = CpuExecutor<T>;
   using Output = typename Executor::Output;
@@ -34,9 +85,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
   bool wholeStep = false;
   std::vector<Executor *> ranks; ///< ranks[0] is the master.
   std::vector<std::unique_ptr<Executor>> owned;
-  /// Per stage function: its inputs' sources ("arg<i>", "<fn>:<j>").
-  std::map<std::string, std::vector<std::string>> inputs;
-  std::vector<std::string> returns;
+  StageFunctions stages;
   /// The trainable parameters each rank touches.
   std::vector<std::set<std::string>> paramsOfRank;
 
@@ -129,30 +178,34 @@ template <typename T> struct PipelineRunner<T>::Impl {
   bool run(int64_t rank, const std::string &fn, int64_t mb,
            llvm::ArrayRef<Batch> batches) {
     std::vector<Argument> args;
-    auto sources = inputs.find(fn);
-    if (sources == inputs.end()) {
+    auto sources = stages.inputs.find(fn);
+    if (sources == stages.inputs.end()) {
       fail("the program has no stage function @" + fn +
            " for its schedule's actions");
       return false;
     }
-    for (const std::string &source : sources->second) {
-      if (source == "arg0" || source == "arg1") {
+    for (const StageFunctions::Source &source : sources->second) {
+      if (source.argument >= 0) {
         const Batch &b = batches[mb];
-        args.push_back(Argument(source == "arg0" ? b.inputs : b.labels));
+        if (source.argument > 1) {
+          fail("@" + fn + " takes step argument " +
+               std::to_string(source.argument) +
+               "; a step has token ids and labels");
+          return false;
+        }
+        args.push_back(Argument(source.argument == 0 ? b.inputs : b.labels));
         continue;
       }
-      llvm::StringRef producer, index;
-      std::tie(producer, index) = llvm::StringRef(source).rsplit(':');
-      unsigned j = 0;
-      const std::vector<Output> *out = await(rank, producer.str(), mb);
+      const std::vector<Output> *out = await(rank, source.function, mb);
       if (!out)
         return false;
-      if (index.getAsInteger(10, j) || j >= out->size()) {
-        fail("@" + fn + " takes '" + source + "', which @" + producer.str() +
-             " does not produce");
+      if (source.result >= out->size()) {
+        fail(llvm::formatv("@{0} takes result {1} of @{2}, which has {3}", fn,
+                           source.result, source.function, out->size())
+                 .str());
         return false;
       }
-      const Output &o = (*out)[j];
+      const Output &o = (*out)[source.result];
       args.push_back(o.ints.empty() ? Argument(o.values) : Argument(o.ints));
     }
     auto start = std::chrono::steady_clock::now();
@@ -246,10 +299,11 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   std::optional<sched::Kind> kind =
       sched::parseKind(impl->meta("pipeline.schedule"));
   int64_t ranks = number("pipeline.ranks"), mbs = number("train.micro_batches");
-  // (The metadata strings outlive the StringRefs split from them.)
-  std::string functionList = impl->meta("pipeline.functions");
-  llvm::SmallVector<llvm::StringRef> functions;
-  llvm::StringRef(functionList).split(functions, ',', -1, false);
+  llvm::Expected<StageFunctions> stages = StageFunctions::read(program);
+  if (!stages)
+    return stages.takeError();
+  impl->stages = std::move(*stages);
+  const std::vector<std::string> &functions = impl->stages.order;
   int64_t dp = std::max<int64_t>(1, number("pipeline.dp"));
   impl->wholeStep = functions.empty() && dp > 1 && ranks == 1;
   if (!kind || ranks <= 0 || mbs <= 0 || (functions.empty() && !impl->wholeStep))
@@ -279,29 +333,23 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         "ranks runs {3}",
         impl->modelStages, sched::kindName(*kind), ranks, expected));
 
-  for (llvm::StringRef fn : functions) {
-    std::string sourceList = impl->meta("pipeline." + fn.str() + ".inputs");
-    llvm::SmallVector<llvm::StringRef> sources;
-    llvm::StringRef(sourceList).split(sources, ',', -1, false);
-    auto &list = impl->inputs[fn.str()];
-    for (llvm::StringRef src : sources)
-      list.push_back(src.str());
-  }
-  std::string returnList = impl->meta("pipeline.returns");
-  llvm::SmallVector<llvm::StringRef> returns;
-  llvm::StringRef(returnList).split(returns, ',', -1, false);
-  for (llvm::StringRef r : returns)
-    impl->returns.push_back(r.str());
   if (impl->wholeStep) {
     // The whole step is one forward action per micro-batch.
     const Function *fb = program.lookupFunction("forward_backward");
     if (!fb)
       return llvm::createStringError("the program has no @forward_backward");
-    impl->inputs["forward_backward"] = {"arg0", "arg1"};
-    for (size_t j = 0; j < fb->results.size(); ++j)
-      impl->returns.push_back("forward_backward:" + std::to_string(j));
+    StageFunctions::Source ids, labels;
+    ids.argument = 0;
+    labels.argument = 1;
+    impl->stages.inputs["forward_backward"] = {ids, labels};
+    for (size_t j = 0; j < fb->results.size(); ++j) {
+      StageFunctions::Source loss;
+      loss.function = "forward_backward";
+      loss.result = unsigned(j);
+      impl->stages.returns.push_back(loss);
+    }
   }
-  if (impl->returns.empty())
+  if (impl->stages.returns.empty())
     return llvm::createStringError("the program's pipeline returns no loss");
 
   // Which parameters each rank touches: those its stage functions read or
@@ -512,18 +560,19 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
 
   // Each micro-batch's losses, from the functions that returned them.
   std::vector<Loss> losses(batches.size());
+  const std::vector<StageFunctions::Source> &returns = m.stages.returns;
   for (size_t mb = 0; mb < batches.size(); ++mb)
-    for (size_t i = 0; i < m.returns.size() && i < 2; ++i) {
-      auto [fn, index] = llvm::StringRef(m.returns[i]).rsplit(':');
-      unsigned j = 0;
-      auto it = m.mailbox.find({fn.str(), int64_t(mb)});
-      if (it == m.mailbox.end() || index.getAsInteger(10, j) ||
-          j >= it->second.size() || it->second[j].values.size() != 1)
-        return llvm::createStringError("the pipeline's loss " + m.returns[i] +
-                                       " is not a scalar the step produced");
-      T v = it->second[j].values[0];
+    for (size_t i = 0; i < returns.size() && i < 2; ++i) {
+      auto it = m.mailbox.find({returns[i].function, int64_t(mb)});
+      if (it == m.mailbox.end() || returns[i].result >= it->second.size() ||
+          it->second[returns[i].result].values.size() != 1)
+        return llvm::createStringError(llvm::formatv(
+            "the pipeline's loss, result {0} of @{1}, is not a scalar the "
+            "step produced",
+            returns[i].result, returns[i].function));
+      T v = it->second[returns[i].result].values[0];
       (i == 0 ? losses[mb].objective : losses[mb].main) = v;
-      if (m.returns.size() == 1)
+      if (returns.size() == 1)
         losses[mb].main = v;
     }
   m.mailbox.clear();

@@ -245,69 +245,47 @@ T runLoss(CpuExecutor<T> &exec, StringRef fn, const Batch &batch,
 }
 
 /// The loss of one micro-batch through the per-stage functions of a
-/// pipeline-parallel build (metadata pipeline.*), run one after the other
-/// on this rank in the order the compiler lists them, each taking the
-/// arguments its inputs name: the batch ("arg<i>") or an earlier function's
-/// results ("<function>:<j>"). Computes what @forward_backward computes,
-/// op for op.
+/// pipeline-parallel build, run one after the other on this thread in the
+/// order the compiler lists them, each taking the batch or earlier
+/// functions' results as its inputs say. Computes what @forward_backward
+/// computes, op for op.
 template <typename T>
-T runStagedLoss(CpuExecutor<T> &exec, const Program &program,
+T runStagedLoss(CpuExecutor<T> &exec, const StageFunctions &stages,
                 const Batch &batch, T *mainLoss) {
   using Argument = typename CpuExecutor<T>::Argument;
   using Output = typename CpuExecutor<T>::Output;
-  auto meta = [&](const std::string &key) -> StringRef {
-    auto it = program.metadata.find(key);
-    if (it == program.metadata.end())
-      fail("the program's pipeline metadata lacks " + key +
-           ": recompile it with octetc");
-    return it->second;
-  };
-  auto split = [](StringRef list) {
-    SmallVector<StringRef> items;
-    if (!list.empty())
-      list.split(items, ',');
-    return items;
-  };
   std::map<std::string, std::vector<Output>> results;
-  auto lookup = [&](StringRef source) -> Argument {
-    if (source == "arg0")
+  auto lookup = [&](const StageFunctions::Source &source) -> Argument {
+    if (source.argument == 0)
       return Argument(batch.inputs);
-    if (source == "arg1")
+    if (source.argument == 1)
       return Argument(batch.labels);
-    auto [fn, index] = source.rsplit(':');
-    unsigned j = 0;
-    auto it = results.find(fn.str());
-    if (it == results.end() || index.getAsInteger(10, j) ||
-        j >= it->second.size())
-      fail("the program's pipeline metadata names '" + source +
-           "', which no earlier stage function produced");
-    const Output &o = it->second[j];
+    auto it = results.find(source.function);
+    if (it == results.end() || source.result >= it->second.size())
+      fail(formatv("the program's pipeline metadata names result {0} of @{1}, "
+                   "which no earlier stage function produced",
+                   source.result, source.function));
+    const Output &o = it->second[source.result];
     return o.ints.empty() ? Argument(o.values) : Argument(o.ints);
   };
-  for (StringRef fn : split(meta("pipeline.functions"))) {
+  for (const std::string &fn : stages.order) {
     std::vector<Argument> args;
-    for (StringRef source : split(meta("pipeline." + fn.str() + ".inputs")))
+    for (const StageFunctions::Source &source : stages.inputs.at(fn))
       args.push_back(lookup(source));
-    results[fn.str()] = check(exec.run(fn, args), "running @" + fn.str());
+    results[fn] = check(exec.run(fn, args), "running @" + fn);
   }
-  SmallVector<StringRef> returns = split(meta("pipeline.returns"));
-  auto scalar = [&](StringRef source) {
+  auto scalar = [&](const StageFunctions::Source &source) {
     Argument a = lookup(source);
     if (a.getKind() != Argument::Kind::Real || a.reals().size() != 1)
-      fail("the pipeline's result " + source + " is not the scalar loss");
+      fail("the pipeline's result " + std::to_string(source.result) + " of @" +
+           source.function + " is not the scalar loss");
     return a.reals()[0];
   };
-  if (returns.empty())
-    fail("the program's pipeline returns nothing: it must return the loss");
-  T loss = scalar(returns[0]);
+  T loss = scalar(stages.returns[0]);
   if (mainLoss)
-    *mainLoss = returns.size() > 1 ? scalar(returns[1]) : loss;
+    *mainLoss = stages.returns.size() > 1 ? scalar(stages.returns[1]) : loss;
   return loss;
 }
-
-//===----------------------------------------------------------------------===//
-// --gradcheck
-//===----------------------------------------------------------------------===//
 
 /// Per rank: time computing, time waiting for other ranks' tensors (the
 /// exposed communication of CPU ranks), and the bubble, the share of the
@@ -553,10 +531,11 @@ int runTraining(const Program &program, StringRef digest) {
   if (pipelineMode != "threads" && pipelineMode != "in-order" &&
       pipelineMode != "off")
     fail("--pipeline=" + pipelineMode + " is not one of threads, in-order, off");
-  bool pipelined = program.metadata.count("pipeline.functions") != 0 ||
-                   metaNumber(program, "pipeline.dp", 1) > 1;
-  bool staged = program.metadata.count("pipeline.functions") != 0 &&
-                pipelineMode == "in-order";
+  StageFunctions stages = check(StageFunctions::read(program),
+                                "reading the program's pipeline stages");
+  bool pipelined =
+      !stages.order.empty() || metaNumber(program, "pipeline.dp", 1) > 1;
+  bool staged = !stages.order.empty() && pipelineMode == "in-order";
   std::unique_ptr<PipelineRunner<float>> ranks;
   if (pipelined && pipelineMode == "threads") {
     ranks = check(PipelineRunner<float>::create(
@@ -590,7 +569,7 @@ int runTraining(const Program &program, StringRef digest) {
     for (uint64_t mb = 0; mb < s.microBatches && !ranks; ++mb) {
       loader.next(batch);
       float main = 0;
-      float l = staged ? runStagedLoss(exec, program, batch, &main)
+      float l = staged ? runStagedLoss(exec, stages, batch, &main)
                        : runLoss(exec, "forward_backward", batch, &main);
       objective += l;
       loss += main;

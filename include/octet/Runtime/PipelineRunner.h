@@ -29,11 +29,31 @@
 #include "llvm/Support/Error.h"
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace octet::runtime {
+
+/// The per-stage functions a pipeline-parallel program records (metadata
+/// pipeline.functions, pipeline.<fn>.inputs, pipeline.returns), read once.
+struct StageFunctions {
+  /// Where a value comes from: the step's argument `argument` (token ids 0,
+  /// labels 1), or result `result` of stage function `function`.
+  struct Source {
+    int64_t argument = -1;
+    std::string function;
+    unsigned result = 0;
+  };
+  std::vector<std::string> order; ///< An order that runs a step.
+  std::map<std::string, std::vector<Source>> inputs;
+  std::vector<Source> returns; ///< The step's losses.
+
+  /// Empty `order` when the program has no stage functions; an error when
+  /// the metadata is malformed.
+  static llvm::Expected<StageFunctions> read(const Program &program);
+};
 
 template <typename T> class PipelineRunner {
 public:
