@@ -4,38 +4,22 @@
 
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/Float8.h"
+#include "octet/Numerics/ScaledGemm.h"
 
 using namespace octet;
 using namespace octet::runtime;
 using numerics::Granularity;
 using numerics::QuantizedTensor;
 
-namespace {
-
-/// One operand viewed as [free][K].
-struct View {
-  const QuantizedTensor &q;
-  int contract;
-  int64_t free() const { return contract == 1 ? q.rows : q.cols; }
-  int64_t k() const { return contract == 1 ? q.cols : q.rows; }
-  uint8_t at(int64_t f, int64_t kk) const {
-    return contract == 1 ? q.payload[f * q.cols + kk]
-                         : q.payload[kk * q.cols + f];
-  }
-  float scale(int64_t f, int64_t kk) const {
-    return contract == 1 ? q.scales[q.scaleIndex(0, f, kk)]
-                         : q.scales[q.scaleIndex(0, kk, f)];
-  }
-  std::vector<uint8_t> packed() const {
-    std::vector<uint8_t> out(free() * k());
-    for (int64_t f = 0; f < free(); ++f)
-      for (int64_t kk = 0; kk < k(); ++kk)
-        out[f * k() + kk] = at(f, kk);
-    return out;
-  }
-};
-
-} // namespace
+/// The payload of `v`, laid out [free][K] (K-major, as the kernels read
+/// it).
+static std::vector<uint8_t> packed(const numerics::ContractedOperand &v) {
+  std::vector<uint8_t> out(v.free() * v.k());
+  for (int64_t f = 0; f < v.free(); ++f)
+    for (int64_t kk = 0; kk < v.k(); ++kk)
+      out[f * v.k() + kk] = v.code(f, kk);
+  return out;
+}
 
 llvm::Expected<PackedGemm>
 octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
@@ -56,7 +40,7 @@ octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
       lhs.format != numerics::FP8Format::E4M3 ||
       rhs.format != numerics::FP8Format::E4M3)
     return llvm::createStringError("the kernels take unbatched E4M3 operands");
-  View a{lhs, lhsContract}, b{rhs, rhsContract};
+  numerics::ContractedOperand a{lhs, lhsContract}, b{rhs, rhsContract};
   if (a.k() != b.k() || a.k() % numerics::kGroupSize != 0)
     return llvm::createStringError(
         "contraction lengths %lld and %lld must match and be a multiple of "
@@ -66,8 +50,8 @@ octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
   p.n = b.free();
   p.k = a.k();
   int64_t groups = p.k / numerics::kGroupSize;
-  p.a = a.packed();
-  p.b = b.packed();
+  p.a = packed(a);
+  p.b = packed(b);
   p.scaleA.resize(groups * p.m);
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t i = 0; i < p.m; ++i)

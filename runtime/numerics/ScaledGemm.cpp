@@ -39,31 +39,19 @@ bool groupsRunAlong(Granularity g, int dim) {
   return false;
 }
 
-/// The operand as [free, K] FP32 payload values (unscaled) and a way to find
-/// the scale of (free index, k).
-struct Operand {
-  const QuantizedTensor &q;
-  int contract;
-  int64_t free() const { return contract == 1 ? q.rows : q.cols; }
-  int64_t k() const { return contract == 1 ? q.cols : q.rows; }
-  float scale(int64_t f, int64_t kk) const {
-    return contract == 1 ? q.scales[q.scaleIndex(0, f, kk)]
-                         : q.scales[q.scaleIndex(0, kk, f)];
-  }
-  /// Payload widened to FP32, laid out [free][K].
-  std::vector<float> widen() const {
-    std::vector<float> out(free() * k());
-    parallelFor(free(), 16, [&](int64_t begin, int64_t end) {
-      for (int64_t f = begin; f < end; ++f)
-        for (int64_t kk = 0; kk < k(); ++kk)
-          out[f * k() + kk] = contract == 1 ? q.payloadValue(0, f, kk)
-                                            : q.payloadValue(0, kk, f);
-    });
-    return out;
-  }
-};
+using Operand = ContractedOperand;
 
 } // namespace
+
+std::vector<float> octet::numerics::ContractedOperand::widen() const {
+  std::vector<float> out(free() * k());
+  parallelFor(free(), 16, [&](int64_t begin, int64_t end) {
+    for (int64_t f = begin; f < end; ++f)
+      for (int64_t kk = 0; kk < k(); ++kk)
+        out[f * k() + kk] = fp8ToFloat(code(f, kk), q.format);
+  });
+  return out;
+}
 
 float octet::numerics::tensorCoreAccumulate(float partial,
                                             const float *products, int count,

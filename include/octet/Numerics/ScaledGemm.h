@@ -25,6 +25,7 @@
 #include "octet/Numerics/Quantize.h"
 
 #include <string>
+#include <vector>
 
 namespace octet::numerics {
 
@@ -41,6 +42,26 @@ struct ScaledGemmOptions {
   bool emulateTensorCore = false;
   int keptBits = 14;
   int mmaK = 32;
+};
+
+/// A rank-2 operand seen as [free][K], whichever of its dimensions it
+/// contracts (`contract` 1: [rows, cols] is [free, K]; 0: transposed).
+struct ContractedOperand {
+  const QuantizedTensor &q;
+  int contract;
+  int64_t free() const { return contract == 1 ? q.rows : q.cols; }
+  int64_t k() const { return contract == 1 ? q.cols : q.rows; }
+  /// The FP8 code of element (f, kk).
+  uint8_t code(int64_t f, int64_t kk) const {
+    return contract == 1 ? q.payload[f * q.cols + kk]
+                         : q.payload[kk * q.cols + f];
+  }
+  float scale(int64_t f, int64_t kk) const {
+    return contract == 1 ? q.scales[q.scaleIndex(0, f, kk)]
+                         : q.scales[q.scaleIndex(0, kk, f)];
+  }
+  /// The payload widened to FP32 (unscaled), laid out [free][K].
+  std::vector<float> widen() const;
 };
 
 /// Why these operands cannot be multiplied (the op verifier's rules), or an
