@@ -24,10 +24,12 @@ LOGS="${2:-${OUT:-$BUILD/gpu-logs}}"
 mkdir -p "$LOGS"
 status=0
 
+# A kernel that deadlocks on an mbarrier hangs its process, so every step
+# has a time limit (seconds) and the steps after it still run.
 step() {
-  local name="$1"; shift
+  local name="$1" limit="$2"; shift 2
   echo "== $name: $*"
-  if "$@" >"$LOGS/$name.log" 2>&1; then
+  if timeout --kill-after=10 "$limit" "$@" >"$LOGS/$name.log" 2>&1; then
     echo "   ok ($LOGS/$name.log)"
   else
     echo "   FAILED (exit $?); last lines of $LOGS/$name.log:"
@@ -45,16 +47,17 @@ if [[ -z "${OCTET_CUBLASLT:-}" ]]; then
 fi
 echo "cuBLASLt: ${OCTET_CUBLASLT:-not found (the cuBLASLt columns will be empty)}"
 
-step device nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
-step device-test "$BUILD/test/unit/Runtime/OctetRuntimeTests" --gtest_filter='CudaDevice*'
+step device 30 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
+step device-test 60 "$BUILD/test/unit/Runtime/OctetRuntimeTests" --gtest_filter='CudaDevice*'
 export OCTET_TEST_GEMM_KERNELS="$BUILD/test/unit/Runtime/gemm-variants.cubin"
 export OCTET_TEST_GEMM_MANIFEST="$BUILD/test/unit/Runtime/gemm-variants.json"
 export OCTET_TEST_QUANTIZE_KERNELS="$BUILD/test/unit/Runtime/quantize-variants.cubin"
 export OCTET_TEST_QUANTIZE_MANIFEST="$BUILD/test/unit/Runtime/quantize-variants.json"
-step cuda-tests "$BUILD/test/unit/Runtime/OctetCudaTests"
-step bench-gemm "$BUILD/bin/octet-bench" gemm
-step bench-quant "$BUILD/bin/octet-bench" quant
+step cuda-gemm-tests 150 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='CudaGemm*'
+step cuda-quant-tests 60 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='CudaQuantize*'
+step bench-gemm 200 "$BUILD/bin/octet-bench" gemm
+step bench-quant 120 "$BUILD/bin/octet-bench" quant
 if [[ -f "$ROOT/../shared/probes/peers/gpu_anchors.py" ]]; then
-  step peers python3 "$ROOT/../shared/probes/peers/gpu_anchors.py"
+  step peers 300 python3 "$ROOT/../shared/probes/peers/gpu_anchors.py"
 fi
 exit $status

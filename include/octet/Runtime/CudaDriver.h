@@ -31,7 +31,10 @@ struct DriverApi {
   decltype(&::cuDevicePrimaryCtxRetain) primaryCtxRetain = nullptr;
   decltype(&::cuDevicePrimaryCtxRelease) primaryCtxRelease = nullptr;
   decltype(&::cuCtxSetCurrent) ctxSetCurrent = nullptr;
-  decltype(&::cuCtxSynchronize) ctxSynchronize = nullptr;
+  // cuGetProcAddress hands out a symbol's newest ABI for CUDA_VERSION; in
+  // CUDA 13 that is cuCtxSynchronize_v2, which takes the context (null: the
+  // current one), while cuda.h still declares the old one without it.
+  decltype(&::cuCtxSynchronize_v2) ctxSynchronize = nullptr;
   decltype(&::cuModuleLoadData) moduleLoadData = nullptr;
   decltype(&::cuModuleUnload) moduleUnload = nullptr;
   decltype(&::cuModuleGetFunction) moduleGetFunction = nullptr;

@@ -202,8 +202,8 @@ void KernelWriter::buildConsumer(Value consumer) {
   // 16w..16w+15; lane l holds rows 16w + l/4 and +8, and in each n8 block
   // the columns 2(l%4) and +1: elements 4j..4j+3 of the accumulator are
   // (row, col), (row, col+1), (row+8, col), (row+8, col+1) of block j.
-  Value rowInTile = add(add(mul(consumer, c32(64)), mul(warp, c32(16))),
-                        div(lane, c32(4)));
+  Value rowInTile =
+      add(add(mul(consumer, c32(64)), mul(warp, c32(16))), div(lane, c32(4)));
   Value colInBlock = mul(rem(lane, c32(4)), c32(2));
   Value releaser =
       cmp(arith::CmpIPredicate::eq, lane, c32(0)); // one arrive per warp
@@ -219,54 +219,81 @@ void KernelWriter::buildConsumer(Value consumer) {
     Value tileCol = mul(nt, c32(spec.tileN));
     Value lastCol = sub(n, c32(1));
     Value zero = LLVM::ZeroOp::create(b, loc, accType);
+    Value block0 = div(tileCol, c32(128));
+    Value block1 = minU(add(block0, c32(1)), sub(blocksN, c32(1)));
+    Value blockBase = mul(mul(expert, blocksN), numK);
 
+    // The scales of K-group `kb` as loaded: sa0, sa1, then B's (two blocks
+    // for 128x128 scaling, two columns per n8 fragment for per-row).
+    auto loadScales = [&](Value kb) {
+      SmallVector<Value> raw;
+      Value rowScaleBase = mul(kb, m);
+      raw.push_back(loadF32(scaleA, add(rowScaleBase, rowSafe0)));
+      raw.push_back(loadF32(scaleA, add(rowScaleBase, rowSafe1)));
+      if (spec.rhsScaling == RhsScaling::Block128) {
+        raw.push_back(
+            loadF32(scaleB, add(blockBase, add(mul(block0, numK), kb))));
+        raw.push_back(
+            loadF32(scaleB, add(blockBase, add(mul(block1, numK), kb))));
+        return raw;
+      }
+      Value colScaleBase = mul(kb, n);
+      for (int64_t j = 0; j < fragments; ++j)
+        for (int64_t q = 0; q < 2; ++q)
+          raw.push_back(
+              loadF32(scaleB, add(colScaleBase,
+                                  minU(add(col0, c32(8 * j + q)), lastCol))));
+      return raw;
+    };
+    // Per accumulator element i, the product of its two scales.
+    auto elementScales = [&](ValueRange raw) {
+      SmallVector<Value> elementScale(spec.tileN / 2);
+      Value sa0 = raw[0], sa1 = raw[1];
+      if (spec.rhsScaling == RhsScaling::Block128) {
+        // The tile spans at most two 128-column blocks of B.
+        Value sb0 = raw[2], sb1 = raw[3];
+        Value boundary = mul(add(block0, c32(1)), c32(128));
+        Value s00 = arith::MulFOp::create(b, loc, sa0, sb0);
+        Value s01 = arith::MulFOp::create(b, loc, sa0, sb1);
+        Value s10 = arith::MulFOp::create(b, loc, sa1, sb0);
+        Value s11 = arith::MulFOp::create(b, loc, sa1, sb1);
+        for (int64_t j = 0; j < fragments; ++j) {
+          Value second = cmp(arith::CmpIPredicate::uge,
+                             add(tileCol, c32(8 * j)), boundary);
+          Value top = arith::SelectOp::create(b, loc, second, s01, s00);
+          Value bottom = arith::SelectOp::create(b, loc, second, s11, s10);
+          elementScale[4 * j] = elementScale[4 * j + 1] = top;
+          elementScale[4 * j + 2] = elementScale[4 * j + 3] = bottom;
+        }
+        return elementScale;
+      }
+      for (int64_t j = 0; j < fragments; ++j)
+        for (int64_t q = 0; q < 2; ++q) {
+          Value sb = raw[2 + 2 * j + q];
+          elementScale[4 * j + q] = arith::MulFOp::create(b, loc, sa0, sb);
+          elementScale[4 * j + 2 + q] = arith::MulFOp::create(b, loc, sa1, sb);
+        }
+      return elementScale;
+    };
+
+    // Scales are loaded one K-group ahead and carried in registers: a load
+    // from L2 takes longer than a K-group's wgmmas, so loading them in the
+    // group that uses them would stall every promotion.
+    SmallVector<Value> iterInit = {stage, phase, zero};
+    llvm::append_range(iterInit, loadScales(c32(0)));
     auto loop = scf::ForOp::create(
-        b, loc, c32(0), numK, c32(1), ValueRange{stage, phase, zero},
+        b, loc, c32(0), numK, c32(1), iterInit,
         [&](OpBuilder &, Location, Value kb, ValueRange iter) {
           Value s = iter[0], p = iter[1], acc = iter[2];
-          // Scales first: their loads overlap the wait for the tiles.
-          Value rowScaleBase = mul(kb, m);
-          Value sa0 = loadF32(scaleA, add(rowScaleBase, rowSafe0));
-          Value sa1 = loadF32(scaleA, add(rowScaleBase, rowSafe1));
-          // Per accumulator element i, the product of its two scales.
-          SmallVector<Value> elementScale(spec.tileN / 2);
-          if (spec.rhsScaling == RhsScaling::Block128) {
-            // The tile spans at most two 128-column blocks of B.
-            Value block0 = div(tileCol, c32(128));
-            Value block1 = minU(add(block0, c32(1)), sub(blocksN, c32(1)));
-            Value base = mul(mul(expert, blocksN), numK);
-            Value sb0 = loadF32(scaleB, add(base, add(mul(block0, numK), kb)));
-            Value sb1 = loadF32(scaleB, add(base, add(mul(block1, numK), kb)));
-            Value boundary = mul(add(block0, c32(1)), c32(128));
-            Value s00 = arith::MulFOp::create(b, loc, sa0, sb0);
-            Value s01 = arith::MulFOp::create(b, loc, sa0, sb1);
-            Value s10 = arith::MulFOp::create(b, loc, sa1, sb0);
-            Value s11 = arith::MulFOp::create(b, loc, sa1, sb1);
-            for (int64_t j = 0; j < fragments; ++j) {
-              Value second = cmp(arith::CmpIPredicate::uge,
-                                 add(tileCol, c32(8 * j)), boundary);
-              Value top = arith::SelectOp::create(b, loc, second, s01, s00);
-              Value bottom = arith::SelectOp::create(b, loc, second, s11, s10);
-              elementScale[4 * j] = elementScale[4 * j + 1] = top;
-              elementScale[4 * j + 2] = elementScale[4 * j + 3] = bottom;
-            }
-          } else {
-            Value colScaleBase = mul(kb, n);
-            for (int64_t j = 0; j < fragments; ++j) {
-              for (int64_t q = 0; q < 2; ++q) {
-                Value col = minU(add(col0, c32(8 * j + q)), lastCol);
-                Value sb = loadF32(scaleB, add(colScaleBase, col));
-                elementScale[4 * j + q] =
-                    arith::MulFOp::create(b, loc, sa0, sb);
-                elementScale[4 * j + 2 + q] =
-                    arith::MulFOp::create(b, loc, sa1, sb);
-              }
-            }
-          }
+          ValueRange scales = iter.drop_front(3);
+          // The last group loads its own scales again rather than past K.
+          Value nextKb = minU(add(kb, c32(1)), sub(numK, c32(1)));
+          SmallVector<Value> nextScales = loadScales(nextKb);
+          SmallVector<Value> elementScale;
 
           waitParity(fullBarrier(s), p);
-          Value descA =
-              descriptor(gep(smemA(s), b.getI8Type(), mul(consumer, c32(64 * 128))));
+          Value descA = descriptor(
+              gep(smemA(s), b.getI8Type(), mul(consumer, c32(64 * 128))));
           Value descB = descriptor(smemB(s));
           Value poison = LLVM::PoisonOp::create(b, loc, accType);
           for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
@@ -287,6 +314,9 @@ void KernelWriter::buildConsumer(Value consumer) {
                   NVVM::MMALayout::row, NVVM::MMALayout::col, nullptr);
             }
             NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+            // The scale products are computed while the wgmmas run.
+            if (pr == 0)
+              elementScale = elementScales(scales);
             NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
             if (pr + 1 == promotionsPerGroup) {
               // The slot is read: let the producer refill it while we
@@ -307,7 +337,9 @@ void KernelWriter::buildConsumer(Value consumer) {
             }
           }
           auto [ns, np] = advance(s, p);
-          scf::YieldOp::create(b, loc, ValueRange{ns, np, acc});
+          SmallVector<Value> yielded = {ns, np, acc};
+          llvm::append_range(yielded, nextScales);
+          scf::YieldOp::create(b, loc, yielded);
         });
     storeOutput(loop.getResult(2), row0, col0);
     return {loop.getResult(0), loop.getResult(1)};
@@ -329,7 +361,8 @@ void KernelWriter::storeOutput(Value acc, Value row0, Value col0) {
           b, loc, rowOk, cmp(arith::CmpIPredicate::ult, col, n));
       SmallVector<Value, 2> values;
       for (int64_t q = 0; q < 2; ++q) {
-        Value v = LLVM::ExtractValueOp::create(b, loc, acc, 4 * j + 2 * half + q);
+        Value v =
+            LLVM::ExtractValueOp::create(b, loc, acc, 4 * j + 2 * half + q);
         if (spec.outputBF16)
           v = arith::TruncFOp::create(b, loc, bf16, v);
         values.push_back(v);
@@ -364,6 +397,10 @@ gpu::GPUFuncOp KernelWriter::build() {
                             i32,        i32};
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(spec.name(), args, spec.numThreads());
+  // One CTA per SM: with it, ptxas knows the register budget at entry and
+  // honours setmaxnreg (it ignores it otherwise, warning C7508).
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                b.getI32IntegerAttr(1));
   func->setAttr("octet_tq.shared_memory_bytes",
                 b.getI64IntegerAttr(spec.sharedMemoryBytes()));
   Block &entry = func.getBody().front();

@@ -14,6 +14,7 @@
 // CHECK: llvm.mlir.global external @octet_gemm_smem() {addr_space = 3 : i32, alignment = 1024 : i64}
 // CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s2_p64(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32) kernel
 // CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>
+// CHECK-SAME: nvvm.minctasm = 1 : i32
 // CHECK-SAME: octet_tq.shared_memory_bytes = 40992
 
 // Two barriers per stage, initialised by one thread before everyone syncs.
@@ -33,18 +34,26 @@
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg0, %{{.*}}, box[
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg1, %{{.*}}, box[
 
-// The consumer warpgroups take the registers and walk the same tiles.
+// The consumer warpgroups take the registers and walk the same tiles. The
+// scales of the first K-group (two rows of A, two 128-column blocks of B)
+// are loaded before the K loop; each K-group loads the next group's and
+// carries them to the next iteration, so no promotion waits on a load.
 // CHECK: nvvm.setmaxregister increase 232
 // CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>)
+// CHECK-COUNT-4: llvm.load {{.*}} -> f32
+// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32, f32)
+// CHECK-COUNT-4: llvm.load {{.*}} -> f32
+// CHECK-NOT: llvm.load
 // CHECK: nvvm.mbarrier.try_wait.parity
 
-// First promotion interval of the K-group.
+// First promotion interval of the K-group; the four scale products are
+// computed while its wgmmas run.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <one>]
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-COUNT-4: arith.mulf
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NOT: nvvm.mbarrier.arrive
 // CHECK-COUNT-16: arith.addf
@@ -60,7 +69,7 @@
 // CHECK: nvvm.mbarrier.arrive
 // CHECK-COUNT-16: arith.addf
 // CHECK-NOT: arith.addf
-// CHECK: scf.yield
+// CHECK: scf.yield {{.*}} : i32, i32, !llvm.struct<{{.*}}>, f32, f32, f32, f32
 
 // Bounds-checked stores: per n8 block and row half, a BF16 pair, or the
 // single last column of an odd N.
@@ -127,7 +136,7 @@ func.func @dgrad(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
 
 // Wgrad contracts over tokens: both operands are transposed to K-major and
 // B is scaled per row (1d1d), so each thread loads the scales of its two
-// rows and of its 2 x 64/8 columns per K-group. One consumer warpgroup for
+// rows and of its 2 x 64/8 columns per K-group, one group ahead. One consumer warpgroup for
 // a 64-row tile: 256 threads.
 
 // CHECK-LABEL: func.func @wgrad
@@ -137,6 +146,7 @@ func.func @dgrad(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
 // CHECK-SAME: nvvm.maxntid = array<i32: 256, 1, 1>
 // CHECK: nvvm.setmaxregister increase 232
 // CHECK: scf.for
+// CHECK-COUNT-18: llvm.load {{.*}} -> f32
 // CHECK: scf.for
 // CHECK-COUNT-18: llvm.load {{.*}} -> f32
 // CHECK-NOT: llvm.load

@@ -11,9 +11,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "octet/Runtime/CudaGemm.h"
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/ScaledGemm.h"
-#include "octet/Runtime/CudaGemm.h"
 #include "octet/Runtime/GemmOperands.h"
 #include "octet/Runtime/KernelManifest.h"
 
@@ -69,7 +69,6 @@ protected:
   /// real rows are compared, each with its expert's reference GEMM.
   void runGrouped(const ManifestGemm &g, const GemmKernelConfig &config,
                   const KernelModule &module, unsigned seed);
-
 };
 
 void CudaGemmTest::runGrouped(const ManifestGemm &g,
@@ -93,10 +92,9 @@ void CudaGemmTest::runGrouped(const ManifestGemm &g,
   std::vector<float> wf(g.groups * g.n * g.k);
   for (float &v : wf)
     v = normal(rng);
-  auto w = numerics::quantize(wf.data(), g.groups, g.n, g.k,
-                              numerics::FP8Format::E4M3,
-                              Granularity::Block128x128,
-                              numerics::ScaleRounding::FP32);
+  auto w = numerics::quantize(
+      wf.data(), g.groups, g.n, g.k, numerics::FP8Format::E4M3,
+      Granularity::Block128x128, numerics::ScaleRounding::FP32);
 
   int64_t kGroups = g.k / 128;
   std::vector<float> scaleA(kGroups * g.m);
@@ -161,7 +159,8 @@ void CudaGemmTest::runGrouped(const ManifestGemm &g,
           std::memcpy(&result[i * g.n + j], p, 4);
         }
       }
-    double diff = gemmDifference(reference.data(), result.data(), result.size());
+    double diff =
+        gemmDifference(reference.data(), result.data(), result.size());
     EXPECT_LT(diff, 1e-3) << "expert " << e;
     std::cout << g.function << " expert " << e << " (" << rows
               << " rows): difference " << diff << "\n";
@@ -187,6 +186,9 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
   unsigned seed = 10;
   for (const ManifestGemm &g : gemms) {
     SCOPED_TRACE(g.function + " with " + g.kernel);
+    // Flushed before the launch, so a kernel that hangs is named in the log.
+    std::cout << "running " << g.function << " (" << g.kernel << ")"
+              << std::endl;
     std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(g.kernel);
     ASSERT_TRUE(config.has_value());
     if (config->grouped) {
@@ -194,10 +196,12 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
       continue;
     }
     int lc = g.transposeLhs ? 0 : 1, rc = g.transposeRhs ? 0 : 1;
-    auto lhs = lc == 1 ? randomQuantized(g.m, g.k, granularityOf(g.lhs), ++seed)
-                       : randomQuantized(g.k, g.m, granularityOf(g.lhs), ++seed);
-    auto rhs = rc == 1 ? randomQuantized(g.n, g.k, granularityOf(g.rhs), ++seed)
-                       : randomQuantized(g.k, g.n, granularityOf(g.rhs), ++seed);
+    auto lhs = lc == 1
+                   ? randomQuantized(g.m, g.k, granularityOf(g.lhs), ++seed)
+                   : randomQuantized(g.k, g.m, granularityOf(g.lhs), ++seed);
+    auto rhs = rc == 1
+                   ? randomQuantized(g.n, g.k, granularityOf(g.rhs), ++seed)
+                   : randomQuantized(g.k, g.n, granularityOf(g.rhs), ++seed);
     numerics::ScaledGemmOptions options;
     options.promotionInterval = config->promotion;
     options.bf16Output = config->outputBF16;
@@ -251,11 +255,11 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
       }
     EXPECT_EQ(leftPoison, 0) << "outputs the kernel did not write";
     EXPECT_EQ(overwritten, 0) << "writes past column N";
-    double diff = gemmDifference(reference.data(), result.data(), result.size());
+    double diff =
+        gemmDifference(reference.data(), result.data(), result.size());
     EXPECT_LT(diff, 1e-3);
-    std::cout << g.function << " (" << g.kernel << ", M=" << g.m
-              << " N=" << g.n << " K=" << g.k << "): difference " << diff
-              << "\n";
+    std::cout << g.function << " (" << g.kernel << ", M=" << g.m << " N=" << g.n
+              << " K=" << g.k << "): difference " << diff << "\n";
   }
 }
 

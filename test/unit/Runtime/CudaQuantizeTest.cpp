@@ -1,4 +1,5 @@
-//===- CudaQuantizeTest.cpp - The generated quantization kernels on the GPU ===//
+//===- CudaQuantizeTest.cpp - The generated quantization kernels on the GPU
+//===//
 //
 // Runs every kernel of Inputs/quantize-variants.mlir (built by octetc at
 // build time) on random data with infinities and NaN mixed in, and checks
@@ -12,10 +13,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "octet/Runtime/CudaQuantize.h"
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/Quantize.h"
 #include "octet/Runtime/CPUKernels.h"
-#include "octet/Runtime/CudaQuantize.h"
 #include "octet/Runtime/GemmOperands.h"
 #include "octet/Runtime/KernelManifest.h"
 
@@ -45,8 +46,9 @@ bool sameFP8(uint8_t a, uint8_t b) {
 
 class CudaQuantizeTest : public HopperTest {
 protected:
-  void runFused(const ManifestQuantization &e, const QuantizeKernelConfig &config,
-                const KernelModule &module, std::mt19937 &rng);
+  void runFused(const ManifestQuantization &e,
+                const QuantizeKernelConfig &config, const KernelModule &module,
+                std::mt19937 &rng);
 
   /// Runs `kernel` on `args`, whose outputs the caller poisoned, and
   /// returns the FP8 bytes and the scales it wrote.
@@ -92,9 +94,8 @@ void CudaQuantizeTest::runFused(const ManifestQuantization &e,
     return v;
   };
   std::vector<float> a = input(count, config.inputBF16, 3.0f);
-  std::vector<float> second =
-      norm ? input(e.cols, config.gammaBF16, 1.0f)
-           : input(count, config.inputBF16, 2.0f);
+  std::vector<float> second = norm ? input(e.cols, config.gammaBF16, 1.0f)
+                                   : input(count, config.inputBF16, 2.0f);
   std::vector<float> y(count);
   if (norm)
     cpu::rmsnormForward<float>(a.data(), second.data(), e.rows, e.cols,
@@ -104,11 +105,11 @@ void CudaQuantizeTest::runFused(const ManifestQuantization &e,
   if (config.inputBF16)
     for (float &v : y)
       v = numerics::bf16ToFloat(numerics::floatToBF16(v));
-  numerics::QuantizedTensor expected = numerics::quantize(
-      y.data(), 1, e.rows, e.cols, numerics::FP8Format::E4M3,
-      Granularity::Tile1x128,
-      config.pow2 ? numerics::ScaleRounding::Pow2
-                  : numerics::ScaleRounding::FP32);
+  numerics::QuantizedTensor expected =
+      numerics::quantize(y.data(), 1, e.rows, e.cols, numerics::FP8Format::E4M3,
+                         Granularity::Tile1x128,
+                         config.pow2 ? numerics::ScaleRounding::Pow2
+                                     : numerics::ScaleRounding::FP32);
 
   auto upload = [&](const std::vector<float> &v, bool bf16) {
     if (!bf16)
@@ -135,9 +136,9 @@ void CudaQuantizeTest::runFused(const ManifestQuantization &e,
   for (int64_t r = 0; r < e.rows; ++r)
     for (int64_t c = 0; c < e.cols; ++c) {
       int64_t i = r * e.cols + c, g = c / 128;
-      want[i] = numerics::fp8ToFloat(expected.payload[i],
-                                     numerics::FP8Format::E4M3) *
-                expected.scales[r * groups + g];
+      want[i] =
+          numerics::fp8ToFloat(expected.payload[i], numerics::FP8Format::E4M3) *
+          expected.scales[r * groups + g];
       got[i] = numerics::fp8ToFloat(gotQ[i], numerics::FP8Format::E4M3) *
                gotS[g * e.rows + r];
     }
@@ -164,6 +165,9 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
   std::mt19937 rng(7);
   for (const ManifestQuantization &e : entries) {
     SCOPED_TRACE(e.function + " with " + e.kernel);
+    // Flushed before the launch, so a kernel that hangs is named in the log.
+    std::cout << "running " << e.function << " (" << e.kernel << ")"
+              << std::endl;
     std::optional<QuantizeKernelConfig> config =
         QuantizeKernelConfig::parse(e.kernel);
     ASSERT_TRUE(config.has_value());
@@ -218,10 +222,9 @@ TEST_F(CudaQuantizeTest, EveryKernelMatchesTheNumericsLibraryBitForBit) {
           rounding);
       break;
     case QuantizeKind::Transpose128x1:
-      input = numerics::quantize(x.data(), 1, e.rows, e.cols,
-                                 numerics::FP8Format::E4M3,
-                                 Granularity::Tile1x128,
-                                 numerics::ScaleRounding::FP32);
+      input = numerics::quantize(
+          x.data(), 1, e.rows, e.cols, numerics::FP8Format::E4M3,
+          Granularity::Tile1x128, numerics::ScaleRounding::FP32);
       expected = numerics::requantizeTransposed(input, rounding);
       break;
     case QuantizeKind::RMSNorm1x128:

@@ -74,7 +74,8 @@ protected:
   /// Waits for the kernels launched so far; a failure names `what`.
   void synchronize(const std::string &what) {
     const DriverApi &api = context->api();
-    llvm::Error e = api.check(api.ctxSynchronize(), "cuCtxSynchronize", what);
+    llvm::Error e =
+        api.check(api.ctxSynchronize(nullptr), "cuCtxSynchronize", what);
     EXPECT_FALSE(bool(e)) << llvm::toString(std::move(e));
   }
 
