@@ -6,6 +6,8 @@
 #include "octet/Numerics/Float8.h"
 #include "octet/Numerics/ScaledGemm.h"
 
+#include <cmath>
+
 using namespace octet;
 using namespace octet::runtime;
 using numerics::Granularity;
@@ -93,7 +95,7 @@ std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
         float partial = 0.0f;
         for (int64_t kk = c; kk < c + promotion; ++kk)
           partial += a[i * p.k + kk] * b[j * p.k + kk];
-        acc = acc + partial * scale;
+        acc = std::fma(partial, scale, acc);
       }
       d[i * p.n + j] =
           bf16Output ? numerics::bf16ToFloat(numerics::floatToBF16(acc)) : acc;

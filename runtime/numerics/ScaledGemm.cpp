@@ -152,13 +152,16 @@ void octet::numerics::scaledGemm(const QuantizedTensor &lhs, int lhsContract,
           }
       });
     }
-    // Promotion: scale the chunk's partial sums and add them in FP32. The
-    // chunk lies inside one 128-group, so one scale pair covers it.
+    // Promotion: scale the chunk's partial sums and add them in FP32, as
+    // one fused multiply-add (what the GPU kernels do: one FFMA per element
+    // instead of a multiply and an add). The chunk lies inside one
+    // 128-group, so one scale pair covers it.
     parallelFor(m, 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         float sa = a.scale(i, c0);
         for (int64_t j = 0; j < n; ++j)
-          y[i * n + j] += (sa * b.scale(j, c0)) * partial[i * n + j];
+          y[i * n + j] = std::fma(partial[i * n + j], sa * b.scale(j, c0),
+                                  y[i * n + j]);
       }
     });
   }

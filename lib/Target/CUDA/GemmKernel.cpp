@@ -8,12 +8,14 @@
 //     swizzled shared-memory slots; `full[s]` counts the bytes in,
 //     `empty[s]` says the consumers are done with slot s.
 //   warpgroups 1..C (consumers, 232 registers): each owns 64 rows of the
-//     tile. Per K-group: wait `full[s]`, issue promotion/32 wgmma
-//     m64nNk32 e4m3 x e4m3 -> f32 into a scratch accumulator starting from
-//     zero, wait for them, release the slot, then promote: every element of
-//     the FP32 accumulator gets scratch * (scaleA[row] * scaleB[col]) added.
-//     The epilogue stores BF16 or FP32 with bounds checks, so M and N need
-//     not be multiples of the tile.
+//     tile. Per promotion interval (promotion/32 wgmma m64nNk32 e4m3 x
+//     e4m3 -> f32 into a scratch accumulator starting from zero, issued one
+//     step ahead): wait for it, release the slot after a K-group's last
+//     interval, promote (acc = fma(scratch, scaleA[row] * scaleB[col],
+//     acc) per element), then issue the next interval (after waiting for
+//     `full[s]` at a K-group boundary). Scales are loaded from global
+//     memory one K-group ahead. The epilogue stores BF16 or FP32 with
+//     bounds checks, so M and N need not be multiples of the tile.
 //
 // The wgmma shared-memory descriptors are built by hand: the nvgpu
 // descriptor op wants a tensor-map value the kernel does not have.
@@ -54,6 +56,20 @@ public:
 
 private:
   Value loadF32(Value base, Value index) { return load(f32, base, index); }
+  /// `v` through an empty volatile asm statement: the value is unchanged,
+  /// but LLVM may not move its computation past, nor its uses before, any
+  /// other side-effecting operation (the wgmma waits and issues). Without
+  /// it LLVM may read a scratch accumulator before the wait that completes
+  /// it, or sink a promotion below the next wgmma issue, which makes ptxas
+  /// copy in-flight accumulator registers and serialize every wgmma
+  /// (C7514/C7515). CUTLASS calls this fencing an operand.
+  Value pin(Value v) {
+    return LLVM::InlineAsmOp::create(
+               b, loc, v.getType(), ValueRange{v}, b.getStringAttr(""),
+               b.getStringAttr("=f,0"), b.getUnitAttr(), UnitAttr(),
+               LLVM::TailCallKindAttr(), LLVM::AsmDialectAttr(), ArrayAttr())
+        .getResult(0);
+  }
   /// Shared-memory slots: the A tiles, the B tiles, then the barriers.
   Value smemA(Value stage) {
     return gep(smem, b.getI8Type(), mul(stage, c32(spec.tileM * spec.tileK)));
@@ -194,6 +210,9 @@ void KernelWriter::buildConsumer(Value consumer) {
   int64_t fragments = spec.tileN / 8; // n8 column blocks of one wgmma
   int64_t wgmmasPerPromotion = spec.promotion / 32;
   int64_t promotionsPerGroup = spec.tileK / spec.promotion;
+  // A 128-column block of B holds the whole tile unless the tile width
+  // does not divide 128 (e.g. 112): then a tile can straddle two blocks.
+  bool straddles = 128 % spec.tileN != 0;
 
   Value inGroup = rem(tid, c32(128));
   Value warp = div(inGroup, c32(32));
@@ -223,8 +242,8 @@ void KernelWriter::buildConsumer(Value consumer) {
     Value block1 = minU(add(block0, c32(1)), sub(blocksN, c32(1)));
     Value blockBase = mul(mul(expert, blocksN), numK);
 
-    // The scales of K-group `kb` as loaded: sa0, sa1, then B's (two blocks
-    // for 128x128 scaling, two columns per n8 fragment for per-row).
+    // The scales of K-group `kb` as loaded: sa0, sa1, then B's (one or two
+    // blocks for 128x128 scaling, two columns per n8 fragment for per-row).
     auto loadScales = [&](Value kb) {
       SmallVector<Value> raw;
       Value rowScaleBase = mul(kb, m);
@@ -233,8 +252,9 @@ void KernelWriter::buildConsumer(Value consumer) {
       if (spec.rhsScaling == RhsScaling::Block128) {
         raw.push_back(
             loadF32(scaleB, add(blockBase, add(mul(block0, numK), kb))));
-        raw.push_back(
-            loadF32(scaleB, add(blockBase, add(mul(block1, numK), kb))));
+        if (straddles)
+          raw.push_back(
+              loadF32(scaleB, add(blockBase, add(mul(block1, numK), kb))));
         return raw;
       }
       Value colScaleBase = mul(kb, n);
@@ -245,104 +265,170 @@ void KernelWriter::buildConsumer(Value consumer) {
                                   minU(add(col0, c32(8 * j + q)), lastCol))));
       return raw;
     };
-    // Per accumulator element i, the product of its two scales.
-    auto elementScales = [&](ValueRange raw) {
-      SmallVector<Value> elementScale(spec.tileN / 2);
+    // The scale products of a K-group: `prepare` runs once per group,
+    // `scaleOf(i)` right where accumulator element i is promoted, so that
+    // per-column products need not all be held in registers at once.
+    struct GroupScales {
+      SmallVector<Value> rowProducts; // 128x128 scaling: per row half
+    };
+    auto prepareScales = [&](ValueRange raw) {
+      GroupScales g;
+      if (spec.rhsScaling != RhsScaling::Block128)
+        return g;
       Value sa0 = raw[0], sa1 = raw[1];
-      if (spec.rhsScaling == RhsScaling::Block128) {
-        // The tile spans at most two 128-column blocks of B.
-        Value sb0 = raw[2], sb1 = raw[3];
-        Value boundary = mul(add(block0, c32(1)), c32(128));
-        Value s00 = arith::MulFOp::create(b, loc, sa0, sb0);
-        Value s01 = arith::MulFOp::create(b, loc, sa0, sb1);
-        Value s10 = arith::MulFOp::create(b, loc, sa1, sb0);
-        Value s11 = arith::MulFOp::create(b, loc, sa1, sb1);
-        for (int64_t j = 0; j < fragments; ++j) {
-          Value second = cmp(arith::CmpIPredicate::uge,
-                             add(tileCol, c32(8 * j)), boundary);
-          Value top = arith::SelectOp::create(b, loc, second, s01, s00);
-          Value bottom = arith::SelectOp::create(b, loc, second, s11, s10);
-          elementScale[4 * j] = elementScale[4 * j + 1] = top;
-          elementScale[4 * j + 2] = elementScale[4 * j + 3] = bottom;
-        }
-        return elementScale;
+      if (!straddles) {
+        g.rowProducts = {arith::MulFOp::create(b, loc, sa0, raw[2]),
+                         arith::MulFOp::create(b, loc, sa1, raw[2])};
+        return g;
       }
-      for (int64_t j = 0; j < fragments; ++j)
-        for (int64_t q = 0; q < 2; ++q) {
-          Value sb = raw[2 + 2 * j + q];
-          elementScale[4 * j + q] = arith::MulFOp::create(b, loc, sa0, sb);
-          elementScale[4 * j + 2 + q] = arith::MulFOp::create(b, loc, sa1, sb);
-        }
-      return elementScale;
+      Value sb0 = raw[2], sb1 = raw[3];
+      Value boundary = mul(add(block0, c32(1)), c32(128));
+      Value s00 = arith::MulFOp::create(b, loc, sa0, sb0);
+      Value s01 = arith::MulFOp::create(b, loc, sa0, sb1);
+      Value s10 = arith::MulFOp::create(b, loc, sa1, sb0);
+      Value s11 = arith::MulFOp::create(b, loc, sa1, sb1);
+      for (int64_t j = 0; j < fragments; ++j) {
+        Value second =
+            cmp(arith::CmpIPredicate::uge, add(tileCol, c32(8 * j)), boundary);
+        g.rowProducts.push_back(
+            arith::SelectOp::create(b, loc, second, s01, s00));
+        g.rowProducts.push_back(
+            arith::SelectOp::create(b, loc, second, s11, s10));
+      }
+      return g;
+    };
+    auto scaleOf = [&](const GroupScales &g, ValueRange raw, int64_t i) {
+      int64_t j = i / 4, half = (i / 2) % 2, q = i % 2;
+      if (spec.rhsScaling == RhsScaling::Block128)
+        return straddles ? g.rowProducts[2 * j + half] : g.rowProducts[half];
+      return Value(
+          arith::MulFOp::create(b, loc, raw[half], raw[2 + 2 * j + q]));
     };
 
-    // Scales are loaded one K-group ahead and carried in registers: a load
-    // from L2 takes longer than a K-group's wgmmas, so loading them in the
-    // group that uses them would stall every promotion.
-    SmallVector<Value> iterInit = {stage, phase, zero};
-    llvm::append_range(iterInit, loadScales(c32(0)));
-    auto loop = scf::ForOp::create(
-        b, loc, c32(0), numK, c32(1), iterInit,
-        [&](OpBuilder &, Location, Value kb, ValueRange iter) {
-          Value s = iter[0], p = iter[1], acc = iter[2];
-          ValueRange scales = iter.drop_front(3);
-          // The last group loads its own scales again rather than past K.
-          Value nextKb = minU(add(kb, c32(1)), sub(numK, c32(1)));
-          SmallVector<Value> nextScales = loadScales(nextKb);
-          SmallVector<Value> elementScale;
+    // One promotion interval's wgmmas on slot `s`, accumulating from zero
+    // into a fresh scratch accumulator; committed as one group.
+    auto issueInterval = [&](Value s, int64_t pr) {
+      Value descA = descriptor(
+          gep(smemA(s), b.getI8Type(), mul(consumer, c32(64 * 128))));
+      Value descB = descriptor(smemB(s));
+      NVVM::WgmmaFenceAlignedOp::create(b, loc);
+      Value partial = LLVM::PoisonOp::create(b, loc, accType);
+      for (int64_t w = 0; w < wgmmasPerPromotion; ++w) {
+        // Each k32 step is 32 bytes further along the swizzled row: +2 in
+        // the descriptor's address field.
+        Value step = c64(2 * (pr * wgmmasPerPromotion + w));
+        partial = NVVM::WgmmaMmaAsyncOp::create(
+            b, loc, accType, partial, add(descA, step), add(descB, step),
+            NVVM::MMAShapeAttr::get(ctx, 64, spec.tileN, 32),
+            NVVM::WGMMATypes::e4m3, NVVM::WGMMATypes::e4m3,
+            NVVM::WGMMATypes::f32,
+            w == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
+            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+            NVVM::MMALayout::row, NVVM::MMALayout::col, nullptr);
+      }
+      NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+      return partial;
+    };
 
-          waitParity(fullBarrier(s), p);
-          Value descA = descriptor(
-              gep(smemA(s), b.getI8Type(), mul(consumer, c32(64 * 128))));
-          Value descB = descriptor(smemB(s));
-          Value poison = LLVM::PoisonOp::create(b, loc, accType);
-          for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
-            NVVM::WgmmaFenceAlignedOp::create(b, loc);
-            Value partial = poison;
-            for (int64_t w = 0; w < wgmmasPerPromotion; ++w) {
-              // Each k32 step is 32 bytes further along the swizzled row:
-              // +2 in the descriptor's address field.
-              int64_t slice = pr * wgmmasPerPromotion + w;
-              Value step = c64(2 * slice);
-              partial = NVVM::WgmmaMmaAsyncOp::create(
-                  b, loc, accType, partial, add(descA, step), add(descB, step),
-                  NVVM::MMAShapeAttr::get(ctx, 64, spec.tileN, 32),
-                  NVVM::WGMMATypes::e4m3, NVVM::WGMMATypes::e4m3,
-                  NVVM::WGMMATypes::f32,
-                  w == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one,
-                  NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-                  NVVM::MMALayout::row, NVVM::MMALayout::col, nullptr);
-            }
-            NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
-            // The scale products are computed while the wgmmas run.
-            if (pr == 0)
-              elementScale = elementScales(scales);
-            NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
-            if (pr + 1 == promotionsPerGroup) {
-              // The slot is read: let the producer refill it while we
-              // promote.
-              scf::IfOp::create(b, loc, releaser, [&](OpBuilder &, Location) {
-                NVVM::MBarrierArriveOp::create(b, loc, Type(), emptyBarrier(s),
-                                               Value());
-                scf::YieldOp::create(b, loc);
-              });
-            }
-            // Promotion: acc += partial * (scaleA * scaleB), in FP32.
-            for (int64_t i = 0; i < spec.tileN / 2; ++i) {
-              Value pv = LLVM::ExtractValueOp::create(b, loc, partial, i);
-              Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
-              Value scaled = arith::MulFOp::create(b, loc, pv, elementScale[i]);
-              Value sum = arith::AddFOp::create(b, loc, av, scaled);
-              acc = LLVM::InsertValueOp::create(b, loc, acc, sum, i);
-            }
-          }
-          auto [ns, np] = advance(s, p);
-          SmallVector<Value> yielded = {ns, np, acc};
-          llvm::append_range(yielded, nextScales);
-          scf::YieldOp::create(b, loc, yielded);
+    // The K loop runs over promotion intervals, each issued one step ahead
+    // of its promotion: interval c is waited for and promoted, then c + 1 is
+    // issued and runs while the loop moves on (and while the other consumer
+    // promotes). Scales are loaded one K-group ahead and carried in
+    // registers, since a load from L2 takes longer than a K-group's wgmmas.
+    //
+    // Issuing c + 1 before promoting c would keep this warpgroup's tensor
+    // cores busy through its own promotions, but needs a second scratch
+    // accumulator in flight across the loop's back edge while the first is
+    // read, and ptxas then serializes every wgmma (C7514); see
+    // docs/cuda-backend.md.
+
+    // One K-group: `in.scales` are its scales as loaded and `in.pending`
+    // its first interval, already issued. Returns the new accumulator, the
+    // next group's first interval (issued when there is a next group, else
+    // poison) and the next group's scales.
+    struct GroupState {
+      Value stage, phase, acc, pending;
+      SmallVector<Value> scales;
+    };
+    auto emitGroup = [&](Value kb, const GroupState &in) {
+      GroupState out;
+      GroupScales groupScales = prepareScales(in.scales);
+      // The last group loads its own scales again rather than past K.
+      Value nextKb = minU(add(kb, c32(1)), sub(numK, c32(1)));
+      out.scales = loadScales(nextKb);
+      std::tie(out.stage, out.phase) = advance(in.stage, in.phase);
+      Value acc = in.acc, pending = in.pending;
+      for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
+        bool lastInGroup = pr + 1 == promotionsPerGroup;
+        NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+        if (lastInGroup) {
+          // Slot in.stage is read: let the producer refill it.
+          scf::IfOp::create(b, loc, releaser, [&](OpBuilder &, Location) {
+            NVVM::MBarrierArriveOp::create(b, loc, Type(),
+                                           emptyBarrier(in.stage), Value());
+            scf::YieldOp::create(b, loc);
+          });
+        }
+        // Promotion: acc += partial * (scaleA * scaleB) as one FP32 fused
+        // multiply-add per element, the CPU reference's arithmetic. Every
+        // value read from the scratch accumulator and every sum written is
+        // pinned (see `pin`), so LLVM keeps the promotion between the wait
+        // for this interval and the issue of the next one.
+        for (int64_t i = 0; i < spec.tileN / 2; ++i) {
+          Value pv = pin(LLVM::ExtractValueOp::create(b, loc, pending, i));
+          Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
+          Value scale = scaleOf(groupScales, in.scales, i);
+          Value sum = LLVM::FMAOp::create(b, loc, pv, scale, av);
+          acc = LLVM::InsertValueOp::create(b, loc, acc, pin(sum), i);
+        }
+        if (!lastInGroup) {
+          pending = issueInterval(in.stage, pr + 1);
+          continue;
+        }
+        // The next group's first interval, once its tiles are in.
+        Value hasNext = cmp(arith::CmpIPredicate::ult, add(kb, c32(1)), numK);
+        auto ifNext = scf::IfOp::create(b, loc, TypeRange{accType}, hasNext,
+                                        /*withElse=*/true);
+        b.setInsertionPointToStart(&ifNext.getThenRegion().front());
+        waitParity(fullBarrier(out.stage), out.phase);
+        scf::YieldOp::create(b, loc, issueInterval(out.stage, 0));
+        b.setInsertionPointToStart(&ifNext.getElseRegion().front());
+        scf::YieldOp::create(b, loc,
+                             Value(LLVM::PoisonOp::create(b, loc, accType)));
+        b.setInsertionPointAfter(ifNext);
+        pending = ifNext.getResult(0);
+      }
+      out.acc = acc;
+      out.pending = pending;
+      return out;
+    };
+    auto pack = [](const GroupState &g) {
+      SmallVector<Value> values = {g.stage, g.phase, g.acc, g.pending};
+      llvm::append_range(values, g.scales);
+      return values;
+    };
+    auto unpack = [](ValueRange values) {
+      return GroupState{values[0], values[1], values[2], values[3],
+                        llvm::to_vector(values.drop_front(4))};
+    };
+
+    waitParity(fullBarrier(stage), phase);
+    GroupState init{stage, phase, zero, issueInterval(stage, 0),
+                    loadScales(c32(0))};
+    auto loop = scf::ForOp::create(
+        b, loc, c32(0), numK, c32(1), pack(init),
+        [&](OpBuilder &, Location, Value kb, ValueRange iter) {
+          scf::YieldOp::create(b, loc, pack(emitGroup(kb, unpack(iter))));
         });
-    storeOutput(loop.getResult(2), row0, col0);
-    return {loop.getResult(0), loop.getResult(1)};
+    GroupState last = unpack(loop.getResults());
+    Value acc = last.acc;
+    Value ringStage = last.stage, ringPhase = last.phase;
+    // Nothing is in flight here, but ptxas cannot tell that the last group
+    // issued no next interval; without this wait it serializes every
+    // wgmma of the kernel (C7514).
+    NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+    storeOutput(acc, row0, col0);
+    return {ringStage, ringPhase};
   });
 }
 

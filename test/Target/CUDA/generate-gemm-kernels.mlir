@@ -1,5 +1,4 @@
 // RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-generate-gemm-kernels | FileCheck %s
-// RUN: octet-opt %s -split-input-file -verify-diagnostics --octet-generate-gemm-kernels | FileCheck %s --check-prefix=MUL
 
 // Fprop, promotion every 64 K-elements: each 128-wide K-group takes two
 // rounds of two wgmma k32 each, and each round ends in one promotion, a
@@ -34,32 +33,42 @@
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg0, %{{.*}}, box[
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg1, %{{.*}}, box[
 
-// The consumer warpgroups take the registers and walk the same tiles. The
-// scales of the first K-group (two rows of A, two 128-column blocks of B)
-// are loaded before the K loop; each K-group loads the next group's and
-// carries them to the next iteration, so no promotion waits on a load.
+// The consumer warpgroups take the registers and walk the same tiles. Each
+// tile starts by issuing its first promotion interval; the scales of the
+// first K-group (two rows of A and, as a 32-column tile never straddles
+// two 128-column blocks of B, one block of B) are loaded before the K
+// loop. The loop carries the accumulator, the interval in flight and the
+// scales; each K-group loads the next group's, so no promotion waits on a
+// load.
 // CHECK: nvvm.setmaxregister increase 232
 // CHECK: scf.for
-// CHECK-COUNT-4: llvm.load {{.*}} -> f32
-// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32, f32)
-// CHECK-COUNT-4: llvm.load {{.*}} -> f32
-// CHECK-NOT: llvm.load
 // CHECK: nvvm.mbarrier.try_wait.parity
-
-// First promotion interval of the K-group; the four scale products are
-// computed while its wgmmas run.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <one>]
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK-COUNT-4: arith.mulf
+// CHECK-COUNT-3: llvm.load {{.*}} -> f32
+// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32)
+// CHECK-COUNT-2: arith.mulf
+// CHECK-COUNT-3: llvm.load {{.*}} -> f32
+// CHECK-NOT: llvm.load
+
+// First interval of the K-group: wait for it, then one fused multiply-add
+// per accumulator element (32 columns x 64 rows over 128 threads = 16 per
+// thread), each operand and result pinned by an empty asm statement so
+// LLVM cannot move the promotion across the wait or the next issue.
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NOT: nvvm.mbarrier.arrive
-// CHECK-COUNT-16: arith.addf
-// CHECK-NOT: arith.addf
+// CHECK: llvm.inline_asm has_side_effects "", "=f,0"
+// CHECK-NEXT: llvm.extractvalue
+// CHECK-NEXT: llvm.intr.fma
+// CHECK-NEXT: llvm.inline_asm has_side_effects "", "=f,0"
+// CHECK-COUNT-15: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
 
-// Second interval: the slot is released before the promotion.
+// Then the second interval is issued on the same slot, waited for, the slot
+// released, and promoted.
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async {{.*}} D[<f32>, <zero>]
 // CHECK: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
@@ -67,23 +76,25 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvvm.mbarrier.arrive
-// CHECK-COUNT-16: arith.addf
-// CHECK-NOT: arith.addf
-// CHECK: scf.yield {{.*}} : i32, i32, !llvm.struct<{{.*}}>, f32, f32, f32, f32
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
+
+// The next K-group's first interval is issued, once its slot is full, only
+// when there is a next K-group.
+// CHECK: scf.if
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-2: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: } else {
+// CHECK: llvm.mlir.poison
+// CHECK: scf.yield {{.*}} : i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32
 
 // Bounds-checked stores: per n8 block and row half, a BF16 pair, or the
 // single last column of an odd N.
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-COUNT-8: llvm.store %{{.*}}, %{{.*}} : vector<2xbf16>, !llvm.ptr<1>
 // CHECK: gpu.return
-
-// MUL-LABEL: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s2_p64
-// MUL: nvvm.wgmma.wait.group.sync.aligned 0
-// MUL-COUNT-16: arith.mulf
-// MUL-NOT: arith.mulf
-// MUL: nvvm.wgmma.wait.group.sync.aligned 0
-// MUL-COUNT-16: arith.mulf
-// MUL-NOT: arith.mulf
-// MUL: gpu.return
 
 func.func @fprop(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
                  %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
@@ -110,8 +121,8 @@ func.func @fprop(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvvm.mbarrier.arrive
-// CHECK-COUNT-64: arith.addf
-// CHECK-NOT: arith.addf
+// CHECK-COUNT-64: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
 // CHECK: scf.yield
 // CHECK-COUNT-16: llvm.store %{{.*}}, %{{.*}} : vector<2xf32>, !llvm.ptr<1>
 // CHECK-NOT: gpu.func

@@ -71,9 +71,12 @@ def GenerateGemmKernelsPass
     tiles with TMA into a ring of 128-byte swizzled shared-memory stages
     guarded by mbarriers; one or two consumer warpgroups (232 registers)
     issue `wgmma.mma_async m64nNk32 e4m3 x e4m3 -> f32` with both operands
-    K-major, and every `promotion` K-elements multiply the partial sums by
-    the two scales and add them to an FP32 accumulator. The output is BF16
-    or FP32 and may be any M x N (stores are bounds-checked).
+    K-major, and every `promotion` K-elements add the partial sums times
+    the product of the two scales to an FP32 accumulator (one fused
+    multiply-add per element, like `numerics::scaledGemm`). The next
+    interval's wgmmas are issued right after a promotion, so they run while
+    the consumer loops on; the scales are loaded one K-group ahead. The
+    output is BF16 or FP32 and may be any M x N (stores are bounds-checked).
 
     Both operands of wgmma FP8 must be K-major, so `octet_tq.transposed` on
     the op names the operands the runtime passes transposed:
