@@ -14,10 +14,11 @@
 //          and shared memory, then each warp normalizes and quantizes every
 //          eighth group. SwiGLU + 1x128: as 1x128, reading gate and up.
 //   128x1 (quantization, or re-quantization of 1x128 tiles): one CTA per
-//          128x128 tile; each thread owns a column half (64 rows), reads (or
-//          dequantizes) it, and the two halves agree on the column's amax
-//          through shared memory; the column is written as a row of the
-//          transposed output.
+//          128x128 tile; each thread owns a column half (64 rows), loads (or
+//          dequantizes) it into registers with all loads in flight at once,
+//          and the two halves agree on the column's amax through shared
+//          memory; the column is written as a row of the transposed output,
+//          64 bytes per thread in four 16-byte stores.
 //
 //===----------------------------------------------------------------------===//
 
@@ -62,16 +63,17 @@ private:
   /// The warp's maximum of `v`, in every lane.
   Value warpMax(Value v) {
     for (int offset : {16, 8, 4, 2, 1}) {
-      Value other = NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset),
-                                         c32(0x1f), NVVM::ShflKind::bfly,
-                                         UnitAttr());
+      Value other =
+          NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset), c32(0x1f),
+                               NVVM::ShflKind::bfly, UnitAttr());
       v = maxF(v, other);
     }
     return v;
   }
   /// The recipe's scale of a group with maximum `amax`.
   Value scaleOf(Value amax) {
-    Value s = arith::DivFOp::create(b, loc, maxF(amax, cf32(1e-4)), cf32(448.0));
+    Value s =
+        arith::DivFOp::create(b, loc, maxF(amax, cf32(1e-4)), cf32(448.0));
     if (!spec.pow2)
       return s;
     // 2^ceil(log2(s)) of a positive normal s: round the bits up to the next
@@ -95,8 +97,8 @@ private:
       return arith::ExtUIOp::create(b, loc, i32, p);
     };
     Value low = pair(q[0], q[1]), high = pair(q[2], q[3]);
-    return arith::OrIOp::create(
-        b, loc, low, arith::ShLIOp::create(b, loc, high, c32(16)));
+    return arith::OrIOp::create(b, loc, low,
+                                arith::ShLIOp::create(b, loc, high, c32(16)));
   }
   /// One E4M3 byte to FP32 (exact).
   Value fp8ToF32(Value byte) {
@@ -136,9 +138,9 @@ private:
   /// The warp's sum of `v`, in every lane.
   Value warpSum(Value v) {
     for (int offset : {16, 8, 4, 2, 1}) {
-      Value other = NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset),
-                                         c32(0x1f), NVVM::ShflKind::bfly,
-                                         UnitAttr());
+      Value other =
+          NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset), c32(0x1f),
+                               NVVM::ShflKind::bfly, UnitAttr());
       v = arith::AddFOp::create(b, loc, v, other);
     }
     return v;
@@ -161,7 +163,9 @@ private:
   }
   /// A small static shared-memory array of FP32.
   Value sharedFloats(StringRef symbol, int64_t count) {
-    auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<gpu::GPUModuleOp>();
+    auto module = b.getInsertionBlock()
+                      ->getParentOp()
+                      ->getParentOfType<gpu::GPUModuleOp>();
     if (!module.lookupSymbol(symbol)) {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(module.getBody());
@@ -290,9 +294,9 @@ void QuantizeWriter::buildBlock() {
   for (int i = 0; i < 16; ++i) {
     Value r = add(add(mul(rb, c32(128)), warp), c32(8 * i));
     Value ok = cmp(Pred::ult, r, rows);
-    Value index = add(base, add(mul(toI64(minU(r, sub(rows, c32(1)))),
-                                    toI64(cols)),
-                                toI64(col)));
+    Value index =
+        add(base, add(mul(toI64(minU(r, sub(rows, c32(1)))), toI64(cols)),
+                      toI64(col)));
     SmallVector<Value, 4> v = load4(x, index);
     for (Value &e : v)
       e = select(ok, e, cf32(0.0));
@@ -323,14 +327,12 @@ void QuantizeWriter::buildBlock() {
   }
   Value blocksPerCol = ceilDiv(rows, 128);
   Value blocksPerRow = div(cols, c32(128));
-  scf::IfOp::create(b, loc, cmp(Pred::eq, tid, c32(0)),
-                    [&](OpBuilder &, Location) {
-                      Value s = add(mul(add(mul(batch, blocksPerCol), rb),
-                                        blocksPerRow),
-                                    cb);
-                      store(scale, scales, s);
-                      scf::YieldOp::create(b, loc);
-                    });
+  scf::IfOp::create(
+      b, loc, cmp(Pred::eq, tid, c32(0)), [&](OpBuilder &, Location) {
+        Value s = add(mul(add(mul(batch, blocksPerCol), rb), blocksPerRow), cb);
+        store(scale, scales, s);
+        scf::YieldOp::create(b, loc);
+      });
 }
 
 void QuantizeWriter::buildTranspose() {
@@ -338,7 +340,8 @@ void QuantizeWriter::buildTranspose() {
   // Re-quantization reads FP8 and its 1x128 scales; quantization reads x.
   bool requantize = spec.kind == QuantizeKind::Transpose128x1;
   unsigned first = requantize ? 2 : 1;
-  Value qIn = func.getArgument(0), sIn = requantize ? func.getArgument(1) : Value(),
+  Value qIn = func.getArgument(0),
+        sIn = requantize ? func.getArgument(1) : Value(),
         qOut = func.getArgument(first), sOut = func.getArgument(first + 1),
         rows = func.getArgument(first + 2), cols = func.getArgument(first + 3);
   Value cb = NVVM::BlockIdXOp::create(b, loc, i32);
@@ -363,38 +366,43 @@ void QuantizeWriter::buildTranspose() {
     Value s = load(f32, sIn, add(mul(cb, rows), r));
     return arith::MulFOp::create(b, loc, fp8ToF32(byte), s);
   };
-  auto amaxLoop = scf::ForOp::create(
-      b, loc, c32(0), c32(64), c32(1), ValueRange{cf32(0.0)},
-      [&](OpBuilder &, Location, Value i, ValueRange acc) {
-        scf::YieldOp::create(b, loc,
-                             ValueRange{maxF(acc[0], finiteAbs(dequant(i)))});
-      });
+  // The thread's 64 elements, all loaded up front (independent loads in
+  // flight) and kept in registers for both the amax and the conversion.
+  SmallVector<Value> values;
+  Value columnAmax = cf32(0.0);
+  for (int64_t i = 0; i < 64; ++i) {
+    values.push_back(dequant(c32(i)));
+    columnAmax = maxF(columnAmax, finiteAbs(values.back()));
+  }
   Value partial = sharedFloats("octet_requantize_amax", 256);
-  store(amaxLoop.getResult(0), partial, tid);
+  store(columnAmax, partial, tid);
   NVVM::Barrier0Op::create(b, loc);
-  Value amax = maxF(load(f32, partial, c), load(f32, partial, add(c, c32(128))));
+  Value amax =
+      maxF(load(f32, partial, c), load(f32, partial, add(c, c32(128))));
   Value scale = scaleOf(amax);
-  Value writer = arith::AndIOp::create(b, loc, valid,
-                                      cmp(Pred::eq, half, c32(0)));
+  Value writer =
+      arith::AndIOp::create(b, loc, valid, cmp(Pred::eq, half, c32(0)));
   scf::IfOp::create(b, loc, writer, [&](OpBuilder &, Location) {
     store(scale, sOut, add(mul(rb, cols), col));
     scf::YieldOp::create(b, loc);
   });
-  // The column, re-quantized, is a row of the transposed output.
-  scf::ForOp::create(
-      b, loc, c32(0), c32(64), c32(4), ValueRange{},
-      [&](OpBuilder &, Location, Value i, ValueRange) {
-        SmallVector<Value, 4> v;
-        for (int j = 0; j < 4; ++j)
-          v.push_back(dequant(add(i, c32(j))));
-        Value word = packFP8(v, scale);
-        Value index = add(mul(toI64(col), toI64(rows)), toI64(add(row0, i)));
-        scf::IfOp::create(b, loc, valid, [&](OpBuilder &, Location) {
-          LLVM::StoreOp::create(b, loc, word, gep(qOut, i8, index));
-          scf::YieldOp::create(b, loc);
-        });
-        scf::YieldOp::create(b, loc);
-      });
+  // The column, re-quantized, is a row of the transposed output: the
+  // thread's 64 bytes as four 16-byte stores (rows is a multiple of 128,
+  // so they are aligned).
+  auto wordsType = VectorType::get({4}, i32);
+  scf::IfOp::create(b, loc, valid, [&](OpBuilder &, Location) {
+    for (int64_t i = 0; i < 64; i += 16) {
+      Value words = LLVM::PoisonOp::create(b, loc, wordsType);
+      for (int64_t w = 0; w < 4; ++w)
+        words = LLVM::InsertElementOp::create(
+            b, loc, words,
+            packFP8(ArrayRef<Value>(values).slice(i + 4 * w, 4), scale),
+            c32(w));
+      Value index = add(mul(toI64(col), toI64(rows)), toI64(add(row0, c32(i))));
+      LLVM::StoreOp::create(b, loc, words, gep(qOut, i8, index), 16);
+    }
+    scf::YieldOp::create(b, loc);
+  });
 }
 
 gpu::GPUFuncOp QuantizeWriter::build() {
@@ -432,8 +440,8 @@ gpu::GPUFuncOp QuantizeWriter::build() {
   return func;
 }
 
-gpu::GPUFuncOp octet::cuda::buildQuantizeKernel(OpBuilder &builder,
-                                                Location loc,
-                                                const QuantizeKernelSpec &spec) {
+gpu::GPUFuncOp
+octet::cuda::buildQuantizeKernel(OpBuilder &builder, Location loc,
+                                 const QuantizeKernelSpec &spec) {
   return QuantizeWriter(builder, loc, spec).build();
 }
