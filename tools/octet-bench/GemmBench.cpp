@@ -357,17 +357,29 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
 
 int octet::bench::benchGemm(const std::vector<std::string> &args) {
   int iters = 20, warmup = 5, sampleCount = 128;
+  std::string only; // --shape MxNxK: that shape alone (for a profiler)
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] == "--iters")
       iters = std::max(1, std::atoi(args[i + 1].c_str()));
     if (args[i] == "--check-rows")
       sampleCount = std::max(1, std::atoi(args[i + 1].c_str()));
+    if (args[i] == "--shape")
+      only = args[i + 1];
   }
   std::string cubinPath = benchFile("--kernels", ".cubin", args);
   std::string manifestPath = benchFile("--manifest", ".json", args);
   llvm::Expected<std::vector<Shape>> shapes = readShapes(manifestPath);
   if (!shapes)
     return fail(shapes.takeError());
+  if (!only.empty()) {
+    llvm::erase_if(*shapes, [&](const Shape &s) {
+      return llvm::formatv("{0}x{1}x{2}", s.m, s.n, s.k).str() != only;
+    });
+    if (shapes->empty())
+      return fail(llvm::createStringError(
+          "--shape " + only + ": no such GEMM in " + manifestPath +
+          " (write it as MxNxK, e.g. 4096x7168x16384)"));
+  }
   auto image = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
                                            /*RequiresNullTerminator=*/false);
   if (!image)

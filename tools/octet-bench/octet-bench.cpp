@@ -104,6 +104,7 @@ void usage(FILE *out) {
       "ratios\n"
       "             [--kernels F.cubin --manifest F.json] [--iters N] "
       "[--check-rows R]\n"
+      "             [--shape MxNxK: that GEMM alone, e.g. for a profiler]\n"
       "  quant      the generated quantization kernels against a device "
       "copy, TB/s\n"
       "             [--kernels F.cubin --manifest F.json] [--iters N]\n");
