@@ -14,11 +14,12 @@
 //          and shared memory, then each warp normalizes and quantizes every
 //          eighth group. SwiGLU + 1x128: as 1x128, reading gate and up.
 //   128x1 (quantization, or re-quantization of 1x128 tiles): one CTA per
-//          128x128 tile; each thread owns a column half (64 rows), loads (or
-//          dequantizes) it into registers with all loads in flight at once,
-//          and the two halves agree on the column's amax through shared
-//          memory; the column is written as a row of the transposed output,
-//          64 bytes per thread in four 16-byte stores.
+//          128x128 tile; a thread owns four adjacent columns over 16 rows,
+//          loads (or dequantizes) them into registers with all loads in
+//          flight at once (a warp reads whole tile rows), the eight warps
+//          agree on each column's amax through shared memory, and each
+//          column's 16 bytes go out in one 16-byte store as part of a row of
+//          the transposed output.
 //
 //===----------------------------------------------------------------------===//
 
@@ -346,63 +347,78 @@ void QuantizeWriter::buildTranspose() {
         rows = func.getArgument(first + 2), cols = func.getArgument(first + 3);
   Value cb = NVVM::BlockIdXOp::create(b, loc, i32);
   Value rb = NVVM::BlockIdYOp::create(b, loc, i32);
-  Value c = rem(tid, c32(128)), half = div(tid, c32(128));
-  // Columns past the end (the last tile of a ragged N) read the last column
-  // and store nothing.
-  Value col = add(mul(cb, c32(128)), c);
-  Value valid = cmp(Pred::ult, col, cols);
-  Value colSafe = minU(col, sub(cols, c32(1)));
-  Value row0 = add(mul(rb, c32(128)), mul(half, c32(64)));
-  // Element (row0 + i, col) in FP32; re-quantization dequantizes it as the
-  // CPU does (q * s in FP32).
-  auto dequant = [&](Value i) -> Value {
-    Value r = add(row0, i);
-    Value index = add(mul(toI64(r), toI64(cols)), toI64(colSafe));
-    if (!requantize) {
-      Value v = load(spec.inputBF16 ? bf16 : f32, qIn, index);
-      return spec.inputBF16 ? Value(arith::ExtFOp::create(b, loc, f32, v)) : v;
-    }
-    Value byte = load(i8, qIn, index);
-    Value s = load(f32, sIn, add(mul(cb, rows), r));
-    return arith::MulFOp::create(b, loc, fp8ToF32(byte), s);
-  };
-  // The thread's 64 elements, all loaded up front (independent loads in
-  // flight) and kept in registers for both the amax and the conversion.
-  SmallVector<Value> values;
-  Value columnAmax = cf32(0.0);
-  for (int64_t i = 0; i < 64; ++i) {
-    values.push_back(dequant(c32(i)));
-    columnAmax = maxF(columnAmax, finiteAbs(values.back()));
+  // Lane l of warp w owns columns 4l..4l+3 of the tile and rows 16w..16w+15,
+  // so a warp reads whole 128-column rows and every thread ends up with 16
+  // consecutive bytes of four transposed rows.
+  Value lane = rem(tid, c32(32)), warp = div(tid, c32(32));
+  Value row0 = add(mul(rb, c32(128)), mul(warp, c32(16)));
+  SmallVector<Value, 4> col, valid, colSafe;
+  for (int64_t j = 0; j < 4; ++j) {
+    // Columns past the end (the last tile of a ragged N) read the last
+    // column and store nothing.
+    col.push_back(add(mul(cb, c32(128)), add(mul(lane, c32(4)), c32(j))));
+    valid.push_back(cmp(Pred::ult, col[j], cols));
+    colSafe.push_back(minU(col[j], sub(cols, c32(1))));
   }
-  Value partial = sharedFloats("octet_requantize_amax", 256);
-  store(columnAmax, partial, tid);
-  NVVM::Barrier0Op::create(b, loc);
-  Value amax =
-      maxF(load(f32, partial, c), load(f32, partial, add(c, c32(128))));
-  Value scale = scaleOf(amax);
-  Value writer =
-      arith::AndIOp::create(b, loc, valid, cmp(Pred::eq, half, c32(0)));
-  scf::IfOp::create(b, loc, writer, [&](OpBuilder &, Location) {
-    store(scale, sOut, add(mul(rb, cols), col));
-    scf::YieldOp::create(b, loc);
-  });
-  // The column, re-quantized, is a row of the transposed output: the
-  // thread's 64 bytes as four 16-byte stores (rows is a multiple of 128,
-  // so they are aligned).
-  auto wordsType = VectorType::get({4}, i32);
-  scf::IfOp::create(b, loc, valid, [&](OpBuilder &, Location) {
-    for (int64_t i = 0; i < 64; i += 16) {
-      Value words = LLVM::PoisonOp::create(b, loc, wordsType);
-      for (int64_t w = 0; w < 4; ++w)
-        words = LLVM::InsertElementOp::create(
-            b, loc, words,
-            packFP8(ArrayRef<Value>(values).slice(i + 4 * w, 4), scale),
-            c32(w));
-      Value index = add(mul(toI64(col), toI64(rows)), toI64(add(row0, c32(i))));
-      LLVM::StoreOp::create(b, loc, words, gep(qOut, i8, index), 16);
+  // values[j][i]: element (row0 + i, col[j]) in FP32; re-quantization
+  // dequantizes it as the CPU does (q * s in FP32). All loads are issued
+  // before any use.
+  SmallVector<SmallVector<Value, 16>, 4> values(4);
+  SmallVector<Value, 4> amax(4, cf32(0.0));
+  for (int64_t i = 0; i < 16; ++i) {
+    Value r = add(row0, c32(i));
+    Value rowBase = mul(toI64(r), toI64(cols));
+    Value rowScale =
+        requantize ? load(f32, sIn, add(mul(cb, rows), r)) : Value();
+    for (int64_t j = 0; j < 4; ++j) {
+      Value index = add(rowBase, toI64(colSafe[j]));
+      Value v;
+      if (requantize) {
+        v = arith::MulFOp::create(b, loc, fp8ToF32(load(i8, qIn, index)),
+                                  rowScale);
+      } else {
+        v = load(spec.inputBF16 ? bf16 : f32, qIn, index);
+        if (spec.inputBF16)
+          v = arith::ExtFOp::create(b, loc, f32, v);
+      }
+      values[j].push_back(v);
+      amax[j] = maxF(amax[j], finiteAbs(v));
     }
-    scf::YieldOp::create(b, loc);
-  });
+  }
+  // The eight warps agree on each column's amax through shared memory.
+  Value partial = sharedFloats("octet_requantize_amax", 8 * 128);
+  for (int64_t j = 0; j < 4; ++j)
+    store(amax[j], partial,
+          add(mul(warp, c32(128)), add(mul(lane, c32(4)), c32(j))));
+  NVVM::Barrier0Op::create(b, loc);
+  auto wordsType = VectorType::get({4}, i32);
+  for (int64_t j = 0; j < 4; ++j) {
+    Value inTile = add(mul(lane, c32(4)), c32(j));
+    Value columnMax = load(f32, partial, inTile);
+    for (int64_t w = 1; w < 8; ++w)
+      columnMax =
+          maxF(columnMax, load(f32, partial, add(c32(128 * w), inTile)));
+    Value scale = scaleOf(columnMax);
+    Value writer =
+        arith::AndIOp::create(b, loc, valid[j], cmp(Pred::eq, warp, c32(0)));
+    scf::IfOp::create(b, loc, writer, [&](OpBuilder &, Location) {
+      store(scale, sOut, add(mul(rb, cols), col[j]));
+      scf::YieldOp::create(b, loc);
+    });
+    // Column j, re-quantized, is a row of the transposed output: the
+    // thread's 16 bytes in one store (rows is a multiple of 128, so it is
+    // aligned).
+    Value words = LLVM::PoisonOp::create(b, loc, wordsType);
+    for (int64_t w = 0; w < 4; ++w)
+      words = LLVM::InsertElementOp::create(
+          b, loc, words,
+          packFP8(ArrayRef<Value>(values[j]).slice(4 * w, 4), scale), c32(w));
+    Value index = add(mul(toI64(col[j]), toI64(rows)), toI64(row0));
+    scf::IfOp::create(b, loc, valid[j], [&](OpBuilder &, Location) {
+      LLVM::StoreOp::create(b, loc, words, gep(qOut, i8, index), 16);
+      scf::YieldOp::create(b, loc);
+    });
+  }
 }
 
 gpu::GPUFuncOp QuantizeWriter::build() {

@@ -48,14 +48,20 @@ func.func @block(%w: tensor<2112x256xf32>) -> !octet_tq.qtensor<2112x256xf8E4M3F
 // -----
 
 // 128x1 groups for the weight gradient, quantized or re-quantized from
-// 1x128 tiles: dequantize (FP8 pair conversion, times the row's scale),
-// amax per column half, combined through shared memory.
+// 1x128 tiles: a thread dequantizes (FP8 pair conversion, times the row's
+// scale) four columns over 16 rows, 64 loads in flight, the warps combine
+// their column amaxes through shared memory, and each column's 16 bytes of
+// the transposed output go out in one 16-byte store.
 // CHECK-LABEL: func.func @columns
 // CHECK: gpu.func @octet_quantize_128x1_bf16
 // CHECK: gpu.func @octet_requantize_128x1(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32)
 // CHECK: nvvm.convert.f8x2.to.f16x2 {{.*}} : vector<2xi8>(f8E4M3FN) -> vector<2xf16>
 // CHECK: arith.mulf
+// CHECK-COUNT-4: llvm.store {{.*}} : f32, !llvm.ptr<3>
 // CHECK: nvvm.barrier0
+// CHECK-COUNT-4: llvm.store {{.*}} {alignment = 16 : i64} : vector<4xi32>, !llvm.ptr<1>
+// CHECK-NOT: llvm.store {{.*}} : vector<4xi32>, !llvm.ptr<1>
+// CHECK: gpu.return
 func.func @columns(%x: tensor<512x160xbf16>, %t: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>)
     -> (!octet_tq.qtensor<512x160xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>) {
   %q = octet_tq.quantize %x : tensor<512x160xbf16> -> !octet_tq.qtensor<512x160xf8E4M3FN, tile_128x1>
