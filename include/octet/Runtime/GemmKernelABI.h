@@ -64,10 +64,16 @@ struct GemmKernelConfig {
   /// One producer warpgroup plus the consumers.
   int64_t numThreads() const { return 128 * (1 + numConsumers()); }
   int64_t stageBytes() const { return (tileM + tileN) * tileK; }
-  /// Dynamic shared memory the launch must provide: the stages, then a
-  /// full and an empty mbarrier per stage.
+  /// Bytes of one stage's scales: A's per row of the tile, then B's (two
+  /// 128x128 blocks, or one per column of the tile), padded to 16.
+  int64_t scaleBytes() const {
+    int64_t count = tileM + (rhsScaling == RhsScaling::Block128 ? 2 : tileN);
+    return (count * 4 + 15) / 16 * 16;
+  }
+  /// Dynamic shared memory the launch must provide: the tile stages, their
+  /// scales, then a full and an empty mbarrier per stage.
   int64_t sharedMemoryBytes() const {
-    return stages * stageBytes() + stages * 16;
+    return stages * (stageBytes() + scaleBytes()) + stages * 16;
   }
 
   /// Whether the generator supports the combination; says why not on `os`.

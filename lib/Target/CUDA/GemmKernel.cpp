@@ -3,19 +3,20 @@
 // Writes one warp-specialised, persistent FP8 GEMM kernel as a `gpu.func` in
 // the NVVM dialect. The structure (one CTA per SM, walking output tiles):
 //
-//   warpgroup 0 (producer, 40 registers): one thread issues, per K-group,
+//   warpgroup 0 (producer, 40 registers): per K-group, one thread issues
 //     TMA loads of the A and B tiles into a ring of `stages` 128-byte
-//     swizzled shared-memory slots; `full[s]` counts the bytes in,
-//     `empty[s]` says the consumers are done with slot s.
+//     swizzled shared-memory slots and the first warp copies the K-group's
+//     scales next to them with cp.async; `full[s]` counts the bytes and the
+//     copies in, `empty[s]` says the consumers are done with slot s.
 //   warpgroups 1..C (consumers, 232 registers): each owns 64 rows of the
 //     tile. Per promotion interval (promotion/32 wgmma m64nNk32 e4m3 x
 //     e4m3 -> f32 into a scratch accumulator starting from zero, issued one
 //     step ahead): wait for it, release the slot after a K-group's last
 //     interval, promote (acc = fma(scratch, scaleA[row] * scaleB[col],
 //     acc) per element), then issue the next interval (after waiting for
-//     `full[s]` at a K-group boundary). Scales are loaded from global
-//     memory one K-group ahead. The epilogue stores BF16 or FP32 with
-//     bounds checks, so M and N need not be multiples of the tile.
+//     `full[s]` at a K-group boundary). A K-group's scales are read from
+//     its slot. The epilogue stores BF16 or FP32 with bounds checks, so M
+//     and N need not be multiples of the tile.
 //
 // The wgmma shared-memory descriptors are built by hand: the nvgpu
 // descriptor op wants a tensor-map value the kernel does not have.
@@ -79,14 +80,22 @@ private:
                add(c32(spec.stages * spec.tileM * spec.tileK),
                    mul(stage, c32(spec.tileN * spec.tileK))));
   }
+  /// A stage's scales: A's per tile row, then B's.
+  Value smemScales(Value stage) {
+    return gep(smem, b.getI8Type(),
+               add(c32(spec.stages * spec.stageBytes()),
+                   mul(stage, c32(spec.scaleBytes()))));
+  }
+  int64_t barrierBase() const {
+    return spec.stages * (spec.stageBytes() + spec.scaleBytes());
+  }
   Value fullBarrier(Value stage) {
     return gep(smem, b.getI8Type(),
-               add(c32(spec.stages * spec.stageBytes()), mul(stage, c32(8))));
+               add(c32(barrierBase()), mul(stage, c32(8))));
   }
   Value emptyBarrier(Value stage) {
     return gep(smem, b.getI8Type(),
-               add(c32(spec.stages * spec.stageBytes() + spec.stages * 8),
-                   mul(stage, c32(8))));
+               add(c32(barrierBase() + spec.stages * 8), mul(stage, c32(8))));
   }
   /// The ring position after (stage, phase): phase flips on wrap-around.
   std::pair<Value, Value> advance(Value stage, Value phase) {
@@ -174,10 +183,16 @@ void KernelWriter::forEachTile(TileBody body) {
 
 void KernelWriter::buildProducer() {
   int64_t tileBytes = spec.stageBytes();
+  Value lane = rem(tid, c32(32));
+  Value issuer = cmp(arith::CmpIPredicate::eq, lane, c32(0));
+  Value lastRow = sub(m, c32(1)), lastCol = sub(n, c32(1));
   forEachTile([&](Value stage, Value phase, Value mt, Value nt,
                   Value expert) -> std::pair<Value, Value> {
     Value rowA = mul(mt, c32(spec.tileM));
-    Value rowB = add(mul(expert, n), mul(nt, c32(spec.tileN)));
+    Value colB = mul(nt, c32(spec.tileN));
+    Value rowB = add(mul(expert, n), colB);
+    Value block0 = div(colB, c32(128));
+    Value blockBase = mul(mul(expert, blocksN), numK);
     auto loop = scf::ForOp::create(
         b, loc, c32(0), numK, c32(1), ValueRange{stage, phase},
         [&](OpBuilder &, Location, Value kb, ValueRange ring) {
@@ -186,19 +201,60 @@ void KernelWriter::buildProducer() {
           // previous round: the first round passes at once).
           waitParity(emptyBarrier(s), arith::XOrIOp::create(b, loc, p, c32(1)));
           Value full = fullBarrier(s);
-          NVVM::MBarrierArriveExpectTxOp::create(
-              b, loc, Type(), full, c32(tileBytes), NVVM::MemScopeKind::CTA,
-              /*relaxed=*/false, Value());
-          Value kCoord = mul(kb, c32(spec.tileK));
-          // Out-of-bounds rows are zero-filled and still counted in bytes.
-          NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-              b, loc, smemA(s), tmapA, ValueRange{kCoord, rowA}, full,
-              ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
-              /*isCTAOnly=*/true, nullptr, Value());
-          NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
-              b, loc, smemB(s), tmapB, ValueRange{kCoord, rowB}, full,
-              ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
-              /*isCTAOnly=*/true, nullptr, Value());
+          scf::IfOp::create(b, loc, issuer, [&](OpBuilder &, Location) {
+            NVVM::MBarrierArriveExpectTxOp::create(
+                b, loc, Type(), full, c32(tileBytes), NVVM::MemScopeKind::CTA,
+                /*relaxed=*/false, Value());
+            Value kCoord = mul(kb, c32(spec.tileK));
+            // Out-of-bounds rows are zero-filled and still counted in bytes.
+            NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+                b, loc, smemA(s), tmapA, ValueRange{kCoord, rowA}, full,
+                ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+                /*isCTAOnly=*/true, nullptr, Value());
+            NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+                b, loc, smemB(s), tmapB, ValueRange{kCoord, rowB}, full,
+                ValueRange{}, Value(), Value(), NVVM::TMALoadMode::TILE,
+                /*isCTAOnly=*/true, nullptr, Value());
+            scf::YieldOp::create(b, loc);
+          });
+          // The stage's scales, copied by the whole warp with cp.async;
+          // rows and columns past the end repeat the last one. Each lane's
+          // copies arrive on `full` when they land (noinc: they are among
+          // the barrier's expected arrivals).
+          Value scales = smemScales(s);
+          for (int64_t i = 0; i < spec.tileM; i += 32) {
+            Value row = add(c32(i), lane);
+            Value src = add(mul(kb, m), minU(add(rowA, row), lastRow));
+            NVVM::CpAsyncOp::create(b, loc, gep(scales, f32, row),
+                                    gep(scaleA, f32, src), 4,
+                                    NVVM::LoadCacheModifierKind::CA, Value());
+          }
+          Value scalesB = gep(scales, f32, c32(spec.tileM));
+          if (spec.rhsScaling == RhsScaling::Block128) {
+            Value two = cmp(arith::CmpIPredicate::ult, lane, c32(2));
+            scf::IfOp::create(b, loc, two, [&](OpBuilder &, Location) {
+              Value block = minU(add(block0, lane), sub(blocksN, c32(1)));
+              Value src = add(blockBase, add(mul(block, numK), kb));
+              NVVM::CpAsyncOp::create(b, loc, gep(scalesB, f32, lane),
+                                      gep(scaleB, f32, src), 4,
+                                      NVVM::LoadCacheModifierKind::CA, Value());
+              scf::YieldOp::create(b, loc);
+            });
+          } else {
+            for (int64_t i = 0; i < spec.tileN; i += 32) {
+              Value col = add(c32(i), lane);
+              Value inTile =
+                  cmp(arith::CmpIPredicate::ult, col, c32(spec.tileN));
+              scf::IfOp::create(b, loc, inTile, [&](OpBuilder &, Location) {
+                Value src = add(mul(kb, n), minU(add(colB, col), lastCol));
+                NVVM::CpAsyncOp::create(
+                    b, loc, gep(scalesB, f32, col), gep(scaleB, f32, src), 4,
+                    NVVM::LoadCacheModifierKind::CA, Value());
+                scf::YieldOp::create(b, loc);
+              });
+            }
+          }
+          NVVM::CpAsyncMBarrierArriveOp::create(b, loc, full, /*noinc=*/true);
           auto [ns, np] = advance(s, p);
           scf::YieldOp::create(b, loc, ValueRange{ns, np});
         });
@@ -230,39 +286,29 @@ void KernelWriter::buildConsumer(Value consumer) {
   forEachTile([&](Value stage, Value phase, Value mt, Value nt,
                   Value expert) -> std::pair<Value, Value> {
     Value row0 = add(mul(mt, c32(spec.tileM)), rowInTile);
-    Value row1 = add(row0, c32(8));
-    Value lastRow = sub(m, c32(1));
-    Value rowSafe0 = minU(row0, lastRow);
-    Value rowSafe1 = minU(row1, lastRow);
     Value col0 = add(mul(nt, c32(spec.tileN)), colInBlock);
     Value tileCol = mul(nt, c32(spec.tileN));
-    Value lastCol = sub(n, c32(1));
     Value zero = LLVM::ZeroOp::create(b, loc, accType);
     Value block0 = div(tileCol, c32(128));
-    Value block1 = minU(add(block0, c32(1)), sub(blocksN, c32(1)));
-    Value blockBase = mul(mul(expert, blocksN), numK);
 
-    // The scales of K-group `kb` as loaded: sa0, sa1, then B's (one or two
-    // blocks for 128x128 scaling, two columns per n8 fragment for per-row).
-    auto loadScales = [&](Value kb) {
-      SmallVector<Value> raw;
-      Value rowScaleBase = mul(kb, m);
-      raw.push_back(loadF32(scaleA, add(rowScaleBase, rowSafe0)));
-      raw.push_back(loadF32(scaleA, add(rowScaleBase, rowSafe1)));
+    // The scales of the K-group in slot `s`, which the producer copied
+    // next to its tiles: sa0, sa1, then B's (one or two blocks for 128x128
+    // scaling, two columns per n8 fragment for per-row).
+    Value rowInTile1 = add(rowInTile, c32(8));
+    auto loadScales = [&](Value s) {
+      Value scales = smemScales(s);
+      Value scalesB = gep(scales, f32, c32(spec.tileM));
+      SmallVector<Value> raw = {load(f32, scales, rowInTile),
+                                load(f32, scales, rowInTile1)};
       if (spec.rhsScaling == RhsScaling::Block128) {
-        raw.push_back(
-            loadF32(scaleB, add(blockBase, add(mul(block0, numK), kb))));
+        raw.push_back(load(f32, scalesB, c32(0)));
         if (straddles)
-          raw.push_back(
-              loadF32(scaleB, add(blockBase, add(mul(block1, numK), kb))));
+          raw.push_back(load(f32, scalesB, c32(1)));
         return raw;
       }
-      Value colScaleBase = mul(kb, n);
       for (int64_t j = 0; j < fragments; ++j)
         for (int64_t q = 0; q < 2; ++q)
-          raw.push_back(
-              loadF32(scaleB, add(colScaleBase,
-                                  minU(add(col0, c32(8 * j + q)), lastCol))));
+          raw.push_back(load(f32, scalesB, add(colInBlock, c32(8 * j + q))));
       return raw;
     };
     // The scale products of a K-group: `prepare` runs once per group,
@@ -333,29 +379,26 @@ void KernelWriter::buildConsumer(Value consumer) {
     // The K loop runs over promotion intervals, each issued one step ahead
     // of its promotion: interval c is waited for and promoted, then c + 1 is
     // issued and runs while the loop moves on (and while the other consumer
-    // promotes). Scales are loaded one K-group ahead and carried in
-    // registers, since a load from L2 takes longer than a K-group's wgmmas.
+    // promotes).
     //
     // Issuing c + 1 before promoting c would keep this warpgroup's tensor
     // cores busy through its own promotions, but needs a second scratch
-    // accumulator in flight across the loop's back edge while the first is
-    // read, and ptxas then serializes every wgmma (C7514); see
-    // docs/cuda-backend.md.
+    // accumulator in flight while the first is read, and ptxas serialized
+    // every wgmma of the kernels generated that way (C7514); see
+    // docs/performance.md.
 
-    // One K-group: `in.scales` are its scales as loaded and `in.pending`
-    // its first interval, already issued. Returns the new accumulator, the
-    // next group's first interval (issued when there is a next group, else
-    // poison) and the next group's scales.
+    // One K-group: `in.pending` is its first interval, already issued, so
+    // its slot (tiles and scales) is full. Returns the new accumulator and
+    // the next group's first interval (issued when there is a next group,
+    // else poison).
     struct GroupState {
       Value stage, phase, acc, pending;
-      SmallVector<Value> scales;
     };
     auto emitGroup = [&](Value kb, const GroupState &in) {
       GroupState out;
-      GroupScales groupScales = prepareScales(in.scales);
-      // The last group loads its own scales again rather than past K.
-      Value nextKb = minU(add(kb, c32(1)), sub(numK, c32(1)));
-      out.scales = loadScales(nextKb);
+      // Read before the slot is released.
+      SmallVector<Value> scales = loadScales(in.stage);
+      GroupScales groupScales = prepareScales(scales);
       std::tie(out.stage, out.phase) = advance(in.stage, in.phase);
       Value acc = in.acc, pending = in.pending;
       for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
@@ -377,7 +420,7 @@ void KernelWriter::buildConsumer(Value consumer) {
         for (int64_t i = 0; i < spec.tileN / 2; ++i) {
           Value pv = pin(LLVM::ExtractValueOp::create(b, loc, pending, i));
           Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
-          Value scale = scaleOf(groupScales, in.scales, i);
+          Value scale = scaleOf(groupScales, scales, i);
           Value sum = LLVM::FMAOp::create(b, loc, pv, scale, av);
           acc = LLVM::InsertValueOp::create(b, loc, acc, pin(sum), i);
         }
@@ -403,18 +446,14 @@ void KernelWriter::buildConsumer(Value consumer) {
       return out;
     };
     auto pack = [](const GroupState &g) {
-      SmallVector<Value> values = {g.stage, g.phase, g.acc, g.pending};
-      llvm::append_range(values, g.scales);
-      return values;
+      return SmallVector<Value>{g.stage, g.phase, g.acc, g.pending};
     };
     auto unpack = [](ValueRange values) {
-      return GroupState{values[0], values[1], values[2], values[3],
-                        llvm::to_vector(values.drop_front(4))};
+      return GroupState{values[0], values[1], values[2], values[3]};
     };
 
     waitParity(fullBarrier(stage), phase);
-    GroupState init{stage, phase, zero, issueInterval(stage, 0),
-                    loadScales(c32(0))};
+    GroupState init{stage, phase, zero, issueInterval(stage, 0)};
     auto loop = scf::ForOp::create(
         b, loc, c32(0), numK, c32(1), pack(init),
         [&](OpBuilder &, Location, Value kb, ValueRange iter) {
@@ -514,7 +553,9 @@ gpu::GPUFuncOp KernelWriter::build() {
   Value first = cmp(arith::CmpIPredicate::eq, tid, c32(0));
   scf::IfOp::create(b, loc, first, [&](OpBuilder &, Location) {
     for (int64_t s = 0; s < spec.stages; ++s) {
-      NVVM::MBarrierInitOp::create(b, loc, fullBarrier(c32(s)), c32(1),
+      // The issuer's expect-tx arrival and one cp.async arrival per lane
+      // of the producer warp.
+      NVVM::MBarrierInitOp::create(b, loc, fullBarrier(c32(s)), c32(1 + 32),
                                    Value());
       NVVM::MBarrierInitOp::create(b, loc, emptyBarrier(c32(s)),
                                    c32(4 * spec.numConsumers()), Value());
@@ -531,8 +572,8 @@ gpu::GPUFuncOp KernelWriter::build() {
       [&](OpBuilder &, Location) {
         NVVM::SetMaxRegisterOp::create(b, loc, kProducerRegisters,
                                        NVVM::SetMaxRegisterAction::decrease);
-        Value issuer = cmp(arith::CmpIPredicate::eq, tid, c32(0));
-        scf::IfOp::create(b, loc, issuer, [&](OpBuilder &, Location) {
+        Value firstWarp = cmp(arith::CmpIPredicate::ult, tid, c32(32));
+        scf::IfOp::create(b, loc, firstWarp, [&](OpBuilder &, Location) {
           buildProducer();
           scf::YieldOp::create(b, loc);
         });

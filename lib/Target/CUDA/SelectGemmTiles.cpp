@@ -50,7 +50,10 @@ TileChoice chooseTile(int64_t rows, int64_t cols, int64_t numSMs,
   GemmKernelSpec spec;
   spec.tileM = best.m;
   spec.tileN = best.n;
-  int64_t perStage = spec.stageBytes() + 16;
+  // Budget for the larger scale area (B scaled per row), whichever the GEMM
+  // turns out to use.
+  spec.rhsScaling = RhsScaling::PerRow;
+  int64_t perStage = spec.stageBytes() + spec.scaleBytes() + 16;
   best.stages = std::max<int64_t>(1, std::min(maxStages, sharedMemory / perStage));
   return best;
 }

@@ -14,32 +14,46 @@
 // CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s2_p64(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32) kernel
 // CHECK-SAME: nvvm.maxntid = array<i32: 384, 1, 1>
 // CHECK-SAME: nvvm.minctasm = 1 : i32
-// CHECK-SAME: octet_tq.shared_memory_bytes = 40992
+// Two stages of (128 + 32) x 128 tile bytes and (128 + 2) x 4 scale bytes
+// padded to 528, then the barriers.
+// CHECK-SAME: octet_tq.shared_memory_bytes = 42048
 
-// Two barriers per stage, initialised by one thread before everyone syncs.
-// CHECK-COUNT-4: nvvm.mbarrier.init
+// Two barriers per stage, initialised by one thread before everyone syncs:
+// a full barrier expects the issuer's arrival and one per producer lane's
+// scale copies, an empty barrier one arrival per consumer warp.
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c33_i32
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c8_i32
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c33_i32
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c8_i32
 // CHECK: nvvm.fence.mbarrier.init
 // CHECK: nvvm.barrier0
 
-// The producer warpgroup gives registers away, then one thread walks the
-// tiles and K-groups: wait for a free slot, expect the bytes of both tiles
-// ((128 + 32) x 128), and issue the two TMA loads.
+// The producer warpgroup gives registers away, then its first warp walks
+// the tiles and K-groups: wait for a free slot; one lane expects the bytes
+// of both tiles ((128 + 32) x 128) and issues the two TMA loads; every lane
+// copies scales with cp.async (4 of A's 128 rows each, and lanes 0 and 1
+// the two 128x128 blocks of B the tile can touch) and arrives on the full
+// barrier when they land.
 // CHECK: nvvm.setmaxregister decrease 40
 // CHECK: nvvm.read.ptx.sreg.nctaid.x
 // CHECK: scf.for
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: scf.if
 // CHECK: nvvm.mbarrier.arrive.expect_tx %{{.*}}, %c20480_i32
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg0, %{{.*}}, box[
 // CHECK: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.*}}, %arg1, %{{.*}}, box[
+// CHECK-COUNT-4: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 4, cache = ca
+// CHECK: scf.if
+// CHECK: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 4, cache = ca
+// CHECK: nvvm.cp.async.mbarrier.arrive %{{.*}} {noinc = true}
 
 // The consumer warpgroups take the registers and walk the same tiles. Each
-// tile starts by issuing its first promotion interval; the scales of the
-// first K-group (two rows of A and, as a 32-column tile never straddles
-// two 128-column blocks of B, one block of B) are loaded before the K
-// loop. The loop carries the accumulator, the interval in flight and the
-// scales; each K-group loads the next group's, so no promotion waits on a
-// load.
+// tile starts by issuing its first promotion interval. The loop carries the
+// accumulator and the interval in flight; each K-group first reads its
+// scales from the slot (two rows of A and, as a 32-column tile never
+// straddles two 128-column blocks of B, one block of B) and forms the two
+// scale products.
 // CHECK: nvvm.setmaxregister increase 232
 // CHECK: scf.for
 // CHECK: nvvm.mbarrier.try_wait.parity
@@ -48,11 +62,10 @@
 // CHECK: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>, D[<f32>, <one>]
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
-// CHECK-COUNT-3: llvm.load {{.*}} -> f32
-// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32)
+// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>)
+// CHECK-COUNT-3: llvm.load {{.*}} : !llvm.ptr<3> -> f32
 // CHECK-COUNT-2: arith.mulf
-// CHECK-COUNT-3: llvm.load {{.*}} -> f32
-// CHECK-NOT: llvm.load
+// CHECK-NOT: llvm.load {{.*}} -> f32
 
 // First interval of the K-group: wait for it, then one fused multiply-add
 // per accumulator element (32 columns x 64 rows over 128 threads = 16 per
@@ -88,7 +101,7 @@
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: } else {
 // CHECK: llvm.mlir.poison
-// CHECK: scf.yield {{.*}} : i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, f32, f32, f32
+// CHECK: scf.yield {{.*}} : i32, i32, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>, !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>
 
 // Bounds-checked stores: per n8 block and row half, a BF16 pair, or the
 // single last column of an odd N.
@@ -146,9 +159,9 @@ func.func @dgrad(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
 // -----
 
 // Wgrad contracts over tokens: both operands are transposed to K-major and
-// B is scaled per row (1d1d), so each thread loads the scales of its two
-// rows and of its 2 x 64/8 columns per K-group, one group ahead. One consumer warpgroup for
-// a 64-row tile: 256 threads.
+// B is scaled per row (1d1d), so each thread reads the scales of its two
+// rows and of its 2 x 64/8 columns per K-group from the slot. One consumer
+// warpgroup for a 64-row tile: 256 threads.
 
 // CHECK-LABEL: func.func @wgrad
 // CHECK: octet_tq.kernel = @octet_kernels::@octet_gemm_1d1d_f32_m64n64k128_s3_p128
@@ -157,12 +170,10 @@ func.func @dgrad(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
 // CHECK-SAME: nvvm.maxntid = array<i32: 256, 1, 1>
 // CHECK: nvvm.setmaxregister increase 232
 // CHECK: scf.for
-// CHECK-COUNT-18: llvm.load {{.*}} -> f32
 // CHECK: scf.for
-// CHECK-COUNT-18: llvm.load {{.*}} -> f32
-// CHECK-NOT: llvm.load
-// CHECK: nvvm.mbarrier.try_wait.parity
-// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 32>
+// CHECK-COUNT-18: llvm.load {{.*}} : !llvm.ptr<3> -> f32
+// CHECK-NOT: llvm.load {{.*}} -> f32
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 
 func.func @wgrad(%dy: !octet_tq.qtensor<1024x192xf8E4M3FN, tile_128x1>,
                  %x: !octet_tq.qtensor<1024x256xf8E4M3FN, tile_128x1>) -> tensor<192x256xf32> {

@@ -119,7 +119,10 @@ TEST(GemmKernelConfigTest, NameRoundTrips) {
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->name(), c.name());
   EXPECT_EQ(parsed->numThreads(), 256);
-  EXPECT_EQ(parsed->sharedMemoryBytes(), 7 * (64 + 112) * 128 + 7 * 16);
+  // Per stage: the tiles, the scales (per row of A and, 1d1d, per column of
+  // B), then two mbarriers.
+  EXPECT_EQ(parsed->sharedMemoryBytes(),
+            7 * (64 + 112) * 128 + 7 * (64 + 112) * 4 + 7 * 16);
   for (const char *bad :
        {"octet_gemm_2d2d_f32_m64n112k128_s7_p64", "octet_gemm_1d2d_f16_m64",
         "octet_gemm_1d2d_f32_m64n112k128_s7", "gemm",

@@ -75,7 +75,8 @@ def GenerateGemmKernelsPass
     the product of the two scales to an FP32 accumulator (one fused
     multiply-add per element, like `numerics::scaledGemm`). The next
     interval's wgmmas are issued right after a promotion, so they run while
-    the consumer loops on; the scales are loaded one K-group ahead. The
+    the consumer loops on; the producer copies each K-group's scales into
+    the shared-memory slot next to its tiles (`cp.async`). The
     output is BF16 or FP32 and may be any M x N (stores are bounds-checked).
 
     Both operands of wgmma FP8 must be K-major, so `octet_tq.transposed` on
