@@ -46,6 +46,9 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 # tests say `REQUIRES: cuda-sm90` and are reported unsupported elsewhere.
 if config.octet_have_cuda:
     config.available_features.add("cuda-toolkit")
+    # The toolkit's assembler, to read its report on the generated PTX.
+    config.substitutions.append(
+        ("%ptxas", os.path.join(config.octet_cuda_bin_dir, "ptxas")))
 if config.octet_have_nccl:
     config.available_features.add("nccl")
 
