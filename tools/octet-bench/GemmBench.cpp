@@ -111,6 +111,58 @@ public:
     return b;
   }
 
+  /// One GEMM's operands on the device, a BF16 output buffer of M x N, and
+  /// the kernel arguments that point at them.
+  struct DeviceGemm {
+    DeviceBuffer a, b, scaleA, scaleB, groupIndex, d;
+    GemmArguments args;
+  };
+  llvm::Expected<DeviceGemm>
+  uploadGemm(const Shape &s, const std::vector<uint8_t> &a,
+             const std::vector<uint8_t> &b, const std::vector<float> &scaleA,
+             const std::vector<float> &scaleB,
+             llvm::ArrayRef<int32_t> groupIndex = {}) {
+    DeviceGemm g;
+    auto put = [&](DeviceBuffer &to, const void *data, size_t bytes,
+                   const char *what) -> llvm::Error {
+      llvm::Expected<DeviceBuffer> buffer = upload(data, bytes, what);
+      if (!buffer)
+        return buffer.takeError();
+      to = std::move(*buffer);
+      return llvm::Error::success();
+    };
+    if (llvm::Error e = put(g.a, a.data(), a.size(), "A"))
+      return std::move(e);
+    if (llvm::Error e = put(g.b, b.data(), b.size(), "B"))
+      return std::move(e);
+    if (llvm::Error e =
+            put(g.scaleA, scaleA.data(), scaleA.size() * 4, "the scales of A"))
+      return std::move(e);
+    if (llvm::Error e =
+            put(g.scaleB, scaleB.data(), scaleB.size() * 4, "the scales of B"))
+      return std::move(e);
+    if (!groupIndex.empty())
+      if (llvm::Error e = put(g.groupIndex, groupIndex.data(),
+                              groupIndex.size() * 4, "the group index"))
+        return std::move(e);
+    llvm::Expected<DeviceBuffer> d = context.allocate(s.m * s.n * 2, "D");
+    if (!d)
+      return d.takeError();
+    g.d = std::move(*d);
+    g.args.a = g.a.get();
+    g.args.b = g.b.get();
+    g.args.d = g.d.get();
+    g.args.scaleA = g.scaleA.get();
+    g.args.scaleB = g.scaleB.get();
+    g.args.groupIndex = g.groupIndex.get();
+    g.args.m = s.m;
+    g.args.n = s.n;
+    g.args.k = s.k;
+    g.args.ldd = s.n;
+    g.args.groups = s.groups;
+    return std::move(g);
+  }
+
   /// Mean milliseconds per run of `run` over `iters` runs after `warmup`.
   llvm::Expected<double> time(const std::function<llvm::Error()> &run,
                               int warmup, int iters) {
@@ -130,8 +182,8 @@ public:
         return std::move(e);
     api.eventRecord(stop, nullptr);
     float ms = 0;
-    llvm::Error e = api.check(api.eventSynchronize(stop), "cuEventSynchronize",
-                              "timing");
+    llvm::Error e =
+        api.check(api.eventSynchronize(stop), "cuEventSynchronize", "timing");
     if (!e)
       e = api.check(api.eventElapsedTime(&ms, start, stop),
                     "cuEventElapsedTime", "timing");
@@ -143,9 +195,9 @@ public:
   }
 
   /// The BF16 rows `rows` of a [M][ldd] output, as floats.
-  llvm::Expected<std::vector<float>> sampleRows(const DeviceBuffer &d,
-                                                int64_t n,
-                                                const std::vector<int64_t> &rows) {
+  llvm::Expected<std::vector<float>>
+  sampleRows(const DeviceBuffer &d, int64_t n,
+             const std::vector<int64_t> &rows) {
     std::vector<uint16_t> all(d.size() / 2);
     if (llvm::Error e = context.download(all.data(), d, d.size(), "the output"))
       return std::move(e);
@@ -203,15 +255,14 @@ std::string formatCell(double v, const char *format = "{0:F0}") {
 /// layout, no padding). The peer is cuBLASLt's block-scaled GEMM run once
 /// per expert, which is what a user without a grouped kernel would do.
 static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
-                 const Shape &s, std::mt19937 &rng, int warmup, int iters,
-                 int sampleCount, int &failures) {
-  Context &context = bench.context;
+                        const Shape &s, std::mt19937 &rng, int warmup,
+                        int iters, int sampleCount, int &failures) {
   int64_t rowsPer = s.m / s.groups, kGroups = s.k / 128,
           blocksN = (s.n + 127) / 128;
   if (s.m % s.groups || rowsPer % 128)
     return fail(llvm::createStringError(
         s.function + ": the expert GEMM benchmark needs M / groups to be a "
-                 "multiple of 128"));
+                     "multiple of 128"));
   std::vector<uint8_t> a = randomFP8(s.m * s.k, rng);
   std::vector<uint8_t> b = randomFP8(s.groups * s.n * s.k, rng);
   std::vector<float> scaleA = randomScales(kGroups * s.m, rng);
@@ -248,7 +299,8 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
     rhs.granularity = numerics::Granularity::Block128x128;
     rhs.rows = s.n;
     rhs.cols = s.k;
-    rhs.payload.assign(b.begin() + e * s.n * s.k, b.begin() + (e + 1) * s.n * s.k);
+    rhs.payload.assign(b.begin() + e * s.n * s.k,
+                       b.begin() + (e + 1) * s.n * s.k);
     rhs.scales.assign(scaleB.begin() + e * blocksN * kGroups,
                       scaleB.begin() + (e + 1) * blocksN * kGroups);
     std::vector<float> y(mine.size() * s.n);
@@ -258,29 +310,12 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
                 reference.begin() + mine[j] * s.n);
   }
 
-  auto dA = bench.upload(a.data(), a.size(), "A");
-  auto dB = bench.upload(b.data(), b.size(), "B");
-  auto dSA = bench.upload(scaleA.data(), scaleA.size() * 4, "the scales of A");
-  auto dSB = bench.upload(scaleB.data(), scaleB.size() * 4, "the scales of B");
-  auto dI = bench.upload(index.data(), index.size() * 4, "the group index");
-  auto dD = context.allocate(s.m * s.n * 2, "D");
-  for (auto *buffer : {&dA, &dB, &dSA, &dSB, &dI, &dD})
-    if (!*buffer)
-      return fail(buffer->takeError());
+  llvm::Expected<Bench::DeviceGemm> dev =
+      bench.uploadGemm(s, a, b, scaleA, scaleB, index);
+  if (!dev)
+    return fail(dev.takeError());
   double flops = 2.0 * s.m * s.n * s.k;
-  GemmArguments gemm;
-  gemm.a = dA->get();
-  gemm.b = dB->get();
-  gemm.d = dD->get();
-  gemm.scaleA = dSA->get();
-  gemm.scaleB = dSB->get();
-  gemm.groupIndex = dI->get();
-  gemm.m = s.m;
-  gemm.n = s.n;
-  gemm.k = s.k;
-  gemm.ldd = s.n;
-  gemm.groups = s.groups;
-  auto ours = bench.measureOurs(module, s.kernel, gemm, *dD, s.n, rows,
+  auto ours = bench.measureOurs(module, s.kernel, dev->args, dev->d, s.n, rows,
                                 reference, flops, warmup, iters);
   if (!ours)
     return fail(ours.takeError());
@@ -304,11 +339,11 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
     for (int64_t e = 0; e < s.groups; ++e) {
       CublasGemm g;
       g.kind = CublasGemmKind::BlockScaledFP8;
-      g.a = dA->get() + e * rowsPer * s.k;
-      g.b = dB->get() + e * s.n * s.k;
-      g.d = dD->get() + e * rowsPer * s.n * 2;
+      g.a = dev->a.get() + e * rowsPer * s.k;
+      g.b = dev->b.get() + e * s.n * s.k;
+      g.d = dev->d.get() + e * rowsPer * s.n * 2;
       g.scaleA = dPA->get() + e * kGroups * rowsPer * 4;
-      g.scaleB = dSB->get() + e * blocksN * kGroups * 4;
+      g.scaleB = dev->scaleB.get() + e * blocksN * kGroups * 4;
       g.m = rowsPer;
       g.n = s.n;
       g.k = s.k;
@@ -328,14 +363,15 @@ static int benchExperts(Bench &bench, const KernelModule &module, CublasLt *lt,
             return e;
         return llvm::Error::success();
       };
-      if (llvm::Error e = bench.poison(*dD))
+      if (llvm::Error e = bench.poison(dev->d))
         return fail(std::move(e));
       if (llvm::Error e = all())
         return fail(std::move(e));
-      auto theirs = bench.sampleRows(*dD, s.n, rows);
+      auto theirs = bench.sampleRows(dev->d, s.n, rows);
       if (!theirs)
         return fail(theirs.takeError());
-      diffPeer = gemmDifference(reference.data(), theirs->data(), theirs->size());
+      diffPeer =
+          gemmDifference(reference.data(), theirs->data(), theirs->size());
       auto ms = bench.time(all, warmup, iters);
       if (!ms)
         return fail(ms.takeError());
@@ -414,8 +450,8 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
   llvm::outs() << llvm::formatv(
       "{0,6} {1,6} {2,6} | {3,7} {4,9} {5,6} | {6,8} {7,6} | {8,9} {9,9} | "
       "{10}\n",
-      "M", "N", "K", "octet", "cuBLASLt", "ratio", "FP8-pt", "BF16",
-      "diff-oct", "diff-cub", "kernel");
+      "M", "N", "K", "octet", "cuBLASLt", "ratio", "FP8-pt", "BF16", "diff-oct",
+      "diff-cub", "kernel");
 
   double logRatioSum = 0;
   int ratioCount = 0;
@@ -425,7 +461,7 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
     llvm::outs().flush();
     if (s.groups > 1) {
       if (int rc = benchExperts(bench, *module, lt ? lt->get() : nullptr, s,
-                                 rng, warmup, iters, sampleCount, failures))
+                                rng, warmup, iters, sampleCount, failures))
         return rc;
       continue;
     }
@@ -461,29 +497,15 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
     std::vector<float> reference(rows.size() * s.n);
     numerics::scaledGemm(lhs, 1, rhs, 1, reference.data(), options);
 
-    auto dA = bench.upload(a.data(), a.size(), "A");
-    auto dB = bench.upload(b.data(), b.size(), "B");
-    auto dSA = bench.upload(scaleA.data(), scaleA.size() * 4, "the scales of A");
-    auto dSB = bench.upload(scaleB.data(), scaleB.size() * 4, "the scales of B");
-    auto dD = context->allocate(s.m * s.n * 2, "D");
-    for (auto *buffer : {&dA, &dB, &dSA, &dSB, &dD})
-      if (!*buffer)
-        return fail(buffer->takeError());
+    llvm::Expected<Bench::DeviceGemm> dev =
+        bench.uploadGemm(s, a, b, scaleA, scaleB);
+    if (!dev)
+      return fail(dev.takeError());
     double flops = 2.0 * s.m * s.n * s.k;
 
     // Ours.
-    GemmArguments gemm;
-    gemm.a = dA->get();
-    gemm.b = dB->get();
-    gemm.d = dD->get();
-    gemm.scaleA = dSA->get();
-    gemm.scaleB = dSB->get();
-    gemm.m = s.m;
-    gemm.n = s.n;
-    gemm.k = s.k;
-    gemm.ldd = s.n;
-    auto ours = bench.measureOurs(*module, s.kernel, gemm, *dD, s.n, rows,
-                                  reference, flops, warmup, iters);
+    auto ours = bench.measureOurs(*module, s.kernel, dev->args, dev->d, s.n,
+                                  rows, reference, flops, warmup, iters);
     if (!ours)
       return fail(ours.takeError());
     auto [diffOurs, tOurs] = *ours;
@@ -493,20 +515,20 @@ int octet::bench::benchGemm(const std::vector<std::string> &args) {
     if (lt && *lt) {
       CublasGemm g;
       g.kind = CublasGemmKind::BlockScaledFP8;
-      g.a = dA->get();
-      g.b = dB->get();
-      g.d = dD->get();
-      g.scaleA = dSA->get();
-      g.scaleB = dSB->get();
+      g.a = dev->a.get();
+      g.b = dev->b.get();
+      g.d = dev->d.get();
+      g.scaleA = dev->scaleA.get();
+      g.scaleB = dev->scaleB.get();
       g.m = s.m;
       g.n = s.n;
       g.k = s.k;
       if (auto plan = (*lt)->plan(g)) {
-        if (llvm::Error e = bench.poison(*dD))
+        if (llvm::Error e = bench.poison(dev->d))
           return fail(std::move(e));
         if (llvm::Error e = (*lt)->run(*plan, nullptr))
           return fail(std::move(e));
-        auto theirs = bench.sampleRows(*dD, s.n, rows);
+        auto theirs = bench.sampleRows(dev->d, s.n, rows);
         if (!theirs)
           return fail(theirs.takeError());
         diffCublas =
@@ -632,9 +654,9 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     return fail(dst.takeError());
   auto msCopy = bench.time(
       [&] {
-        return api.check(api.memcpyDtoDAsync(dst->get(), src->get(), copyBytes,
-                                              nullptr),
-                         "cuMemcpyDtoDAsync", "copying");
+        return api.check(
+            api.memcpyDtoDAsync(dst->get(), src->get(), copyBytes, nullptr),
+            "cuMemcpyDtoDAsync", "copying");
       },
       warmup, iters);
   if (!msCopy)
@@ -670,10 +692,11 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     bool norm = config->kind == QuantizeKind::RMSNorm1x128;
     bool fused = norm || config->kind == QuantizeKind::SwiGLU1x128;
     numerics::QuantizedTensor source, expected;
-    numerics::Granularity g =
-        config->kind == QuantizeKind::Block128x128 ? numerics::Granularity::Block128x128
-        : config->kind == QuantizeKind::Tile128x1  ? numerics::Granularity::Tile128x1
-                                                   : numerics::Granularity::Tile1x128;
+    numerics::Granularity g = config->kind == QuantizeKind::Block128x128
+                                  ? numerics::Granularity::Block128x128
+                              : config->kind == QuantizeKind::Tile128x1
+                                  ? numerics::Granularity::Tile128x1
+                                  : numerics::Granularity::Tile1x128;
     QuantizeArguments qa;
     qa.rows = rows;
     qa.cols = cols;
@@ -707,39 +730,38 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
       qa.epsilon = float(epsilon);
       std::vector<float> y(count);
       if (norm)
-        cpu::rmsnormForward<float>(x.data(), second.data(), rows, cols,
-                                   epsilon, y.data());
+        cpu::rmsnormForward<float>(x.data(), second.data(), rows, cols, epsilon,
+                                   y.data());
       else
         cpu::swigluForward<float>(x.data(), second.data(), count, y.data());
       for (float &e : y)
         e = numerics::bf16ToFloat(numerics::floatToBF16(e));
-      expected = numerics::quantize(y.data(), 1, rows, cols,
-                                    numerics::FP8Format::E4M3, g,
-                                    numerics::ScaleRounding::FP32);
+      expected =
+          numerics::quantize(y.data(), 1, rows, cols, numerics::FP8Format::E4M3,
+                             g, numerics::ScaleRounding::FP32);
       if (llvm::Error e = put(in, x16.data(), count * 2, "the BF16 input"))
         return fail(std::move(e));
-      llvm::Error e =
-          secondBF16 ? put(inScales, second16.data(), secondCount * 2,
-                           "the second input")
-                     : put(inScales, second.data(), secondCount * 4,
-                           "the second input");
+      llvm::Error e = secondBF16 ? put(inScales, second16.data(),
+                                       secondCount * 2, "the second input")
+                                 : put(inScales, second.data(), secondCount * 4,
+                                       "the second input");
       if (e)
         return fail(std::move(e));
       qa.inputScales = inScales->get();
       readBytes = count * 2 + secondCount * (secondBF16 ? 2 : 4);
     } else if (requantize) {
-      source = numerics::quantize(x.data(), 1, rows, cols,
-                                  numerics::FP8Format::E4M3,
-                                  numerics::Granularity::Tile1x128,
-                                  numerics::ScaleRounding::FP32);
-      expected = numerics::requantizeTransposed(source,
-                                                numerics::ScaleRounding::FP32);
+      source = numerics::quantize(
+          x.data(), 1, rows, cols, numerics::FP8Format::E4M3,
+          numerics::Granularity::Tile1x128, numerics::ScaleRounding::FP32);
+      expected =
+          numerics::requantizeTransposed(source, numerics::ScaleRounding::FP32);
       std::vector<float> scales(source.scales.size());
       int64_t groups = cols / 128;
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < groups; ++c)
           scales[c * rows + r] = source.scales[r * groups + c];
-      if (llvm::Error e = put(in, source.payload.data(), count, "the FP8 input"))
+      if (llvm::Error e =
+              put(in, source.payload.data(), count, "the FP8 input"))
         return fail(std::move(e));
       if (llvm::Error e =
               put(inScales, scales.data(), scales.size() * 4, "its scales"))
@@ -810,7 +832,8 @@ int octet::bench::benchQuant(const std::vector<std::string> &args) {
     double tbs = bytes / (*ms * 1e-3) * 1e-12;
     failures += mismatches != 0;
     if (!fused)
-      verdict = mismatches ? std::to_string(mismatches) + " bytes differ" : "yes";
+      verdict =
+          mismatches ? std::to_string(mismatches) + " bytes differ" : "yes";
     llvm::outs() << llvm::formatv(
         "{0,-38} {1,6} {2,6} | {3,6:F2} {4,7:F0}% | {5}\n", kernel, rows, cols,
         tbs, 100 * tbs / copyTBs, verdict);
