@@ -61,15 +61,19 @@ private:
   Value maxF(Value x, Value y) {
     return arith::MaxNumFOp::create(b, loc, x, y);
   }
-  /// The warp's maximum of `v`, in every lane.
-  Value warpMax(Value v) {
+  /// `v` combined across the warp by butterfly shuffles, in every lane.
+  Value warpReduce(Value v, function_ref<Value(Value, Value)> combine) {
     for (int offset : {16, 8, 4, 2, 1}) {
       Value other =
           NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset), c32(0x1f),
                                NVVM::ShflKind::bfly, UnitAttr());
-      v = maxF(v, other);
+      v = combine(v, other);
     }
     return v;
+  }
+  /// The warp's maximum of `v`, in every lane.
+  Value warpMax(Value v) {
+    return warpReduce(v, [&](Value x, Value y) { return maxF(x, y); });
   }
   /// The recipe's scale of a group with maximum `amax`.
   Value scaleOf(Value amax) {
@@ -138,13 +142,9 @@ private:
   }
   /// The warp's sum of `v`, in every lane.
   Value warpSum(Value v) {
-    for (int offset : {16, 8, 4, 2, 1}) {
-      Value other =
-          NVVM::ShflOp::create(b, loc, f32, c32(-1), v, c32(offset), c32(0x1f),
-                               NVVM::ShflKind::bfly, UnitAttr());
-      v = arith::AddFOp::create(b, loc, v, other);
-    }
-    return v;
+    return warpReduce(v, [&](Value x, Value y) -> Value {
+      return arith::AddFOp::create(b, loc, x, y);
+    });
   }
   /// Quantizes the 128-element group at element `index` (one warp, four
   /// values per lane) and stores its bytes and, from lane 0, its scale.
