@@ -463,8 +463,8 @@ void KernelWriter::buildConsumer(Value consumer) {
     Value acc = last.acc;
     Value ringStage = last.stage, ringPhase = last.phase;
     // Nothing is in flight here, but ptxas cannot tell that the last group
-    // issued no next interval; without this wait it serializes every
-    // wgmma of the kernel (C7514).
+    // issued no next interval; without this wait it injects one of its own
+    // before the epilogue reads the accumulator (C7517).
     NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
     storeOutput(acc, row0, col0);
     return {ringStage, ringPhase};
