@@ -19,13 +19,7 @@ if [[ $# -lt 2 ]]; then
 fi
 BUILD="$1"; shift
 LOGS="${OUT:-$BUILD/gpu-logs}"
-# cuBLASLt from the machine's CUDA or PyTorch installation, as gpu-check.sh.
-if [[ -z "${OCTET_CUBLASLT:-}" ]]; then
-  for candidate in /usr/local/cuda/lib64/libcublasLt.so.13 \
-      $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))' 2>/dev/null); do
-    if [[ -e "$candidate" ]]; then export OCTET_CUBLASLT="$candidate"; break; fi
-  done
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/find-cublaslt.sh"
 mkdir -p "$LOGS"
 status=0
 for set in "$@"; do

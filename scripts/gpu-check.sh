@@ -38,13 +38,7 @@ step() {
   fi
 }
 
-# cuBLASLt comes from the machine's CUDA or PyTorch installation.
-if [[ -z "${OCTET_CUBLASLT:-}" ]]; then
-  for candidate in /usr/local/cuda/lib64/libcublasLt.so.13 \
-      $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib", "libcublasLt.so.13"))' 2>/dev/null); do
-    if [[ -e "$candidate" ]]; then export OCTET_CUBLASLT="$candidate"; break; fi
-  done
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/find-cublaslt.sh"
 echo "cuBLASLt: ${OCTET_CUBLASLT:-not found (the cuBLASLt columns will be empty)}"
 
 step device 30 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
