@@ -56,7 +56,6 @@ public:
   gpu::GPUFuncOp build();
 
 private:
-  Value loadF32(Value base, Value index) { return load(f32, base, index); }
   /// `v` through an empty volatile asm statement: the value is unchanged,
   /// but LLVM may not move its computation past, nor its uses before, any
   /// other side-effecting operation (the wgmma waits and issues). Without
