@@ -124,6 +124,27 @@ LogicalResult ScaledMatmulOp::verify() {
 // GroupedScaledMatmulOp
 //===----------------------------------------------------------------------===//
 
+/// The promotion interval of a grouped GEMM: a whole number of FP8 wgmmas
+/// that divides the scaling group.
+static LogicalResult verifyGroupedPromotion(Operation *op, int64_t promotion) {
+  if (promotion <= 0 || promotion % kFP8MmaK != 0 ||
+      kScaleGroupSize % promotion != 0)
+    return op->emitOpError()
+           << "promotion interval " << promotion
+           << " must be 32, 64 or 128: a multiple of one FP8 wgmma that "
+              "divides the scaling group";
+  return success();
+}
+
+static LogicalResult verifyGroupIndex(Operation *op, Value index, int64_t rows,
+                                      StringRef of = "lhs") {
+  auto type = cast<RankedTensorType>(index.getType());
+  if (type.getRank() != 1 || !dimsCompatible(type.getDimSize(0), rows))
+    return op->emitOpError() << "group_index must be tensor<" << formatDim(rows)
+                             << "xi32>, one expert per row of " << of;
+  return success();
+}
+
 LogicalResult GroupedScaledMatmulOp::verify() {
   QTensorType lhs = getLhs().getType();
   QTensorType rhs = getRhs().getType();
@@ -137,31 +158,121 @@ LogicalResult GroupedScaledMatmulOp::verify() {
                             "[experts, N, K], got "
                          << formatShape(rhs.getShape()) << " "
                          << stringifyGranularity(rhs.getGranularity());
+  int64_t rc = getRhsContractingDim();
+  if (rc != 1 && rc != 2)
+    return emitOpError() << "rhs_contract must be 2 (Fprop, contracting K of "
+                            "[experts, N, K]) or 1 (Dgrad, contracting N), "
+                            "got "
+                         << rc;
   ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
-  if (!dimsCompatible(l[1], r[2]))
-    return emitOpError() << "contraction sizes differ: lhs has K = "
-                         << formatDim(l[1]) << ", rhs has K = "
-                         << formatDim(r[2]);
+  char dim = rc == 2 ? 'K' : 'N';
+  if (!dimsCompatible(l[1], r[rc]))
+    return emitOpError() << "contraction sizes differ: lhs has " << dim
+                         << " = " << formatDim(l[1]) << ", rhs has " << dim
+                         << " = " << formatDim(r[rc]);
   if (!ShapedType::isDynamic(l[1]) && l[1] % kScaleGroupSize != 0)
-    return emitOpError() << "contraction dimension K = " << l[1]
+    return emitOpError() << "contraction dimension " << dim << " = " << l[1]
                          << " is not a multiple of the " << kScaleGroupSize
                          << "-element scaling group";
-  auto groups = cast<RankedTensorType>(getGroupIndex().getType());
-  if (groups.getRank() != 1 || !dimsCompatible(groups.getDimSize(0), l[0]))
-    return emitOpError() << "group_index must be tensor<" << formatDim(l[0])
-                         << "xi32>, one expert per row of lhs";
-  int64_t promotion = getPromotion();
-  if (promotion <= 0 || promotion % kFP8MmaK != 0 ||
-      kScaleGroupSize % promotion != 0)
-    return emitOpError() << "promotion interval " << promotion
-                         << " must be 32, 64 or 128: a multiple of one FP8 "
-                            "wgmma that divides the scaling group";
-  SmallVector<int64_t, 2> expected = {l[0], r[1]};
+  if (failed(verifyGroupIndex(*this, getGroupIndex(), l[0])) ||
+      failed(verifyGroupedPromotion(*this, getPromotion())))
+    return failure();
+  SmallVector<int64_t, 2> expected = {l[0], r[3 - rc]};
   ArrayRef<int64_t> shape = getResult().getType().getShape();
   if (!shapesCompatible(shape, expected))
     return emitOpError() << "result shape " << formatShape(shape)
                          << ", expected " << formatShape(expected);
   return success();
+}
+
+LogicalResult KGroupedScaledMatmulOp::verify() {
+  QTensorType lhs = getLhs().getType();
+  QTensorType rhs = getRhs().getType();
+  for (auto [name, type] : {std::pair{"lhs", lhs}, std::pair{"rhs", rhs}})
+    if (type.getRank() != 2 || type.getGranularity() != Granularity::Tile128x1)
+      return emitOpError() << name
+                           << " must be a rank-2 tile_128x1 tensor (groups "
+                              "along the contracted rows), got "
+                           << formatShape(type.getShape()) << " "
+                           << stringifyGranularity(type.getGranularity());
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  if (!dimsCompatible(l[0], r[0]))
+    return emitOpError() << "contraction sizes differ: lhs has "
+                         << formatDim(l[0]) << " rows, rhs has "
+                         << formatDim(r[0]);
+  if (!ShapedType::isDynamic(l[0]) && l[0] % kScaleGroupSize != 0)
+    return emitOpError() << "the contracted rows (" << l[0]
+                         << ") are not a multiple of " << kScaleGroupSize
+                         << ": lay them out with octet_tq.align_groups";
+  if (failed(verifyGroupIndex(*this, getGroupIndex(), l[0])) ||
+      failed(verifyGroupedPromotion(*this, getPromotion())))
+    return failure();
+  ArrayRef<int64_t> shape = getResult().getType().getShape();
+  if (shape.size() != 3 ||
+      !shapesCompatible(shape.drop_front(), {l[1], r[1]}))
+    return emitOpError() << "result shape " << formatShape(shape)
+                         << ", expected [experts, " << formatDim(l[1]) << ", "
+                         << formatDim(r[1]) << "]";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AlignGroupsOp, UnalignGroupsOp
+//===----------------------------------------------------------------------===//
+
+int64_t AlignGroupsOp::getAlignedRows(int64_t rows, int64_t experts) {
+  // At most min(rows, experts) runs are not empty, each padded by at most
+  // 127 rows; the total is a multiple of 128.
+  return (rows + (kScaleGroupSize - 1) * std::min(rows, experts)) /
+         kScaleGroupSize * kScaleGroupSize;
+}
+
+/// The checks align_groups and unalign_groups share: `dense` is the
+/// [R, C] side, `aligned` the [P, C] side.
+static LogicalResult verifyAlignment(Operation *op, RankedTensorType dense,
+                                     RankedTensorType aligned,
+                                     RankedTensorType sizes) {
+  if (dense.getRank() != 2 || aligned.getRank() != 2)
+    return op->emitOpError() << "operand and result must have rank 2, got "
+                             << formatShape(dense.getShape()) << " and "
+                             << formatShape(aligned.getShape());
+  if (dense.getElementType() != aligned.getElementType())
+    return op->emitOpError() << "operand and result element types differ";
+  if (!dimsCompatible(dense.getDimSize(1), aligned.getDimSize(1)))
+    return op->emitOpError() << "column counts differ: "
+                             << formatDim(dense.getDimSize(1)) << " and "
+                             << formatDim(aligned.getDimSize(1));
+  if (sizes.getRank() != 1)
+    return op->emitOpError() << "group_sizes must have rank 1, got "
+                             << formatShape(sizes.getShape());
+  int64_t rows = dense.getDimSize(0), experts = sizes.getDimSize(0);
+  int64_t padded = aligned.getDimSize(0);
+  if (ShapedType::isDynamic(padded))
+    return success();
+  if (padded % kScaleGroupSize != 0)
+    return op->emitOpError() << "the aligned side has " << padded
+                             << " rows, not a multiple of " << kScaleGroupSize;
+  if (ShapedType::isDynamic(rows) || ShapedType::isDynamic(experts))
+    return success();
+  int64_t needed = AlignGroupsOp::getAlignedRows(rows, experts);
+  if (padded < needed)
+    return op->emitOpError()
+           << "the aligned side has " << padded << " rows; " << rows
+           << " rows of " << experts << " experts may need " << needed;
+  return success();
+}
+
+LogicalResult AlignGroupsOp::verify() {
+  if (failed(verifyAlignment(*this, getInput().getType(), getResult().getType(),
+                             getGroupSizes().getType())))
+    return failure();
+  return verifyGroupIndex(*this, getGroupIndex(),
+                          getResult().getType().getDimSize(0), "the result");
+}
+
+LogicalResult UnalignGroupsOp::verify() {
+  return verifyAlignment(*this, getResult().getType(), getInput().getType(),
+                         getGroupSizes().getType());
 }
 
 //===----------------------------------------------------------------------===//

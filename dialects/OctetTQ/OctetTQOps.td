@@ -194,26 +194,130 @@ def OctetTQ_SwiGLUQuantizeOp : OctetTQ_Op<"swiglu_quantize"> {
   }];
 }
 
+def OctetTQ_AlignGroupsOp : OctetTQ_Op<"align_groups"> {
+  let summary = "Lay rows grouped by expert out on 128-row boundaries";
+  let description = [{
+    `input` is `[R, C]` with its rows sorted by expert, `group_sizes[e]` of
+    them for expert `e`, as `octet.moe_dispatch` leaves them. The result
+    holds the same rows with each expert's run starting at a multiple of
+    128; `group_index[i]` is the expert of row `i`. The rows between runs
+    and after the last one are zeros with group index -1.
+
+    This is the layout of the grouped GEMMs: a 128-row tile never holds
+    rows of two experts, so the M-grouped GEMM can take one expert per tile
+    and the K-grouped GEMM's 128x1 scaling groups never cross experts. The
+    result needs at most `R + 127 min(R, E)` rows, rounded down to a
+    multiple of 128; the verifier asks for at least that many.
+
+    ```mlir
+    %xa, %index = octet_tq.align_groups %x, %sizes
+        : (tensor<1024x256xf32>, tensor<8xi32>)
+        -> (tensor<1920x256xf32>, tensor<1920xi32>)
+    ```
+  }];
+  let arguments = (ins OctetTQ_HighPrecisionTensor:$input,
+                       RankedTensorOf<[I32, I64]>:$group_sizes);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result,
+                      TensorOf<[I32]>:$group_index);
+  let assemblyFormat = [{
+    $input `,` $group_sizes attr-dict `:` `(` type($input) `,`
+    type($group_sizes) `)` `->` `(` type($result) `,` type($group_index) `)`
+  }];
+  let extraClassDeclaration = [{
+    /// The fewest rows that hold `rows` rows of `experts` experts in any
+    /// split, each expert's run padded to 128 rows.
+    static int64_t getAlignedRows(int64_t rows, int64_t experts);
+  }];
+}
+
+def OctetTQ_UnalignGroupsOp : OctetTQ_Op<"unalign_groups"> {
+  let summary = "Drop the padding rows that align_groups added";
+  let description = [{
+    The inverse of `octet_tq.align_groups` for the same `group_sizes`: the
+    result `[R, C]` holds the rows of `input` that belong to an expert, in
+    order, and none of the padding.
+
+    ```mlir
+    %y = octet_tq.unalign_groups %ya, %sizes
+        : (tensor<1920x128xf32>, tensor<8xi32>) -> tensor<1024x128xf32>
+    ```
+  }];
+  let arguments = (ins OctetTQ_HighPrecisionTensor:$input,
+                       RankedTensorOf<[I32, I64]>:$group_sizes);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $group_sizes attr-dict `:` `(` type($input) `,`
+    type($group_sizes) `)` `->` type($result)
+  }];
+}
+
 def OctetTQ_GroupedScaledMatmulOp : OctetTQ_Op<"grouped_scaled_matmul"> {
   let summary = "Block-scaled FP8 products of token rows with their experts";
   let description = [{
-    The MoE expert GEMM over a contiguous layout: row `i` of `lhs`
-    (`[M, K]`, 1x128 tiles) is multiplied by the weight of expert
+    The MoE expert GEMM over a contiguous layout (M-grouped): row `i` of
+    `lhs` (`[M, K]`, 1x128 tiles) is multiplied by the weight of expert
     `group_index[i]` in `rhs` (`[E, N, K]`, 128x128 blocks), contracting K
     with FP32 promotion every `promotion` K-elements as in
     `octet_tq.scaled_matmul`: `result[i] = rhs[group_index[i]] . lhs[i]`.
 
+    `rhs_contract` says which dimension of `rhs` is contracted: 2 (the
+    default, Fprop: `x W^T`, result `[M, N]`) or 1 (Dgrad: `dy W`, where
+    `lhs` is `[M, N]` and the result `[M, K]`).
+
     The rows of one expert are contiguous and each expert's run is padded
-    to a multiple of 128 rows; padding rows carry a negative group index and
-    their results are unspecified (a kernel computes whole 128-row tiles
-    with the tile's expert). Nothing may read them. `tile` optionally fixes
-    the kernel's tile configuration.
+    to a multiple of 128 rows (`octet_tq.align_groups`); padding rows carry
+    a negative group index and their results are unspecified (a kernel
+    computes whole 128-row tiles with the tile's expert). Nothing may read
+    them. `tile` optionally fixes the kernel's tile configuration.
 
     ```mlir
     %y = octet_tq.grouped_scaled_matmul %x, %w, %experts promotion(128)
            : (!octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>,
               !octet_tq.qtensor<8x4096x7168xf8E4M3FN, block_128x128>,
               tensor<4096xi32>) -> tensor<4096x4096xbf16>
+    %dx = octet_tq.grouped_scaled_matmul %dy, %w, %experts rhs_contract(1)
+            promotion(128)
+           : (!octet_tq.qtensor<4096x4096xf8E4M3FN, tile_1x128>,
+              !octet_tq.qtensor<8x4096x7168xf8E4M3FN, block_128x128>,
+              tensor<4096xi32>) -> tensor<4096x7168xbf16>
+    ```
+  }];
+  let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,
+                       TensorOf<[I32]>:$group_index,
+                       DefaultValuedOptionalAttr<I64Attr, "2">:$rhs_contracting_dim,
+                       I64Attr:$promotion,
+                       OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
+  let results = (outs OctetTQ_HighPrecisionTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $group_index
+    (`rhs_contract` `(` $rhs_contracting_dim^ `)`)?
+    `promotion` `(` $promotion `)`
+    (`tile` `(` $tile^ `)`)? attr-dict `:`
+    `(` qualified(type($lhs)) `,` qualified(type($rhs)) `,`
+    type($group_index) `)` `->` type($result)
+  }];
+}
+
+def OctetTQ_KGroupedScaledMatmulOp : OctetTQ_Op<"k_grouped_scaled_matmul"> {
+  let summary = "Per-expert FP8 products contracting each expert's token rows";
+  let description = [{
+    The MoE expert weight gradient (K-grouped): for every expert `e`,
+    `result[e] = sum over rows i with group_index[i] = e of
+    lhs[i]^T rhs[i]`, where `lhs` is `dY [M, N]` and `rhs` is `X [M, K]`,
+    both in 128x1 tiles along the M (token) rows that are contracted, with
+    FP32 promotion every `promotion` rows as in `octet_tq.scaled_matmul`.
+    The result is `[E, N, K]`; an expert without rows gets zeros.
+
+    The operands are in the layout of `octet_tq.align_groups`: M is a
+    multiple of 128 and every 128-row tile holds the rows of one expert or
+    padding (negative index, zero rows), so no scaling group crosses two
+    experts.
+
+    ```mlir
+    %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %experts promotion(128)
+           : (!octet_tq.qtensor<4096x4096xf8E4M3FN, tile_128x1>,
+              !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_128x1>,
+              tensor<4096xi32>) -> tensor<8x4096x7168xf32>
     ```
   }];
   let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,

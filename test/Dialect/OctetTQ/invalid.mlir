@@ -294,6 +294,166 @@ func.func @grouped_result(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %
   return
 }
 
+// -----
+
+func.func @grouped_rhs_contract(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{rhs_contract must be 2 (Fprop, contracting K of [experts, N, K]) or 1 (Dgrad, contracting N), got 0}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e rhs_contract(0) promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_dgrad_n(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{contraction sizes differ: lhs has N = 256, rhs has N = 384}}
+  %dx = octet_tq.grouped_scaled_matmul %dy, %w, %e rhs_contract(1) promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_dgrad_result(%dy: !octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{result shape [512, 384], expected [512, 256]}}
+  %dx = octet_tq.grouped_scaled_matmul %dy, %w, %e rhs_contract(1) promotion(128) : (!octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x384xbf16>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// k_grouped_scaled_matmul
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @k_grouped_lhs(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_1x128>, %x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{lhs must be a rank-2 tile_128x1 tensor (groups along the contracted rows), got [512, 192] tile_1x128}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_rhs(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<4x512x256xf8E4M3FN, tile_128x1>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{rhs must be a rank-2 tile_128x1 tensor (groups along the contracted rows), got [4, 512, 256] tile_128x1}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<4x512x256xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_rows(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<384x256xf8E4M3FN, tile_128x1>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{contraction sizes differ: lhs has 512 rows, rhs has 384}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<384x256xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_unaligned(%dy: !octet_tq.qtensor<500x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, %e: tensor<500xi32>) {
+  // expected-error @+1 {{the contracted rows (500) are not a multiple of 128: lay them out with octet_tq.align_groups}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<500x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, tensor<500xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_index(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %e: tensor<4xi32>) {
+  // expected-error @+1 {{group_index must be tensor<512xi32>, one expert per row of lhs}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, tensor<4xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_promotion(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{promotion interval 256 must be 32, 64 or 128: a multiple of one FP8 wgmma that divides the scaling group}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(256) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_result(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{result shape [192, 256], expected [experts, 192, 256]}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<192x256xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// align_groups, unalign_groups
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @align_rank(%x: tensor<4x256x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{operand and result must have rank 2, got [4, 256, 64] and [1920, 64]}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<4x256x64xf32>, tensor<8xi32>) -> (tensor<1920x64xf32>, tensor<1920xi32>)
+  return
+}
+
+// -----
+
+func.func @align_element(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{operand and result element types differ}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<1920x64xbf16>, tensor<1920xi32>)
+  return
+}
+
+// -----
+
+func.func @align_columns(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{column counts differ: 64 and 32}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<1920x32xf32>, tensor<1920xi32>)
+  return
+}
+
+// -----
+
+func.func @align_sizes(%x: tensor<1024x64xf32>, %s: tensor<2x4xi32>) {
+  // expected-error @+1 {{group_sizes must have rank 1, got [2, 4]}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<2x4xi32>) -> (tensor<1920x64xf32>, tensor<1920xi32>)
+  return
+}
+
+// -----
+
+func.func @align_multiple(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{the aligned side has 2000 rows, not a multiple of 128}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<2000x64xf32>, tensor<2000xi32>)
+  return
+}
+
+// -----
+
+func.func @align_too_few(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{the aligned side has 1792 rows; 1024 rows of 8 experts may need 1920}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<1792x64xf32>, tensor<1792xi32>)
+  return
+}
+
+// -----
+
+func.func @align_index(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
+  // expected-error @+1 {{group_index must be tensor<1920xi32>, one expert per row of the result}}
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<1920x64xf32>, tensor<1024xi32>)
+  return
+}
+
+// -----
+
+func.func @unalign_too_few(%y: tensor<1792x64xf32>, %s: tensor<8xi64>) {
+  // expected-error @+1 {{the aligned side has 1792 rows; 1024 rows of 8 experts may need 1920}}
+  %r = octet_tq.unalign_groups %y, %s : (tensor<1792x64xf32>, tensor<8xi64>) -> tensor<1024x64xf32>
+  return
+}
+
+// -----
+
+func.func @unalign_columns(%y: tensor<1920x64xf32>, %s: tensor<8xi64>) {
+  // expected-error @+1 {{column counts differ: 32 and 64}}
+  %r = octet_tq.unalign_groups %y, %s : (tensor<1920x64xf32>, tensor<8xi64>) -> tensor<1024x32xf32>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // rmsnorm_quantize, swiglu_quantize
 //===----------------------------------------------------------------------===//

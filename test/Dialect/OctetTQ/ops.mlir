@@ -79,6 +79,41 @@ func.func @expert_gemm(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
   return %y : tensor<512x192xbf16>
 }
 
+// The expert gradients: Dgrad contracts N of the expert weights, Wgrad each
+// expert's token rows. An explicit rhs_contract(2) is the default and is
+// not printed.
+// CHECK-LABEL: func.func @expert_gradients
+// CHECK: octet_tq.grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} promotion(64) : (
+// CHECK: octet_tq.grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} rhs_contract(1) promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x384xbf16>
+// CHECK: octet_tq.k_grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
+func.func @expert_gradients(%x: !octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+                            %dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                            %dyt: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+                            %xt: !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>,
+                            %w: !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>,
+                            %e: tensor<512xi32>) -> (tensor<512x256xbf16>, tensor<512x384xbf16>, tensor<4x256x384xf32>) {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e rhs_contract(2) promotion(64)
+         : (!octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xbf16>
+  %dx = octet_tq.grouped_scaled_matmul %dy, %w, %e rhs_contract(1) promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x384xbf16>
+  %dw = octet_tq.k_grouped_scaled_matmul %dyt, %xt, %e promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+            !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
+  return %y, %dx, %dw : tensor<512x256xbf16>, tensor<512x384xbf16>, tensor<4x256x384xf32>
+}
+
+// Expert rows laid out on 128-row boundaries and back.
+// CHECK-LABEL: func.func @align_groups
+// CHECK: %{{.*}}, %{{.*}} = octet_tq.align_groups %{{.*}}, %{{.*}} : (tensor<1024x256xf32>, tensor<8xi32>) -> (tensor<1920x256xf32>, tensor<1920xi32>)
+// CHECK: octet_tq.unalign_groups %{{.*}}, %{{.*}} : (tensor<1920x256xf32>, tensor<8xi32>) -> tensor<1024x256xf32>
+func.func @align_groups(%x: tensor<1024x256xf32>, %s: tensor<8xi32>) -> (tensor<1024x256xf32>, tensor<1920xi32>) {
+  %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x256xf32>, tensor<8xi32>) -> (tensor<1920x256xf32>, tensor<1920xi32>)
+  %r = octet_tq.unalign_groups %a, %s : (tensor<1920x256xf32>, tensor<8xi32>) -> tensor<1024x256xf32>
+  return %r, %i : tensor<1024x256xf32>, tensor<1920xi32>
+}
+
 // Quantization fused into its producer.
 // CHECK-LABEL: func.func @fused_quantize
 // CHECK: octet_tq.rmsnorm_quantize %{{.*}}, %{{.*}} epsilon(1.0e-06) pow2 : (tensor<64x256xbf16>, tensor<256xf32>) -> !octet_tq.qtensor<64x256xf8E4M3FN, tile_1x128>
