@@ -3,11 +3,13 @@
 // Implements --octet-lower-fp8-linears: the three GEMMs of every FP8 linear
 // become explicit quantizations and block-scaled matrix products of the
 // octet_tq dialect, with the forward's FP8 copy of the input reused
-// (regrouped) by the weight gradient.
+// (regrouped) by the weight gradient. The MoE expert linears become the
+// grouped GEMMs over rows aligned to 128 per expert.
 //
 //===----------------------------------------------------------------------===//
 
 #include "octet/Dialect/OctetTQ/OctetTQ.h"
+#include "octet/Support/ShapeUtils.h"
 #include "octet/Transforms/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -202,6 +204,97 @@ public:
     return success();
   }
 
+  /// Rows sorted by expert laid out on 128-row boundaries: the aligned rows
+  /// and their expert index.
+  std::pair<Value, Value> align(Location loc, Value v, Value sizes) {
+    auto type = cast<RankedTensorType>(v.getType());
+    int64_t rows = type.getDimSize(0);
+    int64_t experts = cast<RankedTensorType>(sizes.getType()).getDimSize(0);
+    int64_t padded = tq::AlignGroupsOp::getAlignedRows(rows, experts);
+    auto aligned = RankedTensorType::get({padded, type.getDimSize(1)},
+                                         type.getElementType());
+    auto index = RankedTensorType::get({padded}, b.getI32Type());
+    auto op = tq::AlignGroupsOp::create(b, loc, aligned, index, v, sizes);
+    return {op.getResult(), op.getGroupIndex()};
+  }
+
+  Value unalign(Location loc, Value v, Value sizes, RankedTensorType type) {
+    return tq::UnalignGroupsOp::create(b, loc, type, v, sizes);
+  }
+
+  Value groupedMatmul(Location loc, Value lhs, Value rhs, Value index,
+                      int64_t rhsContract, PrecisionAttr p, Type element) {
+    auto l = cast<tq::QTensorType>(lhs.getType());
+    auto r = cast<tq::QTensorType>(rhs.getType());
+    auto type = RankedTensorType::get(
+        {l.getShape()[0], r.getShape()[3 - rhsContract]}, element);
+    return tq::GroupedScaledMatmulOp::create(
+        b, loc, type, lhs, rhs, index, b.getI64IntegerAttr(rhsContract),
+        b.getI64IntegerAttr(p.getPromotionInterval()), tq::TileConfigAttr());
+  }
+
+  /// Expert Fprop: each expert's rows times its weight, as one M-grouped
+  /// GEMM over the aligned rows. Records the aligned FP8 copy of X for the
+  /// expert Wgrad.
+  LogicalResult lower(GroupedLinearOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    bool pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
+    auto [x, index] = align(loc, op.getX(), op.getGroupSizes());
+    Value qx = quantize(loc, x, p, Granularity::Tile1x128, pow2);
+    Value qw = quantize(loc, op.getW(), p, Granularity::Block128x128, false);
+    cachedGroupedInput[{op.getX(), op.getGroupSizes()}] = {qx, pow2};
+    Value y = groupedMatmul(loc, qx, qw, index, 2, p,
+                            op.getType().getElementType());
+    op.replaceAllUsesWith(unalign(loc, y, op.getGroupSizes(), op.getType()));
+    op.erase();
+    return success();
+  }
+
+  /// Expert Dgrad: dX = dY W per expert, the M-grouped GEMM contracting N.
+  LogicalResult lower(GroupedLinearDgradOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    auto [dy, index] = align(loc, op.getDy(), op.getGroupSizes());
+    Value qdy = quantize(loc, dy, p, Granularity::Tile1x128, false);
+    Value qw = quantize(loc, op.getW(), p, Granularity::Block128x128, false);
+    Value dx = groupedMatmul(loc, qdy, qw, index, 1, p,
+                             op.getType().getElementType());
+    op.replaceAllUsesWith(unalign(loc, dx, op.getGroupSizes(), op.getType()));
+    op.erase();
+    return success();
+  }
+
+  /// Expert Wgrad: dW[e] = dY_e^T X_e, the K-grouped GEMM over the aligned
+  /// rows in 128x1 tiles; X comes from the forward's aligned FP8 copy.
+  LogicalResult lower(GroupedLinearWgradOp op) {
+    PrecisionAttr p = op.getPrecisionAttr();
+    Location loc = op.getLoc();
+    Value sizes = op.getGroupSizes();
+    auto [dy, index] = align(loc, op.getDy(), sizes);
+    auto [qx, pow2] = cachedGroupedInput.lookup({op.getX(), sizes});
+    if (!qx) {
+      // No FP8 forward of this input here (the recomputed SwiGLU of the
+      // down-projection): quantize it as the forward would.
+      pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
+      qx = quantize(loc, align(loc, op.getX(), sizes).first, p,
+                    Granularity::Tile1x128, pow2);
+    }
+    auto t = cast<tq::QTensorType>(qx.getType());
+    Value qxt = tq::RequantizeTransposedOp::create(
+        b, loc,
+        tq::QTensorType::get(b.getContext(), t.getShape(), t.getElementType(),
+                             Granularity::Tile128x1),
+        qx, pow2 ? b.getUnitAttr() : UnitAttr());
+    Value qdy = quantize(loc, dy, p, Granularity::Tile128x1, false);
+    Value dw = tq::KGroupedScaledMatmulOp::create(
+        b, loc, op.getType(), qdy, qxt, index,
+        b.getI64IntegerAttr(p.getPromotionInterval()), tq::TileConfigAttr());
+    op.replaceAllUsesWith(dw);
+    op.erase();
+    return success();
+  }
+
   /// The recipe's MoE SwiGLU: its inputs are cached in FP8 (1x128 tiles)
   /// right after the forward, and the backward dequantizes them and
   /// recomputes the SwiGLU output instead of keeping both in high
@@ -253,9 +346,29 @@ private:
   /// The FP8 copy of each linear input the forward made, and whether its
   /// scales are powers of two.
   llvm::DenseMap<Value, std::pair<Value, bool>> cachedInput;
+  /// The same for expert linears, by input and group sizes: the aligned
+  /// FP8 copy.
+  llvm::DenseMap<std::pair<Value, Value>, std::pair<Value, bool>>
+      cachedGroupedInput;
 };
 
 bool isFP8(std::optional<PrecisionAttr> p) { return p && p->isFP8(); }
+
+/// The grouped GEMMs contract whole 128-element groups of the expert
+/// weights (their N and K); the dense lowering pads, an expert's weight
+/// [E, N, K] is not padded here. Warns and keeps the op otherwise.
+bool groupedLowerable(Operation *op) {
+  Value w = isa<GroupedLinearWgradOp>(op) ? op->getResult(0) : op->getOperand(1);
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(w.getType()).getShape();
+  if (shape.size() == 3 && shape[1] % kScaleGroupSize == 0 &&
+      shape[2] % kScaleGroupSize == 0)
+    return true;
+  op->emitWarning() << "FP8 expert linear with weights " << formatShape(shape)
+                    << " is not lowered: the grouped GEMMs need N and K to be "
+                       "multiples of "
+                    << kScaleGroupSize << "; it stays as is";
+  return false;
+}
 
 /// Puts every op the lowering creates on the pipeline stage of the op it
 /// replaces.
@@ -308,6 +421,11 @@ struct LowerFP8LinearsPass
       } else if (auto w = dyn_cast<LinearWgradOp>(op)) {
         if (isFP8(w.getPrecision()))
           work.push_back(op);
+      } else if (isa<GroupedLinearOp, GroupedLinearDgradOp,
+                     GroupedLinearWgradOp>(op)) {
+        auto p = op->getAttrOfType<PrecisionAttr>("precision");
+        if (isFP8(p) && groupedLowerable(op))
+          work.push_back(op);
       }
     });
     for (Operation *op : work) {
@@ -315,7 +433,8 @@ struct LowerFP8LinearsPass
       tagger.stage = op->getAttr(OctetDialect::getStageAttrName());
       LogicalResult result =
           llvm::TypeSwitch<Operation *, LogicalResult>(op)
-              .Case<LinearOp, LinearDgradOp, LinearWgradOp>(
+              .Case<LinearOp, LinearDgradOp, LinearWgradOp, GroupedLinearOp,
+                    GroupedLinearDgradOp, GroupedLinearWgradOp>(
                   [&](auto concrete) { return lowering.lower(concrete); });
       if (failed(result))
         return signalPassFailure();

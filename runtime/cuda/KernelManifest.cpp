@@ -32,8 +32,18 @@ octet::runtime::readKernelManifest(llvm::StringRef path) {
         !map.map("rhs", g.rhs) || !map.map("m", g.m) || !map.map("n", g.n) ||
         !map.map("k", g.k) || !map.map("transpose_lhs", g.transposeLhs) ||
         !map.map("transpose_rhs", g.transposeRhs) ||
-        !map.mapOptional("groups", g.groups))
+        !map.mapOptional("groups", g.groups) ||
+        !map.mapOptional("grouping", g.grouping))
       return llvm::createStringError(path + ": malformed GEMM entry");
+    if (g.grouping != "" && g.grouping != "m" && g.grouping != "k")
+      return llvm::createStringError(path + ": GEMM '" + g.function +
+                                     "' has grouping '" + g.grouping +
+                                     "', expected \"m\" or \"k\"");
+    if (g.groups < 1 || (g.groups > 1 && g.grouping.empty()))
+      return llvm::createStringError(
+          path + ": GEMM '" + g.function + "' has " +
+          std::to_string(g.groups) +
+          " groups; expected 1, or more with a grouping");
     manifest.gemms.push_back(std::move(g));
   }
   if (const llvm::json::Array *list = root->getArray("quantizations"))

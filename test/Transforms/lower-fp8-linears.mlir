@@ -102,7 +102,8 @@ func.func @untouched(%x: tensor<128x128xf32>, %w: tensor<128x128xf32>, %b: tenso
 // CHECK: %[[DG:.*]] = octet_tq.dequantize %[[QG]] {octet.stage = 1 : i64}
 // CHECK-NEXT: %[[DU:.*]] = octet_tq.dequantize %[[QU]]
 // CHECK-NEXT: %[[A2:.*]] = octet.swiglu %[[DG]], %[[DU]]
-// CHECK: octet.grouped_linear_wgrad %{{.*}}, %[[A2]], %{{.*}}
+// CHECK: octet_tq.align_groups %[[A2]], %{{.*}}
+// CHECK: octet_tq.k_grouped_scaled_matmul
 // CHECK: octet.swiglu_grad %[[DG]], %[[DU]], %{{.*}}
 func.func @moe_swiglu(%g: tensor<256x128xf32>, %u: tensor<256x128xf32>, %w: tensor<4x128x128xf32>,
                       %sizes: tensor<4xi32>, %dy: tensor<256x128xf32>)
@@ -114,4 +115,74 @@ func.func @moe_swiglu(%g: tensor<256x128xf32>, %u: tensor<256x128xf32>, %w: tens
       : (tensor<256x128xf32>, tensor<256x128xf32>, tensor<4xi32>) -> tensor<4x128x128xf32>
   %dg, %du = octet.swiglu_grad %g, %u, %dy : (tensor<256x128xf32>, tensor<256x128xf32>, tensor<256x128xf32>) -> (tensor<256x128xf32>, tensor<256x128xf32>)
   return %y, %dw, %dg, %du : tensor<256x128xf32>, tensor<4x128x128xf32>, tensor<256x128xf32>, tensor<256x128xf32>
+}
+
+// -----
+
+// The expert linears: rows laid out on 128-row boundaries per expert (300
+// rows of 4 experts may need 768), the M-grouped GEMM for Fprop and Dgrad
+// (contracting N of the weights), the K-grouped GEMM for Wgrad on the
+// forward's aligned FP8 copy of X, regrouped with its pow2 scales.
+// CHECK-LABEL: func.func @expert_linear
+// CHECK: %[[XA:.*]], %[[IX:.*]] = octet_tq.align_groups %[[X:[^,]+]], %[[S:[^ ]+]] {octet.stage = 2 : i64} : (tensor<300x256xf32>, tensor<4xi32>) -> (tensor<768x256xf32>, tensor<768xi32>)
+// CHECK-NEXT: %[[QX:.*]] = octet_tq.quantize %[[XA]] pow2 {octet.stage = 2 : i64} : tensor<768x256xf32> -> !octet_tq.qtensor<768x256xf8E4M3FN, tile_1x128>
+// CHECK-NEXT: %[[QW:.*]] = octet_tq.quantize %[[W:[^ ]+]] {octet.stage = 2 : i64} : tensor<4x128x256xf32> -> !octet_tq.qtensor<4x128x256xf8E4M3FN, block_128x128>
+// CHECK-NEXT: %[[YA:.*]] = octet_tq.grouped_scaled_matmul %[[QX]], %[[QW]], %[[IX]] promotion(64) {octet.stage = 2 : i64} : ({{.*}}) -> tensor<768x128xf32>
+// CHECK-NEXT: %[[Y:.*]] = octet_tq.unalign_groups %[[YA]], %[[S]] {octet.stage = 2 : i64} : (tensor<768x128xf32>, tensor<4xi32>) -> tensor<300x128xf32>
+// CHECK: %[[DYA:.*]], %[[ID:.*]] = octet_tq.align_groups %[[DY:[^,]+]], %[[S]] : (tensor<300x128xf32>, tensor<4xi32>) -> (tensor<768x128xf32>, tensor<768xi32>)
+// CHECK-NEXT: %[[QDY:.*]] = octet_tq.quantize %[[DYA]] : tensor<768x128xf32> -> !octet_tq.qtensor<768x128xf8E4M3FN, tile_1x128>
+// CHECK-NEXT: %[[QW2:.*]] = octet_tq.quantize %[[W]] : tensor<4x128x256xf32> -> !octet_tq.qtensor<4x128x256xf8E4M3FN, block_128x128>
+// CHECK-NEXT: %[[DXA:.*]] = octet_tq.grouped_scaled_matmul %[[QDY]], %[[QW2]], %[[ID]] rhs_contract(1) promotion(128) : ({{.*}}) -> tensor<768x256xf32>
+// CHECK-NEXT: %[[DX:.*]] = octet_tq.unalign_groups %[[DXA]], %[[S]] : (tensor<768x256xf32>, tensor<4xi32>) -> tensor<300x256xf32>
+// CHECK: %[[DYB:.*]], %[[IW:.*]] = octet_tq.align_groups %[[DY]], %[[S]]
+// CHECK-NEXT: %[[QXT:.*]] = octet_tq.requantize_transposed %[[QX]] pow2 : !octet_tq.qtensor<768x256xf8E4M3FN, tile_1x128> -> !octet_tq.qtensor<768x256xf8E4M3FN, tile_128x1>
+// CHECK-NEXT: %[[QDYT:.*]] = octet_tq.quantize %[[DYB]] : tensor<768x128xf32> -> !octet_tq.qtensor<768x128xf8E4M3FN, tile_128x1>
+// CHECK-NEXT: %[[DW:.*]] = octet_tq.k_grouped_scaled_matmul %[[QDYT]], %[[QXT]], %[[IW]] promotion(128) : ({{.*}}) -> tensor<4x128x256xf32>
+// CHECK-NEXT: return %[[Y]], %[[DX]], %[[DW]]
+// CHECK-NOT: octet.grouped_linear
+func.func @expert_linear(%x: tensor<300x256xf32>, %w: tensor<4x128x256xf32>, %sizes: tensor<4xi32>,
+                         %dy: tensor<300x128xf32>) -> (tensor<300x128xf32>, tensor<300x256xf32>, tensor<4x128x256xf32>) {
+  %y = octet.grouped_linear %x, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 64, out = f32> {octet.stage = 2 : i64}
+      : (tensor<300x256xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<300x128xf32>
+  %dx = octet.grouped_linear_dgrad %dy, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<300x128xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<300x256xf32>
+  %dw = octet.grouped_linear_wgrad %dy, %x, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<300x128xf32>, tensor<300x256xf32>, tensor<4xi32>) -> tensor<4x128x256xf32>
+  return %y, %dx, %dw : tensor<300x128xf32>, tensor<300x256xf32>, tensor<4x128x256xf32>
+}
+
+// -----
+
+// An expert Wgrad without an FP8 forward of its input quantizes the input
+// as the forward would (aligned, 1x128, pow2), then regroups it.
+// CHECK-LABEL: func.func @expert_wgrad_alone
+// CHECK: %[[DYA:.*]], %[[I:.*]] = octet_tq.align_groups %[[DY:[^,]+]], %[[S:[^ ]+]] :
+// CHECK-NEXT: %[[XA:.*]], %{{.*}} = octet_tq.align_groups %[[X:[^,]+]], %[[S]] : (tensor<128x256xbf16>, tensor<2xi64>) -> (tensor<256x256xbf16>, tensor<256xi32>)
+// CHECK-NEXT: %[[QX:.*]] = octet_tq.quantize %[[XA]] pow2 : tensor<256x256xbf16> -> !octet_tq.qtensor<256x256xf8E4M3FN, tile_1x128>
+// CHECK-NEXT: %[[QXT:.*]] = octet_tq.requantize_transposed %[[QX]] pow2
+// CHECK-NEXT: %[[QDY:.*]] = octet_tq.quantize %[[DYA]] : tensor<256x128xbf16> -> !octet_tq.qtensor<256x128xf8E4M3FN, tile_128x1>
+// CHECK-NEXT: octet_tq.k_grouped_scaled_matmul %[[QDY]], %[[QXT]], %[[I]] promotion(128) : ({{.*}}) -> tensor<2x128x256xf32>
+func.func @expert_wgrad_alone(%x: tensor<128x256xbf16>, %sizes: tensor<2xi64>, %dy: tensor<128x128xbf16>) -> tensor<2x128x256xf32> {
+  %dw = octet.grouped_linear_wgrad %dy, %x, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<128x128xbf16>, tensor<128x256xbf16>, tensor<2xi64>) -> tensor<2x128x256xf32>
+  return %dw : tensor<2x128x256xf32>
+}
+
+// -----
+
+// Expert weights whose N or K is not a multiple of 128 stay as they are
+// (the grouped GEMMs contract whole scaling groups of them); BF16 expert
+// linears are not touched.
+// CHECK-LABEL: func.func @expert_unlowered
+// CHECK: octet.grouped_linear_dgrad
+// CHECK: octet.grouped_linear {{.*}}precision<bf16
+// CHECK-NOT: octet_tq
+func.func @expert_unlowered(%dy: tensor<256x96xf32>, %w: tensor<4x96x256xf32>, %sizes: tensor<4xi32>,
+                            %x: tensor<256x256xf32>) -> (tensor<256x256xf32>, tensor<256x96xf32>) {
+  // expected-warning @+1 {{FP8 expert linear with weights [4, 96, 256] is not lowered: the grouped GEMMs need N and K to be multiples of 128; it stays as is}}
+  %dx = octet.grouped_linear_dgrad %dy, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<256x96xf32>, tensor<4x96x256xf32>, tensor<4xi32>) -> tensor<256x256xf32>
+  %y = octet.grouped_linear %x, %w, %sizes precision<bf16, out = f32>
+      : (tensor<256x256xf32>, tensor<4x96x256xf32>, tensor<4xi32>) -> tensor<256x96xf32>
+  return %dx, %y : tensor<256x256xf32>, tensor<256x96xf32>
 }

@@ -249,12 +249,33 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
         {"function", func ? func.getSymName().str() : ""},
         {"m", out[0]},
         {"n", out[1]},
-        {"k", w[2]},
+        {"k", w[op.getRhsContractingDim()]},
         {"groups", w[0]},
+        {"grouping", "m"},
         {"lhs", "tile_1x128"},
         {"rhs", "block_128x128"},
         {"transpose_lhs", false},
-        {"transpose_rhs", false},
+        {"transpose_rhs", op.getRhsContractingDim() == 1},
+        {"kernel", kernel.getLeafReference().str()},
+    });
+  });
+  module.walk([&](tq::KGroupedScaledMatmulOp op) {
+    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
+    if (!kernel)
+      return;
+    ArrayRef<int64_t> out = op.getResult().getType().getShape();
+    auto func = op->getParentOfType<mlir::func::FuncOp>();
+    gemms.push_back(json::Object{
+        {"function", func ? func.getSymName().str() : ""},
+        {"m", out[1]},
+        {"n", out[2]},
+        {"k", op.getLhs().getType().getShape()[0]},
+        {"groups", out[0]},
+        {"grouping", "k"},
+        {"lhs", "tile_128x1"},
+        {"rhs", "tile_128x1"},
+        {"transpose_lhs", true},
+        {"transpose_rhs", true},
         {"kernel", kernel.getLeafReference().str()},
     });
   });

@@ -2,7 +2,8 @@
 //
 // The JSON that `octetc --emit=ptx|cubin --kernel-manifest` writes beside
 // the kernels: per FP8 GEMM its function, shape, operand granularities,
-// which operands the runtime passes transposed and the kernel's name; per
+// which operands the runtime passes transposed, how an expert GEMM is
+// grouped and the kernel's name; per
 // quantization its shape, granularity and kernel.
 //
 //===----------------------------------------------------------------------===//
@@ -23,6 +24,11 @@ struct ManifestGemm {
   std::string function, kernel, lhs, rhs;
   int64_t m = 0, n = 0, k = 0;
   int64_t groups = 1; ///< Experts of a grouped GEMM.
+  /// "" for a dense GEMM; "m" for the expert GEMM whose 128-row tiles each
+  /// take one expert (one launch); "k" for the expert Wgrad, the dense
+  /// kernel launched once per expert on its rows (m x n per expert, k the
+  /// aligned rows of all experts).
+  std::string grouping;
   bool transposeLhs = false, transposeRhs = false;
 };
 

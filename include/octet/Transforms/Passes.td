@@ -138,6 +138,16 @@ def LowerFP8LinearsPass : Pass<"octet-lower-fp8-linears"> {
     the partial group has it. Biased FP8 linears are left alone with a
     warning (the recipe's linears have no bias).
 
+    The MoE expert linears (`octet.grouped_linear` and its gradients, rows
+    sorted by expert) become the grouped GEMMs over rows laid out on
+    128-row boundaries per expert (`octet_tq.align_groups`, undone by
+    `octet_tq.unalign_groups`): Fprop and Dgrad one
+    `octet_tq.grouped_scaled_matmul` each (Dgrad with `rhs_contract(1)`),
+    Wgrad one `octet_tq.k_grouped_scaled_matmul` on the forward's aligned
+    FP8 copy of X, regrouped. Expert weights whose N or K is not a multiple
+    of 128 are left alone with a warning. Each expert's rows are computed
+    exactly as the FP8 linear of those rows alone would be.
+
     The MoE SwiGLU (one whose output feeds an FP8 `octet.grouped_linear`)
     follows the recipe too: its two inputs are cached in FP8 (1x128 tiles)
     right after the forward, and the backward dequantizes them and

@@ -1,6 +1,7 @@
 //===- GenerateGemmKernels.cpp - scaled_matmul to Hopper kernels ----------===//
 //
-// Classifies each block-scaled GEMM (Fprop, Dgrad, Wgrad), derives the
+// Classifies each block-scaled GEMM (Fprop, Dgrad, Wgrad, and the expert
+// GEMMs' Fprop, Dgrad and Wgrad), derives the
 // kernel specification from its tile, promotion interval and output type,
 // and writes the kernel once per specification into @octet_kernels.
 //
@@ -56,7 +57,7 @@ struct GenerateGemmKernelsPass
     MLIRContext *ctx = &getContext();
     SmallVector<Operation *> gemms;
     module.walk([&](Operation *op) {
-      if (isa<tq::GroupedScaledMatmulOp>(op)) {
+      if (isa<tq::GroupedScaledMatmulOp, tq::KGroupedScaledMatmulOp>(op)) {
         gemms.push_back(op);
         return;
       }
@@ -77,17 +78,32 @@ struct GenerateGemmKernelsPass
     bool failed = false;
     for (Operation *op : gemms) {
       auto plain = dyn_cast<tq::ScaledMatmulOp>(op);
-      FailureOr<Classified> kind =
-          plain ? classify(plain)
-                : FailureOr<Classified>(
-                      Classified{RhsScaling::Block128, false, false});
+      auto grouped = dyn_cast<tq::GroupedScaledMatmulOp>(op);
+      auto kGrouped = dyn_cast<tq::KGroupedScaledMatmulOp>(op);
+      FailureOr<Classified> kind = failure();
+      tq::TileConfigAttr tile;
+      int64_t promotion = 0;
+      if (plain) {
+        kind = classify(plain);
+        tile = plain.getTileAttr();
+        promotion = plain.getPromotion();
+      } else if (grouped) {
+        // Dgrad contracts N of [experts, N, K]: the weights go transposed.
+        kind = Classified{RhsScaling::Block128, false,
+                          /*transposeRhs=*/grouped.getRhsContractingDim() == 1};
+        tile = grouped.getTileAttr();
+        promotion = grouped.getPromotion();
+      } else {
+        // The expert Wgrad is the Wgrad kernel, run once per expert on the
+        // expert's aligned rows (its 128x1 groups never cross experts).
+        kind = Classified{RhsScaling::PerRow, true, true};
+        tile = kGrouped.getTileAttr();
+        promotion = kGrouped.getPromotion();
+      }
       if (llvm::failed(kind)) {
         failed = true;
         continue;
       }
-      auto grouped = dyn_cast<tq::GroupedScaledMatmulOp>(op);
-      tq::TileConfigAttr tile =
-          plain ? plain.getTileAttr() : grouped.getTileAttr();
       if (!tile) {
         op->emitOpError() << "has no tile configuration; run "
                              "--octet-select-gemm-tiles first or set tile(...)";
@@ -101,7 +117,7 @@ struct GenerateGemmKernelsPass
       spec.tileN = tile.getN();
       spec.tileK = tile.getK();
       spec.stages = tile.getStages();
-      spec.promotion = plain ? plain.getPromotion() : grouped.getPromotion();
+      spec.promotion = promotion;
       spec.outputBF16 = cast<RankedTensorType>(op->getResult(0).getType())
                             .getElementType()
                             .isBF16();

@@ -77,7 +77,10 @@ struct SelectGemmTilesPass
       if (lhs.getGranularity() == tq::Granularity::PerTensor ||
           rhs.getGranularity() == tq::Granularity::PerTensor)
         return;
-      ArrayRef<int64_t> shape = op.getResult().getType().getShape();
+      // The expert Wgrad's result is [experts, N, K]: one N x K GEMM per
+      // expert, run one after the other.
+      ArrayRef<int64_t> shape =
+          op.getResult().getType().getShape().take_back(2);
       TileChoice t = chooseTile(shape[0], shape[1], numSMs, sharedMemoryBytes,
                                 maxStages);
       op.setTileAttr(tq::TileConfigAttr::get(op.getContext(), t.m, t.n,
@@ -88,6 +91,8 @@ struct SelectGemmTilesPass
         select(gemm);
       else if (auto grouped = dyn_cast<tq::GroupedScaledMatmulOp>(op))
         select(grouped);
+      else if (auto kGrouped = dyn_cast<tq::KGroupedScaledMatmulOp>(op))
+        select(kGrouped);
     });
   }
 };

@@ -280,3 +280,40 @@ func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
             !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
   return %y : tensor<512x192xbf16>
 }
+
+// -----
+
+// The expert gradients. Dgrad (rhs_contract(1)) is the grouped kernel with
+// the expert weights passed transposed; Wgrad (K-grouped) is the Wgrad
+// kernel, both operands transposed, which the runtime runs once per expert.
+// CHECK-LABEL: func.func @expert_gradients
+// CHECK: octet_tq.grouped_scaled_matmul {{.*}}rhs_contract(1){{.*}}octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_bf16_m128n128k128_s4_p128_grouped, octet_tq.transposed = array<i1: false, true>
+// CHECK: octet_tq.k_grouped_scaled_matmul {{.*}}octet_tq.kernel = @octet_kernels::@octet_gemm_1d1d_f32_m128n128k128_s4_p128, octet_tq.transposed = array<i1: true, true>
+// CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n128k128_s4_p128_grouped
+// CHECK: gpu.func @octet_gemm_1d1d_f32_m128n128k128_s4_p128(
+func.func @expert_gradients(%dy: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                            %w: !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>,
+                            %dyt: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+                            %xt: !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>,
+                            %e: tensor<512xi32>) -> (tensor<512x384xbf16>, tensor<4x256x384xf32>) {
+  %dx = octet_tq.grouped_scaled_matmul %dy, %w, %e rhs_contract(1) promotion(128) tile(<128x128x128, stages = 4>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x384xbf16>
+  %dw = octet_tq.k_grouped_scaled_matmul %dyt, %xt, %e promotion(128) tile(<128x128x128, stages = 4>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+            !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
+  return %dx, %dw : tensor<512x384xbf16>, tensor<4x256x384xf32>
+}
+
+// -----
+
+// Every expert GEMM needs a tile before kernels are generated.
+func.func @expert_wgrad_without_tile(%dyt: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+                                     %xt: !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>,
+                                     %e: tensor<512xi32>) -> tensor<4x256x384xf32> {
+  // expected-error @+1 {{has no tile configuration; run --octet-select-gemm-tiles first or set tile(...)}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dyt, %xt, %e promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+            !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
+  return %dw : tensor<4x256x384xf32>
+}

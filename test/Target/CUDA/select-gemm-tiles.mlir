@@ -94,3 +94,22 @@ func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
             !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
   return %y : tensor<512x192xbf16>
 }
+
+// -----
+
+// The expert Wgrad's tile is chosen for one expert's N x K result (here
+// 256 x 384), as for the dense Wgrad of that shape.
+// CHECK-LABEL: func @expert_wgrad
+// CHECK: octet_tq.k_grouped_scaled_matmul {{.*}} tile(<[[T:128x[0-9]+x128, stages = [0-9]]]>)
+// CHECK: octet_tq.scaled_matmul {{.*}} tile(<[[T]]>)
+func.func @expert_wgrad(%dyt: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+                        %xt: !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>,
+                        %e: tensor<512xi32>) -> (tensor<4x256x384xf32>, tensor<256x384xf32>) {
+  %dw = octet_tq.k_grouped_scaled_matmul %dyt, %xt, %e promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+            !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
+  %d = octet_tq.scaled_matmul %dyt, %xt contract(0, 0) promotion(128)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>,
+            !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>) -> tensor<256x384xf32>
+  return %dw, %d : tensor<4x256x384xf32>, tensor<256x384xf32>
+}

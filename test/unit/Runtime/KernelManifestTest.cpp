@@ -21,8 +21,13 @@ TEST(KernelManifestTest, ReadsGemmsAndQuantizations) {
      "lhs": "tile_1x128", "rhs": "block_128x128", "transpose_lhs": false,
      "transpose_rhs": true, "kernel": "octet_gemm_1d2d_bf16_m128n16k128_s8_p128"},
     {"function": "e", "m": 512, "n": 192, "k": 256, "groups": 4,
-     "lhs": "tile_1x128", "rhs": "block_128x128", "transpose_lhs": false,
-     "transpose_rhs": false, "kernel": "octet_gemm_1d2d_bf16_m128n16k128_s8_p128_grouped"}
+     "grouping": "m", "lhs": "tile_1x128", "rhs": "block_128x128",
+     "transpose_lhs": false, "transpose_rhs": false,
+     "kernel": "octet_gemm_1d2d_bf16_m128n16k128_s8_p128_grouped"},
+    {"function": "w", "m": 192, "n": 256, "k": 1024, "groups": 4,
+     "grouping": "k", "lhs": "tile_128x1", "rhs": "tile_128x1",
+     "transpose_lhs": true, "transpose_rhs": true,
+     "kernel": "octet_gemm_1d1d_f32_m128n16k128_s8_p128"}
   ],
   "quantizations": [
     {"function": "n", "batch": 1, "rows": 256, "cols": 512,
@@ -32,11 +37,15 @@ TEST(KernelManifestTest, ReadsGemmsAndQuantizations) {
 })");
   llvm::Expected<KernelManifest> m = readKernelManifest(path);
   ASSERT_TRUE(bool(m)) << llvm::toString(m.takeError());
-  ASSERT_EQ(m->gemms.size(), 2u);
+  ASSERT_EQ(m->gemms.size(), 3u);
   EXPECT_EQ(m->gemms[0].n, 2112);
   EXPECT_TRUE(m->gemms[0].transposeRhs);
   EXPECT_EQ(m->gemms[0].groups, 1);
+  EXPECT_EQ(m->gemms[0].grouping, "");
   EXPECT_EQ(m->gemms[1].groups, 4);
+  EXPECT_EQ(m->gemms[1].grouping, "m");
+  EXPECT_EQ(m->gemms[2].grouping, "k");
+  EXPECT_EQ(m->gemms[2].k, 1024);
   ASSERT_EQ(m->quantizations.size(), 1u);
   EXPECT_EQ(m->quantizations[0].cols, 512);
   EXPECT_DOUBLE_EQ(m->quantizations[0].epsilon, 1e-5);
@@ -56,6 +65,20 @@ TEST(KernelManifestTest, SaysWhatIsWrong) {
   EXPECT_NE(error("{}").find("expected {\"gemms\": [...]}"), std::string::npos);
   EXPECT_NE(error(R"({"gemms": [{"function": "f"}]})")
                 .find("malformed GEMM entry"),
+            std::string::npos);
+  std::string gemm = R"("function": "f", "m": 1, "n": 1, "k": 128,
+      "lhs": "tile_1x128", "rhs": "block_128x128", "transpose_lhs": false,
+      "transpose_rhs": false, "kernel": "g")";
+  EXPECT_NE(error(R"({"gemms": [{"grouping": "n", )" + gemm + "}]}")
+                .find("GEMM 'f' has grouping 'n', expected \"m\" or \"k\""),
+            std::string::npos);
+  EXPECT_NE(error(R"({"gemms": [{"groups": 4, )" + gemm + "}]}")
+                .find("GEMM 'f' has 4 groups; expected 1, or more with a "
+                      "grouping"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"gemms": [{"groups": 0, "grouping": "m", )" + gemm +
+                  "}]}")
+                .find("GEMM 'f' has 0 groups"),
             std::string::npos);
   EXPECT_NE(error(R"({"gemms": [], "quantizations": [{"kernel": "k"}]})")
                 .find("malformed quantization entry"),

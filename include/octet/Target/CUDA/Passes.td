@@ -14,7 +14,9 @@ include "mlir/Pass/PassBase.td"
 def SelectGemmTilesPass : Pass<"octet-select-gemm-tiles"> {
   let summary = "Choose the tile shape and pipeline depth of FP8 GEMMs";
   let description = [{
-    Gives every block-scaled `octet_tq.scaled_matmul` without a `tile` a
+    Gives every block-scaled `octet_tq.scaled_matmul`, and every expert
+    GEMM (`grouped_scaled_matmul`, `k_grouped_scaled_matmul`, whose
+    per-expert result is the M x N here), without a `tile` a
     `#octet_tq.tile<M x N x K, stages = S>` for the Hopper kernel generator:
 
     - `K = 128`: one scaling group per pipeline step;
@@ -84,6 +86,14 @@ def GenerateGemmKernelsPass
     Fprop (`contract(1, 1)`) none, Dgrad (`contract(1, 0)`) the weight, and
     Wgrad (`contract(0, 0)`, 128x1 tiles) both; the Wgrad kernel scales B
     per row (`1d1d`), Fprop and Dgrad per 128x128 block (`1d2d`).
+
+    The expert GEMMs: `octet_tq.grouped_scaled_matmul` gets the `_grouped`
+    kernel, which reads each 128-row tile's expert from `group_index` and
+    skips padding tiles; its Dgrad form (`rhs_contract(1)`) passes the
+    expert weights transposed. `octet_tq.k_grouped_scaled_matmul` (the
+    expert Wgrad) gets the Wgrad kernel, which the runtime launches once per
+    expert on that expert's aligned rows (`grouping: "k"` in the kernel
+    manifest).
 
     ```mlir
     %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
