@@ -170,8 +170,9 @@ LogicalResult GroupedScaledMatmulOp::verify() {
     return emitOpError() << "contraction sizes differ: lhs has " << dim
                          << " = " << formatDim(l[1]) << ", rhs has " << dim
                          << " = " << formatDim(r[rc]);
-  if (!ShapedType::isDynamic(l[1]) && l[1] % kScaleGroupSize != 0)
-    return emitOpError() << "contraction dimension " << dim << " = " << l[1]
+  int64_t contracted = ShapedType::isDynamic(l[1]) ? r[rc] : l[1];
+  if (!ShapedType::isDynamic(contracted) && contracted % kScaleGroupSize != 0)
+    return emitOpError() << "contraction dimension " << dim << " = " << contracted
                          << " is not a multiple of the " << kScaleGroupSize
                          << "-element scaling group";
   if (failed(verifyGroupIndex(*this, getGroupIndex(), l[0])) ||
@@ -200,10 +201,12 @@ LogicalResult KGroupedScaledMatmulOp::verify() {
     return emitOpError() << "contraction sizes differ: lhs has "
                          << formatDim(l[0]) << " rows, rhs has "
                          << formatDim(r[0]);
-  if (!ShapedType::isDynamic(l[0]) && l[0] % kScaleGroupSize != 0)
-    return emitOpError() << "the contracted rows (" << l[0]
-                         << ") are not a multiple of " << kScaleGroupSize
-                         << ": lay them out with octet_tq.align_groups";
+  int64_t rows = ShapedType::isDynamic(l[0]) ? r[0] : l[0];
+  if (!ShapedType::isDynamic(rows) && rows % kScaleGroupSize != 0)
+    return emitOpError() << "contraction dimension M = " << rows
+                         << " is not a multiple of the " << kScaleGroupSize
+                         << "-element scaling group: lay the rows out with "
+                            "octet_tq.align_groups";
   if (failed(verifyGroupIndex(*this, getGroupIndex(), l[0])) ||
       failed(verifyGroupedPromotion(*this, getPromotion())))
     return failure();
@@ -221,6 +224,8 @@ LogicalResult KGroupedScaledMatmulOp::verify() {
 //===----------------------------------------------------------------------===//
 
 int64_t AlignGroupsOp::getAlignedRows(int64_t rows, int64_t experts) {
+  assert(!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(experts) &&
+         "the aligned row bound needs static sizes");
   // At most min(rows, experts) runs are not empty, each padded by at most
   // 127 rows; the total is a multiple of 128.
   return (rows + (kScaleGroupSize - 1) * std::min(rows, experts)) /
@@ -237,7 +242,9 @@ static LogicalResult verifyAlignment(Operation *op, RankedTensorType dense,
                              << formatShape(dense.getShape()) << " and "
                              << formatShape(aligned.getShape());
   if (dense.getElementType() != aligned.getElementType())
-    return op->emitOpError() << "operand and result element types differ";
+    return op->emitOpError() << "operand and result element types differ: "
+                             << dense.getElementType() << " and "
+                             << aligned.getElementType();
   if (!dimsCompatible(dense.getDimSize(1), aligned.getDimSize(1)))
     return op->emitOpError() << "column counts differ: "
                              << formatDim(dense.getDimSize(1)) << " and "

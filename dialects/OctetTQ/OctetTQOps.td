@@ -218,7 +218,7 @@ def OctetTQ_AlignGroupsOp : OctetTQ_Op<"align_groups"> {
   let arguments = (ins OctetTQ_HighPrecisionTensor:$input,
                        RankedTensorOf<[I32, I64]>:$group_sizes);
   let results = (outs OctetTQ_HighPrecisionTensor:$result,
-                      TensorOf<[I32]>:$group_index);
+                      1DTensorOf<[I32]>:$group_index);
   let assemblyFormat = [{
     $input `,` $group_sizes attr-dict `:` `(` type($input) `,`
     type($group_sizes) `)` `->` `(` type($result) `,` type($group_index) `)`
@@ -283,7 +283,7 @@ def OctetTQ_GroupedScaledMatmulOp : OctetTQ_Op<"grouped_scaled_matmul"> {
     ```
   }];
   let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,
-                       TensorOf<[I32]>:$group_index,
+                       1DTensorOf<[I32]>:$group_index,
                        DefaultValuedOptionalAttr<I64Attr, "2">:$rhs_contracting_dim,
                        I64Attr:$promotion,
                        OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
@@ -321,7 +321,7 @@ def OctetTQ_KGroupedScaledMatmulOp : OctetTQ_Op<"k_grouped_scaled_matmul"> {
     ```
   }];
   let arguments = (ins OctetTQ_QTensor:$lhs, OctetTQ_QTensor:$rhs,
-                       TensorOf<[I32]>:$group_index,
+                       1DTensorOf<[I32]>:$group_index,
                        I64Attr:$promotion,
                        OptionalAttr<OctetTQ_TileConfigAttr>:$tile);
   let results = (outs OctetTQ_HighPrecisionTensor:$result);

@@ -358,6 +358,17 @@ bool isFP8(std::optional<PrecisionAttr> p) { return p && p->isFP8(); }
 /// weights (their N and K); the dense lowering pads, an expert's weight
 /// [E, N, K] is not padded here. Warns and keeps the op otherwise.
 bool groupedLowerable(Operation *op) {
+  // The aligned row count is a static bound on the rows and experts.
+  auto hasStaticShape = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).hasStaticShape();
+  };
+  if (!llvm::all_of(op->getOperands(), hasStaticShape) ||
+      !hasStaticShape(op->getResult(0))) {
+    op->emitWarning() << "FP8 expert linear with dynamic shapes is not "
+                         "lowered: the aligned row layout needs static rows "
+                         "and experts; it stays as is";
+    return false;
+  }
   Value w = isa<GroupedLinearWgradOp>(op) ? op->getResult(0) : op->getOperand(1);
   ArrayRef<int64_t> shape = cast<RankedTensorType>(w.getType()).getShape();
   if (shape.size() == 3 && shape[1] % kScaleGroupSize == 0 &&

@@ -39,11 +39,13 @@ octet::runtime::readKernelManifest(llvm::StringRef path) {
       return llvm::createStringError(path + ": GEMM '" + g.function +
                                      "' has grouping '" + g.grouping +
                                      "', expected \"m\" or \"k\"");
-    if (g.groups < 1 || (g.groups > 1 && g.grouping.empty()))
-      return llvm::createStringError(
-          path + ": GEMM '" + g.function + "' has " +
-          std::to_string(g.groups) +
-          " groups; expected 1, or more with a grouping");
+    // Manifests from before "grouping" had M-grouped expert GEMMs only.
+    if (g.groups > 1 && g.grouping.empty())
+      g.grouping = "m";
+    if (g.groups < 1)
+      return llvm::createStringError(path + ": GEMM '" + g.function +
+                                     "' has " + std::to_string(g.groups) +
+                                     " groups; expected at least 1");
     manifest.gemms.push_back(std::move(g));
   }
   if (const llvm::json::Array *list = root->getArray("quantizations"))

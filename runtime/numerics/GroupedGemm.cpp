@@ -139,12 +139,25 @@ std::string octet::numerics::checkGroupedScaledGemm(
     return "lhs must be one Tile1x128 matrix";
   if (rhs.granularity != Granularity::Block128x128)
     return "rhs must be Block128x128 expert weights";
-  for (int64_t i = 0; i < lhs.rows; ++i)
-    if (index[i] >= rhs.batch) {
-      why << "row " << i << " names expert " << index[i] << " of "
-          << rhs.batch;
-      return why.str();
+  // A kernel takes one expert per 128-row tile.
+  for (int64_t t = 0; t < lhs.rows; t += kGroupSize) {
+    int32_t tile = -1;
+    for (int64_t i = t; i < std::min(t + kGroupSize, lhs.rows); ++i) {
+      if (index[i] >= rhs.batch) {
+        why << "row " << i << " names expert " << index[i] << " of "
+            << rhs.batch;
+        return why.str();
+      }
+      if (index[i] < 0)
+        continue;
+      if (tile >= 0 && index[i] != tile) {
+        why << "rows " << t << " to " << t + kGroupSize - 1
+            << " hold experts " << tile << " and " << index[i];
+        return why.str();
+      }
+      tile = index[i];
     }
+  }
   return checkScaledGemm(shapeOf(lhs, lhs.rows), 1, shapeOf(rhs, rhs.rows),
                          rhsContract, options);
 }
@@ -208,7 +221,12 @@ std::string octet::numerics::checkKGroupedScaledGemm(
       }
       tile = index[i];
     }
-    if (tile < 0 || tile == last)
+    if (tile < 0) {
+      // Padding ends a run: the expert may not come back after it.
+      last = -1;
+      continue;
+    }
+    if (tile == last)
       continue;
     if (seen[tile]) {
       why << "the rows of expert " << tile << " are not contiguous";

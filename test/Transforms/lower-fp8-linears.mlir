@@ -124,6 +124,7 @@ func.func @moe_swiglu(%g: tensor<256x128xf32>, %u: tensor<256x128xf32>, %w: tens
 // (contracting N of the weights), the K-grouped GEMM for Wgrad on the
 // forward's aligned FP8 copy of X, regrouped with its pow2 scales.
 // CHECK-LABEL: func.func @expert_linear
+// CHECK-NOT: octet.grouped_linear
 // CHECK: %[[XA:.*]], %[[IX:.*]] = octet_tq.align_groups %[[X:[^,]+]], %[[S:[^ ]+]] {octet.stage = 2 : i64} : (tensor<300x256xf32>, tensor<4xi32>) -> (tensor<768x256xf32>, tensor<768xi32>)
 // CHECK-NEXT: %[[QX:.*]] = octet_tq.quantize %[[XA]] pow2 {octet.stage = 2 : i64} : tensor<768x256xf32> -> !octet_tq.qtensor<768x256xf8E4M3FN, tile_1x128>
 // CHECK-NEXT: %[[QW:.*]] = octet_tq.quantize %[[W:[^ ]+]] {octet.stage = 2 : i64} : tensor<4x128x256xf32> -> !octet_tq.qtensor<4x128x256xf8E4M3FN, block_128x128>
@@ -139,7 +140,6 @@ func.func @moe_swiglu(%g: tensor<256x128xf32>, %u: tensor<256x128xf32>, %w: tens
 // CHECK-NEXT: %[[QDYT:.*]] = octet_tq.quantize %[[DYB]] : tensor<768x128xf32> -> !octet_tq.qtensor<768x128xf8E4M3FN, tile_128x1>
 // CHECK-NEXT: %[[DW:.*]] = octet_tq.k_grouped_scaled_matmul %[[QDYT]], %[[QXT]], %[[IW]] promotion(128) : ({{.*}}) -> tensor<4x128x256xf32>
 // CHECK-NEXT: return %[[Y]], %[[DX]], %[[DW]]
-// CHECK-NOT: octet.grouped_linear
 func.func @expert_linear(%x: tensor<300x256xf32>, %w: tensor<4x128x256xf32>, %sizes: tensor<4xi32>,
                          %dy: tensor<300x128xf32>) -> (tensor<300x128xf32>, tensor<300x256xf32>, tensor<4x128x256xf32>) {
   %y = octet.grouped_linear %x, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 64, out = f32> {octet.stage = 2 : i64}
@@ -175,13 +175,18 @@ func.func @expert_wgrad_alone(%x: tensor<128x256xbf16>, %sizes: tensor<2xi64>, %
 // linears are not touched.
 // CHECK-LABEL: func.func @expert_unlowered
 // CHECK: octet.grouped_linear_dgrad
+// CHECK: octet.grouped_linear {{.*}}tensor<?x256xf32>
 // CHECK: octet.grouped_linear {{.*}}precision<bf16
 // CHECK-NOT: octet_tq
 func.func @expert_unlowered(%dy: tensor<256x96xf32>, %w: tensor<4x96x256xf32>, %sizes: tensor<4xi32>,
-                            %x: tensor<256x256xf32>) -> (tensor<256x256xf32>, tensor<256x96xf32>) {
+                            %x: tensor<256x256xf32>, %xd: tensor<?x256xf32>, %w2: tensor<4x128x256xf32>)
+    -> (tensor<256x256xf32>, tensor<256x96xf32>) {
   // expected-warning @+1 {{FP8 expert linear with weights [4, 96, 256] is not lowered: the grouped GEMMs need N and K to be multiples of 128; it stays as is}}
   %dx = octet.grouped_linear_dgrad %dy, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
       : (tensor<256x96xf32>, tensor<4x96x256xf32>, tensor<4xi32>) -> tensor<256x256xf32>
+  // expected-warning @+1 {{FP8 expert linear with dynamic shapes is not lowered: the aligned row layout needs static rows and experts; it stays as is}}
+  %z = octet.grouped_linear %xd, %w2, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<?x256xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<?x128xf32>
   %y = octet.grouped_linear %x, %w, %sizes precision<bf16, out = f32>
       : (tensor<256x256xf32>, tensor<4x96x256xf32>, tensor<4xi32>) -> tensor<256x96xf32>
   return %dx, %y : tensor<256x256xf32>, tensor<256x96xf32>

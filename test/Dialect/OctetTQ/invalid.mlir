@@ -349,7 +349,7 @@ func.func @k_grouped_rows(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, 
 // -----
 
 func.func @k_grouped_unaligned(%dy: !octet_tq.qtensor<500x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, %e: tensor<500xi32>) {
-  // expected-error @+1 {{the contracted rows (500) are not a multiple of 128: lay them out with octet_tq.align_groups}}
+  // expected-error @+1 {{contraction dimension M = 500 is not a multiple of the 128-element scaling group: lay the rows out with octet_tq.align_groups}}
   %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<500x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, tensor<500xi32>) -> tensor<4x192x256xf32>
   return
 }
@@ -378,6 +378,30 @@ func.func @k_grouped_result(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>
   return
 }
 
+// -----
+
+func.func @k_grouped_dynamic_lhs(%dy: !octet_tq.qtensor<?x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, %e: tensor<500xi32>) {
+  // expected-error @+1 {{contraction dimension M = 500 is not a multiple of the 128-element scaling group}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<?x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<500x256xf8E4M3FN, tile_128x1>, tensor<500xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @k_grouped_unranked_index(%dy: !octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, %x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, %e: tensor<*xi32>) {
+  // expected-error @+1 {{invalid kind of type specified: expected builtin.tensor, but found 'tensor<*xi32>'}}
+  %dw = octet_tq.k_grouped_scaled_matmul %dy, %x, %e promotion(128) : (!octet_tq.qtensor<512x192xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, tensor<*xi32>) -> tensor<4x192x256xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_dynamic_lhs_k(%x: !octet_tq.qtensor<512x?xf8E4M3FN, tile_1x128>, %w: !octet_tq.qtensor<4x192x200xf8E4M3FN, block_128x128>, %e: tensor<512xi32>) {
+  // expected-error @+1 {{contraction dimension K = 200 is not a multiple of the 128-element scaling group}}
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128) : (!octet_tq.qtensor<512x?xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x192x200xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // align_groups, unalign_groups
 //===----------------------------------------------------------------------===//
@@ -393,7 +417,7 @@ func.func @align_rank(%x: tensor<4x256x64xf32>, %s: tensor<8xi32>) {
 // -----
 
 func.func @align_element(%x: tensor<1024x64xf32>, %s: tensor<8xi32>) {
-  // expected-error @+1 {{operand and result element types differ}}
+  // expected-error @+1 {{operand and result element types differ: 'f32' and 'bf16'}}
   %a, %i = octet_tq.align_groups %x, %s : (tensor<1024x64xf32>, tensor<8xi32>) -> (tensor<1920x64xbf16>, tensor<1920xi32>)
   return
 }

@@ -83,7 +83,7 @@ func.func @expert_gemm(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
 // expert's token rows. An explicit rhs_contract(2) is the default and is
 // not printed.
 // CHECK-LABEL: func.func @expert_gradients
-// CHECK: octet_tq.grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} promotion(64) : (
+// CHECK: octet_tq.grouped_scaled_matmul %{{[^ ]+}}, %{{[^ ]+}}, %{{[^ ]+}} promotion(64) : (
 // CHECK: octet_tq.grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} rhs_contract(1) promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>, !octet_tq.qtensor<4x256x384xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x384xbf16>
 // CHECK: octet_tq.k_grouped_scaled_matmul %{{.*}}, %{{.*}}, %{{.*}} promotion(128) : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_128x1>, !octet_tq.qtensor<512x384xf8E4M3FN, tile_128x1>, tensor<512xi32>) -> tensor<4x256x384xf32>
 func.func @expert_gradients(%x: !octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,

@@ -221,9 +221,40 @@ TEST(GroupedGemmTest, KGroupedRejectsTilesItCannotTake) {
     split[i] = 0; // expert 0 again after expert 2
   EXPECT_EQ(check(o.x, split), "the rows of expert 0 are not contiguous");
 
+  std::vector<int32_t> afterPadding = o.index;
+  std::fill(afterPadding.begin() + 128, afterPadding.begin() + 428, -1);
+  std::fill(afterPadding.begin() + 512, afterPadding.begin() + 513, 0);
+  std::vector<float> xp = o.x;
+  std::fill(xp.begin() + 128 * o.k, xp.begin() + 428 * o.k, 0.0f);
+  std::fill(xp.begin() + 512 * o.k, xp.begin() + 513 * o.k, 0.0f);
+  // Expert 0, a tile of padding only, then expert 0 again.
+  EXPECT_EQ(check(xp, afterPadding), "the rows of expert 0 are not contiguous");
+
   std::vector<int32_t> beyond = o.index;
   beyond[0] = int32_t(kExperts);
   EXPECT_EQ(check(o.x, beyond), "row 0 names expert 4 of 4");
+}
+
+} // namespace
+
+namespace {
+
+TEST(GroupedGemmTest, MGroupedTakesOneExpertPerTile) {
+  Operands o;
+  QuantizedTensor qx = quantize(o.x.data(), 1, o.padded, o.k, FP8Format::E4M3,
+                                Granularity::Tile1x128, ScaleRounding::FP32);
+  QuantizedTensor qw = quantize(o.w.data(), kExperts, o.n, o.k,
+                                FP8Format::E4M3, Granularity::Block128x128,
+                                ScaleRounding::FP32);
+  ScaledGemmOptions options;
+  std::vector<int32_t> mixed = o.index;
+  mixed[127] = 2;
+  EXPECT_EQ(checkGroupedScaledGemm(qx, qw, 1, mixed.data(), options),
+            "rows 0 to 127 hold experts 0 and 2");
+  std::vector<int32_t> beyond = o.index;
+  beyond[5] = 9;
+  EXPECT_EQ(checkGroupedScaledGemm(qx, qw, 1, beyond.data(), options),
+            "row 5 names expert 9 of 4");
 }
 
 } // namespace

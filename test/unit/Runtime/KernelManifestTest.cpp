@@ -72,14 +72,15 @@ TEST(KernelManifestTest, SaysWhatIsWrong) {
   EXPECT_NE(error(R"({"gemms": [{"grouping": "n", )" + gemm + "}]}")
                 .find("GEMM 'f' has grouping 'n', expected \"m\" or \"k\""),
             std::string::npos);
-  EXPECT_NE(error(R"({"gemms": [{"groups": 4, )" + gemm + "}]}")
-                .find("GEMM 'f' has 4 groups; expected 1, or more with a "
-                      "grouping"),
-            std::string::npos);
   EXPECT_NE(error(R"({"gemms": [{"groups": 0, "grouping": "m", )" + gemm +
                   "}]}")
-                .find("GEMM 'f' has 0 groups"),
+                .find("GEMM 'f' has 0 groups; expected at least 1"),
             std::string::npos);
+  // Before "grouping", every expert GEMM was M-grouped.
+  writeBytes(path, R"({"gemms": [{"groups": 4, )" + gemm + "}]}");
+  llvm::Expected<KernelManifest> old = readKernelManifest(path);
+  ASSERT_TRUE(bool(old)) << llvm::toString(old.takeError());
+  EXPECT_EQ(old->gemms[0].grouping, "m");
   EXPECT_NE(error(R"({"gemms": [], "quantizations": [{"kernel": "k"}]})")
                 .find("malformed quantization entry"),
             std::string::npos);
