@@ -66,7 +66,9 @@ class CudaGemmTest : public HopperTest {
 protected:
   /// The expert GEMM: runs of 100, 200 and 128 rows for experts 0, 1 and 2
   /// (none for expert 3), each padded to 128 rows with index -1; only the
-  /// real rows are compared, each with its expert's reference GEMM.
+  /// real rows are compared, each with its expert's reference GEMM. The
+  /// weights are made as the kernel reads them, [experts][n][k] K-major,
+  /// which for the expert Dgrad (transpose_rhs) are the transposed weights.
   void runGrouped(const ManifestGemm &g, const GemmKernelConfig &config,
                   const KernelModule &module, unsigned seed);
 };

@@ -60,3 +60,14 @@ func.func @experts(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
             !octet_tq.qtensor<4x192x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x192xbf16>
   return %y : tensor<512x192xbf16>
 }
+
+// The expert Dgrad: the grouped kernel on the transposed expert weights
+// (the test makes the kernel's B, [experts][K][N], directly).
+func.func @expert_dgrad(%dy: !octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+                        %w: !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>,
+                        %e: tensor<512xi32>) -> tensor<512x256xbf16> {
+  %dx = octet_tq.grouped_scaled_matmul %dy, %w, %e rhs_contract(1) promotion(128)
+         : (!octet_tq.qtensor<512x384xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x384x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xbf16>
+  return %dx : tensor<512x256xbf16>
+}
