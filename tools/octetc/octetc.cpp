@@ -208,6 +208,14 @@ std::string exactNumber(double v) {
   return buffer;
 }
 
+/// An op's location as the manifest names it.
+std::string locationText(mlir::Operation *op) {
+  std::string loc;
+  raw_string_ostream os(loc);
+  op->getLoc().print(os);
+  return loc;
+}
+
 /// One entry per generated GEMM: where it is, its shape and its kernel.
 void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
   json::Array gemms;
@@ -222,12 +230,9 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
     int64_t k = lhs.getShape()[op.getLhsContractingDim()];
     ArrayRef<int64_t> out = op.getResult().getType().getShape();
     auto func = op->getParentOfType<mlir::func::FuncOp>();
-    std::string loc;
-    raw_string_ostream locText(loc);
-    op.getLoc().print(locText);
     gemms.push_back(json::Object{
         {"function", func ? func.getSymName().str() : ""},
-        {"location", loc},
+        {"location", locationText(op)},
         {"m", out[0]},
         {"n", out[1]},
         {"k", k},
@@ -247,6 +252,7 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
     auto func = op->getParentOfType<mlir::func::FuncOp>();
     gemms.push_back(json::Object{
         {"function", func ? func.getSymName().str() : ""},
+        {"location", locationText(op)},
         {"m", out[0]},
         {"n", out[1]},
         {"k", w[op.getRhsContractingDim()]},
@@ -267,6 +273,7 @@ void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
     auto func = op->getParentOfType<mlir::func::FuncOp>();
     gemms.push_back(json::Object{
         {"function", func ? func.getSymName().str() : ""},
+        {"location", locationText(op)},
         {"m", out[1]},
         {"n", out[2]},
         {"k", op.getLhs().getType().getShape()[0]},
