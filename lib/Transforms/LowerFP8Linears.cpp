@@ -233,35 +233,39 @@ public:
         b.getI64IntegerAttr(p.getPromotionInterval()), tq::TileConfigAttr());
   }
 
+  /// The M-grouped GEMM of `input` (rows sorted by expert, quantized 1x128
+  /// with `pow2` scales) with the expert weights contracted along
+  /// `rhsContract`, replacing `op`'s result. Returns the aligned FP8 input.
+  Value lowerMGrouped(Operation *op, Value input, Value w, Value sizes,
+                      PrecisionAttr p, bool pow2, int64_t rhsContract) {
+    Location loc = op->getLoc();
+    auto type = cast<RankedTensorType>(op->getResult(0).getType());
+    auto [aligned, index] = align(loc, input, sizes);
+    Value qinput = quantize(loc, aligned, p, Granularity::Tile1x128, pow2);
+    Value qw = quantize(loc, w, p, Granularity::Block128x128, false);
+    Value y = groupedMatmul(loc, qinput, qw, index, rhsContract, p,
+                            type.getElementType());
+    op->getResult(0).replaceAllUsesWith(unalign(loc, y, sizes, type));
+    op->erase();
+    return qinput;
+  }
+
   /// Expert Fprop: each expert's rows times its weight, as one M-grouped
   /// GEMM over the aligned rows. Records the aligned FP8 copy of X for the
   /// expert Wgrad.
   LogicalResult lower(GroupedLinearOp op) {
     PrecisionAttr p = op.getPrecisionAttr();
-    Location loc = op.getLoc();
     bool pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
-    auto [x, index] = align(loc, op.getX(), op.getGroupSizes());
-    Value qx = quantize(loc, x, p, Granularity::Tile1x128, pow2);
-    Value qw = quantize(loc, op.getW(), p, Granularity::Block128x128, false);
-    cachedGroupedInput[{op.getX(), op.getGroupSizes()}] = {qx, pow2};
-    Value y = groupedMatmul(loc, qx, qw, index, 2, p,
-                            op.getType().getElementType());
-    op.replaceAllUsesWith(unalign(loc, y, op.getGroupSizes(), op.getType()));
-    op.erase();
+    Value x = op.getX(), sizes = op.getGroupSizes();
+    Value qx = lowerMGrouped(op, x, op.getW(), sizes, p, pow2, 2);
+    cachedGroupedInput[{x, sizes}] = {qx, pow2};
     return success();
   }
 
   /// Expert Dgrad: dX = dY W per expert, the M-grouped GEMM contracting N.
   LogicalResult lower(GroupedLinearDgradOp op) {
-    PrecisionAttr p = op.getPrecisionAttr();
-    Location loc = op.getLoc();
-    auto [dy, index] = align(loc, op.getDy(), op.getGroupSizes());
-    Value qdy = quantize(loc, dy, p, Granularity::Tile1x128, false);
-    Value qw = quantize(loc, op.getW(), p, Granularity::Block128x128, false);
-    Value dx = groupedMatmul(loc, qdy, qw, index, 1, p,
-                             op.getType().getElementType());
-    op.replaceAllUsesWith(unalign(loc, dx, op.getGroupSizes(), op.getType()));
-    op.erase();
+    lowerMGrouped(op, op.getDy(), op.getW(), op.getGroupSizes(),
+                  op.getPrecisionAttr(), false, 1);
     return success();
   }
 

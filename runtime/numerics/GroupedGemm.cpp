@@ -69,6 +69,36 @@ bool isZeroRow(const QuantizedTensor &q, int64_t row) {
   return true;
 }
 
+/// The expert of each 128-row tile of `rows` rows (-1 for a tile of
+/// padding only) into `tiles`, or why a tile cannot be one expert's: a row
+/// naming expert `experts` or beyond, or two experts in one tile.
+std::string expertOfEachTile(const int32_t *index, int64_t rows,
+                             int64_t experts, std::vector<int32_t> &tiles) {
+  tiles.clear();
+  for (int64_t t = 0; t < rows; t += kGroupSize) {
+    int32_t tile = -1;
+    for (int64_t i = t; i < std::min(t + kGroupSize, rows); ++i) {
+      if (index[i] >= experts) {
+        std::ostringstream why;
+        why << "row " << i << " names expert " << index[i] << " of "
+            << experts;
+        return why.str();
+      }
+      if (index[i] < 0)
+        continue;
+      if (tile >= 0 && index[i] != tile) {
+        std::ostringstream why;
+        why << "rows " << t << " to " << t + kGroupSize - 1
+            << " hold experts " << tile << " and " << index[i];
+        return why.str();
+      }
+      tile = index[i];
+    }
+    tiles.push_back(tile);
+  }
+  return "";
+}
+
 } // namespace
 
 int64_t octet::numerics::alignedRows(int64_t rows, int64_t experts) {
@@ -134,30 +164,15 @@ void octet::numerics::unalignGroups(const float *x, int64_t alignedRows,
 std::string octet::numerics::checkGroupedScaledGemm(
     const QuantizedTensor &lhs, const QuantizedTensor &rhs, int rhsContract,
     const int32_t *index, const ScaledGemmOptions &options) {
-  std::ostringstream why;
   if (lhs.batch != 1 || lhs.granularity != Granularity::Tile1x128)
     return "lhs must be one Tile1x128 matrix";
   if (rhs.granularity != Granularity::Block128x128)
     return "rhs must be Block128x128 expert weights";
   // A kernel takes one expert per 128-row tile.
-  for (int64_t t = 0; t < lhs.rows; t += kGroupSize) {
-    int32_t tile = -1;
-    for (int64_t i = t; i < std::min(t + kGroupSize, lhs.rows); ++i) {
-      if (index[i] >= rhs.batch) {
-        why << "row " << i << " names expert " << index[i] << " of "
-            << rhs.batch;
-        return why.str();
-      }
-      if (index[i] < 0)
-        continue;
-      if (tile >= 0 && index[i] != tile) {
-        why << "rows " << t << " to " << t + kGroupSize - 1
-            << " hold experts " << tile << " and " << index[i];
-        return why.str();
-      }
-      tile = index[i];
-    }
-  }
+  std::vector<int32_t> tiles;
+  std::string tileError = expertOfEachTile(index, lhs.rows, rhs.batch, tiles);
+  if (!tileError.empty())
+    return tileError;
   return checkScaledGemm(shapeOf(lhs, lhs.rows), 1, shapeOf(rhs, rhs.rows),
                          rhsContract, options);
 }
@@ -197,42 +212,26 @@ std::string octet::numerics::checkKGroupedScaledGemm(
         << " rows, got " << lhs.rows << " and " << rhs.rows;
     return why.str();
   }
-  std::vector<bool> seen(experts, false);
-  int32_t last = -1;
-  for (int64_t t = 0; t < lhs.rows; t += kGroupSize) {
-    int32_t tile = -1;
-    for (int64_t i = t; i < t + kGroupSize; ++i) {
-      if (index[i] >= experts) {
-        why << "row " << i << " names expert " << index[i] << " of "
-            << experts;
-        return why.str();
-      }
-      if (index[i] < 0) {
-        if (!isZeroRow(lhs, i) || !isZeroRow(rhs, i)) {
-          why << "padding row " << i << " is not zero";
-          return why.str();
-        }
-        continue;
-      }
-      if (tile >= 0 && index[i] != tile) {
-        why << "rows " << t << " to " << t + kGroupSize - 1
-            << " hold experts " << tile << " and " << index[i];
-        return why.str();
-      }
-      tile = index[i];
-    }
-    if (tile < 0) {
-      // Padding ends a run: the expert may not come back after it.
-      last = -1;
-      continue;
-    }
-    if (tile == last)
-      continue;
-    if (seen[tile]) {
-      why << "the rows of expert " << tile << " are not contiguous";
+  std::vector<int32_t> tiles;
+  std::string tileError = expertOfEachTile(index, lhs.rows, experts, tiles);
+  if (!tileError.empty())
+    return tileError;
+  for (int64_t i = 0; i < lhs.rows; ++i)
+    if (index[i] < 0 && (!isZeroRow(lhs, i) || !isZeroRow(rhs, i))) {
+      why << "padding row " << i << " is not zero";
       return why.str();
     }
-    seen[tile] = true;
+  // Each expert's tiles form one run; a padding-only tile ends a run.
+  std::vector<bool> seen(experts, false);
+  int32_t last = -1;
+  for (int32_t tile : tiles) {
+    if (tile >= 0 && tile != last) {
+      if (seen[tile]) {
+        why << "the rows of expert " << tile << " are not contiguous";
+        return why.str();
+      }
+      seen[tile] = true;
+    }
     last = tile;
   }
   return checkScaledGemm(shapeOf(lhs, lhs.rows), 0, shapeOf(rhs, rhs.rows), 0,
@@ -247,21 +246,18 @@ void octet::numerics::kGroupedScaledGemm(const QuantizedTensor &lhs,
   assert(checkKGroupedScaledGemm(lhs, rhs, index, experts, options).empty());
   int64_t n = lhs.cols, k = rhs.cols;
   std::fill(y, y + experts * n * k, 0.0f);
-  // The expert of each 128-row tile, -1 for a tile of padding only.
-  auto tileExpert = [&](int64_t t) {
-    int32_t e = -1;
-    for (int64_t i = t; i < t + kGroupSize && e < 0; ++i)
-      e = index[i];
-    return e;
-  };
-  for (int64_t t = 0; t < lhs.rows;) {
-    int32_t e = tileExpert(t);
-    int64_t end = t + kGroupSize;
-    while (end < lhs.rows && tileExpert(end) == e)
-      end += kGroupSize;
-    if (e >= 0)
-      scaledGemm(sliceRows(lhs, t, end - t), 0, sliceRows(rhs, t, end - t), 0,
-                 y + e * n * k, options);
+  std::vector<int32_t> tiles;
+  expertOfEachTile(index, lhs.rows, experts, tiles);
+  for (size_t t = 0; t < tiles.size();) {
+    size_t end = t + 1;
+    while (end < tiles.size() && tiles[end] == tiles[t])
+      ++end;
+    if (tiles[t] >= 0) {
+      int64_t begin = int64_t(t) * kGroupSize,
+              count = int64_t(end - t) * kGroupSize;
+      scaledGemm(sliceRows(lhs, begin, count), 0, sliceRows(rhs, begin, count),
+                 0, y + tiles[t] * n * k, options);
+    }
     t = end;
   }
 }
