@@ -49,6 +49,8 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
+
 using namespace llvm;
 using namespace octet;
 
@@ -216,75 +218,68 @@ std::string locationText(mlir::Operation *op) {
   return loc;
 }
 
+/// What every GEMM entry has: where the GEMM is, its operands'
+/// granularities, which operands the runtime transposes (as the generator
+/// recorded) and its kernel; none for a GEMM without a generated kernel.
+std::optional<json::Object> gemmEntry(mlir::Operation *op) {
+  auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
+  if (!kernel)
+    return std::nullopt;
+  auto transposed =
+      op->getAttrOfType<mlir::DenseBoolArrayAttr>("octet_tq.transposed");
+  auto granularity = [&](unsigned i) {
+    auto type = cast<tq::QTensorType>(op->getOperand(i).getType());
+    return tq::stringifyGranularity(type.getGranularity()).str();
+  };
+  auto func = op->getParentOfType<mlir::func::FuncOp>();
+  return json::Object{
+      {"function", func ? func.getSymName().str() : ""},
+      {"location", locationText(op)},
+      {"lhs", granularity(0)},
+      {"rhs", granularity(1)},
+      {"transpose_lhs", transposed && transposed[0]},
+      {"transpose_rhs", transposed && transposed[1]},
+      {"kernel", kernel.getLeafReference().str()},
+  };
+}
+
 /// One entry per generated GEMM: where it is, its shape and its kernel.
 void writeKernelManifest(mlir::ModuleOp module, raw_ostream &os) {
   json::Array gemms;
   module.walk([&](tq::ScaledMatmulOp op) {
-    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
-    if (!kernel)
+    std::optional<json::Object> entry = gemmEntry(op);
+    if (!entry)
       return;
-    auto transposed =
-        op->getAttrOfType<mlir::DenseBoolArrayAttr>("octet_tq.transposed");
-    auto lhs = cast<tq::QTensorType>(op.getLhs().getType());
-    auto rhs = cast<tq::QTensorType>(op.getRhs().getType());
-    int64_t k = lhs.getShape()[op.getLhsContractingDim()];
     ArrayRef<int64_t> out = op.getResult().getType().getShape();
-    auto func = op->getParentOfType<mlir::func::FuncOp>();
-    gemms.push_back(json::Object{
-        {"function", func ? func.getSymName().str() : ""},
-        {"location", locationText(op)},
-        {"m", out[0]},
-        {"n", out[1]},
-        {"k", k},
-        {"lhs", tq::stringifyGranularity(lhs.getGranularity()).str()},
-        {"rhs", tq::stringifyGranularity(rhs.getGranularity()).str()},
-        {"transpose_lhs", transposed && transposed[0]},
-        {"transpose_rhs", transposed && transposed[1]},
-        {"kernel", kernel.getLeafReference().str()},
-    });
+    (*entry)["m"] = out[0];
+    (*entry)["n"] = out[1];
+    (*entry)["k"] = op.getLhs().getType().getShape()[op.getLhsContractingDim()];
+    gemms.push_back(std::move(*entry));
   });
   module.walk([&](tq::GroupedScaledMatmulOp op) {
-    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
-    if (!kernel)
+    std::optional<json::Object> entry = gemmEntry(op);
+    if (!entry)
       return;
-    ArrayRef<int64_t> w = cast<tq::QTensorType>(op.getRhs().getType()).getShape();
+    ArrayRef<int64_t> w = op.getRhs().getType().getShape();
     ArrayRef<int64_t> out = op.getResult().getType().getShape();
-    auto func = op->getParentOfType<mlir::func::FuncOp>();
-    gemms.push_back(json::Object{
-        {"function", func ? func.getSymName().str() : ""},
-        {"location", locationText(op)},
-        {"m", out[0]},
-        {"n", out[1]},
-        {"k", w[op.getRhsContractingDim()]},
-        {"groups", w[0]},
-        {"grouping", "m"},
-        {"lhs", "tile_1x128"},
-        {"rhs", "block_128x128"},
-        {"transpose_lhs", false},
-        {"transpose_rhs", op.getRhsContractingDim() == 1},
-        {"kernel", kernel.getLeafReference().str()},
-    });
+    (*entry)["m"] = out[0];
+    (*entry)["n"] = out[1];
+    (*entry)["k"] = w[op.getRhsContractingDim()];
+    (*entry)["groups"] = w[0];
+    (*entry)["grouping"] = "m";
+    gemms.push_back(std::move(*entry));
   });
   module.walk([&](tq::KGroupedScaledMatmulOp op) {
-    auto kernel = op->getAttrOfType<mlir::SymbolRefAttr>("octet_tq.kernel");
-    if (!kernel)
+    std::optional<json::Object> entry = gemmEntry(op);
+    if (!entry)
       return;
     ArrayRef<int64_t> out = op.getResult().getType().getShape();
-    auto func = op->getParentOfType<mlir::func::FuncOp>();
-    gemms.push_back(json::Object{
-        {"function", func ? func.getSymName().str() : ""},
-        {"location", locationText(op)},
-        {"m", out[1]},
-        {"n", out[2]},
-        {"k", op.getLhs().getType().getShape()[0]},
-        {"groups", out[0]},
-        {"grouping", "k"},
-        {"lhs", "tile_128x1"},
-        {"rhs", "tile_128x1"},
-        {"transpose_lhs", true},
-        {"transpose_rhs", true},
-        {"kernel", kernel.getLeafReference().str()},
-    });
+    (*entry)["m"] = out[1];
+    (*entry)["n"] = out[2];
+    (*entry)["k"] = op.getLhs().getType().getShape()[0];
+    (*entry)["groups"] = out[0];
+    (*entry)["grouping"] = "k";
+    gemms.push_back(std::move(*entry));
   });
   json::Array quantizations;
   module.walk([&](mlir::Operation *op) {
