@@ -988,20 +988,8 @@ TEST(ExecutorOpsTest, FP8GroupedLinearIsTheFP8LinearPerExpert) {
                      dy = randomT<float>(rows * n, 3);
   FP8LinearConfig config;
   config.inputRounding = numerics::ScaleRounding::Pow2;
-  std::vector<float> y(rows * n), dx(rows * k), dw(experts * n * k, 0.0f);
-  int64_t row = 0;
-  for (int64_t e = 0; e < experts; ++e) {
-    if (sizes[e] > 0) {
-      LinearShape s{sizes[e], n, k};
-      FP8LinearCache cache;
-      fp8LinearForward(x.data() + row * k, w.data() + e * n * k, nullptr, s,
-                       config, y.data() + row * n, &cache);
-      fp8LinearBackward(cache, w.data() + e * n * k, dy.data() + row * n, s,
-                        config, dx.data() + row * k, dw.data() + e * n * k,
-                        nullptr);
-    }
-    row += sizes[e];
-  }
+  std::vector<float> y, dx, dw;
+  expertFP8Linears(x, w, dy, sizes, n, k, config, y, dx, dw);
   std::string attrs =
       R"({"precision": {"format": "e4m3", "lhs": "tile_1x128",
           "rhs": "block_128x128", "scale": "pow2", "promotion": 128,

@@ -11,10 +11,11 @@
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/GroupedGemm.h"
 
+#include "TestUtil.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <random>
 #include <vector>
@@ -211,18 +212,8 @@ TEST(FP8LinearTest, LoweredExpertGemmsEqualEachExpertsFP8Linear) {
   config.inputRounding = ScaleRounding::Pow2;
 
   // The executor: one FP8 linear per expert.
-  std::vector<float> y(rows * n), dx(rows * k), dw(experts * n * k, 0.0f);
-  for (int64_t e = 0, row = 0; e < experts; row += sizes[e], ++e) {
-    if (sizes[e] == 0)
-      continue;
-    LinearShape s{sizes[e], n, k};
-    FP8LinearCache cache;
-    fp8LinearForward(x.data() + row * k, w.data() + e * n * k, nullptr, s,
-                     config, y.data() + row * n, &cache);
-    fp8LinearBackward(cache, w.data() + e * n * k, dy.data() + row * n, s,
-                      config, dx.data() + row * k, dw.data() + e * n * k,
-                      nullptr);
-  }
+  std::vector<float> y, dx, dw;
+  test::expertFP8Linears(x, w, dy, sizes, n, k, config, y, dx, dw);
 
   // The lowered IR, op by op.
   int64_t padded = alignedRows(rows, experts);
@@ -256,13 +247,9 @@ TEST(FP8LinearTest, LoweredExpertGemmsEqualEachExpertsFP8Linear) {
   unalignGroups(ya.data(), padded, n, sizes.data(), experts, y2.data());
   unalignGroups(dxa.data(), padded, k, sizes.data(), experts, dx2.data());
 
-  auto same = [](const std::vector<float> &a, const std::vector<float> &b) {
-    return a.size() == b.size() &&
-           std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-  };
-  EXPECT_TRUE(same(y, y2)) << "Fprop";
-  EXPECT_TRUE(same(dx, dx2)) << "Dgrad";
-  EXPECT_TRUE(same(dw, dw2)) << "Wgrad";
+  EXPECT_TRUE(test::bitIdentical(y, y2)) << "Fprop";
+  EXPECT_TRUE(test::bitIdentical(dx, dx2)) << "Dgrad";
+  EXPECT_TRUE(test::bitIdentical(dw, dw2)) << "Wgrad";
   // Not vacuous: every expert with rows has a non-zero weight gradient.
   for (int64_t e = 0; e < experts; ++e)
     EXPECT_EQ(dw2[e * n * k] != 0.0f, sizes[e] > 0) << "expert " << e;

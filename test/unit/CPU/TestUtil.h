@@ -21,6 +21,7 @@
 #define OCTET_TEST_UNIT_CPU_TESTUTIL_H
 
 #include "octet/Numerics/Parallel.h"
+#include "octet/Runtime/FP8Linear.h"
 
 #include "gtest/gtest.h"
 
@@ -152,6 +153,34 @@ template <typename T>
 bool bitIdentical(const std::vector<T> &a, const std::vector<T> &b) {
   return a.size() == b.size() &&
          std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+/// The FP8 linear of each expert's rows, as the executor computes an FP8
+/// octet.grouped_linear and its gradients: x [rows, k] and dy [rows, n]
+/// with rows sorted by expert (`sizes`), w [experts, n, k]. Fills y, dx and
+/// dw (experts without rows get a zero weight gradient).
+template <typename Size>
+void expertFP8Linears(const std::vector<float> &x, const std::vector<float> &w,
+                      const std::vector<float> &dy,
+                      const std::vector<Size> &sizes, int64_t n, int64_t k,
+                      const FP8LinearConfig &config, std::vector<float> &y,
+                      std::vector<float> &dx, std::vector<float> &dw) {
+  int64_t experts = int64_t(sizes.size()), rows = int64_t(x.size()) / k;
+  y.assign(rows * n, 0.0f);
+  dx.assign(rows * k, 0.0f);
+  dw.assign(experts * n * k, 0.0f);
+  int64_t row = 0;
+  for (int64_t e = 0; e < experts; row += sizes[e], ++e) {
+    if (sizes[e] == 0)
+      continue;
+    LinearShape s{int64_t(sizes[e]), n, k};
+    FP8LinearCache cache;
+    fp8LinearForward(x.data() + row * k, w.data() + e * n * k, nullptr, s,
+                     config, y.data() + row * n, &cache);
+    fp8LinearBackward(cache, w.data() + e * n * k, dy.data() + row * n, s,
+                      config, dx.data() + row * k, dw.data() + e * n * k,
+                      nullptr);
+  }
 }
 
 /// Runs `body` with the pool at `threads` threads, restoring the size after.

@@ -8,33 +8,18 @@
 
 #include "octet/Numerics/GroupedGemm.h"
 
+#include "NumericsTestUtil.h"
+
 #include "gtest/gtest.h"
 
-#include <random>
 #include <vector>
 
 using namespace octet::numerics;
 
 namespace {
 
-std::vector<float> normalData(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = dist(gen);
-  return v;
-}
-
-double diffMetric(const std::vector<double> &x, const std::vector<double> &y) {
-  double xy = 0, xx = 0, yy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-  }
-  return 1.0 - 2.0 * xy / (xx + yy);
-}
+using test::diffMetric;
+using test::normalData;
 
 /// Rows of experts 0..3 (expert 1 has none; 300 and 1 are not multiples
 /// of 128).

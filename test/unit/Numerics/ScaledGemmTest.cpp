@@ -3,6 +3,8 @@
 #include "octet/Numerics/ScaledGemm.h"
 #include "octet/Numerics/BFloat16.h"
 
+#include "NumericsTestUtil.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
@@ -14,25 +16,8 @@ using namespace octet::numerics;
 
 namespace {
 
-std::vector<float> normalData(int64_t n, uint32_t seed, float mean = 0.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(mean, 1.0f);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = dist(gen);
-  return v;
-}
-
-/// DeepGEMM's similarity metric: 1 - 2 sum(xy) / sum(x^2 + y^2).
-double diffMetric(const std::vector<float> &x, const std::vector<double> &y) {
-  double xy = 0, xx = 0, yy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    xy += x[i] * y[i];
-    xx += double(x[i]) * x[i];
-    yy += y[i] * y[i];
-  }
-  return 1.0 - 2.0 * xy / (xx + yy);
-}
+using test::diffMetric;
+using test::normalData;
 
 /// FP64 product of the dequantized operands, [free(lhs), free(rhs)].
 std::vector<double> reference(const QuantizedTensor &a, int ac,
