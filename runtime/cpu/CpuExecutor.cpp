@@ -177,6 +177,8 @@ template <typename T> struct CpuExecutor<T>::State {
   llvm::StringMap<size_t> paramIndex;
   std::vector<CompiledFunction> functions;
   llvm::StringMap<size_t> functionIndex;
+  /// Set for expert parallelism: the grouped linears' peers.
+  ExpertExchange<T> *experts = nullptr;
 
   T *real(int64_t id) { return reals[id].data(); }
   int64_t *integer(int64_t id) { return ints[id].data(); }
@@ -494,6 +496,11 @@ private:
   Expected<Body> compileArith(char op);
   Expected<Body> compileNegf();
 
+  /// Names this instruction in expert exchanges, so that ranks can check
+  /// they exchange rows for the same op.
+  std::string exchangeTag() const {
+    return "@" + f.name + " instruction " + std::to_string(index);
+  }
   /// Shared checks of the batched products: the sizes and transposition.
   Expected<cpu::BatchMatmulShape> batchMatmulShape() const;
   /// Shared checks of the MoE routing ops: tokens, topK from [T, k] indices.
@@ -552,6 +559,120 @@ void forEachSliceElement(const std::vector<int64_t> &offsets,
       idx[d] = 0;
     }
   }
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// One input of an expert exchange: rows of `width` values, sorted by
+/// expert.
+template <typename T> struct ExpertRows {
+  const T *data;
+  int64_t width;
+};
+
+/// Runs a grouped op's experts at their owners. Every input's rows of the
+/// experts of group rank o go to rank o; each rank then calls, for every
+/// group rank p in order, compute(p, inputs, firstExpert, sizes, rows,
+/// result) on the rows p sent (`inputs` points at each input's rows,
+/// `sizes` holds the rows of each of the owner's experts), and, when
+/// outWidth > 0, sends `result` (rows of outWidth values) back to p, which
+/// writes it into `out` where the rows came from. Rows are independent in a
+/// grouped linear, so each row's result is what computing it locally gives.
+template <typename T, typename Compute>
+Error exchangeExpertRows(ExpertExchange<T> &ex, const std::string &tag,
+                         const int64_t *sizes, int64_t experts,
+                         llvm::ArrayRef<ExpertRows<T>> inputs, T *out,
+                         int64_t outWidth, Compute compute) {
+  using Message = typename ExpertExchange<T>::Message;
+  int64_t groupSize = ex.getGroupSize(), me = ex.getGroupRank();
+  if (groupSize <= 0 || experts % groupSize != 0)
+    return makeError("expert parallelism over " + Twine(groupSize) +
+                     " ranks does not divide the " + Twine(experts) +
+                     " experts");
+  int64_t local = experts / groupSize, inWidth = 0;
+  for (const ExpertRows<T> &in : inputs)
+    inWidth += in.width;
+  // Each owner's rows: a contiguous range, since rows are sorted by expert.
+  std::vector<int64_t> rowBegin(groupSize + 1, 0);
+  for (int64_t o = 0; o < groupSize; ++o)
+    rowBegin[o + 1] = rowBegin[o] + std::accumulate(sizes + o * local,
+                                                    sizes + (o + 1) * local,
+                                                    int64_t(0));
+  std::vector<Message> send(groupSize);
+  for (int64_t o = 0; o < groupSize; ++o) {
+    Message &m = send[o];
+    m.tag = tag;
+    m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
+    int64_t rows = rowBegin[o + 1] - rowBegin[o];
+    m.values.reserve(rows * inWidth);
+    for (const ExpertRows<T> &in : inputs)
+      m.values.insert(m.values.end(), in.data + rowBegin[o] * in.width,
+                      in.data + rowBegin[o + 1] * in.width);
+  }
+  Expected<std::vector<Message>> received = ex.allToAll(std::move(send));
+  if (!received)
+    return received.takeError();
+  auto check = [&](const std::vector<Message> &msgs, int64_t sizesEach,
+                   auto valuesOf) -> Error {
+    if (int64_t(msgs.size()) != groupSize)
+      return makeError("the expert exchange returned " + Twine(msgs.size()) +
+                       " messages for " + Twine(groupSize) + " ranks");
+    for (int64_t p = 0; p < groupSize; ++p) {
+      if (msgs[p].tag != tag)
+        return makeError("expert-parallel rank " + Twine(p) + " is at " +
+                         msgs[p].tag + " while this rank is at " + tag +
+                         ": the ranks of the group run different programs");
+      if (int64_t(msgs[p].sizes.size()) != sizesEach ||
+          int64_t(msgs[p].values.size()) != valuesOf(p, msgs[p]))
+        return makeError("expert-parallel rank " + Twine(p) +
+                         " sent a malformed message for " + tag);
+    }
+    return Error::success();
+  };
+  auto rowsOf = [](const Message &m) {
+    return std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+  };
+  if (Error e = check(*received, local, [&](int64_t, const Message &m) {
+        return rowsOf(m) * inWidth;
+      }))
+    return e;
+  std::vector<Message> reply(groupSize);
+  for (int64_t p = 0; p < groupSize; ++p) {
+    const Message &m = (*received)[p];
+    int64_t rows = rowsOf(m);
+    if (Error e = checkGroupSizes(m.sizes.data(), local, rows))
+      return e;
+    std::vector<const T *> in;
+    int64_t offset = 0;
+    for (const ExpertRows<T> &input : inputs) {
+      in.push_back(m.values.data() + offset);
+      offset += rows * input.width;
+    }
+    reply[p].tag = tag;
+    reply[p].values.resize(rows * outWidth);
+    if (Error e = compute(p, in.data(), me * local, m.sizes.data(), rows,
+                          reply[p].values.data()))
+      return e;
+  }
+  if (outWidth == 0)
+    return Error::success();
+  Expected<std::vector<Message>> back = ex.allToAll(std::move(reply));
+  if (!back)
+    return back.takeError();
+  if (Error e = check(*back, 0, [&](int64_t o, const Message &) {
+        return (rowBegin[o + 1] - rowBegin[o]) * outWidth;
+      }))
+    return e;
+  for (int64_t o = 0; o < groupSize; ++o)
+    std::copy((*back)[o].values.begin(), (*back)[o].values.end(),
+              out + rowBegin[o] * outWidth);
+  return Error::success();
 }
 
 } // namespace
@@ -752,17 +873,16 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *y = outReal(0);
   Precision prec = *p;
-  cpu::GroupedLinearShape shape{rows, n, k, experts};
-  return Body([=]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
+  // The rows of `groups` experts starting at `wExperts`' first.
+  auto compute = [=](const T *x, const T *wExperts, const int64_t *sizes,
+                     int64_t rows, int64_t groups, T *y) -> Error {
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
         // Per expert, the FP8 linear of its rows.
         int64_t row = 0;
-        for (int64_t e = 0; e < experts; ++e) {
+        for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0)
-            cpu::fp8LinearForward(x + row * k, w + e * n * k, nullptr,
+            cpu::fp8LinearForward(x + row * k, wExperts + e * n * k, nullptr,
                                   {sizes[e], n, k}, prec.fp8Config(),
                                   y + row * n, nullptr);
           row += sizes[e];
@@ -770,17 +890,33 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
         return Error::success();
       }
     }
+    cpu::GroupedLinearShape shape{rows, n, k, groups};
     if (prec.format == Precision::BF16) {
       std::vector<T> rx = roundedCopy(x, rows * k),
-                     rw = roundedCopy(w, experts * n * k);
+                     rw = roundedCopy(wExperts, groups * n * k);
       cpu::groupedLinearForward<T, int64_t>(rx.data(), rw.data(), sizes, shape,
                                             y);
       if (prec.bf16Out)
         roundToBF16(y, rows * n);
       return Error::success();
     }
-    cpu::groupedLinearForward<T, int64_t>(x, w, sizes, shape, y);
+    cpu::groupedLinearForward<T, int64_t>(x, wExperts, sizes, shape, y);
     return Error::success();
+  };
+  std::string tag = exchangeTag();
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    if (!st.experts)
+      return compute(x, w, sizes, rows, experts, y);
+    return exchangeExpertRows<T>(
+        *st.experts, tag, sizes, experts, {{x, k}}, y, n,
+        [&](int64_t, const T *const *in, int64_t first, const int64_t *sz,
+            int64_t r, T *result) {
+          return compute(in[0], w + first * n * k, sz, r,
+                         experts / st.experts->getGroupSize(), result);
+        });
   });
 }
 
@@ -1309,34 +1445,49 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *dx = outReal(0);
   Precision prec = *p;
-  cpu::GroupedLinearShape shape{rows, n, k, experts};
-  return Body([=]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
+  auto compute = [=](const T *dy, const T *wExperts, const int64_t *sizes,
+                     int64_t rows, int64_t groups, T *dx) -> Error {
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
         int64_t row = 0;
-        for (int64_t e = 0; e < experts; ++e) {
+        for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0)
-            cpu::fp8LinearDgrad(w + e * n * k, dy + row * n, {sizes[e], n, k},
-                                prec.fp8Config(), dx + row * k);
+            cpu::fp8LinearDgrad(wExperts + e * n * k, dy + row * n,
+                                {sizes[e], n, k}, prec.fp8Config(),
+                                dx + row * k);
           row += sizes[e];
         }
         return Error::success();
       }
     }
+    cpu::GroupedLinearShape shape{rows, n, k, groups};
     if (prec.format == Precision::BF16) {
       std::vector<T> rdy = roundedCopy(dy, rows * n),
-                     rw = roundedCopy(w, experts * n * k);
+                     rw = roundedCopy(wExperts, groups * n * k);
       cpu::groupedLinearBackward<T, int64_t>(nullptr, rw.data(), sizes,
                                              rdy.data(), shape, dx, nullptr);
       if (prec.bf16Out)
         roundToBF16(dx, rows * k);
       return Error::success();
     }
-    cpu::groupedLinearBackward<T, int64_t>(nullptr, w, sizes, dy, shape, dx,
-                                           nullptr);
+    cpu::groupedLinearBackward<T, int64_t>(nullptr, wExperts, sizes, dy, shape,
+                                           dx, nullptr);
     return Error::success();
+  };
+  std::string tag = exchangeTag();
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    if (!st.experts)
+      return compute(dy, w, sizes, rows, experts, dx);
+    return exchangeExpertRows<T>(
+        *st.experts, tag, sizes, experts, {{dy, n}}, dx, k,
+        [&](int64_t, const T *const *in, int64_t first, const int64_t *sz,
+            int64_t r, T *result) {
+          return compute(in[0], w + first * n * k, sz, r,
+                         experts / st.experts->getGroupSize(), result);
+        });
   });
 }
 
@@ -1369,16 +1520,14 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *dw = outReal(0);
   Precision prec = *p;
-  cpu::GroupedLinearShape shape{rows, n, k, experts};
-  return Body([=]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
-    std::fill(dw, dw + experts * n * k, T(0));
+  auto compute = [=](const T *dy, const T *x, const int64_t *sizes,
+                     int64_t rows, int64_t groups, T *dw) -> Error {
+    std::fill(dw, dw + groups * n * k, T(0));
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
         cpu::FP8LinearConfig config = prec.fp8Config();
         int64_t row = 0;
-        for (int64_t e = 0; e < experts; ++e) {
+        for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0) {
             cpu::LinearShape sh{sizes[e], n, k};
             cpu::FP8LinearCache cache =
@@ -1391,6 +1540,7 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
         return Error::success();
       }
     }
+    cpu::GroupedLinearShape shape{rows, n, k, groups};
     if (prec.format == Precision::BF16) {
       std::vector<T> rdy = roundedCopy(dy, rows * n),
                      rx = roundedCopy(x, rows * k);
@@ -1402,6 +1552,34 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
     cpu::groupedLinearBackward<T, int64_t>(x, nullptr, sizes, dy, shape,
                                            nullptr, dw);
     return Error::success();
+  };
+  std::string tag = exchangeTag();
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    if (Error e = checkGroupSizes(sizes, experts, rows))
+      return e;
+    if (!st.experts)
+      return compute(dy, x, sizes, rows, experts, dw);
+    // The owner sums its experts' gradients over the group's rows, in group
+    // rank order (the order data parallelism sums replicas in); the other
+    // experts' gradients are zero here.
+    std::fill(dw, dw + experts * n * k, T(0));
+    int64_t groups = experts / st.experts->getGroupSize();
+    std::vector<T> part;
+    return exchangeExpertRows<T>(
+        *st.experts, tag, sizes, experts, {{dy, n}, {x, k}}, nullptr, 0,
+        [&](int64_t peer, const T *const *in, int64_t first,
+            const int64_t *sz, int64_t r, T *) -> Error {
+          T *mine = dw + first * n * k;
+          if (peer == 0)
+            return compute(in[0], in[1], sz, r, groups, mine);
+          part.resize(groups * n * k);
+          if (Error e = compute(in[0], in[1], sz, r, groups, part.data()))
+            return e;
+          for (size_t i = 0; i < part.size(); ++i)
+            mine[i] += part[i];
+          return Error::success();
+        });
   });
 }
 
@@ -2385,6 +2563,11 @@ template <typename T> void CpuExecutor<T>::initParameters(uint64_t seed) {
     std::fill(ps.m.begin(), ps.m.end(), 0);
     std::fill(ps.v.begin(), ps.v.end(), 0);
   }
+}
+
+template <typename T>
+void CpuExecutor<T>::setExpertExchange(ExpertExchange<T> *exchange) {
+  state->experts = exchange;
 }
 
 template <typename T> void CpuExecutor<T>::zeroGradients() {

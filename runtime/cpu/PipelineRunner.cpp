@@ -9,11 +9,13 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <condition_variable>
+#include <limits>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 using namespace octet::runtime;
 namespace sched = octet::schedule;
@@ -69,8 +71,13 @@ octet::runtime::StageFunctions::read(const Program &program) {
   return f;
 }
 
+namespace {
+template <typename T> class RankExchange;
+} // namespace
+
 template <typename T> struct PipelineRunner<T>::Impl {
   using Executor = CpuExecutor<T>;
+  using Message = typename ExpertExchange<T>::Message;
   using Output = typename Executor::Output;
   using Argument = typename Executor::Argument;
 
@@ -88,6 +95,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
   StageFunctions stages;
   /// The trainable parameters each rank touches.
   std::vector<std::set<std::string>> paramsOfRank;
+  /// Expert parallelism: ranks per group, each executor's exchange, and the
+  /// experts' weights (parameter name, number of experts).
+  int64_t ep = 1;
+  std::vector<std::unique_ptr<RankExchange<T>>> exchanges;
+  std::vector<std::pair<std::string, int64_t>> expertWeights;
 
   // Trace of every step so far.
   std::chrono::steady_clock::time_point origin =
@@ -98,10 +110,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
     return std::chrono::duration<double, std::micro>(t - origin).count();
   }
   void record(int64_t rank, std::string name, bool waiting,
-              std::chrono::steady_clock::time_point start) {
+              std::chrono::steady_clock::time_point start,
+              bool nested = false) {
     auto end = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex);
-    events.push_back({rank, std::move(name), waiting, sinceOrigin(start),
+    events.push_back({rank, std::move(name), waiting, nested,
+                      sinceOrigin(start),
                       sinceOrigin(end) - sinceOrigin(start)});
   }
   static std::string label(const std::string &fn, int64_t mb) {
@@ -113,6 +127,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::mutex mutex;
   std::condition_variable posted;
   std::map<std::pair<std::string, int64_t>, std::vector<Output>> mailbox;
+  /// Expert exchanges in flight: messages by (exchange number, sending
+  /// executor, receiving executor).
+  std::map<std::tuple<uint64_t, int64_t, int64_t>, Message> exchanged;
   std::string failure;
 
   std::string meta(const std::string &key) const {
@@ -172,6 +189,60 @@ template <typename T> struct PipelineRunner<T>::Impl {
       return nullptr;
     }
     return &mailbox.at(key);
+  }
+
+  /// Executor `rank`'s exchange number `seq` with the executors of its
+  /// expert-parallel `group` (itself included): posts send[p] for group[p],
+  /// then waits for what each of them posted for it.
+  llvm::Expected<std::vector<Message>>
+  allToAll(int64_t rank, llvm::ArrayRef<int64_t> group, uint64_t seq,
+           std::vector<Message> send) {
+    auto start = std::chrono::steady_clock::now();
+    std::string tag = send.empty() ? "" : send.front().tag;
+    std::unique_lock<std::mutex> lock(mutex);
+    for (size_t p = 0; p < group.size(); ++p)
+      exchanged[{seq, rank, group[p]}] = std::move(send[p]);
+    posted.notify_all();
+    auto missing = [&] {
+      std::vector<int64_t> absent;
+      for (int64_t peer : group)
+        if (!exchanged.count({seq, peer, rank}))
+          absent.push_back(peer);
+      return absent;
+    };
+    bool waited = !missing().empty();
+    bool ready = posted.wait_for(lock, timeout, [&] {
+      return !failure.empty() || missing().empty();
+    });
+    if (!failure.empty())
+      return llvm::createStringError("stopped: another rank failed");
+    if (!ready) {
+      std::vector<int64_t> absent = missing();
+      failure = llvm::formatv(
+                    "rank {0} waited {1} s for rank(s) {2} of its "
+                    "expert-parallel group to exchange rows for {3}: a rank "
+                    "died or the ranks run different schedules",
+                    rank, timeout.count(),
+                    llvm::join(llvm::map_range(absent,
+                                               [](int64_t r) {
+                                                 return std::to_string(r);
+                                               }),
+                               ", "),
+                    tag)
+                    .str();
+      posted.notify_all();
+      return llvm::createStringError(failure);
+    }
+    std::vector<Message> received;
+    for (int64_t peer : group) {
+      auto it = exchanged.find({seq, peer, rank});
+      received.push_back(std::move(it->second));
+      exchanged.erase(it);
+    }
+    lock.unlock();
+    if (waited)
+      record(rank, "wait experts", /*waiting=*/true, start, /*nested=*/true);
+    return received;
   }
 
   /// Runs stage function `fn` for micro-batch `mb` on `rank`.
@@ -279,6 +350,34 @@ template <typename T> struct PipelineRunner<T>::Impl {
     }
   }
 };
+
+namespace {
+/// An executor's expert-parallel group, exchanging through the runner.
+template <typename T> class RankExchange final : public ExpertExchange<T> {
+public:
+  using Impl = typename PipelineRunner<T>::Impl;
+  using Message = typename ExpertExchange<T>::Message;
+  RankExchange(Impl &runner, int64_t rank, std::vector<int64_t> group,
+               int64_t groupRank)
+      : runner(runner), rank(rank), group(std::move(group)),
+        groupRank(groupRank) {}
+  int64_t getGroupSize() const override { return int64_t(group.size()); }
+  int64_t getGroupRank() const override { return groupRank; }
+  llvm::Expected<std::vector<Message>>
+  allToAll(std::vector<Message> send) override {
+    return runner.allToAll(rank, group, seq++, std::move(send));
+  }
+  /// A step starts the exchange count again on every rank.
+  void restart() { seq = 0; }
+
+private:
+  Impl &runner;
+  int64_t rank;
+  std::vector<int64_t> group;
+  int64_t groupRank;
+  uint64_t seq = 0;
+};
+} // namespace
 
 template <typename T>
 PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
@@ -403,6 +502,45 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*e)));
     impl->ranks.push_back(impl->owned.back().get());
   }
+  // Expert-parallel groups: pipeline rank r of ep consecutive replicas.
+  int64_t ep = std::max<int64_t>(1, number("pipeline.ep"));
+  if (ep > 1) {
+    if (dp % ep != 0)
+      return llvm::createStringError(llvm::formatv(
+          "the program's expert parallelism (pipeline.ep = {0}) does not "
+          "divide its {1} data-parallel replicas",
+          ep, dp));
+    impl->ep = ep;
+    for (int64_t e = 0; e < ranks * dp; ++e) {
+      int64_t d = e / ranks, r = e % ranks;
+      std::vector<int64_t> group;
+      for (int64_t q = 0; q < ep; ++q)
+        group.push_back(((d / ep) * ep + q) * ranks + r);
+      impl->exchanges.push_back(std::make_unique<RankExchange<T>>(
+          *impl, e, std::move(group), d % ep));
+      impl->ranks[e]->setExpertExchange(impl->exchanges.back().get());
+    }
+    // The experts' weights: what the grouped linears take as weights.
+    std::set<std::string> seen;
+    for (const Function &f : program.functions) {
+      std::map<int64_t, std::string> paramOf;
+      for (const Instruction &i : f.body) {
+        if (i.op == "octet.param" && !i.results.empty())
+          if (std::optional<llvm::StringRef> n = i.attrs.getString("name"))
+            paramOf[i.results[0]] = n->str();
+        if ((i.op == "octet.grouped_linear" ||
+             i.op == "octet.grouped_linear_dgrad") &&
+            i.operands.size() > 1) {
+          auto it = paramOf.find(i.operands[1]);
+          if (it == paramOf.end() || !seen.insert(it->second).second)
+            continue;
+          const Parameter *p = program.lookupParameter(it->second);
+          if (p && !p->shape.empty())
+            impl->expertWeights.push_back({it->second, p->shape[0]});
+        }
+      }
+    }
+  }
   auto runner = std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
   runner->broadcast();
   return std::move(runner);
@@ -410,6 +548,11 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
 
 template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
   return int64_t(impl->ranks.size());
+}
+
+template <typename T>
+int64_t PipelineRunner<T>::getExpertParallelism() const {
+  return impl->ep;
 }
 
 template <typename T>
@@ -423,8 +566,11 @@ typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
   Summary s;
   s.busyUs.assign(impl->ranks.size(), 0);
   s.waitingUs.assign(impl->ranks.size(), 0);
-  for (const Event &e : impl->events)
+  for (const Event &e : impl->events) {
     (e.waiting ? s.waitingUs : s.busyUs)[e.rank] += e.durationUs;
+    if (e.nested) // part of a stage function's time
+      s.busyUs[e.rank] -= e.durationUs;
+  }
   s.stepsUs = impl->stepsUs;
   return s;
 }
@@ -488,6 +634,23 @@ template <typename T> void PipelineRunner<T>::broadcast() {
       copy(master.firstMoment(p.name), rank.firstMoment(p.name));
       copy(master.secondMoment(p.name), rank.secondMoment(p.name));
     }
+  // A rank other than the master holds only its own experts' weights: the
+  // others are NaN, which any use would carry into the losses.
+  for (const auto &[name, experts] : impl->expertWeights)
+    for (size_t r = 1; r < impl->ranks.size(); ++r) {
+      std::optional<llvm::MutableArrayRef<T>> w =
+          impl->ranks[r]->masterWeight(name);
+      if (!w || experts <= 0 || experts % impl->ep != 0)
+        continue;
+      int64_t mine = impl->exchanges[r]->getGroupRank(),
+              perExpert = int64_t(w->size()) / experts,
+              local = experts / impl->ep;
+      for (int64_t e = 0; e < experts; ++e)
+        if (e / local != mine)
+          std::fill(w->begin() + e * perExpert,
+                    w->begin() + (e + 1) * perExpert,
+                    std::numeric_limits<T>::quiet_NaN());
+    }
 }
 
 template <typename T>
@@ -499,7 +662,10 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
         "the pipeline runs {0} micro-batches a step, got {1}",
         m.schedule.microbatches * m.replicas, batches.size()));
   m.mailbox.clear();
+  m.exchanged.clear();
   m.failure.clear();
+  for (auto &x : m.exchanges)
+    x->restart();
   for (size_t r = 1; r < m.ranks.size(); ++r)
     m.ranks[r]->zeroGradients();
   {

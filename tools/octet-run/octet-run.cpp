@@ -543,10 +543,15 @@ int runTraining(const Program &program, StringRef digest) {
                   "starting the pipeline ranks");
     if (!quiet)
       errs() << formatv("octet-run: {0} ranks as threads (pipeline schedule "
-                        "{1}, {2} data-parallel replica(s))\n",
+                        "{1}, {2} data-parallel replica(s){3})\n",
                         ranks->getNumRanks(),
                         program.metadata.at("pipeline.schedule"),
-                        int64_t(metaNumber(program, "pipeline.dp", 1)));
+                        int64_t(metaNumber(program, "pipeline.dp", 1)),
+                        ranks->getExpertParallelism() > 1
+                            ? formatv(", experts split over {0}",
+                                      ranks->getExpertParallelism())
+                                  .str()
+                            : "");
   }
   if (!ranks && !tracePath.empty())
     fail("--trace records pipeline ranks: this program has one stage (or "

@@ -411,6 +411,8 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
       {"pipeline.schedule", stringifySchedule(train.schedule).str()},
       {"pipeline.ranks", std::to_string(train.pp)},
       {"pipeline.dp", std::to_string(train.dp)},
+      // Expert-parallel groups, formed from the data-parallel replicas.
+      {"pipeline.ep", std::to_string(train.ep)},
       {"train.lr", exactNumber(train.optimizer.lr)},
       {"train.warmup_steps", std::to_string(train.optimizer.warmupSteps)},
       {"train.seed", std::to_string(train.seed ? train.seed : 1)},

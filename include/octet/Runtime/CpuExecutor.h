@@ -37,12 +37,37 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace octet::runtime {
 
 /// The op names the CPU executor runs, sorted.
 llvm::ArrayRef<llvm::StringRef> cpuExecutorOps();
+
+/// Expert parallelism: how an executor reaches the other ranks of its
+/// expert-parallel group. The G ranks of a group split the experts of every
+/// grouped linear evenly (group rank g owns experts [g E/G, (g+1) E/G)), and
+/// a rank's rows for an expert are sent to the expert's owner, which
+/// computes them with its own weights and sends the results back.
+template <typename T> class ExpertExchange {
+public:
+  /// What one rank sends another in one exchange.
+  struct Message {
+    std::string tag;          ///< The instruction exchanging ("fn#12").
+    std::vector<T> values;    ///< Rows, sorted by expert.
+    std::vector<int64_t> sizes; ///< Rows per expert of the receiver.
+  };
+  virtual ~ExpertExchange() = default;
+  virtual int64_t getGroupSize() const = 0;
+  virtual int64_t getGroupRank() const = 0;
+  /// Sends send[g] to group rank g (itself included) and returns what every
+  /// group rank sent this one, in group order. Every rank's n-th call pairs
+  /// with the other ranks' n-th calls; an error when a peer fails or does
+  /// not come in time.
+  virtual llvm::Expected<std::vector<Message>>
+  allToAll(std::vector<Message> send) = 0;
+};
 
 template <typename T> class CpuExecutor {
 public:
@@ -146,6 +171,12 @@ public:
   /// returns copies of its result buffers.
   llvm::Expected<std::vector<Output>> run(llvm::StringRef name,
                                           llvm::ArrayRef<Argument> arguments);
+
+  /// Makes the grouped linears (octet.grouped_linear and its gradients)
+  /// compute only this rank's experts, exchanging rows with the other ranks
+  /// of `exchange`'s group (which must outlive the executor's runs); null
+  /// computes every expert locally.
+  void setExpertExchange(ExpertExchange<T> *exchange);
 
   struct State;
 

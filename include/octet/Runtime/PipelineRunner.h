@@ -18,6 +18,12 @@
 // every rank after the optimizer step. A rank that fails, or waits longer
 // than the timeout, ends the step with an error on every rank.
 //
+// Expert parallelism (pipeline.ep = G > 1): the same pipeline rank of G
+// consecutive replicas forms an expert-parallel group. Each grouped linear
+// runs each expert at its owner (ExpertExchange), with every rank's rows
+// for it; ranks other than the master hold only their own experts' weights
+// (the others are NaN, so that a read of them shows in the losses).
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef OCTET_RUNTIME_PIPELINERUNNER_H
@@ -70,14 +76,19 @@ public:
   ~PipelineRunner();
 
   int64_t getNumRanks() const;
+  /// The ranks of an expert-parallel group (1: every rank has all experts).
+  int64_t getExpertParallelism() const;
 
   /// What a rank did during a step, for traces: computing a stage function
   /// or waiting for another rank's tensors. Times in microseconds since
   /// `origin` (the runner's creation).
   struct Event {
     int64_t rank = 0;
-    std::string name; ///< "F0 mb3", "B1 mb0", or "wait F0 mb3".
+    std::string name; ///< "F0 mb3", "B1 mb0", "wait F0 mb3", "wait experts".
     bool waiting = false;
+    /// A wait inside a stage function (for an expert exchange): its time is
+    /// also part of the function's.
+    bool nested = false;
     double startUs = 0, durationUs = 0;
   };
   /// Per rank, over all steps so far: busy (computing) and waiting time,

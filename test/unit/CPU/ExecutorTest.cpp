@@ -15,9 +15,16 @@
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/FP8Linear.h"
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <limits>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <string>
+#include <thread>
+#include <tuple>
 
 using namespace octet;
 using namespace octet::cpu;
@@ -1009,6 +1016,228 @@ TEST(ExecutorOpsTest, FP8GroupedLinearIsTheFP8LinearPerExpert) {
                    {f32({3, 128, 256})}, attrs),
              {dy, x, sizes});
   EXPECT_TRUE(bitIdentical(o[0].values, dw));
+}
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+/// The expert exchanges of a group of executors run on threads: a mailbox
+/// keyed by (exchange number, sender, receiver), with a bounded wait.
+class TestExpertGroup {
+public:
+  using Message = runtime::ExpertExchange<float>::Message;
+  class Member final : public runtime::ExpertExchange<float> {
+  public:
+    Member(TestExpertGroup &group, int64_t rank) : group(group), rank(rank) {}
+    int64_t getGroupSize() const override { return group.size; }
+    int64_t getGroupRank() const override { return rank; }
+    llvm::Expected<std::vector<Message>>
+    allToAll(std::vector<Message> send) override {
+      uint64_t n = seq++;
+      std::unique_lock<std::mutex> lock(group.mutex);
+      for (int64_t p = 0; p < group.size; ++p)
+        group.box[{n, rank, p}] = std::move(send[p]);
+      group.posted.notify_all();
+      auto arrived = [&] {
+        for (int64_t p = 0; p < group.size; ++p)
+          if (!group.box.count({n, p, rank}))
+            return false;
+        return true;
+      };
+      if (!group.posted.wait_for(lock, std::chrono::seconds(10), arrived))
+        return llvm::createStringError("a peer did not come");
+      std::vector<Message> received;
+      for (int64_t p = 0; p < group.size; ++p) {
+        received.push_back(std::move(group.box[{n, p, rank}]));
+        group.box.erase({n, p, rank});
+      }
+      return received;
+    }
+
+  private:
+    TestExpertGroup &group;
+    int64_t rank;
+    uint64_t seq = 0;
+  };
+
+  explicit TestExpertGroup(int64_t size) : size(size) {
+    for (int64_t r = 0; r < size; ++r)
+      members.push_back(std::make_unique<Member>(*this, r));
+  }
+  Member &operator[](int64_t r) { return *members[r]; }
+
+  /// Runs `f` of every executor on its own thread with its arguments.
+  std::vector<std::vector<Exec::Output>>
+  runAll(std::vector<Exec> &execs, const std::vector<std::vector<Arg>> &args,
+         std::vector<std::string> *errors = nullptr) {
+    std::vector<std::vector<Exec::Output>> out(execs.size());
+    std::vector<std::string> errs(execs.size());
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < execs.size(); ++r)
+      threads.emplace_back([&, r] {
+        auto o = execs[r].run("f", args[r]);
+        if (o)
+          out[r] = std::move(*o);
+        else
+          errs[r] = llvm::toString(o.takeError());
+      });
+    for (std::thread &t : threads)
+      t.join();
+    if (errors)
+      *errors = errs;
+    else
+      for (const std::string &e : errs)
+        EXPECT_EQ(e, "");
+    return out;
+  }
+
+private:
+  int64_t size;
+  std::mutex mutex;
+  std::condition_variable posted;
+  std::map<std::tuple<uint64_t, int64_t, int64_t>, Message> box;
+  std::vector<std::unique_ptr<Member>> members;
+};
+
+/// A copy of `w` ([experts, ...]) with the experts that group rank `rank`
+/// of `groupSize` does not own set to NaN: what a rank does not hold.
+std::vector<float> ownExpertsOnly(std::vector<float> w, int64_t experts,
+                                  int64_t groupSize, int64_t rank) {
+  int64_t each = int64_t(w.size()) / experts, local = experts / groupSize;
+  for (int64_t e = 0; e < experts; ++e)
+    if (e / local != rank)
+      std::fill(w.begin() + e * each, w.begin() + (e + 1) * each,
+                std::numeric_limits<float>::quiet_NaN());
+  return w;
+}
+
+// Two ranks, four experts (two each), ragged rows per rank and expert, some
+// empty: each rank's forward and input gradient equal computing every
+// expert locally, bit for bit, though a rank holds only its own experts'
+// weights (the others NaN); the weight gradient of an expert is, at its
+// owner, rank 0's rows' gradient plus rank 1's, and zero elsewhere. In
+// FP32 and in the FP8 recipe.
+TEST(ExpertParallelTest, EachExpertRunsAtItsOwnerWithEveryRanksRows) {
+  const int64_t experts = 4, n = 128, k = 256, group = 2;
+  const std::vector<std::vector<int32_t>> sizes = {{9, 0, 20, 3},
+                                                   {1, 14, 0, 7}};
+  const std::string fp8 =
+      R"({"precision": {"format": "e4m3", "lhs": "tile_1x128",
+          "rhs": "block_128x128", "scale": "pow2", "promotion": 128,
+          "out": "f32"}})";
+  std::vector<float> w = randomT<float>(experts * n * k, 40);
+  for (const std::string &attrs : {std::string("{}"), fp8}) {
+    SCOPED_TRACE(attrs);
+    std::vector<std::vector<float>> x, dy, ws;
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < group; ++r) {
+      rows.push_back(std::accumulate(sizes[r].begin(), sizes[r].end(), 0));
+      x.push_back(randomT<float>(rows[r] * k, 41 + r));
+      dy.push_back(randomT<float>(rows[r] * n, 43 + r));
+      ws.push_back(ownExpertsOnly(w, experts, group, r));
+    }
+    auto programs = [&](const std::string &op, int64_t r) {
+      if (op == "octet.grouped_linear")
+        return oneOp(op, {f32({rows[r], k}), f32({experts, n, k}), i32({4})},
+                     {f32({rows[r], n})}, attrs);
+      if (op == "octet.grouped_linear_dgrad")
+        return oneOp(op, {f32({rows[r], n}), f32({experts, n, k}), i32({4})},
+                     {f32({rows[r], k})}, attrs);
+      return oneOp(op, {f32({rows[r], n}), f32({rows[r], k}), i32({4})},
+                   {f32({experts, n, k})}, attrs);
+    };
+    for (const char *op : {"octet.grouped_linear", "octet.grouped_linear_dgrad",
+                           "octet.grouped_linear_wgrad"}) {
+      SCOPED_TRACE(op);
+      bool wgrad = llvm::StringRef(op).ends_with("wgrad");
+      TestExpertGroup members(group);
+      std::vector<Exec> execs;
+      std::vector<std::vector<Arg>> args;
+      std::vector<std::vector<float>> local;
+      for (int64_t r = 0; r < group; ++r) {
+        execs.push_back(make<float>(programs(op, r)));
+        execs.back().setExpertExchange(&members[r]);
+        const std::vector<float> &in = op == std::string("octet.grouped_linear")
+                                           ? x[r]
+                                           : dy[r];
+        args.push_back(wgrad ? std::vector<Arg>{dy[r], x[r], sizes[r]}
+                             : std::vector<Arg>{in, ws[r], sizes[r]});
+        Exec alone = make<float>(programs(op, r));
+        local.push_back(
+            run(alone, "f",
+                wgrad ? std::vector<Arg>{dy[r], x[r], sizes[r]}
+                      : std::vector<Arg>{in, w, sizes[r]})[0]
+                .values);
+      }
+      auto out = members.runAll(execs, args);
+      for (int64_t r = 0; r < group; ++r) {
+        ASSERT_EQ(out[r].size(), 1u);
+        if (!wgrad) {
+          EXPECT_TRUE(bitIdentical(out[r][0].values, local[r])) << r;
+          continue;
+        }
+        std::vector<float> expected(experts * n * k, 0.0f);
+        int64_t each = n * k, own = experts / group;
+        for (int64_t i = r * own * each; i < (r + 1) * own * each; ++i)
+          expected[i] = local[0][i] + local[1][i];
+        EXPECT_TRUE(bitIdentical(out[r][0].values, expected)) << r;
+      }
+    }
+  }
+}
+
+TEST(ExpertParallelTest, RefusesUnevenExpertsAndRanksAtDifferentOps) {
+  // Three experts do not split over two ranks.
+  {
+    TestExpertGroup members(2);
+    std::vector<Exec> execs;
+    std::vector<std::vector<Arg>> args;
+    std::vector<float> x = randomT<float>(4 * 5, 1), w = randomT<float>(60, 2);
+    std::vector<int32_t> sizes = {1, 2, 1};
+    for (int64_t r = 0; r < 2; ++r) {
+      execs.push_back(make<float>(oneOp("octet.grouped_linear",
+                                        {f32({4, 5}), f32({3, 4, 5}), i32({3})},
+                                        {f32({4, 4})})));
+      execs.back().setExpertExchange(&members[r]);
+      args.push_back({x, w, sizes});
+    }
+    std::vector<std::string> errors;
+    members.runAll(execs, args, &errors);
+    EXPECT_CONTAINS(errors[0], "function 'f', instruction 0 "
+                               "(octet.grouped_linear): expert parallelism "
+                               "over 2 ranks does not divide the 3 experts");
+  }
+  // Rank 1 exchanges for another function's op: both ranks say so.
+  {
+    TestExpertGroup members(2);
+    std::vector<Exec> execs;
+    std::vector<std::vector<Arg>> args;
+    std::vector<float> x = randomT<float>(4 * 5, 1), w = randomT<float>(80, 2);
+    std::vector<int32_t> sizes = {1, 2, 1, 0};
+    std::string program = oneOp("octet.grouped_linear",
+                                {f32({4, 5}), f32({4, 4, 5}), i32({4})},
+                                {f32({4, 4})});
+    execs.push_back(make<float>(program));
+    size_t at = program.find(R"("name": "f")");
+    ASSERT_NE(at, std::string::npos);
+    program.replace(at, 11, R"("name": "g")");
+    execs.push_back(make<float>(program));
+    for (int64_t r = 0; r < 2; ++r) {
+      execs[r].setExpertExchange(&members[r]);
+      args.push_back({x, w, sizes});
+    }
+    std::vector<std::string> errors(2);
+    std::thread t0([&] { errors[0] = runError(execs[0], "f", args[0]); });
+    std::thread t1([&] { errors[1] = runError(execs[1], "g", args[1]); });
+    t0.join();
+    t1.join();
+    EXPECT_CONTAINS(errors[0], "expert-parallel rank 1 is at @g instruction 0 "
+                               "while this rank is at @f instruction 0: the "
+                               "ranks of the group run different programs");
+    EXPECT_CONTAINS(errors[1], "expert-parallel rank 0 is at @f instruction 0 "
+                               "while this rank is at @g instruction 0");
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -173,8 +173,9 @@ TEST(GroupedGemmTest, KGroupedMatchesFP64PerExpert) {
           if (o.index[i] == e)
             s += double(fdy[i * o.n + j]) * fx[i * o.k + kk];
         float v = dw[(e * o.n + j) * o.k + kk];
-        if (kSizes[e] == 0)
+        if (kSizes[e] == 0) {
           EXPECT_EQ(v, 0.0f) << "expert " << e << " has no rows";
+        }
         got.push_back(v);
         want.push_back(s);
       }
