@@ -469,7 +469,17 @@ struct RankMemory {
          inFlight = 0;
   double getWeights() const { return 4.0 * params; }
   double getGrads() const { return 4.0 * trainable; }
-  double getMoments() const { return 4.0 * trainable; }
+  /// Of `trainable`, the routed experts' (this rank's 1 / ep of them).
+  double expertTrainable = 0;
+  /// ZeRO-1 shards the moments over the ranks holding the same weights:
+  /// dp of them for the dense weights, dp / ep for the experts'.
+  int64_t zeroDP = 0, zeroEP = 1;
+  double getMoments() const {
+    if (!zeroDP)
+      return 4.0 * trainable;
+    return 4.0 * ((trainable - expertTrainable) / double(zeroDP) +
+                  expertTrainable * double(zeroEP) / double(zeroDP));
+  }
   double getActivations() const {
     return activationBytesPerMicroBatch * inFlight;
   }
@@ -490,7 +500,9 @@ void printMemory(llvm::raw_ostream &os, const TrainConfig &t,
   textRow(os, "FP32 gradients",
           "4 B x trainable       = " + bytes(worst.getGrads()));
   textRow(os, "BF16 AdamW moments",
-          "2 x 2 B x trainable   = " + bytes(worst.getMoments()));
+          (t.zero ? "2 x 2 B x (dense / dp + experts / (dp / ep)) (ZeRO-1) = "
+                  : "2 x 2 B x trainable   = ") +
+              bytes(worst.getMoments()));
   if (withActivations) {
     textRow(os, "activations",
             llvm::formatv("{0:f2} micro-batches x {1} = {2}", worst.inFlight,
@@ -609,10 +621,13 @@ void octet::printPlan(llvm::raw_ostream &os, const ModelConfig &m,
       const Chunk &chunk = chunks[id];
       mem.params += chunk.params + chunk.expertParams / t.ep;
       mem.trainable += chunk.params + chunk.expertParams / t.ep - chunk.frozen;
+      mem.expertTrainable += chunk.expertParams / t.ep;
       mem.activationBytesPerMicroBatch +=
           chunk.activationBytesPerToken * microTokens;
     }
     mem.inFlight = inFlight(t, r);
+    mem.zeroDP = t.zero ? t.dp : 0;
+    mem.zeroEP = t.ep;
     if (r == 0 || mem.getTotal() > worst.getTotal())
       worst = mem;
   }
@@ -942,7 +957,10 @@ void octet::printGraphPlan(llvm::raw_ostream &os, const GraphSummary &g,
       mem.params += stageParams[stage] + stageExperts[stage] / t.ep;
       mem.trainable +=
           stageParams[stage] + stageExperts[stage] / t.ep - stageFrozen[stage];
+      mem.expertTrainable += stageExperts[stage] / t.ep;
     }
+    mem.zeroDP = t.zero ? t.dp : 0;
+    mem.zeroEP = t.ep;
     if (r == 0 || mem.getTotal() > worst.getTotal())
       worst = mem;
   }

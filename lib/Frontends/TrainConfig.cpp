@@ -202,6 +202,8 @@ private:
       return err;
     if (Error err = p.getInt("ep", c.ep))
       return err;
+    if (Error err = p.getInt("zero", c.zero))
+      return err;
     if (const json::Value *layers = p.get("stage_layers")) {
       const json::Array *array = layers->getAsArray();
       if (!array || array->empty())
@@ -309,6 +311,7 @@ void recordLines(const JsonDocument &doc, TrainConfig &c) {
                          "parallel.pp",
                          "parallel.dp",
                          "parallel.ep",
+                         "parallel.zero",
                          "parallel.stage_layers",
                          "precision",
                          "precision.recipe",
@@ -378,6 +381,17 @@ Error octet::verifyTrainConfig(const TrainConfig &c, const ModelFacts &facts) {
                            "{1}: expert-parallel groups are formed from the "
                            "data-parallel ranks",
                            c.ep, c.dp));
+
+  if (c.zero != 0 && c.zero != 1)
+    return errorAt(c, "parallel.zero",
+                   formatv("parallel.zero = {0}: Octet implements ZeRO "
+                           "stage 0 (no sharding) and 1 (the optimizer state "
+                           "sharded over the data-parallel ranks)",
+                           c.zero));
+  if (c.zero == 1 && c.dp == 1)
+    return errorAt(c, "parallel.zero",
+                   "parallel.zero = 1 shards the optimizer state over the "
+                   "data-parallel ranks: it needs parallel.dp > 1");
 
   int64_t chunks = getChunksPerRank(c.schedule);
   // dualpipe puts stages r and pp-1-r on rank r: pp chunks in all.

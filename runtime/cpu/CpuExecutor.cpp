@@ -145,6 +145,8 @@ template <typename T> struct ParamState {
   const Parameter *param = nullptr;
   std::vector<T> master, grad;
   std::vector<uint16_t> m, v;
+  /// Whether this executor's optimizer step updates it (ZeRO-1 shards).
+  bool updatedHere = true;
   bool trainable() const { return !param->frozen; }
 };
 
@@ -179,6 +181,8 @@ template <typename T> struct CpuExecutor<T>::State {
   llvm::StringMap<size_t> functionIndex;
   /// Set for expert parallelism: the grouped linears' peers.
   ExpertExchange<T> *experts = nullptr;
+  /// Called after each gradient accumulation (setGradientCallback).
+  std::function<void(StringRef)> onGradient;
 
   T *real(int64_t id) { return reals[id].data(); }
   int64_t *integer(int64_t id) { return ints[id].data(); }
@@ -1853,7 +1857,8 @@ auto InstructionCompiler<T>::compileGradAccumulate() -> Expected<Body> {
     return std::move(e);
   const T *grad = inReal(0);
   ParamState<T> *state = *p;
-  return Body([=]() -> Error {
+  State &st = s;
+  return Body([=, &st]() -> Error {
     int64_t n = state->grad.size();
     if constexpr (std::is_same_v<T, float>) {
       cpu::accumulateGradient(state->grad.data(), grad, n);
@@ -1861,6 +1866,8 @@ auto InstructionCompiler<T>::compileGradAccumulate() -> Expected<Body> {
       for (int64_t i = 0; i < n; ++i)
         state->grad[i] += grad[i];
     }
+    if (st.onGradient)
+      st.onGradient(state->param->name);
     return Error::success();
   });
 }
@@ -1912,6 +1919,10 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
   ParamState<T> *state = *p;
   double beta1 = hyper[0], beta2 = hyper[1], eps = hyper[2], wd = hyper[3];
   return Body([=]() -> Error {
+    if (!state->updatedHere) { // another rank's shard
+      std::fill(state->grad.begin(), state->grad.end(), T(0));
+      return Error::success();
+    }
     if constexpr (std::is_same_v<T, float>) {
       if (*step < 1)
         return makeError("step " + Twine(*step) +
@@ -2568,6 +2579,19 @@ template <typename T> void CpuExecutor<T>::initParameters(uint64_t seed) {
 template <typename T>
 void CpuExecutor<T>::setExpertExchange(ExpertExchange<T> *exchange) {
   state->experts = exchange;
+}
+
+template <typename T>
+void CpuExecutor<T>::setOptimizerShard(
+    llvm::function_ref<bool(StringRef)> owns) {
+  for (ParamState<T> &ps : state->params)
+    ps.updatedHere = owns(ps.param->name);
+}
+
+template <typename T>
+void CpuExecutor<T>::setGradientCallback(
+    std::function<void(StringRef)> fn) {
+  state->onGradient = std::move(fn);
 }
 
 template <typename T> void CpuExecutor<T>::zeroGradients() {

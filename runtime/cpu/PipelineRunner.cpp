@@ -93,13 +93,37 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::vector<Executor *> ranks; ///< ranks[0] is the master.
   std::vector<std::unique_ptr<Executor>> owned;
   StageFunctions stages;
-  /// The trainable parameters each rank touches.
-  std::vector<std::set<std::string>> paramsOfRank;
   /// Expert parallelism: ranks per group, each executor's exchange, and the
   /// experts' weights (parameter name, number of experts).
   int64_t ep = 1;
   std::vector<std::unique_ptr<RankExchange<T>>> exchanges;
   std::vector<std::pair<std::string, int64_t>> expertWeights;
+
+  // Gradient reduction. Each pipeline rank's parameters are reduced over
+  // the replicas (and DualPipe's mirrored copies) in buckets, by one
+  // communication thread per pipeline rank, as soon as every rank holding
+  // a bucket's parameters has done its last accumulation of them.
+  struct Bucket {
+    std::vector<std::string> params;
+    size_t bytes = 0;
+  };
+  size_t bucketBytes = size_t(25) << 20;
+  std::vector<std::vector<Bucket>> buckets; ///< Per pipeline rank.
+  /// Per executor: the accumulations of each parameter's gradient a step
+  /// makes, and those made so far in this step.
+  std::vector<std::map<std::string, int64_t>> expected, accumulated;
+  /// Per parameter: the executors holding its gradient, and how many are
+  /// final in this step.
+  std::map<std::string, std::vector<size_t>> holders;
+  std::map<std::string, size_t> finals;
+  /// ZeRO-1: the executor that receives a parameter's reduced gradient and
+  /// updates it (else the master does both).
+  bool zero = false;
+  std::map<std::string, size_t> updater;
+  /// Per pipeline rank: reduction time, and the part of it after the
+  /// rank's last computation of the step (exposed), over all steps.
+  std::vector<double> reduceUs, exposedUs;
+  std::vector<int64_t> bucketsReduced;
 
   // Trace of every step so far.
   std::chrono::steady_clock::time_point origin =
@@ -111,10 +135,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
   void record(int64_t rank, std::string name, bool waiting,
               std::chrono::steady_clock::time_point start,
-              bool nested = false) {
+              bool nested = false, bool communication = false) {
     auto end = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex);
-    events.push_back({rank, std::move(name), waiting, nested,
+    events.push_back({rank, std::move(name), waiting, nested, communication,
                       sinceOrigin(start),
                       sinceOrigin(end) - sinceOrigin(start)});
   }
@@ -130,6 +154,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// Expert exchanges in flight: messages by (exchange number, sending
   /// executor, receiving executor).
   std::map<std::tuple<uint64_t, int64_t, int64_t>, Message> exchanged;
+  /// Counts what the ranks post (results, exchanges, accumulations).
+  uint64_t progress = 0;
   std::string failure;
 
   std::string meta(const std::string &key) const {
@@ -202,6 +228,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     std::unique_lock<std::mutex> lock(mutex);
     for (size_t p = 0; p < group.size(); ++p)
       exchanged[{seq, rank, group[p]}] = std::move(send[p]);
+    ++progress;
     posted.notify_all();
     auto missing = [&] {
       std::vector<int64_t> absent;
@@ -290,6 +317,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     }
     std::lock_guard<std::mutex> lock(mutex);
     mailbox[{fn, mb}] = std::move(*out);
+    ++progress;
     posted.notify_all();
     return true;
   }
@@ -349,6 +377,113 @@ template <typename T> struct PipelineRunner<T>::Impl {
         return;
     }
   }
+
+  /// Executor `rank` accumulated into `param`'s gradient: the last time in
+  /// the step makes it final there.
+  void accumulatedInto(int64_t rank, llvm::StringRef param) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++progress;
+    auto it = expected[rank].find(param.str());
+    if (it != expected[rank].end() &&
+        ++accumulated[rank][it->first] == it->second) {
+      ++finals[it->first];
+      posted.notify_all();
+    }
+  }
+
+  /// The step's gradient of `param`, reduced over its holders: within a
+  /// replica the one holder's, or the sum of the mirrored copies' in rank
+  /// order; then the replicas' sum, in replica order. Written to the
+  /// parameter's updater.
+  void reduce(const std::string &param) {
+    const std::vector<size_t> &from = holders.at(param);
+    auto target = ranks[updater.at(param)]->gradient(param);
+    if (!target)
+      return;
+    if (from.size() == 1) {
+      if (from[0] != updater.at(param)) {
+        auto g = ranks[from[0]]->gradient(param);
+        std::copy(g->begin(), g->end(), target->begin());
+      }
+      return;
+    }
+    std::vector<T> sum;
+    for (int64_t d = 0; d < replicas; ++d) {
+      std::vector<T> replica;
+      for (size_t e : from) {
+        if (int64_t(e) / pp != d)
+          continue;
+        auto g = ranks[e]->gradient(param);
+        if (replica.empty())
+          replica.assign(g->begin(), g->end());
+        else
+          for (size_t k = 0; k < replica.size(); ++k)
+            replica[k] += (*g)[k];
+      }
+      if (replica.empty())
+        continue;
+      if (sum.empty())
+        sum = std::move(replica);
+      else
+        for (size_t k = 0; k < sum.size(); ++k)
+          sum[k] += replica[k];
+    }
+    std::copy(sum.begin(), sum.end(), target->begin());
+  }
+
+  /// Pipeline rank r's communication thread: reduces its buckets in order,
+  /// each once every holder's gradients of it are final.
+  void reduceBuckets(int64_t r) {
+    std::chrono::steady_clock::time_point lastEnd{};
+    for (size_t b = 0; b < buckets[r].size(); ++b) {
+      const Bucket &bucket = buckets[r][b];
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        auto pending = [&]() -> const std::string * {
+          for (const std::string &p : bucket.params)
+            if (finals[p] < holders[p].size())
+              return &p;
+          return nullptr;
+        };
+        // Waiting is normal while the ranks progress; give up after twice
+        // the timeout without progress, so that a rank waiting for a dead
+        // peer says so first.
+        uint64_t seen = progress;
+        auto deadline = std::chrono::steady_clock::now() + 2 * timeout;
+        while (failure.empty() && pending()) {
+          if (!posted.wait_until(lock, deadline, [&] {
+                return !failure.empty() || !pending() || progress != seen;
+              })) {
+            failure = llvm::formatv("the gradient reduction of rank {0} "
+                                    "waited {1} s for the gradient of {2}: a "
+                                    "rank died or the schedule deadlocks",
+                                    r, 2 * timeout.count(), *pending())
+                          .str();
+            posted.notify_all();
+            return;
+          }
+          if (progress != seen) {
+            seen = progress;
+            deadline = std::chrono::steady_clock::now() + 2 * timeout;
+          }
+        }
+        if (!failure.empty())
+          return;
+      }
+      auto start = std::chrono::steady_clock::now();
+      for (const std::string &p : bucket.params)
+        reduce(p);
+      lastEnd = std::chrono::steady_clock::now();
+      record(r, llvm::formatv("reduce bucket {0} ({1} parameters, {2} KiB)", b,
+                              bucket.params.size(), bucket.bytes >> 10),
+             /*waiting=*/false, start, /*nested=*/false,
+             /*communication=*/true);
+      std::lock_guard<std::mutex> lock(mutex);
+      reduceUs[r] += std::chrono::duration<double, std::micro>(lastEnd - start)
+                         .count();
+      ++bucketsReduced[r];
+    }
+  }
 };
 
 namespace {
@@ -382,12 +517,18 @@ private:
 template <typename T>
 PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
     : impl(std::move(impl)) {}
-template <typename T> PipelineRunner<T>::~PipelineRunner() = default;
+template <typename T> PipelineRunner<T>::~PipelineRunner() {
+  // The master outlives the runner: it computes alone again.
+  CpuExecutor<T> &master = *impl->ranks[0];
+  master.setExpertExchange(nullptr);
+  master.setGradientCallback(nullptr);
+  master.setOptimizerShard([](llvm::StringRef) { return true; });
+}
 
 template <typename T>
 llvm::Expected<std::unique_ptr<PipelineRunner<T>>>
 PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
-                          std::chrono::seconds timeout) {
+                          std::chrono::seconds timeout, size_t bucketBytes) {
   auto impl = std::make_unique<Impl>();
   impl->program = &program;
   impl->timeout = timeout;
@@ -451,23 +592,21 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   if (impl->stages.returns.empty())
     return llvm::createStringError("the program's pipeline returns no loss");
 
-  // Which parameters each rank touches: those its stage functions read or
-  // accumulate gradients into.
-  std::map<std::string, std::set<std::string>> paramsOfFunction;
+  // How often each rank accumulates each parameter's gradient in a step.
+  std::map<std::string, std::vector<std::string>> accumulationsOfFunction;
   for (const Function &f : program.functions)
-    for (const Instruction &i : f.body) {
-      std::optional<llvm::StringRef> p;
-      if (i.op == "octet.param")
-        p = i.attrs.getString("name");
-      else if (i.op == "octet.grad_accumulate")
-        p = i.attrs.getString("param");
-      if (p)
-        paramsOfFunction[f.name].insert(p->str());
-    }
-  impl->paramsOfRank.resize(ranks * dp);
-  for (int64_t r = 0; r < ranks * dp; ++r)
+    for (const Instruction &i : f.body)
+      if (i.op == "octet.grad_accumulate")
+        if (std::optional<llvm::StringRef> p = i.attrs.getString("param"))
+          accumulationsOfFunction[f.name].push_back(p->str());
+  impl->expected.resize(ranks * dp);
+  impl->accumulated.resize(ranks * dp);
+  // Per rank: its trainable parameters in the order their gradients
+  /// become final.
+  std::vector<std::vector<std::string>> finishOrder(ranks * dp);
+  for (int64_t r = 0; r < ranks * dp; ++r) {
+    std::vector<std::string> run;
     for (const sched::Action &a : impl->schedule.perRank[r % ranks]) {
-      std::vector<std::string> run;
       auto add = [&](bool forward, int64_t stage) {
         run.push_back(impl->function(forward, impl->place(stage, 0).first));
       };
@@ -486,13 +625,19 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         add(false, a.bwdStage);
         break;
       }
-      for (const std::string &fn : run) {
-        if (fn.empty())
-          continue;
-        auto &params = paramsOfFunction[fn];
-        impl->paramsOfRank[r].insert(params.begin(), params.end());
-      }
     }
+    std::map<std::string, int64_t> &count = impl->expected[r];
+    for (const std::string &fn : run)
+      for (const std::string &p : accumulationsOfFunction[fn])
+        ++count[p];
+    std::map<std::string, int64_t> seen;
+    for (const std::string &fn : run)
+      for (const std::string &p : accumulationsOfFunction[fn])
+        if (++seen[p] == count[p])
+          finishOrder[r].push_back(p);
+    for (const auto &[p, n] : count)
+      impl->holders[p].push_back(size_t(r));
+  }
 
   impl->ranks.push_back(&master);
   for (int64_t r = 1; r < ranks * dp; ++r) {
@@ -541,6 +686,73 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       }
     }
   }
+  // Buckets: each parameter goes to the first pipeline rank holding it, in
+  // the order replica 0's rank finishes them, bucketBytes at most (or one
+  // parameter).
+  impl->bucketBytes = std::max<size_t>(1, bucketBytes);
+  impl->buckets.assign(ranks, {});
+  impl->reduceUs.assign(ranks, 0);
+  impl->exposedUs.assign(ranks, 0);
+  impl->bucketsReduced.assign(ranks, 0);
+  for (int64_t r = 0; r < ranks; ++r) {
+    auto &list = impl->buckets[r];
+    for (const std::string &name : finishOrder[r]) {
+        if (impl->holders[name].front() != size_t(r))
+          continue; // a mirrored copy's: reduced by the lower rank
+        const Parameter *p = program.lookupParameter(name);
+        size_t bytes = sizeof(T);
+        for (int64_t d : p->shape)
+          bytes *= size_t(d);
+        if (list.empty() || list.back().bytes + bytes > impl->bucketBytes)
+          if (list.empty() || !list.back().params.empty())
+            list.emplace_back();
+        list.back().params.push_back(name);
+        list.back().bytes += bytes;
+    }
+  }
+  for (int64_t e = 0; e < ranks * dp; ++e)
+    impl->ranks[e]->setGradientCallback(
+        [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
+  // ZeRO-1: every replica updates a share of the parameters, balanced by
+  // size (largest first), on the rank holding them. The experts' weights
+  // stay with the master under expert parallelism: the other ranks hold
+  // only their own experts.
+  impl->zero = number("pipeline.zero") == 1 && dp > 1;
+  {
+    std::set<std::string> experts;
+    for (const auto &[name, count] : impl->expertWeights)
+      experts.insert(name);
+    std::vector<std::pair<size_t, std::string>> bySize;
+    for (const auto &[name, from] : impl->holders) {
+      impl->updater[name] = 0;
+      if (experts.count(name))
+        continue;
+      const Parameter *p = program.lookupParameter(name);
+      size_t n = 1;
+      for (int64_t d : p->shape)
+        n *= size_t(d);
+      bySize.push_back({n, name});
+    }
+    std::stable_sort(bySize.begin(), bySize.end(),
+                     [](const auto &a, const auto &b) {
+                       return a.first > b.first;
+                     });
+    std::vector<size_t> load(dp, 0);
+    for (const auto &[n, name] : bySize) {
+      if (!impl->zero)
+        break;
+      int64_t d = std::min_element(load.begin(), load.end()) - load.begin();
+      load[d] += n;
+      impl->updater[name] = size_t(d * ranks) + impl->holders[name].front();
+    }
+    for (int64_t e = 0; impl->zero && e < ranks * dp; ++e) {
+      const auto &updater = impl->updater;
+      impl->ranks[e]->setOptimizerShard([&](llvm::StringRef name) {
+        auto it = updater.find(name.str());
+        return it != updater.end() && it->second == size_t(e);
+      });
+    }
+  }
   auto runner = std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
   runner->broadcast();
   return std::move(runner);
@@ -566,7 +778,12 @@ typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
   Summary s;
   s.busyUs.assign(impl->ranks.size(), 0);
   s.waitingUs.assign(impl->ranks.size(), 0);
+  s.reduceUs = impl->reduceUs;
+  s.exposedReduceUs = impl->exposedUs;
+  s.buckets = impl->bucketsReduced;
   for (const Event &e : impl->events) {
+    if (e.communication)
+      continue;
     (e.waiting ? s.waitingUs : s.busyUs)[e.rank] += e.durationUs;
     if (e.nested) // part of a stage function's time
       s.busyUs[e.rank] -= e.durationUs;
@@ -582,7 +799,7 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
   std::vector<double> fwd(m.modelStages, 0), bwd(m.modelStages, 0);
   std::vector<int64_t> nf(m.modelStages, 0), nb(m.modelStages, 0);
   for (const Event &e : m.events) {
-    if (e.waiting || e.name.size() < 2)
+    if (e.waiting || e.communication || e.name.size() < 2)
       continue;
     int64_t stage = std::atoll(e.name.c_str() + 1);
     if (stage < 0 || stage >= m.modelStages)
@@ -668,61 +885,38 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     x->restart();
   for (size_t r = 1; r < m.ranks.size(); ++r)
     m.ranks[r]->zeroGradients();
+  m.finals.clear();
+  for (auto &a : m.accumulated)
+    a.clear();
   {
     auto start = std::chrono::steady_clock::now();
+    size_t firstEvent = m.events.size();
     std::vector<std::thread> threads;
     for (size_t r = 0; r < m.ranks.size(); ++r)
       threads.emplace_back([&, r] { m.runRank(int64_t(r), batches); });
+    // The gradient reduction runs beside the computation.
+    for (int64_t r = 0; r < m.pp; ++r)
+      threads.emplace_back([&, r] { m.reduceBuckets(r); });
     for (std::thread &t : threads)
       t.join();
     m.stepsUs += std::chrono::duration<double, std::micro>(
                      std::chrono::steady_clock::now() - start)
                      .count();
+    // Exposed reduction: after the pipeline rank's last computation.
+    std::vector<double> computeEnd(m.pp, 0), reduceEnd(m.pp, 0);
+    for (size_t i = firstEvent; i < m.events.size(); ++i) {
+      const Event &e = m.events[i];
+      double end = e.startUs + e.durationUs;
+      if (e.communication)
+        reduceEnd[e.rank] = std::max(reduceEnd[e.rank], end);
+      else if (!e.waiting)
+        computeEnd[e.rank % m.pp] = std::max(computeEnd[e.rank % m.pp], end);
+    }
+    for (int64_t r = 0; r < m.pp; ++r)
+      m.exposedUs[r] += std::max(0.0, reduceEnd[r] - computeEnd[r]);
   }
   if (!m.failure.empty())
     return llvm::createStringError("pipeline step failed: " + m.failure);
-
-  // Gradients into the master. Within a replica: the one owner's, or the
-  // sum of the mirrored copies' in rank order; then the replicas' sum, in
-  // replica order (the data-parallel all-reduce).
-  CpuExecutor<T> &master = *m.ranks[0];
-  for (const Parameter &p : m.program->parameters) {
-    auto total = master.gradient(p.name);
-    if (!total)
-      continue;
-    std::vector<T> sum;
-    for (int64_t d = 0; d < m.replicas; ++d) {
-      std::vector<size_t> owners;
-      for (int64_t r = 0; r < m.pp; ++r)
-        if (m.paramsOfRank[d * m.pp + r].count(p.name))
-          owners.push_back(size_t(d * m.pp + r));
-      if (owners.empty())
-        continue;
-      if (m.replicas == 1 && owners.size() == 1) {
-        if (owners[0] != 0) {
-          auto g = m.ranks[owners[0]]->gradient(p.name);
-          std::copy(g->begin(), g->end(), total->begin());
-        }
-        break;
-      }
-      std::vector<T> replica(total->size(), T(0));
-      for (size_t i = 0; i < owners.size(); ++i) {
-        auto g = m.ranks[owners[i]]->gradient(p.name);
-        if (i == 0)
-          std::copy(g->begin(), g->end(), replica.begin());
-        else
-          for (size_t k = 0; k < replica.size(); ++k)
-            replica[k] += (*g)[k];
-      }
-      if (sum.empty())
-        sum = std::move(replica);
-      else
-        for (size_t k = 0; k < sum.size(); ++k)
-          sum[k] += replica[k];
-    }
-    if (!sum.empty())
-      std::copy(sum.begin(), sum.end(), total->begin());
-  }
 
   // Each micro-batch's losses, from the functions that returned them.
   std::vector<Loss> losses(batches.size());
@@ -743,6 +937,73 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     }
   m.mailbox.clear();
   return losses;
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<T>>
+PipelineRunner<T>::gradient(llvm::StringRef name) {
+  auto it = impl->updater.find(name.str());
+  return impl->ranks[it == impl->updater.end() ? 0 : it->second]->gradient(
+      name);
+}
+
+template <typename T> bool PipelineRunner<T>::shardsOptimizer() const {
+  return impl->zero;
+}
+
+template <typename T>
+std::vector<int64_t> PipelineRunner<T>::getOptimizerShares() const {
+  std::vector<int64_t> shares(impl->replicas, 0);
+  for (const auto &[name, e] : impl->updater) {
+    int64_t n = 1;
+    for (int64_t d : impl->program->lookupParameter(name)->shape)
+      n *= d;
+    shares[int64_t(e) / impl->pp] += n;
+  }
+  return shares;
+}
+
+template <typename T>
+llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
+  Impl &m = *impl;
+  std::set<size_t> updaters;
+  for (const auto &[name, e] : m.updater)
+    updaters.insert(e);
+  updaters.insert(0);
+  std::vector<std::string> errors(m.ranks.size());
+  std::vector<std::thread> threads;
+  for (size_t e : updaters)
+    threads.emplace_back([&, e] {
+      llvm::Expected<std::vector<typename Impl::Output>> out =
+          m.ranks[e]->run("optimizer_step",
+                          {Impl::Argument::scalar(lr),
+                           Impl::Argument::integer(step)});
+      if (!out)
+        errors[e] = llvm::toString(out.takeError());
+    });
+  for (std::thread &t : threads)
+    t.join();
+  for (size_t e = 0; e < errors.size(); ++e)
+    if (!errors[e].empty())
+      return llvm::createStringError(
+          llvm::formatv("rank {0}'s optimizer step: {1}", e, errors[e]));
+  // The updated shards to the master (the all-gather; the master also keeps
+  // every moment, for checkpoints), then to every rank.
+  CpuExecutor<T> &master = *m.ranks[0];
+  for (const auto &[name, e] : m.updater) {
+    if (e == 0)
+      continue;
+    auto copy = [](auto from, auto to) {
+      if (from && to)
+        std::copy(from->begin(), from->end(), to->begin());
+    };
+    CpuExecutor<T> &owner = *m.ranks[e];
+    copy(owner.masterWeight(name), master.masterWeight(name));
+    copy(owner.firstMoment(name), master.firstMoment(name));
+    copy(owner.secondMoment(name), master.secondMoment(name));
+  }
+  broadcast();
+  return llvm::Error::success();
 }
 
 template class octet::runtime::PipelineRunner<float>;

@@ -95,6 +95,12 @@ cl::opt<std::string> tracePath(
     cl::desc("Write what every pipeline rank did (stage functions, waits "
              "for other ranks) as a Chrome/Perfetto trace (JSON)"),
     cl::value_desc("FILE"), cl::cat(category));
+cl::opt<double> bucketMiB(
+    "bucket-mb",
+    cl::desc("Gradient bucket size in MiB: pipeline ranks and replicas "
+             "reduce their gradients in buckets of this size while the "
+             "backward runs"),
+    cl::init(25), cl::cat(category));
 cl::opt<unsigned> pipelineTimeout(
     "pipeline-timeout",
     cl::desc("Seconds a pipeline rank waits for another's tensors before "
@@ -290,7 +296,7 @@ T runStagedLoss(CpuExecutor<T> &exec, const StageFunctions &stages,
 /// Per rank: time computing, time waiting for other ranks' tensors (the
 /// exposed communication of CPU ranks), and the bubble, the share of the
 /// steps' wall time the rank did not compute; and --trace.
-void reportPipeline(const PipelineRunner<float> &ranks) {
+void reportPipeline(const PipelineRunner<float> &ranks, int64_t steps) {
   PipelineRunner<float>::Summary s = ranks.getSummary();
   std::vector<double> simulated = ranks.getSimulatedBubble();
   for (size_t r = 0; r < s.busyUs.size(); ++r)
@@ -303,22 +309,37 @@ void reportPipeline(const PipelineRunner<float> &ranks) {
                       r < simulated.size()
                           ? formatv("{0:f1}%", 100 * simulated[r]).str()
                           : std::string("-"));
+  for (size_t r = 0; r < s.reduceUs.size(); ++r)
+    outs() << formatv("rank {0} gradients: reduced in {1} bucket(s) a step "
+                      "({2:f3} s), ending {3:f3} s after the rank's last "
+                      "computation (exposed)\n",
+                      r, s.buckets[r] / std::max<int64_t>(1, steps),
+                      s.reduceUs[r] * 1e-6, s.exposedReduceUs[r] * 1e-6);
   if (tracePath.empty())
     return;
   json::Array events;
-  for (size_t r = 0; r < s.busyUs.size(); ++r)
-    events.push_back(json::Object{
-        {"name", "thread_name"},
-        {"ph", "M"},
-        {"pid", 0},
-        {"tid", int64_t(r)},
-        {"args", json::Object{{"name", "rank " + std::to_string(r)}}}});
+  int64_t numRanks = int64_t(s.busyUs.size());
+  auto track = [&](int64_t tid, std::string name) {
+    events.push_back(json::Object{{"name", "thread_name"},
+                                  {"ph", "M"},
+                                  {"pid", 0},
+                                  {"tid", tid},
+                                  {"args", json::Object{{"name", name}}}});
+  };
+  for (int64_t r = 0; r < numRanks; ++r)
+    track(r, "rank " + std::to_string(r));
+  for (size_t r = 0; r < s.reduceUs.size(); ++r)
+    track(numRanks + int64_t(r),
+          "rank " + std::to_string(r) + " gradient reduction");
   for (const auto &e : ranks.getEvents())
     events.push_back(json::Object{{"name", e.name},
-                                  {"cat", e.waiting ? "wait" : "compute"},
+                                  {"cat", e.communication ? "communication"
+                                          : e.waiting     ? "wait"
+                                                          : "compute"},
                                   {"ph", "X"},
                                   {"pid", 0},
-                                  {"tid", e.rank},
+                                  {"tid", e.communication ? numRanks + e.rank
+                                                          : e.rank},
                                   {"ts", e.startUs},
                                   {"dur", e.durationUs}});
   json::Value trace = json::Object{{"traceEvents", std::move(events)},
@@ -538,8 +559,11 @@ int runTraining(const Program &program, StringRef digest) {
   bool staged = !stages.order.empty() && pipelineMode == "in-order";
   std::unique_ptr<PipelineRunner<float>> ranks;
   if (pipelined && pipelineMode == "threads") {
+    if (bucketMiB <= 0)
+      fail("--bucket-mb must be positive");
     ranks = check(PipelineRunner<float>::create(
-                      exec, program, std::chrono::seconds(pipelineTimeout)),
+                      exec, program, std::chrono::seconds(pipelineTimeout),
+                      size_t(double(bucketMiB) * (1 << 20))),
                   "starting the pipeline ranks");
     if (!quiet)
       errs() << formatv("octet-run: {0} ranks as threads (pipeline schedule "
@@ -547,11 +571,22 @@ int runTraining(const Program &program, StringRef digest) {
                         ranks->getNumRanks(),
                         program.metadata.at("pipeline.schedule"),
                         int64_t(metaNumber(program, "pipeline.dp", 1)),
-                        ranks->getExpertParallelism() > 1
-                            ? formatv(", experts split over {0}",
-                                      ranks->getExpertParallelism())
-                                  .str()
-                            : "");
+                        (ranks->getExpertParallelism() > 1
+                             ? formatv(", experts split over {0}",
+                                       ranks->getExpertParallelism())
+                                   .str()
+                             : std::string()) +
+                            (ranks->shardsOptimizer()
+                                 ? ", optimizer sharded over the replicas "
+                                   "(ZeRO-1)"
+                                 : ""));
+    if (!quiet && ranks->shardsOptimizer()) {
+      std::string shares;
+      for (int64_t n : ranks->getOptimizerShares())
+        shares += (shares.empty() ? "" : ", ") + std::to_string(n);
+      errs() << "octet-run: parameter elements each replica updates: "
+             << shares << "\n";
+    }
   }
   if (!ranks && !tracePath.empty())
     fail("--trace records pipeline ranks: this program has one stage (or "
@@ -582,16 +617,21 @@ int runTraining(const Program &program, StringRef digest) {
     }
     objective /= double(s.microBatches);
     loss /= double(s.microBatches);
+    // The step's reduced gradient: the master's, or (ZeRO-1) the rank's
+    // that updates the parameter.
+    auto gradient = [&](const Parameter &p) {
+      return ranks ? ranks->gradient(p.name) : exec.gradient(p.name);
+    };
     // The step's loss is the mean over micro-batches: so is its gradient.
     if (s.microBatches > 1)
       for (const Parameter &p : program.parameters)
-        if (auto g = exec.gradient(p.name))
+        if (auto g = gradient(p))
           for (float &v : *g)
             v /= float(s.microBatches);
     if (!gradientsPath.empty() && step == firstStep) {
       std::vector<Tensor> grads;
       for (const Parameter &p : program.parameters)
-        if (auto g = exec.gradient(p.name))
+        if (auto g = gradient(p))
           grads.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
                                             ArrayRef<float>(g->data(), g->size())));
       // The micro-batches' losses too, exactly (C99 hexadecimal floats).
@@ -603,12 +643,17 @@ int runTraining(const Program &program, StringRef digest) {
              "writing the gradients to " + gradientsPath);
     }
     double lr = learningRate(s, step, lastStep);
-    check(exec.run("optimizer_step",
-                   {CpuExecutor<float>::Argument::scalar(float(lr)),
-                    CpuExecutor<float>::Argument::integer(int64_t(step))}),
-          "running @optimizer_step");
-    if (ranks)
-      ranks->broadcast();
+    if (ranks && ranks->shardsOptimizer()) {
+      failOn(ranks->optimizerStep(float(lr), int64_t(step)),
+             "running the sharded optimizer step");
+    } else {
+      check(exec.run("optimizer_step",
+                     {CpuExecutor<float>::Argument::scalar(float(lr)),
+                      CpuExecutor<float>::Argument::integer(int64_t(step))}),
+            "running @optimizer_step");
+      if (ranks)
+        ranks->broadcast();
+    }
     if (!std::isfinite(objective))
       fail(formatv("the loss is {0} at step {1}: training diverged", objective,
                    step));
@@ -672,7 +717,7 @@ int runTraining(const Program &program, StringRef digest) {
     outs() << formatv("; checkpoint {0}/step-{1}", checkpointDir, lastStep);
   outs() << "\n";
   if (ranks)
-    reportPipeline(*ranks);
+    reportPipeline(*ranks, int64_t(lastStep - firstStep + 1));
   return 0;
 }
 

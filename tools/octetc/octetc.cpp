@@ -413,6 +413,8 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
       {"pipeline.dp", std::to_string(train.dp)},
       // Expert-parallel groups, formed from the data-parallel replicas.
       {"pipeline.ep", std::to_string(train.ep)},
+      // ZeRO stage: 1 shards the optimizer over the replicas.
+      {"pipeline.zero", std::to_string(train.zero)},
       {"train.lr", exactNumber(train.optimizer.lr)},
       {"train.warmup_steps", std::to_string(train.optimizer.warmupSteps)},
       {"train.seed", std::to_string(train.seed ? train.seed : 1)},

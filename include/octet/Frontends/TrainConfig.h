@@ -73,6 +73,9 @@ struct TrainConfig {
 
   PipelineSchedule schedule = PipelineSchedule::OneFOneB;
   int64_t pp = 1, dp = 1, ep = 1;
+  /// ZeRO stage: 0, or 1 to shard the optimizer state over the
+  /// data-parallel replicas.
+  int64_t zero = 0;
   /// Decoder layers of each pipeline chunk, first to last, when the user
   /// pins the split (`parallel.stage_layers`); empty: balanced by FLOPs.
   std::vector<int64_t> stageLayers;

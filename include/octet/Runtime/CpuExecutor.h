@@ -32,9 +32,11 @@
 #include "octet/Runtime/Program.h"
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -177,6 +179,17 @@ public:
   /// of `exchange`'s group (which must outlive the executor's runs); null
   /// computes every expert locally.
   void setExpertExchange(ExpertExchange<T> *exchange);
+
+  /// ZeRO-1: octet.adamw_step updates only the parameters `owns` accepts
+  /// (weights and moments); for the others it clears the gradient and
+  /// leaves the state as it is. By default every parameter is updated.
+  void setOptimizerShard(llvm::function_ref<bool(llvm::StringRef)> owns);
+
+  /// Calls `fn` with the parameter's name after every octet.grad_accumulate,
+  /// on the thread running the function, so that a gradient's reduction
+  /// can start as soon as its last accumulation of the step is done. Null
+  /// removes it.
+  void setGradientCallback(std::function<void(llvm::StringRef)> fn);
 
   struct State;
 

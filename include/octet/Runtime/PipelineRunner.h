@@ -11,11 +11,16 @@
 // (one backward function per stage), which leaves every gradient's
 // accumulation order unchanged.
 //
-// At the end of the step the gradients are gathered into the master
-// executor (rank 0's, owned by the caller): copied from the one rank that
-// owns a parameter, or summed over the ranks holding mirrored copies
-// (DualPipe). broadcast() copies the master's weights and moments back to
-// every rank after the optimizer step. A rank that fails, or waits longer
+// During the step, one communication thread per pipeline rank reduces the
+// gradients of its parameters in buckets, each as soon as every rank
+// holding its parameters has run its last action touching them: copied
+// from the one rank that holds a parameter, or summed over DualPipe's
+// mirrored copies and over the data-parallel replicas (in rank order, then
+// replica order). The sum goes to the master executor (rank 0's, owned by
+// the caller), which runs the optimizer; broadcast() copies the master's
+// weights and moments back to every rank. With ZeRO-1 (pipeline.zero = 1)
+// each parameter's sum goes instead to one replica's rank, chosen to
+// balance the replicas' shares, which updates it in optimizerStep(). A rank that fails, or waits longer
 // than the timeout, ends the step with an error on every rank.
 //
 // Expert parallelism (pipeline.ep = G > 1): the same pipeline rank of G
@@ -72,7 +77,8 @@ public:
   /// ranks' executors (their state copied from `master` by broadcast()).
   static llvm::Expected<std::unique_ptr<PipelineRunner>>
   create(CpuExecutor<T> &master, const Program &program,
-         std::chrono::seconds timeout = std::chrono::seconds(120));
+         std::chrono::seconds timeout = std::chrono::seconds(120),
+         size_t bucketBytes = size_t(25) << 20);
   ~PipelineRunner();
 
   int64_t getNumRanks() const;
@@ -89,6 +95,9 @@ public:
     /// A wait inside a stage function (for an expert exchange): its time is
     /// also part of the function's.
     bool nested = false;
+    /// A gradient reduction ("reduce bucket 2 (...)") by pipeline rank
+    /// `rank`'s communication thread.
+    bool communication = false;
     double startUs = 0, durationUs = 0;
   };
   /// Per rank, over all steps so far: busy (computing) and waiting time,
@@ -96,6 +105,10 @@ public:
   struct Summary {
     std::vector<double> busyUs, waitingUs;
     double stepsUs = 0;
+    /// Per pipeline rank: gradient reduction time, the part of it after
+    /// the rank's last computation of each step, and the buckets reduced.
+    std::vector<double> reduceUs, exposedReduceUs;
+    std::vector<int64_t> buckets;
   };
   const std::vector<Event> &getEvents() const;
   Summary getSummary() const;
@@ -106,6 +119,20 @@ public:
 
   /// Copies the master's weights and AdamW moments to every rank.
   void broadcast();
+
+  /// The step's reduced gradient of parameter `name`: the master's, or with
+  /// ZeRO-1 that of the rank updating it.
+  std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
+  /// Whether the optimizer is sharded (ZeRO-1): then optimizerStep(), not
+  /// the master's @optimizer_step, updates the parameters.
+  bool shardsOptimizer() const;
+  /// Per replica: the parameter elements its ranks update (all with the
+  /// first replica's ranks without ZeRO-1).
+  std::vector<int64_t> getOptimizerShares() const;
+  /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
+  /// parallel), the master gathers the updated weights and moments, and
+  /// broadcast() sends the weights to every rank.
+  llvm::Error optimizerStep(T lr, int64_t step);
 
   /// Runs the micro-batches of one step (one batch each, in order) through
   /// the schedule and leaves the gradients, as the whole step would have

@@ -15,6 +15,7 @@
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/FP8Linear.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -253,6 +254,55 @@ TEST(ExecutorTest, DoubleExecutorRunsTheSameProgram) {
   expectFloatMatchesDouble("dx", cast<double>(outF[1].values), out[1].values);
   expectFloatMatchesDouble("dw", cast<double>(copyOf<float>(*f.gradient("w"))),
                            copyOf<double>(*d.gradient("w")));
+}
+
+// ZeRO-1: an executor updates only its share of the parameters; the
+// others' gradients are cleared and their weights and moments kept.
+TEST(ExecutorTest, OptimizerShardUpdatesOnlyItsParameters) {
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(5);
+  exec.setOptimizerShard([](llvm::StringRef name) { return name == "w"; });
+  std::vector<float> w = copyOf<float>(*exec.masterWeight("w"));
+  std::vector<float> b = copyOf<float>(*exec.masterWeight("b"));
+  std::vector<uint16_t> mw(w.size(), 0), vw(w.size(), 0);
+  std::vector<float> gw = randomT<float>(w.size(), 101),
+                     gb = randomT<float>(b.size(), 102);
+  std::copy(gw.begin(), gw.end(), exec.gradient("w")->begin());
+  std::copy(gb.begin(), gb.end(), exec.gradient("b")->begin());
+  run(exec, "optimizer_step",
+      {CpuExecutor<float>::Argument::scalar(0.01f),
+       CpuExecutor<float>::Argument::integer(1)});
+  adamwStep(w.data(), gw.data(), mw.data(), vw.data(), w.size(), 1,
+            AdamWConfig{0.01f, 0.9f, 0.95f, 1e-8f, 0.1f});
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("w")), w));
+  EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.firstMoment("w")), mw));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("b")), b));
+  EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.firstMoment("b")),
+                           std::vector<uint16_t>(b.size(), 0)));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("b")),
+                           std::vector<float>(b.size(), 0.0f)));
+}
+
+// The gradient callback follows every accumulation, after it is done.
+TEST(ExecutorTest, GradientCallbackFollowsEachAccumulation) {
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(5);
+  std::vector<std::string> seen;
+  std::vector<bool> nonZero;
+  exec.setGradientCallback([&](llvm::StringRef name) {
+    seen.push_back(name.str());
+    auto g = *exec.gradient(name);
+    nonZero.push_back(std::any_of(g.begin(), g.end(),
+                                  [](float v) { return v != 0.0f; }));
+  });
+  std::vector<float> x = randomT<float>(4 * 8, 7);
+  std::vector<int32_t> labels = {3, 0, 15, 7};
+  run(exec, "forward_backward", {x, labels});
+  EXPECT_EQ(seen, (std::vector<std::string>{"w", "b"}));
+  EXPECT_EQ(nonZero, (std::vector<bool>{true, true}));
+  exec.setGradientCallback(nullptr);
+  run(exec, "forward_backward", {x, labels});
+  EXPECT_EQ(seen.size(), 2u);
 }
 
 TEST(ExecutorTest, OptimizerStepIsAdamWAndClearsTheGradients) {
