@@ -119,6 +119,22 @@ public:
         tq::TileConfigAttr());
   }
 
+  /// An FP8 copy of a forward input that `op` can share: made in the same
+  /// block and pipeline stage, in the format and scale rounding `op` asks
+  /// for. Gate and up projections (MLPs, experts) and MLA's q_a and kv_a
+  /// read the same input: it is quantized (and aligned) once.
+  static bool shareable(std::pair<Value, bool> cached, Operation *op,
+                        PrecisionAttr p) {
+    Value q = cached.first;
+    if (!q || q.getParentBlock() != op->getBlock() ||
+        cached.second != (p.getScaleRounding() == ScaleRounding::Pow2))
+      return false;
+    auto t = dyn_cast<tq::QTensorType>(q.getType());
+    return t && t.getElementType() == fp8Type(op->getContext(), p.getFormat()) &&
+           q.getDefiningOp()->getAttr(OctetDialect::getStageAttrName()) ==
+               op->getAttr(OctetDialect::getStageAttrName());
+  }
+
   /// Fprop: Y = X W^T with X in 1x128 tiles, W in 128x128 blocks. Records
   /// the FP8 copy of X (the Wgrad's cache) and of W.
   LogicalResult lower(LinearOp op) {
@@ -126,13 +142,16 @@ public:
     Location loc = op.getLoc();
     auto xType = op.getX().getType();
     int64_t k = xType.getShape().back(), kp = roundUp(k);
-    Value flat = flatten(loc, op.getX());
-    Value x = pad(loc, flat,
-                  cast<RankedTensorType>(flat.getType()).getDimSize(0), kp);
     int64_t n = op.getW().getType().getDimSize(0);
     Value w = pad(loc, op.getW(), n, kp);
     bool pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
-    Value qx = quantize(loc, x, p, Granularity::Tile1x128, pow2);
+    Value qx = cachedInput.lookup(op.getX()).first;
+    if (!shareable(cachedInput.lookup(op.getX()), op, p)) {
+      Value flat = flatten(loc, op.getX());
+      Value x = pad(loc, flat,
+                    cast<RankedTensorType>(flat.getType()).getDimSize(0), kp);
+      qx = quantize(loc, x, p, Granularity::Tile1x128, pow2);
+    }
     Value qw = quantize(loc, w, p, Granularity::Block128x128, false);
     cachedInput[op.getX()] = {qx, pow2};
     Value y = matmul(loc, qx, 1, qw, 1, p, op.getType().getElementType());
@@ -234,20 +253,27 @@ public:
   }
 
   /// The M-grouped GEMM of `input` (rows sorted by expert, quantized 1x128
-  /// with `pow2` scales) with the expert weights contracted along
-  /// `rhsContract`, replacing `op`'s result. Returns the aligned FP8 input.
-  Value lowerMGrouped(Operation *op, Value input, Value w, Value sizes,
-                      PrecisionAttr p, bool pow2, int64_t rhsContract) {
+  /// with `pow2` scales, or `shared`: its aligned FP8 copy and expert
+  /// index) with the expert weights contracted along `rhsContract`,
+  /// replacing `op`'s result. Returns the aligned FP8 input and the index.
+  std::pair<Value, Value> lowerMGrouped(Operation *op, Value input, Value w,
+                                        Value sizes, PrecisionAttr p, bool pow2,
+                                        int64_t rhsContract,
+                                        std::pair<Value, Value> shared = {}) {
     Location loc = op->getLoc();
     auto type = cast<RankedTensorType>(op->getResult(0).getType());
-    auto [aligned, index] = align(loc, input, sizes);
-    Value qinput = quantize(loc, aligned, p, Granularity::Tile1x128, pow2);
+    auto [qinput, index] = shared;
+    if (!qinput) {
+      Value aligned;
+      std::tie(aligned, index) = align(loc, input, sizes);
+      qinput = quantize(loc, aligned, p, Granularity::Tile1x128, pow2);
+    }
     Value qw = quantize(loc, w, p, Granularity::Block128x128, false);
     Value y = groupedMatmul(loc, qinput, qw, index, rhsContract, p,
                             type.getElementType());
     op->getResult(0).replaceAllUsesWith(unalign(loc, y, sizes, type));
     op->erase();
-    return qinput;
+    return {qinput, index};
   }
 
   /// Expert Fprop: each expert's rows times its weight, as one M-grouped
@@ -257,8 +283,14 @@ public:
     PrecisionAttr p = op.getPrecisionAttr();
     bool pow2 = p.getScaleRounding() == ScaleRounding::Pow2;
     Value x = op.getX(), sizes = op.getGroupSizes();
-    Value qx = lowerMGrouped(op, x, op.getW(), sizes, p, pow2, 2);
+    std::pair<Value, bool> cached = cachedGroupedInput.lookup({x, sizes});
+    std::pair<Value, Value> shared;
+    if (shareable(cached, op, p))
+      shared = {cached.first, cachedGroupedIndex.lookup({x, sizes})};
+    auto [qx, index] = lowerMGrouped(op, x, op.getW(), sizes, p, pow2, 2,
+                                     shared);
     cachedGroupedInput[{x, sizes}] = {qx, pow2};
+    cachedGroupedIndex[{x, sizes}] = index;
     return success();
   }
 
@@ -354,6 +386,8 @@ private:
   /// FP8 copy.
   llvm::DenseMap<std::pair<Value, Value>, std::pair<Value, bool>>
       cachedGroupedInput;
+  /// And the expert index of its aligned rows.
+  llvm::DenseMap<std::pair<Value, Value>, Value> cachedGroupedIndex;
 };
 
 bool isFP8(std::optional<PrecisionAttr> p) { return p && p->isFP8(); }

@@ -191,3 +191,46 @@ func.func @expert_unlowered(%dy: tensor<256x96xf32>, %w: tensor<4x96x256xf32>, %
       : (tensor<256x256xf32>, tensor<4x96x256xf32>, tensor<4xi32>) -> tensor<256x96xf32>
   return %dx, %y : tensor<256x256xf32>, tensor<256x96xf32>
 }
+
+// -----
+
+// Linears reading the same input (an MLP's gate and up, MLA's q_a and
+// kv_a) share one FP8 copy of it when they ask for the same format and
+// scale rounding in the same stage; the expert gate and up also share the
+// aligned rows and their expert index. Another scale rounding, or another
+// pipeline stage, quantizes again.
+// CHECK-LABEL: func.func @shared_inputs
+// CHECK: %[[QX:.*]] = octet_tq.quantize %{{.*}} pow2 : tensor<128x256xf32> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>
+// CHECK: octet_tq.scaled_matmul %[[QX]],
+// CHECK-NOT: octet_tq.quantize %{{.*}} pow2 : tensor<128x256xf32>
+// CHECK: octet_tq.scaled_matmul %[[QX]],
+// CHECK: %[[QF:.*]] = octet_tq.quantize %{{.*}} : tensor<128x256xf32> -> !octet_tq.qtensor<128x256xf8E4M3FN, tile_1x128>
+// CHECK: octet_tq.scaled_matmul %[[QF]],
+// CHECK: %[[QS:.*]] = octet_tq.quantize %{{.*}} pow2 {octet.stage = 1 : i64} : tensor<128x256xf32>
+// CHECK: octet_tq.scaled_matmul %[[QS]],
+// CHECK: %[[A:.*]], %[[I:.*]] = octet_tq.align_groups %{{.*}}, %{{.*}} : (tensor<256x256xf32>, tensor<4xi32>)
+// CHECK: %[[QA:.*]] = octet_tq.quantize %[[A]] pow2
+// CHECK: octet_tq.grouped_scaled_matmul %[[QA]], %{{.*}}, %[[I]]
+// CHECK-NOT: octet_tq.align_groups
+// CHECK: octet_tq.grouped_scaled_matmul %[[QA]], %{{.*}}, %[[I]]
+// CHECK-NOT: octet_tq.align_groups
+// CHECK: return
+func.func @shared_inputs(%x: tensor<2x64x256xf32>, %wg: tensor<128x256xf32>, %wu: tensor<128x256xf32>,
+                         %r: tensor<256x256xf32>, %we: tensor<4x128x256xf32>, %sizes: tensor<4xi32>)
+    -> (tensor<2x64x128xf32>, tensor<2x64x128xf32>, tensor<2x64x128xf32>, tensor<2x64x128xf32>,
+        tensor<256x128xf32>, tensor<256x128xf32>) {
+  %g = octet.linear %x, %wg precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<2x64x256xf32>, tensor<128x256xf32>) -> tensor<2x64x128xf32>
+  %u = octet.linear %x, %wu precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<2x64x256xf32>, tensor<128x256xf32>) -> tensor<2x64x128xf32>
+  %f = octet.linear %x, %wu precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32>
+      : (tensor<2x64x256xf32>, tensor<128x256xf32>) -> tensor<2x64x128xf32>
+  %s = octet.linear %x, %wu precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32> {octet.stage = 1 : i64}
+      : (tensor<2x64x256xf32>, tensor<128x256xf32>) -> tensor<2x64x128xf32>
+  %eg = octet.grouped_linear %r, %we, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<256x256xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<256x128xf32>
+  %eu = octet.grouped_linear %r, %we, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+      : (tensor<256x256xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<256x128xf32>
+  return %g, %u, %f, %s, %eg, %eu : tensor<2x64x128xf32>, tensor<2x64x128xf32>, tensor<2x64x128xf32>, tensor<2x64x128xf32>,
+                                    tensor<256x128xf32>, tensor<256x128xf32>
+}

@@ -148,6 +148,11 @@ def LowerFP8LinearsPass : Pass<"octet-lower-fp8-linears"> {
     of 128 are left alone with a warning. Each expert's rows are computed
     exactly as the FP8 linear of those rows alone would be.
 
+    Forward linears reading the same input (an MLP's gate and up
+    projections, MLA's q_a and kv_a, the experts' gate and up) share one
+    FP8 copy of it (and, for experts, one aligned layout) when they ask for
+    the same format and scale rounding in the same pipeline stage.
+
     The MoE SwiGLU (one whose output feeds an FP8 `octet.grouped_linear`)
     follows the recipe too: its two inputs are cached in FP8 (1x128 tiles)
     right after the forward, and the backward dequantizes them and
