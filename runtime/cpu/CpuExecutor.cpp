@@ -193,6 +193,120 @@ template <typename T> struct CpuExecutor<T>::State {
 };
 
 //===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// One input of an expert exchange: rows of `width` values, sorted by
+/// expert.
+template <typename T> struct ExpertRows {
+  const T *data;
+  int64_t width;
+};
+
+/// Runs a grouped op's experts at their owners. Every input's rows of the
+/// experts of group rank o go to rank o; each rank then calls, for every
+/// group rank p in order, compute(p, inputs, firstExpert, sizes, rows,
+/// result) on the rows p sent (`inputs` points at each input's rows,
+/// `sizes` holds the rows of each of the owner's experts), and, when
+/// outWidth > 0, sends `result` (rows of outWidth values) back to p, which
+/// writes it into `out` where the rows came from. Rows are independent in a
+/// grouped linear, so each row's result is what computing it locally gives.
+template <typename T, typename Compute>
+Error exchangeExpertRows(ExpertExchange<T> &ex, const std::string &tag,
+                         const int64_t *sizes, int64_t experts,
+                         llvm::ArrayRef<ExpertRows<T>> inputs, T *out,
+                         int64_t outWidth, Compute compute) {
+  using Message = typename ExpertExchange<T>::Message;
+  int64_t groupSize = ex.getGroupSize(), me = ex.getGroupRank();
+  if (groupSize <= 0 || experts % groupSize != 0)
+    return makeError("expert parallelism over " + Twine(groupSize) +
+                     " ranks does not divide the " + Twine(experts) +
+                     " experts");
+  int64_t local = experts / groupSize, inWidth = 0;
+  for (const ExpertRows<T> &in : inputs)
+    inWidth += in.width;
+  // Each owner's rows: a contiguous range, since rows are sorted by expert.
+  std::vector<int64_t> rowBegin(groupSize + 1, 0);
+  for (int64_t o = 0; o < groupSize; ++o)
+    rowBegin[o + 1] = rowBegin[o] + std::accumulate(sizes + o * local,
+                                                    sizes + (o + 1) * local,
+                                                    int64_t(0));
+  std::vector<Message> send(groupSize);
+  for (int64_t o = 0; o < groupSize; ++o) {
+    Message &m = send[o];
+    m.tag = tag;
+    m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
+    int64_t rows = rowBegin[o + 1] - rowBegin[o];
+    m.values.reserve(rows * inWidth);
+    for (const ExpertRows<T> &in : inputs)
+      m.values.insert(m.values.end(), in.data + rowBegin[o] * in.width,
+                      in.data + rowBegin[o + 1] * in.width);
+  }
+  Expected<std::vector<Message>> received = ex.allToAll(std::move(send));
+  if (!received)
+    return received.takeError();
+  auto check = [&](const std::vector<Message> &msgs, int64_t sizesEach,
+                   auto valuesOf) -> Error {
+    if (int64_t(msgs.size()) != groupSize)
+      return makeError("the expert exchange returned " + Twine(msgs.size()) +
+                       " messages for " + Twine(groupSize) + " ranks");
+    for (int64_t p = 0; p < groupSize; ++p) {
+      if (msgs[p].tag != tag)
+        return makeError("expert-parallel rank " + Twine(p) + " is at " +
+                         msgs[p].tag + " while this rank is at " + tag +
+                         ": the ranks of the group run different programs");
+      if (int64_t(msgs[p].sizes.size()) != sizesEach ||
+          int64_t(msgs[p].values.size()) != valuesOf(p, msgs[p]))
+        return makeError("expert-parallel rank " + Twine(p) +
+                         " sent a malformed message for " + tag);
+    }
+    return Error::success();
+  };
+  auto rowsOf = [](const Message &m) {
+    return std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+  };
+  if (Error e = check(*received, local, [&](int64_t, const Message &m) {
+        return rowsOf(m) * inWidth;
+      }))
+    return e;
+  std::vector<Message> reply(groupSize);
+  for (int64_t p = 0; p < groupSize; ++p) {
+    const Message &m = (*received)[p];
+    int64_t rows = rowsOf(m);
+    if (Error e = checkGroupSizes(m.sizes.data(), local, rows))
+      return e;
+    std::vector<const T *> in;
+    int64_t offset = 0;
+    for (const ExpertRows<T> &input : inputs) {
+      in.push_back(m.values.data() + offset);
+      offset += rows * input.width;
+    }
+    reply[p].tag = tag;
+    reply[p].values.resize(rows * outWidth);
+    if (Error e = compute(p, in.data(), me * local, m.sizes.data(), rows,
+                          reply[p].values.data()))
+      return e;
+  }
+  if (outWidth == 0)
+    return Error::success();
+  Expected<std::vector<Message>> back = ex.allToAll(std::move(reply));
+  if (!back)
+    return back.takeError();
+  if (Error e = check(*back, 0, [&](int64_t o, const Message &) {
+        return (rowBegin[o + 1] - rowBegin[o]) * outWidth;
+      }))
+    return e;
+  for (int64_t o = 0; o < groupSize; ++o)
+    std::copy((*back)[o].values.begin(), (*back)[o].values.end(),
+              out + rowBegin[o] * outWidth);
+  return Error::success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
 // The instruction compiler
 //===----------------------------------------------------------------------===//
 
@@ -505,6 +619,32 @@ private:
   std::string exchangeTag() const {
     return "@" + f.name + " instruction " + std::to_string(index);
   }
+  /// The body of a grouped linear that computes rows (the forward, the
+  /// input gradient): compute(in, wExperts, sizes, rows, experts, out) on
+  /// every expert here, or with expert parallelism (State::experts) each
+  /// expert's rows at its owner, with the owner's weights.
+  template <typename Compute>
+  Body groupedRowsBody(Compute compute, const T *in, int64_t inWidth,
+                       const T *w, T *out, int64_t outWidth,
+                       const int64_t *sizes, int64_t experts,
+                       int64_t rows) const {
+    std::string tag = exchangeTag();
+    State &st = s;
+    return Body([=, &st]() -> Error {
+      if (Error e = checkGroupSizes(sizes, experts, rows))
+        return e;
+      if (!st.experts)
+        return compute(in, w, sizes, rows, experts, out);
+      int64_t weightOfExpert = inWidth * outWidth;
+      return exchangeExpertRows<T>(
+          *st.experts, tag, sizes, experts, {{in, inWidth}}, out, outWidth,
+          [&](int64_t, const T *const *rowsIn, int64_t first,
+              const int64_t *sz, int64_t r, T *result) {
+            return compute(rowsIn[0], w + first * weightOfExpert, sz, r,
+                           experts / st.experts->getGroupSize(), result);
+          });
+    });
+  }
   /// Shared checks of the batched products: the sizes and transposition.
   Expected<cpu::BatchMatmulShape> batchMatmulShape() const;
   /// Shared checks of the MoE routing ops: tokens, topK from [T, k] indices.
@@ -563,120 +703,6 @@ void forEachSliceElement(const std::vector<int64_t> &offsets,
       idx[d] = 0;
     }
   }
-}
-
-} // namespace
-
-//===----------------------------------------------------------------------===//
-// Expert parallelism
-//===----------------------------------------------------------------------===//
-
-namespace {
-
-/// One input of an expert exchange: rows of `width` values, sorted by
-/// expert.
-template <typename T> struct ExpertRows {
-  const T *data;
-  int64_t width;
-};
-
-/// Runs a grouped op's experts at their owners. Every input's rows of the
-/// experts of group rank o go to rank o; each rank then calls, for every
-/// group rank p in order, compute(p, inputs, firstExpert, sizes, rows,
-/// result) on the rows p sent (`inputs` points at each input's rows,
-/// `sizes` holds the rows of each of the owner's experts), and, when
-/// outWidth > 0, sends `result` (rows of outWidth values) back to p, which
-/// writes it into `out` where the rows came from. Rows are independent in a
-/// grouped linear, so each row's result is what computing it locally gives.
-template <typename T, typename Compute>
-Error exchangeExpertRows(ExpertExchange<T> &ex, const std::string &tag,
-                         const int64_t *sizes, int64_t experts,
-                         llvm::ArrayRef<ExpertRows<T>> inputs, T *out,
-                         int64_t outWidth, Compute compute) {
-  using Message = typename ExpertExchange<T>::Message;
-  int64_t groupSize = ex.getGroupSize(), me = ex.getGroupRank();
-  if (groupSize <= 0 || experts % groupSize != 0)
-    return makeError("expert parallelism over " + Twine(groupSize) +
-                     " ranks does not divide the " + Twine(experts) +
-                     " experts");
-  int64_t local = experts / groupSize, inWidth = 0;
-  for (const ExpertRows<T> &in : inputs)
-    inWidth += in.width;
-  // Each owner's rows: a contiguous range, since rows are sorted by expert.
-  std::vector<int64_t> rowBegin(groupSize + 1, 0);
-  for (int64_t o = 0; o < groupSize; ++o)
-    rowBegin[o + 1] = rowBegin[o] + std::accumulate(sizes + o * local,
-                                                    sizes + (o + 1) * local,
-                                                    int64_t(0));
-  std::vector<Message> send(groupSize);
-  for (int64_t o = 0; o < groupSize; ++o) {
-    Message &m = send[o];
-    m.tag = tag;
-    m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
-    int64_t rows = rowBegin[o + 1] - rowBegin[o];
-    m.values.reserve(rows * inWidth);
-    for (const ExpertRows<T> &in : inputs)
-      m.values.insert(m.values.end(), in.data + rowBegin[o] * in.width,
-                      in.data + rowBegin[o + 1] * in.width);
-  }
-  Expected<std::vector<Message>> received = ex.allToAll(std::move(send));
-  if (!received)
-    return received.takeError();
-  auto check = [&](const std::vector<Message> &msgs, int64_t sizesEach,
-                   auto valuesOf) -> Error {
-    if (int64_t(msgs.size()) != groupSize)
-      return makeError("the expert exchange returned " + Twine(msgs.size()) +
-                       " messages for " + Twine(groupSize) + " ranks");
-    for (int64_t p = 0; p < groupSize; ++p) {
-      if (msgs[p].tag != tag)
-        return makeError("expert-parallel rank " + Twine(p) + " is at " +
-                         msgs[p].tag + " while this rank is at " + tag +
-                         ": the ranks of the group run different programs");
-      if (int64_t(msgs[p].sizes.size()) != sizesEach ||
-          int64_t(msgs[p].values.size()) != valuesOf(p, msgs[p]))
-        return makeError("expert-parallel rank " + Twine(p) +
-                         " sent a malformed message for " + tag);
-    }
-    return Error::success();
-  };
-  auto rowsOf = [](const Message &m) {
-    return std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
-  };
-  if (Error e = check(*received, local, [&](int64_t, const Message &m) {
-        return rowsOf(m) * inWidth;
-      }))
-    return e;
-  std::vector<Message> reply(groupSize);
-  for (int64_t p = 0; p < groupSize; ++p) {
-    const Message &m = (*received)[p];
-    int64_t rows = rowsOf(m);
-    if (Error e = checkGroupSizes(m.sizes.data(), local, rows))
-      return e;
-    std::vector<const T *> in;
-    int64_t offset = 0;
-    for (const ExpertRows<T> &input : inputs) {
-      in.push_back(m.values.data() + offset);
-      offset += rows * input.width;
-    }
-    reply[p].tag = tag;
-    reply[p].values.resize(rows * outWidth);
-    if (Error e = compute(p, in.data(), me * local, m.sizes.data(), rows,
-                          reply[p].values.data()))
-      return e;
-  }
-  if (outWidth == 0)
-    return Error::success();
-  Expected<std::vector<Message>> back = ex.allToAll(std::move(reply));
-  if (!back)
-    return back.takeError();
-  if (Error e = check(*back, 0, [&](int64_t o, const Message &) {
-        return (rowBegin[o + 1] - rowBegin[o]) * outWidth;
-      }))
-    return e;
-  for (int64_t o = 0; o < groupSize; ++o)
-    std::copy((*back)[o].values.begin(), (*back)[o].values.end(),
-              out + rowBegin[o] * outWidth);
-  return Error::success();
 }
 
 } // namespace
@@ -907,21 +933,7 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
     cpu::groupedLinearForward<T, int64_t>(x, wExperts, sizes, shape, y);
     return Error::success();
   };
-  std::string tag = exchangeTag();
-  State &st = s;
-  return Body([=, &st]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
-    if (!st.experts)
-      return compute(x, w, sizes, rows, experts, y);
-    return exchangeExpertRows<T>(
-        *st.experts, tag, sizes, experts, {{x, k}}, y, n,
-        [&](int64_t, const T *const *in, int64_t first, const int64_t *sz,
-            int64_t r, T *result) {
-          return compute(in[0], w + first * n * k, sz, r,
-                         experts / st.experts->getGroupSize(), result);
-        });
-  });
+  return groupedRowsBody(compute, x, k, w, y, n, sizes, experts, rows);
 }
 
 template <typename T>
@@ -1478,21 +1490,7 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
                                            dx, nullptr);
     return Error::success();
   };
-  std::string tag = exchangeTag();
-  State &st = s;
-  return Body([=, &st]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
-    if (!st.experts)
-      return compute(dy, w, sizes, rows, experts, dx);
-    return exchangeExpertRows<T>(
-        *st.experts, tag, sizes, experts, {{dy, n}}, dx, k,
-        [&](int64_t, const T *const *in, int64_t first, const int64_t *sz,
-            int64_t r, T *result) {
-          return compute(in[0], w + first * n * k, sz, r,
-                         experts / st.experts->getGroupSize(), result);
-        });
-  });
+  return groupedRowsBody(compute, dy, n, w, dx, k, sizes, experts, rows);
 }
 
 template <typename T>
