@@ -156,6 +156,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::map<std::tuple<uint64_t, int64_t, int64_t>, Message> exchanged;
   /// Counts what the ranks post (results, exchanges, accumulations).
   uint64_t progress = 0;
+  /// Stage functions running now, and rank threads that have ended.
+  int64_t running = 0;
+  size_t ranksDone = 0;
   std::string failure;
 
   std::string meta(const std::string &key) const {
@@ -307,7 +310,15 @@ template <typename T> struct PipelineRunner<T>::Impl {
       args.push_back(o.ints.empty() ? Argument(o.values) : Argument(o.ints));
     }
     auto start = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++running;
+    }
     llvm::Expected<std::vector<Output>> out = ranks[rank]->run(fn, args);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      --running;
+    }
     record(rank, label(fn, mb), /*waiting=*/false, start);
     if (!out) {
       fail(llvm::formatv("rank {0}, micro-batch {1}: {2}", rank, mb,
@@ -337,11 +348,24 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
 
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
+    runActions(rank, batches);
+    std::lock_guard<std::mutex> lock(mutex);
+    ++ranksDone;
+    posted.notify_all();
+  }
+
+  void runActions(int64_t rank, llvm::ArrayRef<Batch> batches) {
     std::optional<std::pair<int64_t, bool>> fault = injectedFault();
     int64_t done = 0;
     // This replica's micro-batches follow the previous replicas'.
     int64_t firstMb = (rank / pp) * schedule.microbatches;
     for (const sched::Action &a : schedule.perRank[rank % pp]) {
+      {
+        // Another rank failed: stop here rather than finish the step.
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!failure.empty())
+          return;
+      }
       if (fault && fault->first == rank && done++ == 1) {
         if (!fault->second)
           fail(llvm::formatv("rank {0} stopped (OCTET_PIPELINE_FAIL_RANK)",
@@ -451,9 +475,28 @@ template <typename T> struct PipelineRunner<T>::Impl {
         uint64_t seen = progress;
         auto deadline = std::chrono::steady_clock::now() + 2 * timeout;
         while (failure.empty() && pending()) {
+          if (ranksDone == ranks.size()) {
+            // Every rank ended, yet a gradient is not final: name it.
+            const std::string &p = *pending();
+            for (size_t e : holders[p])
+              if (accumulated[e][p] != expected[e][p])
+                failure = llvm::formatv(
+                              "rank {0} ended the step with {1} of the {2} "
+                              "accumulations of the gradient of {3} its "
+                              "schedule makes: it stopped early",
+                              e, accumulated[e][p], expected[e][p], p)
+                              .str();
+            posted.notify_all();
+            return;
+          }
           if (!posted.wait_until(lock, deadline, [&] {
-                return !failure.empty() || !pending() || progress != seen;
+                return !failure.empty() || !pending() || progress != seen ||
+                       ranksDone == ranks.size();
               })) {
+            if (running > 0) { // a long stage function is progress too
+              deadline = std::chrono::steady_clock::now() + 2 * timeout;
+              continue;
+            }
             failure = llvm::formatv("the gradient reduction of rank {0} "
                                     "waited {1} s for the gradient of {2}: a "
                                     "rank died or the schedule deadlocks",
@@ -747,9 +790,10 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     }
     for (int64_t e = 0; impl->zero && e < ranks * dp; ++e) {
       const auto &updater = impl->updater;
+      // A parameter without a gradient (autodiff warns) is the master's.
       impl->ranks[e]->setOptimizerShard([&](llvm::StringRef name) {
         auto it = updater.find(name.str());
-        return it != updater.end() && it->second == size_t(e);
+        return it == updater.end() ? e == 0 : it->second == size_t(e);
       });
     }
   }
@@ -886,6 +930,8 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   for (size_t r = 1; r < m.ranks.size(); ++r)
     m.ranks[r]->zeroGradients();
   m.finals.clear();
+  m.ranksDone = 0;
+  m.running = 0;
   for (auto &a : m.accumulated)
     a.clear();
   {

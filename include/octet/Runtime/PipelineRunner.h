@@ -131,7 +131,7 @@ public:
   std::vector<int64_t> getOptimizerShares() const;
   /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
   /// parallel), the master gathers the updated weights and moments, and
-  /// broadcast() sends the weights to every rank.
+  /// broadcast() sends the weights and moments to every rank.
   llvm::Error optimizerStep(T lr, int64_t step);
 
   /// Runs the micro-batches of one step (one batch each, in order) through
