@@ -382,24 +382,33 @@ template <typename T> struct PipelineRunner<T>::Impl {
         std::string fn = function(false, s);
         return fn.empty() || run(rank, fn, firstMb + m, batches);
       };
-      bool ok = true;
-      switch (a.type) {
-      case sched::Action::Forward:
-        ok = forward(a.stage, a.mb);
-        break;
-      case sched::Action::Backward:
-      case sched::Action::InputGrad:
-        ok = backward(a.stage, a.mb);
-        break;
-      case sched::Action::WeightGrad:
-        break; // done with the input gradient: one backward per stage
-      case sched::Action::ForwardBackward:
-        ok = forward(a.stage, a.mb) && backward(a.bwdStage, a.bwdMb);
-        break;
-      }
-      if (!ok)
-        return;
+      for (const Call &c : callsOf(a))
+        if (!(c.forward ? forward(c.stage, c.mb) : backward(c.stage, c.mb)))
+          return;
     }
+  }
+
+  /// A stage function an action runs: forward or backward, of global stage
+  /// `stage`, on micro-batch `mb`.
+  struct Call {
+    bool forward;
+    int64_t stage, mb;
+  };
+  /// The calls of action `a`, in order. ZB-H1's weight gradient has none:
+  /// it is done with the input gradient (one backward per stage).
+  static llvm::SmallVector<Call, 2> callsOf(const sched::Action &a) {
+    switch (a.type) {
+    case sched::Action::Forward:
+      return {{true, a.stage, a.mb}};
+    case sched::Action::Backward:
+    case sched::Action::InputGrad:
+      return {{false, a.stage, a.mb}};
+    case sched::Action::WeightGrad:
+      return {};
+    case sched::Action::ForwardBackward:
+      return {{true, a.stage, a.mb}, {false, a.bwdStage, a.bwdMb}};
+    }
+    return {};
   }
 
   /// Executor `rank` accumulated into `param`'s gradient: the last time in
@@ -645,30 +654,14 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   impl->expected.resize(ranks * dp);
   impl->accumulated.resize(ranks * dp);
   // Per rank: its trainable parameters in the order their gradients
-  /// become final.
+  // become final.
   std::vector<std::vector<std::string>> finishOrder(ranks * dp);
   for (int64_t r = 0; r < ranks * dp; ++r) {
     std::vector<std::string> run;
-    for (const sched::Action &a : impl->schedule.perRank[r % ranks]) {
-      auto add = [&](bool forward, int64_t stage) {
-        run.push_back(impl->function(forward, impl->place(stage, 0).first));
-      };
-      switch (a.type) {
-      case sched::Action::Forward:
-        add(true, a.stage);
-        break;
-      case sched::Action::Backward:
-      case sched::Action::InputGrad:
-        add(false, a.stage);
-        break;
-      case sched::Action::WeightGrad:
-        break;
-      case sched::Action::ForwardBackward:
-        add(true, a.stage);
-        add(false, a.bwdStage);
-        break;
-      }
-    }
+    for (const sched::Action &a : impl->schedule.perRank[r % ranks])
+      for (const typename Impl::Call &c : Impl::callsOf(a))
+        run.push_back(
+            impl->function(c.forward, impl->place(c.stage, 0).first));
     std::map<std::string, int64_t> &count = impl->expected[r];
     for (const std::string &fn : run)
       for (const std::string &p : accumulationsOfFunction[fn])
