@@ -24,6 +24,13 @@ def OctetPipe_Dialect : Dialect {
     **Collectives.** Inside stage computations, `all_to_all` (MoE dispatch
     and combine), `all_reduce` and `reduce_scatter` work on tensors.
 
+    **Expert parallelism.** `expert_dispatch` and `expert_combine` carry an
+    MoE layer's routed rows to the ranks owning their experts and back, and
+    `local_experts` (with its gradient `local_experts_grad`) selects a
+    rank's share of an expert weight. `--octet-insert-expert-comm` writes
+    them; unlike the collectives above they complete before they return,
+    which is how the CPU executor runs them.
+
     Every communication op is asynchronous: it returns a `!octet_pipe.token`
     or an `!octet_pipe.async<T>` value and runs on a named stream. A token is
     consumed by exactly one `octet_pipe.wait` and an async value by exactly
@@ -109,6 +116,16 @@ def OctetPipe_AllToAllMode : I32EnumAttr<"AllToAllMode",
     "direction of an expert-parallel all-to-all", [
       I32EnumAttrCase<"Dispatch", 0, "dispatch">,
       I32EnumAttrCase<"Combine", 1, "combine">
+    ]> {
+  let cppNamespace = "::octet::pipe";
+}
+
+def OctetPipe_WireFormat : I32EnumAttr<"WireFormat",
+    "how the rows of an expert-parallel exchange travel", [
+      I32EnumAttrCase<"F32", 0, "f32">,
+      I32EnumAttrCase<"BF16", 1, "bf16">,
+      I32EnumAttrCase<"E4M3", 2, "e4m3">,
+      I32EnumAttrCase<"E5M2", 3, "e5m2">
     ]> {
   let cppNamespace = "::octet::pipe";
 }

@@ -430,3 +430,124 @@ LogicalResult ReduceScatterOp::verify() {
   }
   return verifyCollectiveResult(*this, input, getResult().getType(), shard);
 }
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+/// The expert count E of [E, ...] split over `ranks`: E / ranks, or dynamic.
+static FailureOr<int64_t> localExperts(Operation *op, int64_t experts,
+                                       int64_t ranks, StringRef what) {
+  if (failed(verifyGroupSize(op, ranks)))
+    return failure();
+  if (ShapedType::isDynamic(experts))
+    return ShapedType::kDynamic;
+  if (experts % ranks != 0)
+    return op->emitOpError() << "the " << experts << " experts of " << what
+                             << " do not split over " << ranks << " ranks";
+  return experts / ranks;
+}
+
+/// Whether the wire format can carry rows of `element`: FP8 wires quantize
+/// from high precision, the others round to a type at most as wide.
+static LogicalResult verifyWire(Operation *op, WireFormat wire, Type element) {
+  if (wire == WireFormat::F32 && !element.isF32())
+    return op->emitOpError() << "wire f32 carries f32 rows, got " << element;
+  return success();
+}
+
+LogicalResult ExpertDispatchOp::verify() {
+  RankedTensorType rows = getRows().getType();
+  RankedTensorType sizes = getGroupSizes().getType();
+  if (rows.getRank() != 2)
+    return emitOpError() << "rows must be [rows, width], got " << rows;
+  if (sizes.getRank() != 1)
+    return emitOpError() << "group_sizes must be [experts], got " << sizes;
+  FailureOr<int64_t> local = localExperts(*this, sizes.getDimSize(0),
+                                          int64_t(getRanks()), "group_sizes");
+  if (failed(local) || failed(verifyWire(*this, getWire(),
+                                         rows.getElementType())))
+    return failure();
+  int64_t n = rows.getDimSize(0);
+  int64_t capacity =
+      ShapedType::isDynamic(n) ? ShapedType::kDynamic : n * int64_t(getRanks());
+  SmallVector<int64_t> received = {capacity, rows.getDimSize(1)};
+  RankedTensorType got = getReceived().getType();
+  if (got.getElementType() != rows.getElementType() ||
+      !shapesCompatible(got.getShape(), received))
+    return emitOpError() << "received must be "
+                         << formatShape(received) << " of "
+                         << rows.getElementType()
+                         << " (every rank's rows, for the worst case), got "
+                         << got;
+  if (!shapesCompatible(getLocalSizes().getType().getShape(), {*local}))
+    return emitOpError() << "local_sizes must be " << formatShape({*local})
+                         << ", one entry per local expert, got "
+                         << getLocalSizes().getType();
+  SmallVector<int64_t> layout = {int64_t(getRanks()), *local};
+  if (!shapesCompatible(getLayout().getType().getShape(), layout))
+    return emitOpError() << "layout must be " << formatShape(layout)
+                         << " (rows from each rank per local expert), got "
+                         << getLayout().getType();
+  return success();
+}
+
+LogicalResult ExpertCombineOp::verify() {
+  RankedTensorType rows = getRows().getType();
+  RankedTensorType result = getResult().getType();
+  RankedTensorType layout = getLayout().getType();
+  if (failed(verifyGroupSize(*this, int64_t(getRanks()))))
+    return failure();
+  if (rows.getRank() != 2 || result.getRank() != 2)
+    return emitOpError() << "rows and result must be [rows, width], got "
+                         << rows << " and " << result;
+  if (layout.getRank() != 2 || !dimsCompatible(layout.getDimSize(0), int64_t(getRanks())))
+    return emitOpError() << "layout must be [" << int64_t(getRanks())
+                         << ", local experts], got " << layout;
+  if (failed(verifyWire(*this, getWire(), rows.getElementType())))
+    return failure();
+  int64_t n = result.getDimSize(0), capacity = rows.getDimSize(0);
+  if (result.getElementType() != rows.getElementType() ||
+      !dimsCompatible(result.getDimSize(1), rows.getDimSize(1)) ||
+      (!ShapedType::isDynamic(n) && !ShapedType::isDynamic(capacity) &&
+       capacity != n * int64_t(getRanks())))
+    return emitOpError()
+           << "result must be "
+           << formatShape({ShapedType::isDynamic(capacity)
+                               ? ShapedType::kDynamic
+                               : capacity / int64_t(getRanks()),
+                           rows.getDimSize(1)})
+           << " of " << rows.getElementType() << " (what each of the "
+           << int64_t(getRanks()) << " ranks dispatched), got " << result;
+  return success();
+}
+
+/// local_experts and its gradient: `whole` is [E, ...], `part` [E/G, ...].
+static LogicalResult verifyExpertShare(Operation *op, RankedTensorType whole,
+                                       RankedTensorType part, int64_t ranks) {
+  if (whole.getRank() < 1)
+    return op->emitOpError() << "expert tensors must be [experts, ...], got "
+                             << whole;
+  FailureOr<int64_t> local =
+      localExperts(op, whole.getDimSize(0), ranks, "the weight");
+  if (failed(local))
+    return failure();
+  SmallVector<int64_t> shape(whole.getShape());
+  shape[0] = *local;
+  if (part.getElementType() != whole.getElementType() ||
+      !shapesCompatible(part.getShape(), shape))
+    return op->emitOpError()
+           << "a rank's share of " << whole << " is " << formatShape(shape)
+           << " of " << whole.getElementType() << ", got " << part;
+  return success();
+}
+
+LogicalResult LocalExpertsOp::verify() {
+  return verifyExpertShare(*this, getInput().getType(), getResult().getType(),
+                           int64_t(getRanks()));
+}
+
+LogicalResult LocalExpertsGradOp::verify() {
+  return verifyExpertShare(*this, getResult().getType(), getInput().getType(),
+                           int64_t(getRanks()));
+}

@@ -300,4 +300,120 @@ def OctetPipe_ReduceScatterOp : OctetPipe_Op<"reduce_scatter"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+def OctetPipe_ExpertRows : RankedTensorOf<[F32, BF16]>;
+def OctetPipe_ExpertCounts : RankedTensorOf<[I32, I64]>;
+
+def OctetPipe_ExpertDispatchOp : OctetPipe_Op<"expert_dispatch"> {
+  let summary = "Send routed rows to the ranks that own their experts";
+  let description = [{
+    The `ranks` ranks of an expert-parallel group split the `E` experts of
+    an MoE layer: group rank `g` owns experts `[g E/G, (g+1) E/G)`. Each
+    rank passes its rows `[R, D]`, sorted by expert, and `group_sizes: [E]`,
+    the rows of each expert (as `octet.moe_dispatch` makes them). Every row
+    goes to its expert's owner, which receives:
+
+    - `received: [G R, D]`: the rows of its experts, sorted by local expert
+      and, within an expert, by sending rank (each sender's rows in its own
+      order); rows past the total are zero. `G R` holds the worst case, all
+      rows of every rank routed to one owner;
+    - `local_sizes: [E/G]`: the rows of each local expert, as the grouped
+      linears take them;
+    - `layout: [G, E/G]`: the rows each sender sent for each local expert,
+      which `expert_combine` needs to send the results back.
+
+    `wire` says how the rows travel, and the rows arrive rounded to it:
+    `f32` exactly; `bf16` rounded to BF16; `e4m3`/`e5m2` quantized in 1x128
+    tiles along `D` with power-of-two scales (one byte per element and one
+    scale exponent per tile), arriving as their dequantized values.
+    `--octet-insert-expert-comm` chooses a wire that the rows are already
+    exact in, so the transfer changes no value.
+
+    The op completes before it returns; every rank of the group must run
+    the group's expert exchanges in the same order.
+
+    ```mlir
+    %recv, %sizes, %layout = octet_pipe.expert_dispatch %rows, %group_sizes
+        ranks(2) wire(e4m3)
+        : (tensor<1024x256xf32>, tensor<8xi32>)
+        -> (tensor<2048x256xf32>, tensor<4xi32>, tensor<2x4xi32>)
+    ```
+  }];
+  let arguments = (ins OctetPipe_ExpertRows:$rows,
+                       OctetPipe_ExpertCounts:$group_sizes,
+                       I64Attr:$ranks, OctetPipe_WireFormat:$wire);
+  let results = (outs OctetPipe_ExpertRows:$received,
+                      RankedTensorOf<[I32]>:$local_sizes,
+                      RankedTensorOf<[I32]>:$layout);
+  let assemblyFormat = [{
+    $rows `,` $group_sizes `ranks` `(` $ranks `)` `wire` `(` $wire `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def OctetPipe_ExpertCombineOp : OctetPipe_Op<"expert_combine"> {
+  let summary = "Send the experts' result rows back to the ranks they came from";
+  let description = [{
+    The inverse transfer of `octet_pipe.expert_dispatch`: `rows: [G R, D']`
+    are an owner's result rows in the layout its dispatch received them
+    (`layout: [G, E/G]`, from that dispatch), and every sender gets its
+    rows back, `[R, D']`, in the order it dispatched them; rows past what
+    it dispatched are zero. `wire` is as for the dispatch.
+
+    ```mlir
+    %back = octet_pipe.expert_combine %out, %layout ranks(2) wire(bf16)
+        : (tensor<2048x256xf32>, tensor<2x4xi32>) -> tensor<1024x256xf32>
+    ```
+  }];
+  let arguments = (ins OctetPipe_ExpertRows:$rows,
+                       RankedTensorOf<[I32]>:$layout, I64Attr:$ranks,
+                       OctetPipe_WireFormat:$wire);
+  let results = (outs OctetPipe_ExpertRows:$result);
+  let assemblyFormat = [{
+    $rows `,` $layout `ranks` `(` $ranks `)` `wire` `(` $wire `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def OctetPipe_LocalExpertsOp : OctetPipe_Op<"local_experts", [Pure]> {
+  let summary = "This rank's share of an expert weight";
+  let description = [{
+    Of `input: [E, ...]`, the experts that group rank `g` of `ranks` owns:
+    `[g E/G, (g+1) E/G)`, as a `[E/G, ...]` tensor.
+
+    ```mlir
+    %w = octet_pipe.local_experts %we ranks(2)
+        : tensor<8x128x256xf32> -> tensor<4x128x256xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, BF16]>:$input, I64Attr:$ranks);
+  let results = (outs RankedTensorOf<[F32, BF16]>:$result);
+  let assemblyFormat = [{
+    $input `ranks` `(` $ranks `)` attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
+def OctetPipe_LocalExpertsGradOp : OctetPipe_Op<"local_experts_grad", [Pure]> {
+  let summary = "Gradient of local_experts: a rank's expert gradients in the whole";
+  let description = [{
+    Places `input: [E/G, ...]` at group rank `g`'s experts of a zero
+    `[E, ...]` tensor, so that a gradient computed for the local experts
+    accumulates into the whole parameter's; the owners' contributions meet
+    in the data-parallel reduction.
+
+    ```mlir
+    %dw = octet_pipe.local_experts_grad %dwl ranks(2)
+        : tensor<4x128x256xf32> -> tensor<8x128x256xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, BF16]>:$input, I64Attr:$ranks);
+  let results = (outs RankedTensorOf<[F32, BF16]>:$result);
+  let assemblyFormat = [{
+    $input `ranks` `(` $ranks `)` attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
 #endif // OCTET_DIALECT_OCTETPIPE_OPS_TD

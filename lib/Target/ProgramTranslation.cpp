@@ -2,6 +2,7 @@
 
 #include "octet/Target/ProgramTranslation.h"
 #include "octet/Dialect/Octet/Octet.h"
+#include "octet/Dialect/OctetPipe/OctetPipe.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -198,7 +199,16 @@ private:
         inst.results.push_back(*id);
       }
       auto addAttr = [&](StringRef name, Attribute value) -> LogicalResult {
-        std::optional<llvm::json::Value> v = toJSON(value);
+        // Enum attributes are integers underneath, which toJSON cannot tell
+        // apart: the expert exchanges' wire goes by its op.
+        std::optional<llvm::json::Value> v;
+        if (name == "wire" &&
+            isa<pipe::ExpertDispatchOp, pipe::ExpertCombineOp>(op))
+          v = pipe::stringifyWireFormat(
+                  cast<pipe::WireFormatAttr>(value).getValue())
+                  .str();
+        else
+          v = toJSON(value);
         if (!v)
           return op.emitError() << "cannot express attribute '" << name
                                 << "' for the runtime: " << value;

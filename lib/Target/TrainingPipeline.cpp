@@ -116,6 +116,11 @@ octet::runTrainingPipeline(ModuleOp module,
   autodiff.eps = options.eps;
   autodiff.weightDecay = options.weightDecay;
   pm.addPass(createAutodiffPass(autodiff));
+  if (options.expertParallel > 1) {
+    InsertExpertCommPassOptions experts;
+    experts.numRanks = options.expertParallel;
+    pm.addPass(createInsertExpertCommPass(experts));
+  }
   if (options.lowerFP8)
     pm.addPass(createLowerFP8LinearsPass());
   // With pipeline stages, each stage's forward and backward become their

@@ -100,7 +100,11 @@ Error checkRange(const int64_t *v, int64_t n, int64_t lo, int64_t hi,
 }
 
 /// Group sizes of a grouped linear: non-negative and summing to the rows.
-Error checkGroupSizes(const int64_t *sizes, int64_t experts, int64_t rows) {
+/// Checks a grouped op's sizes against its `rows` and returns their total:
+/// rows past it are padding (an owner's rows under expert parallelism
+/// leave room for the worst case).
+Expected<int64_t> checkGroupSizes(const int64_t *sizes, int64_t experts,
+                                  int64_t rows) {
   int64_t total = 0;
   for (int64_t e = 0; e < experts; ++e) {
     if (sizes[e] < 0 || sizes[e] > rows)
@@ -108,10 +112,10 @@ Error checkGroupSizes(const int64_t *sizes, int64_t experts, int64_t rows) {
                        Twine(e) + " is out of range [0, " + Twine(rows) + "]");
     total += sizes[e];
   }
-  if (total != rows)
-    return makeError("group sizes sum to " + Twine(total) + ", expected " +
+  if (total > rows)
+    return makeError("group sizes sum to " + Twine(total) + ", more than the " +
                      Twine(rows) + " rows");
-  return Error::success();
+  return total;
 }
 
 /// Expert indices of moe_combine, which does not know the expert count: the
@@ -193,114 +197,129 @@ template <typename T> struct CpuExecutor<T>::State {
 };
 
 //===----------------------------------------------------------------------===//
-// Expert parallelism
+// Expert parallelism: how rows travel (octet_pipe.expert_dispatch/combine)
 //===----------------------------------------------------------------------===//
 
 namespace {
 
-/// One input of an expert exchange: rows of `width` values, sorted by
-/// expert.
-template <typename T> struct ExpertRows {
-  const T *data;
-  int64_t width;
-};
+enum class Wire { F32, BF16, E4M3, E5M2 };
 
-/// Runs a grouped op's experts at their owners. Every input's rows of the
-/// experts of group rank o go to rank o; each rank then calls, for every
-/// group rank p in order, compute(p, inputs, firstExpert, sizes, rows,
-/// result) on the rows p sent (`inputs` points at each input's rows,
-/// `sizes` holds the rows of each of the owner's experts), and, when
-/// outWidth > 0, sends `result` (rows of outWidth values) back to p, which
-/// writes it into `out` where the rows came from. Rows are independent in a
-/// grouped linear, so each row's result is what computing it locally gives.
-template <typename T, typename Compute>
-Error exchangeExpertRows(ExpertExchange<T> &ex, const std::string &tag,
-                         const int64_t *sizes, int64_t experts,
-                         llvm::ArrayRef<ExpertRows<T>> inputs, T *out,
-                         int64_t outWidth, Compute compute) {
-  using Message = typename ExpertExchange<T>::Message;
-  int64_t groupSize = ex.getGroupSize(), me = ex.getGroupRank();
-  if (groupSize <= 0 || experts % groupSize != 0)
-    return makeError("expert parallelism over " + Twine(groupSize) +
-                     " ranks does not divide the " + Twine(experts) +
-                     " experts");
-  int64_t local = experts / groupSize, inWidth = 0;
-  for (const ExpertRows<T> &in : inputs)
-    inWidth += in.width;
-  // Each owner's rows: a contiguous range, since rows are sorted by expert.
-  std::vector<int64_t> rowBegin(groupSize + 1, 0);
-  for (int64_t o = 0; o < groupSize; ++o)
-    rowBegin[o + 1] = rowBegin[o] + std::accumulate(sizes + o * local,
-                                                    sizes + (o + 1) * local,
-                                                    int64_t(0));
-  std::vector<Message> send(groupSize);
-  for (int64_t o = 0; o < groupSize; ++o) {
-    Message &m = send[o];
-    m.tag = tag;
-    m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
-    int64_t rows = rowBegin[o + 1] - rowBegin[o];
-    m.values.reserve(rows * inWidth);
-    for (const ExpertRows<T> &in : inputs)
-      m.values.insert(m.values.end(), in.data + rowBegin[o] * in.width,
-                      in.data + rowBegin[o + 1] * in.width);
+std::optional<Wire> parseWire(StringRef s) {
+  if (s == "f32")
+    return Wire::F32;
+  if (s == "bf16")
+    return Wire::BF16;
+  if (s == "e4m3")
+    return Wire::E4M3;
+  if (s == "e5m2")
+    return Wire::E5M2;
+  return std::nullopt;
+}
+
+/// Bytes of `rows` rows of `width` values on the wire: f32 carries T as it
+/// is, bf16 two bytes a value, FP8 one byte a value and one scale exponent
+/// per 1x128 tile.
+template <typename T>
+int64_t wireBytes(Wire wire, int64_t rows, int64_t width) {
+  switch (wire) {
+  case Wire::F32:
+    return rows * width * int64_t(sizeof(T));
+  case Wire::BF16:
+    return rows * width * 2;
+  case Wire::E4M3:
+  case Wire::E5M2:
+    return rows * (width + (width + 127) / 128);
   }
-  Expected<std::vector<Message>> received = ex.allToAll(std::move(send));
-  if (!received)
-    return received.takeError();
-  auto check = [&](const std::vector<Message> &msgs, int64_t sizesEach,
-                   auto valuesOf) -> Error {
-    if (int64_t(msgs.size()) != groupSize)
-      return makeError("the expert exchange returned " + Twine(msgs.size()) +
-                       " messages for " + Twine(groupSize) + " ranks");
-    for (int64_t p = 0; p < groupSize; ++p) {
-      if (msgs[p].tag != tag)
-        return makeError("expert-parallel rank " + Twine(p) + " is at " +
-                         msgs[p].tag + " while this rank is at " + tag +
-                         ": the ranks of the group run different programs");
-      if (int64_t(msgs[p].sizes.size()) != sizesEach ||
-          int64_t(msgs[p].values.size()) != valuesOf(p, msgs[p]))
-        return makeError("expert-parallel rank " + Twine(p) +
-                         " sent a malformed message for " + tag);
+  return 0;
+}
+
+template <typename T>
+void encodeRows(Wire wire, const T *rows, int64_t n, int64_t width,
+                std::vector<uint8_t> &out) {
+  size_t at = out.size();
+  out.resize(at + wireBytes<T>(wire, n, width));
+  uint8_t *dst = out.data() + at;
+  if (wire == Wire::F32) {
+    std::memcpy(dst, rows, n * width * sizeof(T));
+    return;
+  }
+  if (wire == Wire::BF16) {
+    for (int64_t i = 0; i < n * width; ++i) {
+      uint16_t b = numerics::floatToBF16(float(rows[i]));
+      std::memcpy(dst + 2 * i, &b, 2);
     }
-    return Error::success();
-  };
-  auto rowsOf = [](const Message &m) {
-    return std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
-  };
-  if (Error e = check(*received, local, [&](int64_t, const Message &m) {
-        return rowsOf(m) * inWidth;
-      }))
-    return e;
-  std::vector<Message> reply(groupSize);
+    return;
+  }
+  // FP8: the numerics library's 1x128 quantization with power-of-two
+  // scales, each scale sent as its exponent.
+  auto format = wire == Wire::E4M3 ? numerics::FP8Format::E4M3
+                                   : numerics::FP8Format::E5M2;
+  std::vector<float> x(rows, rows + n * width);
+  numerics::QuantizedTensor q =
+      numerics::quantize(x.data(), 1, n, width, format,
+                         numerics::Granularity::Tile1x128,
+                         numerics::ScaleRounding::Pow2);
+  std::memcpy(dst, q.payload.data(), q.payload.size());
+  uint8_t *exps = dst + n * width;
+  int64_t tiles = (width + 127) / 128;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t t = 0; t < tiles; ++t)
+      exps[r * tiles + t] =
+          uint8_t(int8_t(std::ilogb(q.scales[q.scaleIndex(0, r, t * 128)])));
+}
+
+template <typename T>
+void decodeRows(Wire wire, const uint8_t *src, int64_t n, int64_t width,
+                T *rows) {
+  if (wire == Wire::F32) {
+    std::memcpy(rows, src, n * width * sizeof(T));
+    return;
+  }
+  if (wire == Wire::BF16) {
+    for (int64_t i = 0; i < n * width; ++i) {
+      uint16_t b;
+      std::memcpy(&b, src + 2 * i, 2);
+      rows[i] = T(numerics::bf16ToFloat(b));
+    }
+    return;
+  }
+  auto format = wire == Wire::E4M3 ? numerics::FP8Format::E4M3
+                                   : numerics::FP8Format::E5M2;
+  const uint8_t *exps = src + n * width;
+  int64_t tiles = (width + 127) / 128;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < width; ++c) {
+      float scale = std::ldexp(1.0f, int8_t(exps[r * tiles + c / 128]));
+      rows[r * width + c] =
+          T(numerics::fp8ToFloat(src[r * width + c], format) * scale);
+    }
+}
+
+/// Checks the messages of one exchange: one per group rank, each for this
+/// instruction, with `sizesEach` sizes and as many bytes as they say.
+template <typename T>
+Error checkMessages(const std::vector<typename ExpertExchange<T>::Message> &msgs,
+                    int64_t groupSize, const std::string &tag,
+                    size_t sizesEach, Wire wire, int64_t width) {
+  if (int64_t(msgs.size()) != groupSize)
+    return makeError("the expert exchange returned " + Twine(msgs.size()) +
+                     " messages for " + Twine(groupSize) + " ranks");
   for (int64_t p = 0; p < groupSize; ++p) {
-    const Message &m = (*received)[p];
-    int64_t rows = rowsOf(m);
-    if (Error e = checkGroupSizes(m.sizes.data(), local, rows))
-      return e;
-    std::vector<const T *> in;
-    int64_t offset = 0;
-    for (const ExpertRows<T> &input : inputs) {
-      in.push_back(m.values.data() + offset);
-      offset += rows * input.width;
+    const auto &m = msgs[p];
+    if (m.tag != tag)
+      return makeError("expert-parallel rank " + Twine(p) + " is at " + m.tag +
+                       " while this rank is at " + tag +
+                       ": the ranks of the group run different programs");
+    int64_t rows = 0;
+    bool valid = m.sizes.size() == sizesEach;
+    for (int64_t v : m.sizes) {
+      valid = valid && v >= 0;
+      rows += v;
     }
-    reply[p].tag = tag;
-    reply[p].values.resize(rows * outWidth);
-    if (Error e = compute(p, in.data(), me * local, m.sizes.data(), rows,
-                          reply[p].values.data()))
-      return e;
+    if (!valid || int64_t(m.bytes.size()) != wireBytes<T>(wire, rows, width))
+      return makeError("expert-parallel rank " + Twine(p) +
+                       " sent a malformed message for " + tag);
   }
-  if (outWidth == 0)
-    return Error::success();
-  Expected<std::vector<Message>> back = ex.allToAll(std::move(reply));
-  if (!back)
-    return back.takeError();
-  if (Error e = check(*back, 0, [&](int64_t o, const Message &) {
-        return (rowBegin[o + 1] - rowBegin[o]) * outWidth;
-      }))
-    return e;
-  for (int64_t o = 0; o < groupSize; ++o)
-    std::copy((*back)[o].values.begin(), (*back)[o].values.end(),
-              out + rowBegin[o] * outWidth);
   return Error::success();
 }
 
@@ -613,6 +632,12 @@ private:
   Expected<Body> compileEmpty();
   Expected<Body> compileArith(char op);
   Expected<Body> compileNegf();
+  Expected<Body> compileExpertDispatch();
+  Expected<Body> compileExpertCombine();
+  Expected<Body> compileLocalExperts(bool grad);
+  /// The `ranks` and `wire` attributes of the expert exchanges.
+  Expected<int64_t> ranksAttr() const;
+  Expected<Wire> wireAttr() const;
 
   /// Names this instruction in expert exchanges, so that ranks can check
   /// they exchange rows for the same op.
@@ -620,29 +645,18 @@ private:
     return "@" + f.name + " instruction " + std::to_string(index);
   }
   /// The body of a grouped linear that computes rows (the forward, the
-  /// input gradient): compute(in, wExperts, sizes, rows, experts, out) on
-  /// every expert here, or with expert parallelism (State::experts) each
-  /// expert's rows at its owner, with the owner's weights.
+  /// input gradient): compute(in, w, sizes, rows, experts, out) on the
+  /// grouped rows; padding rows past them are zero.
   template <typename Compute>
-  Body groupedRowsBody(Compute compute, const T *in, int64_t inWidth,
-                       const T *w, T *out, int64_t outWidth,
-                       const int64_t *sizes, int64_t experts,
+  Body groupedRowsBody(Compute compute, const T *in, const T *w, T *out,
+                       int64_t outWidth, const int64_t *sizes, int64_t experts,
                        int64_t rows) const {
-    std::string tag = exchangeTag();
-    State &st = s;
-    return Body([=, &st]() -> Error {
-      if (Error e = checkGroupSizes(sizes, experts, rows))
-        return e;
-      if (!st.experts)
-        return compute(in, w, sizes, rows, experts, out);
-      int64_t weightOfExpert = inWidth * outWidth;
-      return exchangeExpertRows<T>(
-          *st.experts, tag, sizes, experts, {{in, inWidth}}, out, outWidth,
-          [&](int64_t, const T *const *rowsIn, int64_t first,
-              const int64_t *sz, int64_t r, T *result) {
-            return compute(rowsIn[0], w + first * weightOfExpert, sz, r,
-                           experts / st.experts->getGroupSize(), result);
-          });
+    return Body([=]() -> Error {
+      Expected<int64_t> total = checkGroupSizes(sizes, experts, rows);
+      if (!total)
+        return total.takeError();
+      std::fill(out + *total * outWidth, out + rows * outWidth, T(0));
+      return compute(in, w, sizes, *total, experts, out);
     });
   }
   /// Shared checks of the batched products: the sizes and transposition.
@@ -933,7 +947,7 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
     cpu::groupedLinearForward<T, int64_t>(x, wExperts, sizes, shape, y);
     return Error::success();
   };
-  return groupedRowsBody(compute, x, k, w, y, n, sizes, experts, rows);
+  return groupedRowsBody(compute, x, w, y, n, sizes, experts, rows);
 }
 
 template <typename T>
@@ -1490,7 +1504,7 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
                                            dx, nullptr);
     return Error::success();
   };
-  return groupedRowsBody(compute, dy, n, w, dx, k, sizes, experts, rows);
+  return groupedRowsBody(compute, dy, w, dx, k, sizes, experts, rows);
 }
 
 template <typename T>
@@ -1555,33 +1569,11 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
                                            nullptr, dw);
     return Error::success();
   };
-  std::string tag = exchangeTag();
-  State &st = s;
-  return Body([=, &st]() -> Error {
-    if (Error e = checkGroupSizes(sizes, experts, rows))
-      return e;
-    if (!st.experts)
-      return compute(dy, x, sizes, rows, experts, dw);
-    // The owner sums its experts' gradients over the group's rows, in group
-    // rank order (the order data parallelism sums replicas in); the other
-    // experts' gradients are zero here.
-    std::fill(dw, dw + experts * n * k, T(0));
-    int64_t groups = experts / st.experts->getGroupSize();
-    std::vector<T> part;
-    return exchangeExpertRows<T>(
-        *st.experts, tag, sizes, experts, {{dy, n}, {x, k}}, nullptr, 0,
-        [&](int64_t peer, const T *const *in, int64_t first,
-            const int64_t *sz, int64_t r, T *) -> Error {
-          T *mine = dw + first * n * k;
-          if (peer == 0)
-            return compute(in[0], in[1], sz, r, groups, mine);
-          part.resize(groups * n * k);
-          if (Error e = compute(in[0], in[1], sz, r, groups, part.data()))
-            return e;
-          for (size_t i = 0; i < part.size(); ++i)
-            mine[i] += part[i];
-          return Error::success();
-        });
+  return Body([=]() -> Error {
+    Expected<int64_t> total = checkGroupSizes(sizes, experts, rows);
+    if (!total)
+      return total.takeError();
+    return compute(dy, x, sizes, *total, experts, dw);
   });
 }
 
@@ -2278,6 +2270,268 @@ auto InstructionCompiler<T>::compileNegf() -> Expected<Body> {
 // The op table
 //===----------------------------------------------------------------------===//
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The executor's exchange, checked against the group size the program was
+/// compiled for.
+template <typename T>
+Expected<ExpertExchange<T> *> groupExchange(ExpertExchange<T> *ex,
+                                            int64_t ranks) {
+  if (!ex)
+    return makeError(
+        "the program was compiled for expert parallelism over " +
+        Twine(ranks) +
+        " ranks and needs its group: run it on octet-run's ranks "
+        "(--pipeline=threads, the default)");
+  if (ex->getGroupSize() != ranks)
+    return makeError("the program was compiled for expert parallelism over " +
+                     Twine(ranks) + " ranks, but the group has " +
+                     Twine(ex->getGroupSize()));
+  return ex;
+}
+} // namespace
+
+template <typename T>
+auto InstructionCompiler<T>::ranksAttr() const -> Expected<int64_t> {
+  Expected<int64_t> ranks = integerAttr("ranks");
+  if (!ranks)
+    return ranks.takeError();
+  if (*ranks < 1)
+    return fail("attribute 'ranks' must be positive");
+  return *ranks;
+}
+
+template <typename T>
+auto InstructionCompiler<T>::wireAttr() const -> Expected<Wire> {
+  Expected<std::string> name = stringAttr("wire");
+  if (!name)
+    return name.takeError();
+  std::optional<Wire> wire = parseWire(*name);
+  if (!wire)
+    return fail("attribute 'wire' must be f32, bf16, e4m3 or e5m2, got '" +
+                *name + "'");
+  return *wire;
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileExpertDispatch() -> Expected<Body> {
+  if (Error e = arity(2, 2, 3))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = intResult(1))
+    return std::move(e);
+  if (Error e = intResult(2))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 1))
+    return std::move(e);
+  Expected<int64_t> g = ranksAttr();
+  if (!g)
+    return g.takeError();
+  Expected<Wire> w = wireAttr();
+  if (!w)
+    return w.takeError();
+  int64_t rows = in(0).shape[0], width = in(0).shape[1];
+  int64_t experts = in(1).shape[0], ranks = *g;
+  if (experts % ranks != 0)
+    return fail("the " + Twine(experts) + " experts do not split over " +
+                Twine(ranks) + " ranks");
+  int64_t local = experts / ranks;
+  if (Error e = resultShape(0, {ranks * rows, width}))
+    return std::move(e);
+  if (Error e = resultShape(1, {local}))
+    return std::move(e);
+  if (Error e = resultShape(2, {ranks, local}))
+    return std::move(e);
+  const T *x = inReal(0);
+  const int64_t *sizes = inInt(1);
+  T *received = outReal(0);
+  int64_t *localSizes = outInt(1), *layout = outInt(2);
+  Wire wire = *w;
+  std::string tag = exchangeTag();
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    using Message = typename ExpertExchange<T>::Message;
+    Expected<ExpertExchange<T> *> ex = groupExchange(st.experts, ranks);
+    if (!ex)
+      return ex.takeError();
+    Expected<int64_t> total = checkGroupSizes(sizes, experts, rows);
+    if (!total)
+      return total.takeError();
+    // Rows are sorted by expert, so each owner's are one range.
+    std::vector<Message> send(ranks);
+    int64_t row = 0;
+    for (int64_t o = 0; o < ranks; ++o) {
+      Message &m = send[o];
+      m.tag = tag;
+      m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
+      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      encodeRows(wire, x + row * width, n, width, m.bytes);
+      row += n;
+    }
+    Expected<std::vector<Message>> got = (*ex)->allToAll(std::move(send));
+    if (!got)
+      return got.takeError();
+    if (Error e = checkMessages<T>(*got, ranks, tag, local, wire, width))
+      return e;
+    // By local expert, then by sender.
+    std::fill(localSizes, localSizes + local, 0);
+    for (int64_t p = 0; p < ranks; ++p)
+      for (int64_t e = 0; e < local; ++e) {
+        layout[p * local + e] = (*got)[p].sizes[e];
+        localSizes[e] += (*got)[p].sizes[e];
+      }
+    std::vector<int64_t> at(local, 0);
+    for (int64_t e = 1; e < local; ++e)
+      at[e] = at[e - 1] + localSizes[e - 1];
+    int64_t end = at.empty() ? 0 : at.back() + localSizes[local - 1];
+    if (end > ranks * rows)
+      return makeError("the group sent " + Twine(end) + " rows, more than " +
+                       Twine(ranks * rows));
+    std::vector<T> decoded;
+    for (int64_t p = 0; p < ranks; ++p) {
+      const Message &m = (*got)[p];
+      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      decoded.resize(n * width);
+      decodeRows(wire, m.bytes.data(), n, width, decoded.data());
+      const T *from = decoded.data();
+      for (int64_t e = 0; e < local; ++e) {
+        std::copy(from, from + m.sizes[e] * width, received + at[e] * width);
+        from += m.sizes[e] * width;
+        at[e] += m.sizes[e];
+      }
+    }
+    std::fill(received + end * width, received + ranks * rows * width, T(0));
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileExpertCombine() -> Expected<Body> {
+  if (Error e = arity(2, 2, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = intOperand(1))
+    return std::move(e);
+  if (Error e = rankIs(0, 2))
+    return std::move(e);
+  if (Error e = rankIs(1, 2))
+    return std::move(e);
+  Expected<int64_t> g = ranksAttr();
+  if (!g)
+    return g.takeError();
+  Expected<Wire> w = wireAttr();
+  if (!w)
+    return w.takeError();
+  int64_t capacity = in(0).shape[0], width = in(0).shape[1], ranks = *g;
+  int64_t local = in(1).shape[1];
+  if (Error e = operandShape(1, {ranks, local}))
+    return std::move(e);
+  if (capacity % ranks != 0)
+    return fail("the owner's " + Twine(capacity) +
+                " rows do not split over " + Twine(ranks) + " ranks");
+  int64_t rows = capacity / ranks;
+  if (Error e = resultShape(0, {rows, width}))
+    return std::move(e);
+  const T *x = inReal(0);
+  const int64_t *layout = inInt(1);
+  T *result = outReal(0);
+  Wire wire = *w;
+  std::string tag = exchangeTag();
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    using Message = typename ExpertExchange<T>::Message;
+    Expected<ExpertExchange<T> *> ex = groupExchange(st.experts, ranks);
+    if (!ex)
+      return ex.takeError();
+    // Where each (local expert, sender) run starts in the owner's rows.
+    std::vector<int64_t> at(local * ranks);
+    int64_t row = 0;
+    for (int64_t e = 0; e < local; ++e)
+      for (int64_t p = 0; p < ranks; ++p) {
+        int64_t n = layout[p * local + e];
+        if (n < 0 || row + n > capacity)
+          return makeError("the layout does not fit the " + Twine(capacity) +
+                           " rows (a negative count or too many rows)");
+        at[e * ranks + p] = row;
+        row += n;
+      }
+    std::vector<Message> send(ranks);
+    for (int64_t p = 0; p < ranks; ++p) {
+      Message &m = send[p];
+      m.tag = tag;
+      m.sizes.assign(layout + p * local, layout + (p + 1) * local);
+      for (int64_t e = 0; e < local; ++e)
+        encodeRows(wire, x + at[e * ranks + p] * width, m.sizes[e], width,
+                   m.bytes);
+    }
+    Expected<std::vector<Message>> got = (*ex)->allToAll(std::move(send));
+    if (!got)
+      return got.takeError();
+    if (Error e = checkMessages<T>(*got, ranks, tag, local, wire, width))
+      return e;
+    // Owner by owner: the order this rank dispatched its rows in.
+    int64_t out = 0;
+    for (int64_t o = 0; o < ranks; ++o) {
+      const Message &m = (*got)[o];
+      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      if (out + n > rows)
+        return makeError("the group returned more than the " + Twine(rows) +
+                         " rows this rank dispatched");
+      decodeRows(wire, m.bytes.data(), n, width, result + out * width);
+      out += n;
+    }
+    std::fill(result + out * width, result + rows * width, T(0));
+    return Error::success();
+  });
+}
+
+template <typename T>
+auto InstructionCompiler<T>::compileLocalExperts(bool grad) -> Expected<Body> {
+  if (Error e = arity(1, 1, 1))
+    return std::move(e);
+  if (Error e = floats({0}, {0}))
+    return std::move(e);
+  if (Error e = rankAtLeast(0, 1))
+    return std::move(e);
+  Expected<int64_t> g = ranksAttr();
+  if (!g)
+    return g.takeError();
+  int64_t ranks = *g;
+  std::vector<int64_t> whole = grad ? out(0).shape : in(0).shape;
+  if (whole.empty() || whole[0] % ranks != 0)
+    return fail("the experts do not split over " + Twine(ranks) + " ranks");
+  std::vector<int64_t> part = whole;
+  part[0] /= ranks;
+  if (Error e = grad ? operandShape(0, part) : resultShape(0, part))
+    return std::move(e);
+  int64_t share = product(part);
+  const T *x = inReal(0);
+  T *y = outReal(0);
+  State &st = s;
+  return Body([=, &st]() -> Error {
+    Expected<ExpertExchange<T> *> ex = groupExchange(st.experts, ranks);
+    if (!ex)
+      return ex.takeError();
+    int64_t first = (*ex)->getGroupRank() * share;
+    if (!grad) {
+      std::copy(x + first, x + first + share, y);
+      return Error::success();
+    }
+    std::fill(y, y + ranks * share, T(0));
+    std::copy(x, x + share, y + first);
+    return Error::success();
+  });
+}
+
 namespace {
 // Sorted, for the docs and for the "supported ops" list in errors.
 const StringRef kOps[] = {
@@ -2317,6 +2571,10 @@ const StringRef kOps[] = {
     "octet.rotary_grad",
     "octet.swiglu",
     "octet.swiglu_grad",
+    "octet_pipe.expert_combine",
+    "octet_pipe.expert_dispatch",
+    "octet_pipe.local_experts",
+    "octet_pipe.local_experts_grad",
     "tensor.collapse_shape",
     "tensor.concat",
     "tensor.empty",
@@ -2414,6 +2672,14 @@ template <typename T> auto InstructionCompiler<T>::compile() -> Expected<Body> {
     return compileArith('/');
   if (op == "arith.negf")
     return compileNegf();
+  if (op == "octet_pipe.expert_dispatch")
+    return compileExpertDispatch();
+  if (op == "octet_pipe.expert_combine")
+    return compileExpertCombine();
+  if (op == "octet_pipe.local_experts")
+    return compileLocalExperts(/*grad=*/false);
+  if (op == "octet_pipe.local_experts_grad")
+    return compileLocalExperts(/*grad=*/true);
   return fail("unsupported op '" + op +
               "': the CPU backend does not run it (docs/program-format.md "
               "lists the ops it runs)");

@@ -701,7 +701,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
           *impl, e, std::move(group), d % ep));
       impl->ranks[e]->setExpertExchange(impl->exchanges.back().get());
     }
-    // The experts' weights: what the grouped linears take as weights.
+    // The experts' weights: the parameters split by local_experts.
     std::set<std::string> seen;
     for (const Function &f : program.functions) {
       std::map<int64_t, std::string> paramOf;
@@ -709,10 +709,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         if (i.op == "octet.param" && !i.results.empty())
           if (std::optional<llvm::StringRef> n = i.attrs.getString("name"))
             paramOf[i.results[0]] = n->str();
-        if ((i.op == "octet.grouped_linear" ||
-             i.op == "octet.grouped_linear_dgrad") &&
-            i.operands.size() > 1) {
-          auto it = paramOf.find(i.operands[1]);
+        if (i.op == "octet_pipe.local_experts" && !i.operands.empty()) {
+          auto it = paramOf.find(i.operands[0]);
           if (it == paramOf.end() || !seen.insert(it->second).second)
             continue;
           const Parameter *p = program.lookupParameter(it->second);

@@ -378,6 +378,7 @@ int emitTraining(mlir::ModuleOp module, const TrainConfig &train,
   options.eps = train.optimizer.eps;
   options.weightDecay = train.optimizer.weightDecay;
   options.lowerFP8 = emitStage == "quantized" || isKernelStage();
+  options.expertParallel = train.ep;
   for (const PrecisionOverride &o : train.overrides)
     options.overrides.push_back(
         {o.op, o.format, train.source + ":" + std::to_string(o.line)});

@@ -48,17 +48,18 @@ namespace octet::runtime {
 llvm::ArrayRef<llvm::StringRef> cpuExecutorOps();
 
 /// Expert parallelism: how an executor reaches the other ranks of its
-/// expert-parallel group. The G ranks of a group split the experts of every
-/// grouped linear evenly (group rank g owns experts [g E/G, (g+1) E/G)), and
-/// a rank's rows for an expert are sent to the expert's owner, which
-/// computes them with its own weights and sends the results back.
+/// expert-parallel group, for the octet_pipe expert ops
+/// (`expert_dispatch`, `expert_combine`, `local_experts`) that
+/// --octet-insert-expert-comm writes: group rank g owns experts
+/// [g E/G, (g+1) E/G) of every MoE layer, and rows travel to their
+/// experts' owners and back.
 template <typename T> class ExpertExchange {
 public:
   /// What one rank sends another in one exchange.
   struct Message {
-    std::string tag;          ///< The instruction exchanging ("fn#12").
-    std::vector<T> values;    ///< Rows, sorted by expert.
-    std::vector<int64_t> sizes; ///< Rows per expert of the receiver.
+    std::string tag;            ///< The instruction exchanging.
+    std::vector<uint8_t> bytes; ///< Rows in the op's wire format.
+    std::vector<int64_t> sizes; ///< Rows per expert of the owner.
   };
   virtual ~ExpertExchange() = default;
   virtual int64_t getGroupSize() const = 0;
@@ -174,10 +175,9 @@ public:
   llvm::Expected<std::vector<Output>> run(llvm::StringRef name,
                                           llvm::ArrayRef<Argument> arguments);
 
-  /// Makes the grouped linears (octet.grouped_linear and its gradients)
-  /// compute only this rank's experts, exchanging rows with the other ranks
-  /// of `exchange`'s group (which must outlive the executor's runs); null
-  /// computes every expert locally.
+  /// The expert-parallel group that the octet_pipe expert ops exchange
+  /// through (it must outlive the executor's runs); null (the default)
+  /// makes them fail, naming the op.
   void setExpertExchange(ExpertExchange<T> *exchange);
 
   /// ZeRO-1: octet.adamw_step updates only the parameters `owns` accepts

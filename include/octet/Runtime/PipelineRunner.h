@@ -24,9 +24,10 @@
 // than the timeout, ends the step with an error on every rank.
 //
 // Expert parallelism (pipeline.ep = G > 1): the same pipeline rank of G
-// consecutive replicas forms an expert-parallel group. Each grouped linear
-// runs each expert at its owner (ExpertExchange), with every rank's rows
-// for it; ranks other than the master hold only their own experts' weights
+// consecutive replicas forms an expert-parallel group, through which the
+// program's octet_pipe expert ops (--octet-insert-expert-comm) send each
+// MoE layer's rows to their experts' owners and back (ExpertExchange);
+// ranks other than the master hold only their own experts' weights
 // (the others are NaN, so that a read of them shows in the losses).
 //
 //===----------------------------------------------------------------------===//

@@ -40,6 +40,10 @@ struct TrainingPipelineOptions {
   /// Also lower FP8 linears to octet_tq (what the GPU code generator takes;
   /// the CPU runtime executes FP8 precisions directly).
   bool lowerFP8 = false;
+  /// Ranks of an expert-parallel group (parallel.ep): above 1, every MoE
+  /// layer is split between the routing ranks and the experts' owners
+  /// (--octet-insert-expert-comm).
+  int64_t expertParallel = 1;
 };
 
 /// Runs the recipe, the user's precision overrides and autodiff (and

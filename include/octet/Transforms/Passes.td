@@ -204,6 +204,62 @@ def FuseQuantizePass : Pass<"octet-fuse-quantize"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def InsertExpertCommPass
+    : Pass<"octet-insert-expert-comm", "::mlir::ModuleOp"> {
+  let summary = "Split every MoE layer between the routing ranks and the experts' owners";
+  let description = [{
+    For expert parallelism over `ranks` ranks (group rank g owns experts
+    `[g E/G, (g+1) E/G)` of every layer), rewrites each MoE layer of every
+    function, forward and backward:
+
+    - the rows `octet.moe_dispatch` routes go to their experts' owners with
+      `octet_pipe.expert_dispatch`;
+    - the grouped linears, and the SwiGLU, sums and gradients between them,
+      run on the owner's rows (`G R` of them, for the worst case) with its
+      own experts (`octet_pipe.local_experts`), their weight gradients
+      placed into the whole parameter's (`octet_pipe.local_experts_grad`);
+    - results return with `octet_pipe.expert_combine` to `moe_combine`,
+      `moe_combine_grad` and `moe_dispatch_grad`, and the gradients
+      `moe_combine_grad` makes for the experts go to the owners.
+
+    Each transfer travels in a wire its rows are already exact in, so the
+    split graph computes the same values: the routed rows in FP8 when only
+    FP8 grouped linears with 1x128 tiles and power-of-two scales read them
+    (they quantize the dequantized rows to the same values; the recipe's
+    choice for the experts' input), BF16 values in BF16, anything else in
+    FP32. Any other op reading a layer's rows is an error naming it. Run it
+    after autodiff and before `--octet-split-pipeline-stages`; nothing
+    happens when `ranks` is 1.
+
+    ```mlir
+    %rows, %sizes = octet.moe_dispatch %x, %idx experts(8) : ...
+    %h = octet.grouped_linear %rows, %w, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
+        : (tensor<256x256xf32>, tensor<8x128x256xf32>, tensor<8xi32>) -> tensor<256x128xf32>
+    %y = octet.moe_combine %h2, %wts, %idx : ...
+    ```
+
+    becomes, with `ranks=2`,
+
+    ```mlir
+    %rows, %sizes = octet.moe_dispatch %x, %idx experts(8) : ...
+    %recv, %local, %layout = octet_pipe.expert_dispatch %rows, %sizes ranks(2) wire(e4m3)
+        : (tensor<256x256xf32>, tensor<8xi32>) -> (tensor<512x256xf32>, tensor<4xi32>, tensor<2x4xi32>)
+    %wl = octet_pipe.local_experts %w ranks(2) : tensor<8x128x256xf32> -> tensor<4x128x256xf32>
+    %h = octet.grouped_linear %recv, %wl, %local precision<...>
+        : (tensor<512x256xf32>, tensor<4x128x256xf32>, tensor<4xi32>) -> tensor<512x128xf32>
+    ...
+    %back = octet_pipe.expert_combine %h2, %layout ranks(2) wire(f32)
+        : (tensor<512x256xf32>, tensor<2x4xi32>) -> tensor<256x256xf32>
+    %y = octet.moe_combine %back, %wts, %idx : ...
+    ```
+  }];
+  let dependentDialects = ["::octet::pipe::OctetPipeDialect"];
+  let options = [
+    Option<"numRanks", "ranks", "int64_t", /*default=*/"1",
+           "Ranks of an expert-parallel group (parallel.ep)">
+  ];
+}
+
 def SplitPipelineStagesPass
     : Pass<"octet-split-pipeline-stages", "::mlir::ModuleOp"> {
   let summary = "Cut the training step into one forward and one backward function per pipeline stage";

@@ -456,3 +456,151 @@ octet_pipe.schedule "1f1b" ranks(2) stages(2) microbatches(2) {
     octet_pipe.wait %a, %b
   }
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+func.func @uneven(%x: tensor<8x4xf32>, %s: tensor<3xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op the 3 experts of group_sizes do not split over 2 ranks}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xf32>, tensor<3xi32>) -> (tensor<16x4xf32>, tensor<1xi32>, tensor<2x1xi32>)
+  return
+}
+
+// -----
+
+func.func @no_ranks(%x: tensor<8x4xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op group size must be positive, got 0}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(0) wire(f32)
+      : (tensor<8x4xf32>, tensor<4xi32>) -> (tensor<16x4xf32>, tensor<2xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @rows_rank(%x: tensor<8xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op rows must be [rows, width], got 'tensor<8xf32>'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8xf32>, tensor<4xi32>) -> (tensor<16x4xf32>, tensor<2xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @sizes_rank(%x: tensor<8x4xf32>, %s: tensor<2x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op group_sizes must be [experts], got 'tensor<2x2xi32>'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xf32>, tensor<2x2xi32>) -> (tensor<16x4xf32>, tensor<2xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @wire(%x: tensor<8x4xbf16>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op wire f32 carries f32 rows, got 'bf16'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xbf16>, tensor<4xi32>) -> (tensor<16x4xbf16>, tensor<2xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @capacity(%x: tensor<8x4xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op received must be [16, 4] of 'f32' (every rank's rows, for the worst case), got 'tensor<8x4xf32>'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xf32>, tensor<4xi32>) -> (tensor<8x4xf32>, tensor<2xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @local_sizes(%x: tensor<8x4xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op local_sizes must be [2], one entry per local expert, got 'tensor<4xi32>'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xf32>, tensor<4xi32>) -> (tensor<16x4xf32>, tensor<4xi32>, tensor<2x2xi32>)
+  return
+}
+
+// -----
+
+func.func @layout(%x: tensor<8x4xf32>, %s: tensor<4xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_dispatch' op layout must be [2, 2] (rows from each rank per local expert), got 'tensor<2x4xi32>'}}
+  %r, %l, %y = octet_pipe.expert_dispatch %x, %s ranks(2) wire(f32)
+      : (tensor<8x4xf32>, tensor<4xi32>) -> (tensor<16x4xf32>, tensor<2xi32>, tensor<2x4xi32>)
+  return
+}
+
+// -----
+
+func.func @combine_ranks(%x: tensor<16x4xf32>, %l: tensor<2x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_combine' op group size must be positive, got 0}}
+  %y = octet_pipe.expert_combine %x, %l ranks(0) wire(f32) : (tensor<16x4xf32>, tensor<2x2xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_rank(%x: tensor<16xf32>, %l: tensor<2x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_combine' op rows and result must be [rows, width], got 'tensor<16xf32>' and 'tensor<8x4xf32>'}}
+  %y = octet_pipe.expert_combine %x, %l ranks(2) wire(f32) : (tensor<16xf32>, tensor<2x2xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_layout(%x: tensor<16x4xf32>, %l: tensor<3x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_combine' op layout must be [2, local experts], got 'tensor<3x2xi32>'}}
+  %y = octet_pipe.expert_combine %x, %l ranks(2) wire(f32) : (tensor<16x4xf32>, tensor<3x2xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_wire(%x: tensor<16x4xbf16>, %l: tensor<2x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_combine' op wire f32 carries f32 rows, got 'bf16'}}
+  %y = octet_pipe.expert_combine %x, %l ranks(2) wire(f32) : (tensor<16x4xbf16>, tensor<2x2xi32>) -> tensor<8x4xbf16>
+  return
+}
+
+// -----
+
+func.func @combine_rows(%x: tensor<16x4xf32>, %l: tensor<2x2xi32>) {
+  // expected-error @+1 {{'octet_pipe.expert_combine' op result must be [8, 4] of 'f32' (what each of the 2 ranks dispatched), got 'tensor<16x4xf32>'}}
+  %y = octet_pipe.expert_combine %x, %l ranks(2) wire(f32) : (tensor<16x4xf32>, tensor<2x2xi32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @local_uneven(%w: tensor<3x4x5xf32>) {
+  // expected-error @+1 {{'octet_pipe.local_experts' op the 3 experts of the weight do not split over 2 ranks}}
+  %l = octet_pipe.local_experts %w ranks(2) : tensor<3x4x5xf32> -> tensor<1x4x5xf32>
+  return
+}
+
+// -----
+
+func.func @local_scalar(%w: tensor<f32>) {
+  // expected-error @+1 {{'octet_pipe.local_experts' op expert tensors must be [experts, ...], got 'tensor<f32>'}}
+  %l = octet_pipe.local_experts %w ranks(2) : tensor<f32> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @local_shape(%w: tensor<4x4x5xf32>) {
+  // expected-error @+1 {{'octet_pipe.local_experts' op a rank's share of 'tensor<4x4x5xf32>' is [2, 4, 5] of 'f32', got 'tensor<4x4x5xf32>'}}
+  %l = octet_pipe.local_experts %w ranks(2) : tensor<4x4x5xf32> -> tensor<4x4x5xf32>
+  return
+}
+
+// -----
+
+func.func @local_grad_shape(%w: tensor<2x4x5xf32>) {
+  // expected-error @+1 {{'octet_pipe.local_experts_grad' op a rank's share of 'tensor<8x4x5xf32>' is [4, 4, 5] of 'f32', got 'tensor<2x4x5xf32>'}}
+  %l = octet_pipe.local_experts_grad %w ranks(2) : tensor<2x4x5xf32> -> tensor<8x4x5xf32>
+  return
+}

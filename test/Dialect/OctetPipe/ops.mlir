@@ -146,3 +146,33 @@ func.func @collectives(%rows: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
 // CHECK-LABEL: func.func @types
 // CHECK-SAME: !octet_pipe.token
 func.func @types(%t: !octet_pipe.token) { return }
+
+// Expert parallelism: a layer's rows to the experts' owners and back, the
+// local experts' weights and their gradient in the whole.
+// CHECK-LABEL: func.func @experts
+func.func @experts(%rows: tensor<256x512xf32>, %sizes: tensor<8xi32>,
+                   %w: tensor<8x64x512xf32>, %dwl: tensor<4x64x512xf32>,
+                   %brows: tensor<256x64xbf16>)
+    -> (tensor<512x64xf32>, tensor<256x512xf32>, tensor<8x64x512xf32>,
+        tensor<512x64xbf16>) {
+  // CHECK: %[[R:.*]], %[[S:.*]], %[[L:.*]] = octet_pipe.expert_dispatch %{{.*}}, %{{.*}} ranks(2) wire(e4m3) : (tensor<256x512xf32>, tensor<8xi32>) -> (tensor<512x512xf32>, tensor<4xi32>, tensor<2x4xi32>)
+  %r, %s, %l = octet_pipe.expert_dispatch %rows, %sizes ranks(2) wire(e4m3)
+      : (tensor<256x512xf32>, tensor<8xi32>)
+      -> (tensor<512x512xf32>, tensor<4xi32>, tensor<2x4xi32>)
+  // CHECK: octet_pipe.local_experts %{{.*}} ranks(2) : tensor<8x64x512xf32> -> tensor<4x64x512xf32>
+  %wl = octet_pipe.local_experts %w ranks(2) : tensor<8x64x512xf32> -> tensor<4x64x512xf32>
+  %y = octet.grouped_linear %r, %wl, %s
+      : (tensor<512x512xf32>, tensor<4x64x512xf32>, tensor<4xi32>) -> tensor<512x64xf32>
+  // CHECK: octet_pipe.expert_combine %[[R]], %[[L]] ranks(2) wire(f32) : (tensor<512x512xf32>, tensor<2x4xi32>) -> tensor<256x512xf32>
+  %back = octet_pipe.expert_combine %r, %l ranks(2) wire(f32)
+      : (tensor<512x512xf32>, tensor<2x4xi32>) -> tensor<256x512xf32>
+  // CHECK: octet_pipe.local_experts_grad %{{.*}} ranks(2) : tensor<4x64x512xf32> -> tensor<8x64x512xf32>
+  %dw = octet_pipe.local_experts_grad %dwl ranks(2) : tensor<4x64x512xf32> -> tensor<8x64x512xf32>
+  // CHECK: octet_pipe.expert_dispatch %{{.*}}, %{{.*}} ranks(2) wire(bf16) : (tensor<256x64xbf16>, tensor<8xi32>)
+  %br, %bs, %bl = octet_pipe.expert_dispatch %brows, %sizes ranks(2) wire(bf16)
+      : (tensor<256x64xbf16>, tensor<8xi32>)
+      -> (tensor<512x64xbf16>, tensor<4xi32>, tensor<2x4xi32>)
+  return %y, %back, %dw, %br
+      : tensor<512x64xf32>, tensor<256x512xf32>, tensor<8x64x512xf32>,
+        tensor<512x64xbf16>
+}

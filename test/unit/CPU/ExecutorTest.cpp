@@ -1162,124 +1162,218 @@ std::vector<float> ownExpertsOnly(std::vector<float> w, int64_t experts,
   return w;
 }
 
+/// A program whose @f is `body` over `buffers` (dtype, shape), taking and
+/// returning the buffers listed.
+std::string program(const std::vector<TensorSpec> &buffers,
+                    const std::string &arguments, const std::string &results,
+                    const std::string &body) {
+  std::string list;
+  for (const TensorSpec &t : buffers) {
+    std::string shape;
+    for (int64_t d : t.shape)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    list += std::string(list.empty() ? "" : ",\n") + R"({"dtype": ")" +
+            t.dtype + R"(", "shape": [)" + shape + "]}";
+  }
+  return R"({"format": "octet-program", "version": 1, "buffers": [)" + list +
+         R"(], "functions": [{"name": "f", "arguments": [)" + arguments +
+         R"(], "results": [)" + results + R"(], "body": [)" + body + "]}]}";
+}
+
+/// One MoE layer split over two ranks as --octet-insert-expert-comm splits
+/// it: the rows go to their experts' owners (wire `wire`), which run the
+/// grouped linear with their experts and send the results back; a gradient
+/// of the results goes to the owners, which make their experts' weight
+/// gradients. R rows per rank, E = 4 experts, y = x w^T with w [E, N, K].
+std::string splitLayerProgram(int64_t r, int64_t k, int64_t n,
+                              const std::string &wire,
+                              const std::string &precision) {
+  std::vector<TensorSpec> buffers = {
+      f32({r, k}),        i32({4}),         f32({4, n, k}),    // 0 x, 1 sizes, 2 w
+      f32({2 * r, k}),    i32({2}),         i32({2, 2}),       // 3 4 5 dispatched
+      f32({2, n, k}),     f32({2 * r, n}),  f32({r, n}),       // 6 wl, 7 y, 8 back
+      f32({r, n}),        f32({2 * r, n}),  i32({2}),          // 9 dy, 10 11 12
+      i32({2, 2}),        f32({2, n, k}),   f32({4, n, k})};   // 13 dwl, 14 dw
+  std::string ranks = R"("ranks": 2)";
+  std::string w = R"(, "wire": ")" + wire + R"(")";
+  std::string body =
+      R"({"op": "octet_pipe.expert_dispatch", "operands": [0, 1],
+          "results": [3, 4, 5], "attrs": {)" + ranks + w + R"(}},
+         {"op": "octet_pipe.local_experts", "operands": [2], "results": [6],
+          "attrs": {)" + ranks + R"(}},
+         {"op": "octet.grouped_linear", "operands": [3, 6, 4], "results": [7],
+          "attrs": )" + precision + R"(},
+         {"op": "octet_pipe.expert_combine", "operands": [7, 5],
+          "results": [8], "attrs": {)" + ranks + R"(, "wire": "f32"}},
+         {"op": "octet_pipe.expert_dispatch", "operands": [9, 1],
+          "results": [10, 11, 12], "attrs": {)" + ranks + R"(, "wire": "f32"}},
+         {"op": "octet.grouped_linear_wgrad", "operands": [10, 3, 4],
+          "results": [13], "attrs": )" + precision + R"(},
+         {"op": "octet_pipe.local_experts_grad", "operands": [13],
+          "results": [14], "attrs": {)" + ranks + R"(}})";
+  return program(buffers, "0, 1, 2, 9", "8, 14", body);
+}
+
 // Two ranks, four experts (two each), ragged rows per rank and expert, some
-// empty: each rank's forward and input gradient equal computing every
-// expert locally, bit for bit, though a rank holds only its own experts'
-// weights (the others NaN); the weight gradient of an expert is, at its
-// owner, rank 0's rows' gradient plus rank 1's, and zero elsewhere. In
-// FP32 and in the FP8 recipe.
-TEST(ExpertParallelTest, EachExpertRunsAtItsOwnerWithEveryRanksRows) {
-  const int64_t experts = 4, n = 128, k = 256, group = 2;
+// empty. Each rank's results equal computing every expert locally, bit for
+// bit, though a rank holds only its own experts' weights (the others NaN).
+// An owner's weight gradient of an expert is the grouped linear's over its
+// rows from both ranks (rank 0's, then rank 1's), and zero for the experts
+// it does not own. In FP32, and in the FP8 recipe with the rows in FP8 on
+// the wire: the experts' quantization of the dequantized rows gives the
+// values of the rows' own.
+TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
+  const int64_t experts = 4, n = 128, k = 256, rows = 32;
   const std::vector<std::vector<int32_t>> sizes = {{9, 0, 20, 3},
-                                                   {1, 14, 0, 7}};
+                                                   {1, 14, 0, 17}};
   const std::string fp8 =
       R"({"precision": {"format": "e4m3", "lhs": "tile_1x128",
           "rhs": "block_128x128", "scale": "pow2", "promotion": 128,
           "out": "f32"}})";
   std::vector<float> w = randomT<float>(experts * n * k, 40);
-  for (const std::string &attrs : {std::string("{}"), fp8}) {
-    SCOPED_TRACE(attrs);
-    std::vector<std::vector<float>> x, dy, ws;
-    std::vector<int64_t> rows;
-    for (int64_t r = 0; r < group; ++r) {
-      rows.push_back(std::accumulate(sizes[r].begin(), sizes[r].end(), 0));
-      x.push_back(randomT<float>(rows[r] * k, 41 + r));
-      dy.push_back(randomT<float>(rows[r] * n, 43 + r));
-      ws.push_back(ownExpertsOnly(w, experts, group, r));
+  for (auto [wire, attrs] : {std::pair<std::string, std::string>{"f32", "{}"},
+                             {"e4m3", fp8}}) {
+    SCOPED_TRACE(wire);
+    std::vector<std::vector<float>> x, dy;
+    for (int64_t r = 0; r < 2; ++r) {
+      x.push_back(randomT<float>(rows * k, 41 + r));
+      dy.push_back(randomT<float>(rows * n, 43 + r));
     }
-    auto programs = [&](const std::string &op, int64_t r) {
-      if (op == "octet.grouped_linear")
-        return oneOp(op, {f32({rows[r], k}), f32({experts, n, k}), i32({4})},
-                     {f32({rows[r], n})}, attrs);
-      if (op == "octet.grouped_linear_dgrad")
-        return oneOp(op, {f32({rows[r], n}), f32({experts, n, k}), i32({4})},
-                     {f32({rows[r], k})}, attrs);
-      return oneOp(op, {f32({rows[r], n}), f32({rows[r], k}), i32({4})},
-                   {f32({experts, n, k})}, attrs);
-    };
-    for (const char *op : {"octet.grouped_linear", "octet.grouped_linear_dgrad",
-                           "octet.grouped_linear_wgrad"}) {
-      SCOPED_TRACE(op);
-      bool wgrad = llvm::StringRef(op).ends_with("wgrad");
-      TestExpertGroup members(group);
-      std::vector<Exec> execs;
-      std::vector<std::vector<Arg>> args;
-      std::vector<std::vector<float>> local;
-      for (int64_t r = 0; r < group; ++r) {
-        execs.push_back(make<float>(programs(op, r)));
-        execs.back().setExpertExchange(&members[r]);
-        const std::vector<float> &in = op == std::string("octet.grouped_linear")
-                                           ? x[r]
-                                           : dy[r];
-        args.push_back(wgrad ? std::vector<Arg>{dy[r], x[r], sizes[r]}
-                             : std::vector<Arg>{in, ws[r], sizes[r]});
-        Exec alone = make<float>(programs(op, r));
-        local.push_back(
-            run(alone, "f",
-                wgrad ? std::vector<Arg>{dy[r], x[r], sizes[r]}
-                      : std::vector<Arg>{in, w, sizes[r]})[0]
-                .values);
-      }
-      auto out = members.runAll(execs, args);
-      for (int64_t r = 0; r < group; ++r) {
-        ASSERT_EQ(out[r].size(), 1u);
-        if (!wgrad) {
-          EXPECT_TRUE(bitIdentical(out[r][0].values, local[r])) << r;
-          continue;
+    TestExpertGroup members(2);
+    std::vector<Exec> execs;
+    std::vector<std::vector<float>> ws;
+    std::vector<std::vector<Arg>> args;
+    for (int64_t r = 0; r < 2; ++r)
+      ws.push_back(ownExpertsOnly(w, experts, 2, r));
+    for (int64_t r = 0; r < 2; ++r) {
+      execs.push_back(make<float>(splitLayerProgram(rows, k, n, wire, attrs)));
+      execs.back().setExpertExchange(&members[r]);
+      args.push_back({x[r], sizes[r], ws[r], dy[r]});
+    }
+    auto out = members.runAll(execs, args);
+    for (int64_t r = 0; r < 2; ++r) {
+      SCOPED_TRACE(r);
+      ASSERT_EQ(out[r].size(), 2u);
+      Exec alone = make<float>(
+          oneOp("octet.grouped_linear",
+                {f32({rows, k}), f32({experts, n, k}), i32({4})},
+                {f32({rows, n})}, attrs));
+      EXPECT_TRUE(bitIdentical(out[r][0].values,
+                               run(alone, "f", {x[r], w, sizes[r]})[0].values));
+      // The owner's rows of its experts e = 2r, 2r + 1: rank 0's, rank 1's.
+      std::vector<float> ox, ody;
+      std::vector<int32_t> osizes;
+      for (int64_t e = 2 * r; e < 2 * r + 2; ++e) {
+        osizes.push_back(sizes[0][e] + sizes[1][e]);
+        for (int64_t p = 0; p < 2; ++p) {
+          int64_t first = std::accumulate(sizes[p].begin(),
+                                          sizes[p].begin() + e, 0);
+          ox.insert(ox.end(), x[p].begin() + first * k,
+                    x[p].begin() + (first + sizes[p][e]) * k);
+          ody.insert(ody.end(), dy[p].begin() + first * n,
+                     dy[p].begin() + (first + sizes[p][e]) * n);
         }
-        std::vector<float> expected(experts * n * k, 0.0f);
-        int64_t each = n * k, own = experts / group;
-        for (int64_t i = r * own * each; i < (r + 1) * own * each; ++i)
-          expected[i] = local[0][i] + local[1][i];
-        EXPECT_TRUE(bitIdentical(out[r][0].values, expected)) << r;
       }
+      int64_t owned = osizes[0] + osizes[1];
+      Exec wgrad = make<float>(
+          oneOp("octet.grouped_linear_wgrad",
+                {f32({owned, n}), f32({owned, k}), i32({2})},
+                {f32({2, n, k})}, attrs));
+      std::vector<float> local = run(wgrad, "f", {ody, ox, osizes})[0].values;
+      std::vector<float> expected(experts * n * k, 0.0f);
+      std::copy(local.begin(), local.end(), expected.begin() + 2 * r * n * k);
+      EXPECT_TRUE(bitIdentical(out[r][1].values, expected));
     }
   }
 }
 
-TEST(ExpertParallelTest, RefusesUnevenExpertsAndRanksAtDifferentOps) {
-  // Three experts do not split over two ranks.
-  {
-    TestExpertGroup members(2);
-    std::vector<Exec> execs;
-    std::vector<std::vector<Arg>> args;
-    std::vector<float> x = randomT<float>(4 * 5, 1), w = randomT<float>(60, 2);
-    std::vector<int32_t> sizes = {1, 2, 1};
-    for (int64_t r = 0; r < 2; ++r) {
-      execs.push_back(make<float>(oneOp("octet.grouped_linear",
-                                        {f32({4, 5}), f32({3, 4, 5}), i32({3})},
-                                        {f32({4, 4})})));
-      execs.back().setExpertExchange(&members[r]);
-      args.push_back({x, w, sizes});
+// The FP8 wire is exact only for rows the experts quantize so: other rows
+// arrive as their 1x128 power-of-two FP8 values, and BF16 rounds.
+TEST(ExpertParallelTest, WiresRoundTheRowsToTheirFormat) {
+  const int64_t rows = 4, k = 200;
+  std::vector<float> x = randomT<float>(rows * k, 7);
+  std::vector<int32_t> sizes = {2, 2};
+  for (const std::string wire : {"f32", "bf16", "e4m3", "e5m2"}) {
+    SCOPED_TRACE(wire);
+    std::string body = R"({"op": "octet_pipe.expert_dispatch",
+        "operands": [0, 1], "results": [2, 3, 4],
+        "attrs": {"ranks": 1, "wire": ")" + wire + R"("}})";
+    Exec exec = make<float>(program(
+        {f32({rows, k}), i32({2}), f32({rows, k}), i32({2}), i32({1, 2})},
+        "0, 1", "2", body));
+    TestExpertGroup members(1);
+    exec.setExpertExchange(&members[0]);
+    std::vector<float> got = run(exec, "f", {x, sizes})[0].values;
+    std::vector<float> expected = x;
+    if (wire == "bf16") {
+      for (float &v : expected)
+        v = numerics::roundToBF16(v);
+    } else if (wire != "f32") {
+      auto format = wire == "e4m3" ? numerics::FP8Format::E4M3
+                                   : numerics::FP8Format::E5M2;
+      numerics::QuantizedTensor q = numerics::quantize(
+          x.data(), 1, rows, k, format, numerics::Granularity::Tile1x128,
+          numerics::ScaleRounding::Pow2);
+      numerics::dequantize(q, expected.data());
     }
-    std::vector<std::string> errors;
-    members.runAll(execs, args, &errors);
-    EXPECT_CONTAINS(errors[0], "function 'f', instruction 0 "
-                               "(octet.grouped_linear): expert parallelism "
-                               "over 2 ranks does not divide the 3 experts");
+    EXPECT_TRUE(bitIdentical(got, expected));
+    if (wire != "f32")
+      EXPECT_FALSE(bitIdentical(got, x));
+  }
+}
+
+TEST(ExpertParallelTest, RefusesUnevenExpertsMissingGroupsAndRanksAtDifferentOps) {
+  std::string dispatch3 = R"({"op": "octet_pipe.expert_dispatch",
+      "operands": [0, 1], "results": [2, 3, 4],
+      "attrs": {"ranks": 2, "wire": "f32"}})";
+  // Three experts do not split over two ranks.
+  EXPECT_CONTAINS(
+      createError(program({f32({4, 5}), i32({3}), f32({8, 5}), i32({1}),
+                           i32({2, 1})},
+                          "0, 1", "2", dispatch3)),
+      "function 'f', instruction 0 (octet_pipe.expert_dispatch): the 3 "
+      "experts do not split over 2 ranks");
+  std::string bad = dispatch3;
+  bad.replace(bad.find("\"f32\""), 5, "\"fp4\"");
+  EXPECT_CONTAINS(createError(program({f32({4, 5}), i32({4}), f32({8, 5}),
+                                       i32({2}), i32({2, 2})},
+                                      "0, 1", "2", bad)),
+                  "attribute 'wire' must be f32, bf16, e4m3 or e5m2, got 'fp4'");
+  std::vector<TensorSpec> buffers = {f32({4, 5}), i32({4}), f32({8, 5}),
+                                     i32({2}), i32({2, 2})};
+  std::string dispatch = R"({"op": "octet_pipe.expert_dispatch",
+      "operands": [0, 1], "results": [2, 3, 4],
+      "attrs": {"ranks": 2, "wire": "f32"}})";
+  std::vector<float> x = randomT<float>(4 * 5, 1);
+  std::vector<int32_t> sizes = {1, 2, 1, 0};
+  // Without a group, and with one of the wrong size.
+  {
+    Exec exec = make<float>(program(buffers, "0, 1", "2", dispatch));
+    EXPECT_CONTAINS(runError(exec, "f", {x, sizes}),
+                    "function 'f', instruction 0 (octet_pipe.expert_dispatch): "
+                    "the program was compiled for expert parallelism over 2 "
+                    "ranks and needs its group");
+    TestExpertGroup three(3);
+    exec.setExpertExchange(&three[0]);
+    EXPECT_CONTAINS(runError(exec, "f", {x, sizes}),
+                    "compiled for expert parallelism over 2 ranks, but the "
+                    "group has 3");
   }
   // Rank 1 exchanges for another function's op: both ranks say so.
   {
     TestExpertGroup members(2);
+    std::string text = program(buffers, "0, 1", "2", dispatch);
     std::vector<Exec> execs;
-    std::vector<std::vector<Arg>> args;
-    std::vector<float> x = randomT<float>(4 * 5, 1), w = randomT<float>(80, 2);
-    std::vector<int32_t> sizes = {1, 2, 1, 0};
-    std::string program = oneOp("octet.grouped_linear",
-                                {f32({4, 5}), f32({4, 4, 5}), i32({4})},
-                                {f32({4, 4})});
-    execs.push_back(make<float>(program));
-    size_t at = program.find(R"("name": "f")");
+    execs.push_back(make<float>(text));
+    size_t at = text.find(R"("name": "f")");
     ASSERT_NE(at, std::string::npos);
-    program.replace(at, 11, R"("name": "g")");
-    execs.push_back(make<float>(program));
-    for (int64_t r = 0; r < 2; ++r) {
+    text.replace(at, 11, R"("name": "g")");
+    execs.push_back(make<float>(text));
+    for (int64_t r = 0; r < 2; ++r)
       execs[r].setExpertExchange(&members[r]);
-      args.push_back({x, w, sizes});
-    }
     std::vector<std::string> errors(2);
-    std::thread t0([&] { errors[0] = runError(execs[0], "f", args[0]); });
-    std::thread t1([&] { errors[1] = runError(execs[1], "g", args[1]); });
+    std::thread t0([&] { errors[0] = runError(execs[0], "f", {x, sizes}); });
+    std::thread t1([&] { errors[1] = runError(execs[1], "g", {x, sizes}); });
     t0.join();
     t1.join();
     EXPECT_CONTAINS(errors[0], "expert-parallel rank 1 is at @g instruction 0 "
@@ -1375,8 +1469,16 @@ TEST(ExecutorErrorsTest, RunningChecksArgumentsAndData) {
   Exec g = make<float>(o);
   std::vector<float> gx(35, 1.0f), gw(60, 1.0f);
   EXPECT_CONTAINS(runError(g, "f", {gx, gw, std::vector<int32_t>{3, 3, 3}}),
-                  "(octet.grouped_linear): group sizes sum to 9, expected 7 "
-                  "rows");
+                  "(octet.grouped_linear): group sizes sum to 9, more than "
+                  "the 7 rows");
+  // Fewer grouped rows than rows: the rest are padding, zero in the result
+  // also after a run that wrote them.
+  std::vector<float> full = run(g, "f", {gx, gw, std::vector<int32_t>{3, 2, 2}})[0].values;
+  EXPECT_EQ(full[6 * 4], 5.0f);
+  std::vector<float> padded = run(g, "f", {gx, gw, std::vector<int32_t>{3, 0, 2}})[0].values;
+  EXPECT_TRUE(std::equal(padded.begin(), padded.begin() + 5 * 4, full.begin()));
+  EXPECT_TRUE(std::all_of(padded.begin() + 5 * 4, padded.end(),
+                          [](float v) { return v == 0.0f; }));
   Exec d =
       make<float>(oneOp("octet.moe_dispatch", {f32({6, 8}), i32({6, 2})},
                         {f32({12, 8}), i32({4})}, R"({"num_experts": 4})"));
