@@ -73,6 +73,9 @@ octet::runtime::StageFunctions::read(const Program &program) {
 
 namespace {
 template <typename T> class RankExchange;
+/// Set on the thread that runs the forward half of an overlapped F&B, so
+/// that what it records goes to the rank's second track.
+thread_local bool overlappedForward = false;
 } // namespace
 
 template <typename T> struct PipelineRunner<T>::Impl {
@@ -139,7 +142,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     auto end = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex);
     events.push_back({rank, std::move(name), waiting, nested, communication,
-                      sinceOrigin(start),
+                      overlappedForward, sinceOrigin(start),
                       sinceOrigin(end) - sinceOrigin(start)});
   }
   static std::string label(const std::string &fn, int64_t mb) {
@@ -151,9 +154,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::mutex mutex;
   std::condition_variable posted;
   std::map<std::pair<std::string, int64_t>, std::vector<Output>> mailbox;
-  /// Expert exchanges in flight: messages by (exchange number, sending
-  /// executor, receiving executor).
-  std::map<std::tuple<uint64_t, int64_t, int64_t>, Message> exchanged;
+  /// Expert exchanges in flight: messages by (exchange, sending executor,
+  /// receiving executor), an exchange named by its instruction and how
+  /// many times the sender ran it before in the step.
+  std::map<std::tuple<std::string, int64_t, int64_t>, Message> exchanged;
   /// Counts what the ranks post (results, exchanges, accumulations).
   uint64_t progress = 0;
   /// Stage functions running now, and rank threads that have ended.
@@ -220,11 +224,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
     return &mailbox.at(key);
   }
 
-  /// Executor `rank`'s exchange number `seq` with the executors of its
+  /// Executor `rank`'s exchange `seq` with the executors of its
   /// expert-parallel `group` (itself included): posts send[p] for group[p],
   /// then waits for what each of them posted for it.
   llvm::Expected<std::vector<Message>>
-  allToAll(int64_t rank, llvm::ArrayRef<int64_t> group, uint64_t seq,
+  allToAll(int64_t rank, llvm::ArrayRef<int64_t> group, const std::string &seq,
            std::vector<Message> send) {
     auto start = std::chrono::steady_clock::now();
     std::string tag = send.empty() ? "" : send.front().tag;
@@ -382,6 +386,23 @@ template <typename T> struct PipelineRunner<T>::Impl {
         std::string fn = function(false, s);
         return fn.empty() || run(rank, fn, firstMb + m, batches);
       };
+      if (a.type == sched::Action::ForwardBackward) {
+        // DualPipe's overlapped F&B: the forward on a second thread beside
+        // the backward, so that either computes while the other waits for
+        // its transfers (the other rank's activations or gradients, the
+        // expert exchanges). The two run different stage functions, whose
+        // buffers are their own; only the backward accumulates gradients.
+        bool forwardDone = false;
+        std::thread beside([&] {
+          overlappedForward = true;
+          forwardDone = forward(a.stage, a.mb);
+        });
+        bool backwardDone = backward(a.bwdStage, a.bwdMb);
+        beside.join();
+        if (!forwardDone || !backwardDone)
+          return;
+        continue;
+      }
       for (const Call &c : callsOf(a))
         if (!(c.forward ? forward(c.stage, c.mb) : backward(c.stage, c.mb)))
           return;
@@ -550,19 +571,31 @@ public:
         groupRank(groupRank) {}
   int64_t getGroupSize() const override { return int64_t(group.size()); }
   int64_t getGroupRank() const override { return groupRank; }
+  /// The ranks of a group run an instruction's exchanges in the same
+  /// order, but an overlapped F&B runs two stage functions at once: an
+  /// exchange pairs by its instruction and how often this rank ran it
+  /// before, not by the order of all exchanges.
   llvm::Expected<std::vector<Message>>
   allToAll(std::vector<Message> send) override {
-    return runner.allToAll(rank, group, seq++, std::move(send));
+    std::string tag = send.empty() ? "" : send.front().tag;
+    uint64_t n;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      n = count[tag]++;
+    }
+    return runner.allToAll(rank, group, tag + " #" + std::to_string(n),
+                           std::move(send));
   }
-  /// A step starts the exchange count again on every rank.
-  void restart() { seq = 0; }
+  /// A step starts the exchange counts again on every rank.
+  void restart() { count.clear(); }
 
 private:
   Impl &runner;
   int64_t rank;
   std::vector<int64_t> group;
   int64_t groupRank;
-  uint64_t seq = 0;
+  std::mutex mutex;
+  std::map<std::string, uint64_t> count;
 };
 } // namespace
 
@@ -816,12 +849,32 @@ typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
   s.reduceUs = impl->reduceUs;
   s.exposedReduceUs = impl->exposedUs;
   s.buckets = impl->bucketsReduced;
+  // A rank is busy while one of its threads computes (a stage function
+  // outside the waits nested in it), and waiting while none computes and
+  // one waits: an overlapped F&B hides one half's waits behind the other.
+  std::vector<std::vector<std::tuple<double, int, int>>> edges(
+      impl->ranks.size());
   for (const Event &e : impl->events) {
     if (e.communication)
       continue;
-    (e.waiting ? s.waitingUs : s.busyUs)[e.rank] += e.durationUs;
-    if (e.nested) // part of a stage function's time
-      s.busyUs[e.rank] -= e.durationUs;
+    int computing = e.waiting ? (e.nested ? -1 : 0) : 1;
+    int waiting = e.waiting ? 1 : 0;
+    edges[e.rank].push_back({e.startUs, computing, waiting});
+    edges[e.rank].push_back({e.startUs + e.durationUs, -computing, -waiting});
+  }
+  for (size_t r = 0; r < edges.size(); ++r) {
+    std::sort(edges[r].begin(), edges[r].end());
+    int computing = 0, waiting = 0;
+    double last = 0;
+    for (auto [t, dc, dw] : edges[r]) {
+      if (computing > 0)
+        s.busyUs[r] += t - last;
+      else if (waiting > 0)
+        s.waitingUs[r] += t - last;
+      computing += dc;
+      waiting += dw;
+      last = t;
+    }
   }
   s.stepsUs = impl->stepsUs;
   return s;

@@ -331,6 +331,13 @@ void reportPipeline(const PipelineRunner<float> &ranks, int64_t steps) {
   for (size_t r = 0; r < s.reduceUs.size(); ++r)
     track(numRanks + int64_t(r),
           "rank " + std::to_string(r) + " gradient reduction");
+  // The forward halves of overlapped F&B actions, beside each rank's track.
+  int64_t beside = numRanks + int64_t(s.reduceUs.size());
+  bool overlaps = llvm::any_of(ranks.getEvents(),
+                               [](const auto &e) { return e.overlapped; });
+  if (overlaps)
+    for (int64_t r = 0; r < numRanks; ++r)
+      track(beside + r, "rank " + std::to_string(r) + " overlapped forward");
   for (const auto &e : ranks.getEvents())
     events.push_back(json::Object{{"name", e.name},
                                   {"cat", e.communication ? "communication"
@@ -339,6 +346,7 @@ void reportPipeline(const PipelineRunner<float> &ranks, int64_t steps) {
                                   {"ph", "X"},
                                   {"pid", 0},
                                   {"tid", e.communication ? numRanks + e.rank
+                                          : e.overlapped  ? beside + e.rank
                                                           : e.rank},
                                   {"ts", e.startUs},
                                   {"dur", e.durationUs}});

@@ -99,10 +99,15 @@ public:
     /// A gradient reduction ("reduce bucket 2 (...)") by pipeline rank
     /// `rank`'s communication thread.
     bool communication = false;
+    /// On the thread running the forward half of an overlapped F&B, beside
+    /// the rank's own (the backward half).
+    bool overlapped = false;
     double startUs = 0, durationUs = 0;
   };
-  /// Per rank, over all steps so far: busy (computing) and waiting time,
-  /// and the wall time of the steps.
+  /// Per rank, over all steps so far: busy time (some thread of the rank
+  /// computing), waiting time (none computing, one waiting for another
+  /// rank's tensors or an expert exchange: the exposed communication), and
+  /// the wall time of the steps.
   struct Summary {
     std::vector<double> busyUs, waitingUs;
     double stepsUs = 0;
