@@ -127,6 +127,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// rank's last computation of the step (exposed), over all steps.
   std::vector<double> reduceUs, exposedUs;
   std::vector<int64_t> bucketsReduced;
+  /// Per executor, over all steps: expert exchanges and the bytes it sent
+  /// to the other ranks of its group in them.
+  std::vector<int64_t> expertExchanges, expertBytes;
 
   // Trace of every step so far.
   std::chrono::steady_clock::time_point origin =
@@ -233,8 +236,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
     auto start = std::chrono::steady_clock::now();
     std::string tag = send.empty() ? "" : send.front().tag;
     std::unique_lock<std::mutex> lock(mutex);
-    for (size_t p = 0; p < group.size(); ++p)
+    ++expertExchanges[rank];
+    for (size_t p = 0; p < group.size(); ++p) {
+      if (group[p] != rank)
+        expertBytes[rank] += int64_t(send[p].bytes.size());
       exchanged[{seq, rank, group[p]}] = std::move(send[p]);
+    }
     ++progress;
     posted.notify_all();
     auto missing = [&] {
@@ -759,6 +766,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   impl->bucketBytes = std::max<size_t>(1, bucketBytes);
   impl->buckets.assign(ranks, {});
   impl->reduceUs.assign(ranks, 0);
+  impl->expertExchanges.assign(ranks * dp, 0);
+  impl->expertBytes.assign(ranks * dp, 0);
   impl->exposedUs.assign(ranks, 0);
   impl->bucketsReduced.assign(ranks, 0);
   for (int64_t r = 0; r < ranks; ++r) {
@@ -849,6 +858,8 @@ typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
   s.reduceUs = impl->reduceUs;
   s.exposedReduceUs = impl->exposedUs;
   s.buckets = impl->bucketsReduced;
+  s.expertExchanges = impl->expertExchanges;
+  s.expertBytes = impl->expertBytes;
   // A rank is busy while one of its threads computes (a stage function
   // outside the waits nested in it), and waiting while none computes and
   // one waits: an overlapped F&B hides one half's waits behind the other.

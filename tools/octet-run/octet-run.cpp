@@ -315,6 +315,14 @@ void reportPipeline(const PipelineRunner<float> &ranks, int64_t steps) {
                       "computation (exposed)\n",
                       r, s.buckets[r] / std::max<int64_t>(1, steps),
                       s.reduceUs[r] * 1e-6, s.exposedReduceUs[r] * 1e-6);
+  if (ranks.getExpertParallelism() > 1)
+    for (size_t r = 0; r < s.expertBytes.size(); ++r)
+      outs() << formatv("rank {0} experts: {1} exchange(s) a step, {2:f2} MiB "
+                        "a step sent to its expert-parallel group\n",
+                        r, s.expertExchanges[r] / std::max<int64_t>(1, steps),
+                        double(s.expertBytes[r]) /
+                            double(std::max<int64_t>(1, steps)) /
+                            double(1 << 20));
   if (tracePath.empty())
     return;
   json::Array events;

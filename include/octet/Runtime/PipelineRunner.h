@@ -115,6 +115,10 @@ public:
     /// the rank's last computation of each step, and the buckets reduced.
     std::vector<double> reduceUs, exposedReduceUs;
     std::vector<int64_t> buckets;
+    /// Per rank, with expert parallelism: the expert exchanges it ran and
+    /// the bytes it sent to the other ranks of its group in them (rows in
+    /// their wire format: FP8 for the routed rows).
+    std::vector<int64_t> expertExchanges, expertBytes;
   };
   const std::vector<Event> &getEvents() const;
   Summary getSummary() const;
