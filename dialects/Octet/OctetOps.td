@@ -121,7 +121,11 @@ def Octet_GroupedLinearOp : Octet_Op<"grouped_linear"> {
     `x` is `[R, K]` with its rows sorted by expert, as `octet.moe_dispatch`
     leaves them; `w` is `[E, N, K]`, one weight per expert; `group_sizes[e]`
     rows belong to expert `e`. Row `r` of expert `e` computes
-    `result[r] = x[r] W[e]^T`. The result is `[R, N]`.
+    `result[r] = x[r] W[e]^T`. The result is `[R, N]`. The sizes may add up
+    to fewer than `R` rows: the rows past them are padding, zero in the
+    result (an expert owner's rows under expert parallelism, sized for the
+    worst case; see `octet_pipe.expert_dispatch`). The gradient ops take the
+    same layout.
 
     ```mlir
     %y = octet.grouped_linear %xs, %w, %sizes

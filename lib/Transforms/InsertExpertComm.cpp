@@ -216,6 +216,7 @@ LogicalResult LayerSplit::place(Operation *op) {
         FailureOr<Value> x = failed(dy) ? dy : rowsOf(g.getX());
         if (failed(checkSizes(g.getGroupSizes())) || failed(x))
           return failure();
+        builder.setInsertionPoint(g);
         auto whole = cast<RankedTensorType>(g->getResult(0).getType());
         SmallVector<int64_t> shape(whole.getShape());
         shape[0] /= ranks;

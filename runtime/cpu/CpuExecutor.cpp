@@ -236,6 +236,8 @@ int64_t wireBytes(Wire wire, int64_t rows, int64_t width) {
 template <typename T>
 void encodeRows(Wire wire, const T *rows, int64_t n, int64_t width,
                 std::vector<uint8_t> &out) {
+  if (n == 0)
+    return;
   size_t at = out.size();
   out.resize(at + wireBytes<T>(wire, n, width));
   uint8_t *dst = out.data() + at;
@@ -271,6 +273,8 @@ void encodeRows(Wire wire, const T *rows, int64_t n, int64_t width,
 template <typename T>
 void decodeRows(Wire wire, const uint8_t *src, int64_t n, int64_t width,
                 T *rows) {
+  if (n == 0)
+    return;
   if (wire == Wire::F32) {
     std::memcpy(rows, src, n * width * sizeof(T));
     return;
@@ -2313,6 +2317,11 @@ auto InstructionCompiler<T>::wireAttr() const -> Expected<Wire> {
   if (!wire)
     return fail("attribute 'wire' must be f32, bf16, e4m3 or e5m2, got '" +
                 *name + "'");
+  // An FP8 wire is exact for FP8 linears, which only a float executor
+  // emulates.
+  if (!std::is_same_v<T, float> && (*wire == Wire::E4M3 || *wire == Wire::E5M2))
+    return fail("FP8/BF16 emulation runs in float; this executor computes in "
+                "double (use a float executor, or an f32 recipe)");
   return *wire;
 }
 
@@ -2464,14 +2473,20 @@ auto InstructionCompiler<T>::compileExpertCombine() -> Expected<Body> {
         at[e * ranks + p] = row;
         row += n;
       }
+    // Each sender's rows, gathered expert by expert, travel as one block.
     std::vector<Message> send(ranks);
+    std::vector<T> rowsOfPeer;
     for (int64_t p = 0; p < ranks; ++p) {
       Message &m = send[p];
       m.tag = tag;
       m.sizes.assign(layout + p * local, layout + (p + 1) * local);
-      for (int64_t e = 0; e < local; ++e)
-        encodeRows(wire, x + at[e * ranks + p] * width, m.sizes[e], width,
-                   m.bytes);
+      rowsOfPeer.clear();
+      for (int64_t e = 0; e < local; ++e) {
+        const T *from = x + at[e * ranks + p] * width;
+        rowsOfPeer.insert(rowsOfPeer.end(), from, from + m.sizes[e] * width);
+      }
+      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      encodeRows(wire, rowsOfPeer.data(), n, width, m.bytes);
     }
     Expected<std::vector<Message>> got = (*ex)->allToAll(std::move(send));
     if (!got)

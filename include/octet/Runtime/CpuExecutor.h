@@ -65,9 +65,10 @@ public:
   virtual int64_t getGroupSize() const = 0;
   virtual int64_t getGroupRank() const = 0;
   /// Sends send[g] to group rank g (itself included) and returns what every
-  /// group rank sent this one, in group order. Every rank's n-th call pairs
-  /// with the other ranks' n-th calls; an error when a peer fails or does
-  /// not come in time.
+  /// group rank sent this one, in group order. The ranks of a group run each
+  /// instruction's exchanges in the same order, and an exchange pairs with
+  /// the other ranks' exchanges for the same instruction (send[g].tag) of
+  /// the same count; an error when a peer fails or does not come in time.
   virtual llvm::Expected<std::vector<Message>>
   allToAll(std::vector<Message> send) = 0;
 };

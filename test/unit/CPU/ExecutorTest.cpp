@@ -1288,22 +1288,29 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
 }
 
 // The FP8 wire is exact only for rows the experts quantize so: other rows
-// arrive as their 1x128 power-of-two FP8 values, and BF16 rounds.
+// arrive as their 1x128 power-of-two FP8 values, and BF16 rounds. Both ways:
+// rows that went out and came back (two local experts) are the rows that
+// arrived, since the rounding does not change them again.
 TEST(ExpertParallelTest, WiresRoundTheRowsToTheirFormat) {
-  const int64_t rows = 4, k = 200;
+  const int64_t rows = 5, k = 200;
   std::vector<float> x = randomT<float>(rows * k, 7);
-  std::vector<int32_t> sizes = {2, 2};
+  std::vector<int32_t> sizes = {2, 3};
   for (const std::string wire : {"f32", "bf16", "e4m3", "e5m2"}) {
     SCOPED_TRACE(wire);
     std::string body = R"({"op": "octet_pipe.expert_dispatch",
         "operands": [0, 1], "results": [2, 3, 4],
-        "attrs": {"ranks": 1, "wire": ")" + wire + R"("}})";
-    Exec exec = make<float>(program(
-        {f32({rows, k}), i32({2}), f32({rows, k}), i32({2}), i32({1, 2})},
-        "0, 1", "2", body));
+        "attrs": {"ranks": 1, "wire": ")" + wire + R"("}},
+        {"op": "octet_pipe.expert_combine", "operands": [2, 4],
+         "results": [5], "attrs": {"ranks": 1, "wire": ")" + wire + R"("}})";
+    Exec exec = make<float>(program({f32({rows, k}), i32({2}), f32({rows, k}),
+                                     i32({2}), i32({1, 2}), f32({rows, k})},
+                                    "0, 1", "2, 5", body));
     TestExpertGroup members(1);
     exec.setExpertExchange(&members[0]);
-    std::vector<float> got = run(exec, "f", {x, sizes})[0].values;
+    std::vector<Exec::Output> out = run(exec, "f", {x, sizes});
+    ASSERT_EQ(out.size(), 2u);
+    std::vector<float> got = out[0].values;
+    EXPECT_TRUE(bitIdentical(out[1].values, got));
     std::vector<float> expected = x;
     if (wire == "bf16") {
       for (float &v : expected)
@@ -1339,6 +1346,14 @@ TEST(ExpertParallelTest, RefusesUnevenExpertsMissingGroupsAndRanksAtDifferentOps
                                        i32({2}), i32({2, 2})},
                                       "0, 1", "2", bad)),
                   "attribute 'wire' must be f32, bf16, e4m3 or e5m2, got 'fp4'");
+  std::string fp8 = dispatch3;
+  fp8.replace(fp8.find("\"f32\""), 5, "\"e4m3\"");
+  EXPECT_CONTAINS(createError<double>(program({f32({4, 5}), i32({4}),
+                                               f32({8, 5}), i32({2}),
+                                               i32({2, 2})},
+                                              "0, 1", "2", fp8)),
+                  "(octet_pipe.expert_dispatch): FP8/BF16 emulation runs in "
+                  "float");
   std::vector<TensorSpec> buffers = {f32({4, 5}), i32({4}), f32({8, 5}),
                                      i32({2}), i32({2, 2})};
   std::string dispatch = R"({"op": "octet_pipe.expert_dispatch",
