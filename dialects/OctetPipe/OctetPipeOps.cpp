@@ -465,8 +465,8 @@ LogicalResult ExpertDispatchOp::verify() {
     return emitOpError() << "group_sizes must be [experts], got " << sizes;
   FailureOr<int64_t> local = localExperts(*this, sizes.getDimSize(0),
                                           int64_t(getRanks()), "group_sizes");
-  if (failed(local) || failed(verifyWire(*this, getWire(),
-                                         rows.getElementType())))
+  if (failed(local) ||
+      failed(verifyWire(*this, getWire(), rows.getElementType())))
     return failure();
   int64_t n = rows.getDimSize(0);
   int64_t capacity =
@@ -475,9 +475,8 @@ LogicalResult ExpertDispatchOp::verify() {
   RankedTensorType got = getReceived().getType();
   if (got.getElementType() != rows.getElementType() ||
       !shapesCompatible(got.getShape(), received))
-    return emitOpError() << "received must be "
-                         << formatShape(received) << " of "
-                         << rows.getElementType()
+    return emitOpError() << "received must be " << formatShape(received)
+                         << " of " << rows.getElementType()
                          << " (every rank's rows, for the worst case), got "
                          << got;
   if (!shapesCompatible(getLocalSizes().getType().getShape(), {*local}))
@@ -501,7 +500,8 @@ LogicalResult ExpertCombineOp::verify() {
   if (rows.getRank() != 2 || result.getRank() != 2)
     return emitOpError() << "rows and result must be [rows, width], got "
                          << rows << " and " << result;
-  if (layout.getRank() != 2 || !dimsCompatible(layout.getDimSize(0), int64_t(getRanks())))
+  if (layout.getRank() != 2 ||
+      !dimsCompatible(layout.getDimSize(0), int64_t(getRanks())))
     return emitOpError() << "layout must be [" << int64_t(getRanks())
                          << ", local experts], got " << layout;
   if (failed(verifyWire(*this, getWire(), rows.getElementType())))
@@ -511,14 +511,14 @@ LogicalResult ExpertCombineOp::verify() {
       !dimsCompatible(result.getDimSize(1), rows.getDimSize(1)) ||
       (!ShapedType::isDynamic(n) && !ShapedType::isDynamic(capacity) &&
        capacity != n * int64_t(getRanks())))
-    return emitOpError()
-           << "result must be "
-           << formatShape({ShapedType::isDynamic(capacity)
-                               ? ShapedType::kDynamic
-                               : capacity / int64_t(getRanks()),
-                           rows.getDimSize(1)})
-           << " of " << rows.getElementType() << " (what each of the "
-           << int64_t(getRanks()) << " ranks dispatched), got " << result;
+    return emitOpError() << "result must be "
+                         << formatShape({ShapedType::isDynamic(capacity)
+                                             ? ShapedType::kDynamic
+                                             : capacity / int64_t(getRanks()),
+                                         rows.getDimSize(1)})
+                         << " of " << rows.getElementType()
+                         << " (what each of the " << int64_t(getRanks())
+                         << " ranks dispatched), got " << result;
   return success();
 }
 
@@ -526,8 +526,8 @@ LogicalResult ExpertCombineOp::verify() {
 static LogicalResult verifyExpertShare(Operation *op, RankedTensorType whole,
                                        RankedTensorType part, int64_t ranks) {
   if (whole.getRank() < 1)
-    return op->emitOpError() << "expert tensors must be [experts, ...], got "
-                             << whole;
+    return op->emitOpError()
+           << "expert tensors must be [experts, ...], got " << whole;
   FailureOr<int64_t> local =
       localExperts(op, whole.getDimSize(0), ranks, "the weight");
   if (failed(local))

@@ -92,8 +92,8 @@ private:
   }
   template <typename Op, typename... Args>
   Op create(Operation *stageOf, Args &&...args) {
-    auto op = Op::create(builder, stageOf->getLoc(),
-                         std::forward<Args>(args)...);
+    auto op =
+        Op::create(builder, stageOf->getLoc(), std::forward<Args>(args)...);
     if (Attribute stage = stageOf->getAttr(kStageAttr))
       op->setAttr(kStageAttr, stage);
     return op;
@@ -133,11 +133,9 @@ FailureOr<Value> LayerSplit::toOwners(Value v, Operation *user) {
   pipe::WireFormat wire = fp8WireOf(v).value_or(valueWireOf(v));
   auto sent = create<pipe::ExpertDispatchOp>(
       user,
-      TypeRange{withRows(type, capacity), owners[dispatch.getGroupSizes()]
-                                               .getType(),
-                layout.getType()},
-      v,
-      dispatch.getGroupSizes(), ranks, wire);
+      TypeRange{withRows(type, capacity),
+                owners[dispatch.getGroupSizes()].getType(), layout.getType()},
+      v, dispatch.getGroupSizes(), ranks, wire);
   owners[v] = sent.getReceived();
   return sent.getReceived();
 }
@@ -223,8 +221,8 @@ LogicalResult LayerSplit::place(Operation *op) {
         auto local = create<GroupedLinearWgradOp>(
             g, RankedTensorType::get(shape, whole.getElementType()), *dy, *x,
             sizes, g.getPrecisionAttr());
-        auto placed =
-            create<pipe::LocalExpertsGradOp>(g, whole, local.getResult(), ranks);
+        auto placed = create<pipe::LocalExpertsGradOp>(
+            g, whole, local.getResult(), ranks);
         g->getResult(0).replaceAllUsesWith(placed.getResult());
         replaced.push_back(g);
         return success();
@@ -291,11 +289,11 @@ LogicalResult LayerSplit::run() {
     bool readsOwners = llvm::any_of(op->getOperands(), [&](Value v) {
       return owners.count(v) && v != dispatch.getGroupSizes();
     });
-    bool readsSizes = llvm::is_contained(op->getOperands(),
-                                         dispatch.getGroupSizes());
-    if (!readsOwners && !(readsSizes && isa<GroupedLinearOp,
-                                            GroupedLinearDgradOp,
-                                            GroupedLinearWgradOp>(op)))
+    bool readsSizes =
+        llvm::is_contained(op->getOperands(), dispatch.getGroupSizes());
+    if (!readsOwners &&
+        !(readsSizes &&
+          isa<GroupedLinearOp, GroupedLinearDgradOp, GroupedLinearWgradOp>(op)))
       continue;
     if (failed(place(op)))
       return failure();

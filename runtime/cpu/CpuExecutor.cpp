@@ -257,10 +257,9 @@ void encodeRows(Wire wire, const T *rows, int64_t n, int64_t width,
   auto format = wire == Wire::E4M3 ? numerics::FP8Format::E4M3
                                    : numerics::FP8Format::E5M2;
   std::vector<float> x(rows, rows + n * width);
-  numerics::QuantizedTensor q =
-      numerics::quantize(x.data(), 1, n, width, format,
-                         numerics::Granularity::Tile1x128,
-                         numerics::ScaleRounding::Pow2);
+  numerics::QuantizedTensor q = numerics::quantize(
+      x.data(), 1, n, width, format, numerics::Granularity::Tile1x128,
+      numerics::ScaleRounding::Pow2);
   std::memcpy(dst, q.payload.data(), q.payload.size());
   uint8_t *exps = dst + n * width;
   int64_t tiles = (width + 127) / 128;
@@ -302,9 +301,10 @@ void decodeRows(Wire wire, const uint8_t *src, int64_t n, int64_t width,
 /// Checks the messages of one exchange: one per group rank, each for this
 /// instruction, with `sizesEach` sizes and as many bytes as they say.
 template <typename T>
-Error checkMessages(const std::vector<typename ExpertExchange<T>::Message> &msgs,
-                    int64_t groupSize, const std::string &tag,
-                    size_t sizesEach, Wire wire, int64_t width) {
+Error checkMessages(
+    const std::vector<typename ExpertExchange<T>::Message> &msgs,
+    int64_t groupSize, const std::string &tag, size_t sizesEach, Wire wire,
+    int64_t width) {
   if (int64_t(msgs.size()) != groupSize)
     return makeError("the expert exchange returned " + Twine(msgs.size()) +
                      " messages for " + Twine(groupSize) + " ranks");
@@ -2285,11 +2285,10 @@ template <typename T>
 Expected<ExpertExchange<T> *> groupExchange(ExpertExchange<T> *ex,
                                             int64_t ranks) {
   if (!ex)
-    return makeError(
-        "the program was compiled for expert parallelism over " +
-        Twine(ranks) +
-        " ranks and needs its group: run it on octet-run's ranks "
-        "(--pipeline=threads, the default)");
+    return makeError("the program was compiled for expert parallelism over " +
+                     Twine(ranks) +
+                     " ranks and needs its group: run it on octet-run's ranks "
+                     "(--pipeline=threads, the default)");
   if (ex->getGroupSize() != ranks)
     return makeError("the program was compiled for expert parallelism over " +
                      Twine(ranks) + " ranks, but the group has " +
@@ -2445,8 +2444,8 @@ auto InstructionCompiler<T>::compileExpertCombine() -> Expected<Body> {
   if (Error e = operandShape(1, {ranks, local}))
     return std::move(e);
   if (capacity % ranks != 0)
-    return fail("the owner's " + Twine(capacity) +
-                " rows do not split over " + Twine(ranks) + " ranks");
+    return fail("the owner's " + Twine(capacity) + " rows do not split over " +
+                Twine(ranks) + " ranks");
   int64_t rows = capacity / ranks;
   if (Error e = resultShape(0, {rows, width}))
     return std::move(e);

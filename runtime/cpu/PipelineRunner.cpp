@@ -230,9 +230,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// Executor `rank`'s exchange `seq` with the executors of its
   /// expert-parallel `group` (itself included): posts send[p] for group[p],
   /// then waits for what each of them posted for it.
-  llvm::Expected<std::vector<Message>>
-  allToAll(int64_t rank, llvm::ArrayRef<int64_t> group, const std::string &seq,
-           std::vector<Message> send) {
+  llvm::Expected<std::vector<Message>> allToAll(int64_t rank,
+                                                llvm::ArrayRef<int64_t> group,
+                                                const std::string &seq,
+                                                std::vector<Message> send) {
     auto start = std::chrono::steady_clock::now();
     std::string tag = send.empty() ? "" : send.front().tag;
     std::unique_lock<std::mutex> lock(mutex);

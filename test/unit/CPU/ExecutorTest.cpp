@@ -1189,28 +1189,35 @@ std::string splitLayerProgram(int64_t r, int64_t k, int64_t n,
                               const std::string &wire,
                               const std::string &precision) {
   std::vector<TensorSpec> buffers = {
-      f32({r, k}),        i32({4}),         f32({4, n, k}),    // 0 x, 1 sizes, 2 w
-      f32({2 * r, k}),    i32({2}),         i32({2, 2}),       // 3 4 5 dispatched
-      f32({2, n, k}),     f32({2 * r, n}),  f32({r, n}),       // 6 wl, 7 y, 8 back
-      f32({r, n}),        f32({2 * r, n}),  i32({2}),          // 9 dy, 10 11 12
-      i32({2, 2}),        f32({2, n, k}),   f32({4, n, k})};   // 13 dwl, 14 dw
+      f32({r, k}),     i32({4}),        f32({4, n, k}),  // 0 x, 1 sizes, 2 w
+      f32({2 * r, k}), i32({2}),        i32({2, 2}),     // 3 4 5 dispatched
+      f32({2, n, k}),  f32({2 * r, n}), f32({r, n}),     // 6 wl, 7 y, 8 back
+      f32({r, n}),     f32({2 * r, n}), i32({2}),        // 9 dy, 10 11 12
+      i32({2, 2}),     f32({2, n, k}),  f32({4, n, k})}; // 13 dwl, 14 dw
   std::string ranks = R"("ranks": 2)";
   std::string w = R"(, "wire": ")" + wire + R"(")";
   std::string body =
       R"({"op": "octet_pipe.expert_dispatch", "operands": [0, 1],
-          "results": [3, 4, 5], "attrs": {)" + ranks + w + R"(}},
+          "results": [3, 4, 5], "attrs": {)" +
+      ranks + w + R"(}},
          {"op": "octet_pipe.local_experts", "operands": [2], "results": [6],
-          "attrs": {)" + ranks + R"(}},
+          "attrs": {)" +
+      ranks + R"(}},
          {"op": "octet.grouped_linear", "operands": [3, 6, 4], "results": [7],
-          "attrs": )" + precision + R"(},
+          "attrs": )" +
+      precision + R"(},
          {"op": "octet_pipe.expert_combine", "operands": [7, 5],
-          "results": [8], "attrs": {)" + ranks + R"(, "wire": "f32"}},
+          "results": [8], "attrs": {)" +
+      ranks + R"(, "wire": "f32"}},
          {"op": "octet_pipe.expert_dispatch", "operands": [9, 1],
-          "results": [10, 11, 12], "attrs": {)" + ranks + R"(, "wire": "f32"}},
+          "results": [10, 11, 12], "attrs": {)" +
+      ranks + R"(, "wire": "f32"}},
          {"op": "octet.grouped_linear_wgrad", "operands": [10, 3, 4],
-          "results": [13], "attrs": )" + precision + R"(},
+          "results": [13], "attrs": )" +
+      precision + R"(},
          {"op": "octet_pipe.local_experts_grad", "operands": [13],
-          "results": [14], "attrs": {)" + ranks + R"(}})";
+          "results": [14], "attrs": {)" +
+      ranks + R"(}})";
   return program(buffers, "0, 1, 2, 9", "8, 14", body);
 }
 
@@ -1231,8 +1238,8 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
           "rhs": "block_128x128", "scale": "pow2", "promotion": 128,
           "out": "f32"}})";
   std::vector<float> w = randomT<float>(experts * n * k, 40);
-  for (auto [wire, attrs] : {std::pair<std::string, std::string>{"f32", "{}"},
-                             {"e4m3", fp8}}) {
+  for (auto [wire, attrs] :
+       {std::pair<std::string, std::string>{"f32", "{}"}, {"e4m3", fp8}}) {
     SCOPED_TRACE(wire);
     std::vector<std::vector<float>> x, dy;
     for (int64_t r = 0; r < 2; ++r) {
@@ -1254,10 +1261,10 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
     for (int64_t r = 0; r < 2; ++r) {
       SCOPED_TRACE(r);
       ASSERT_EQ(out[r].size(), 2u);
-      Exec alone = make<float>(
-          oneOp("octet.grouped_linear",
-                {f32({rows, k}), f32({experts, n, k}), i32({4})},
-                {f32({rows, n})}, attrs));
+      Exec alone =
+          make<float>(oneOp("octet.grouped_linear",
+                            {f32({rows, k}), f32({experts, n, k}), i32({4})},
+                            {f32({rows, n})}, attrs));
       EXPECT_TRUE(bitIdentical(out[r][0].values,
                                run(alone, "f", {x[r], w, sizes[r]})[0].values));
       // The owner's rows of its experts e = 2r, 2r + 1: rank 0's, rank 1's.
@@ -1266,8 +1273,8 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
       for (int64_t e = 2 * r; e < 2 * r + 2; ++e) {
         osizes.push_back(sizes[0][e] + sizes[1][e]);
         for (int64_t p = 0; p < 2; ++p) {
-          int64_t first = std::accumulate(sizes[p].begin(),
-                                          sizes[p].begin() + e, 0);
+          int64_t first =
+              std::accumulate(sizes[p].begin(), sizes[p].begin() + e, 0);
           ox.insert(ox.end(), x[p].begin() + first * k,
                     x[p].begin() + (first + sizes[p][e]) * k);
           ody.insert(ody.end(), dy[p].begin() + first * n,
@@ -1275,10 +1282,10 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
         }
       }
       int64_t owned = osizes[0] + osizes[1];
-      Exec wgrad = make<float>(
-          oneOp("octet.grouped_linear_wgrad",
-                {f32({owned, n}), f32({owned, k}), i32({2})},
-                {f32({2, n, k})}, attrs));
+      Exec wgrad =
+          make<float>(oneOp("octet.grouped_linear_wgrad",
+                            {f32({owned, n}), f32({owned, k}), i32({2})},
+                            {f32({2, n, k})}, attrs));
       std::vector<float> local = run(wgrad, "f", {ody, ox, osizes})[0].values;
       std::vector<float> expected(experts * n * k, 0.0f);
       std::copy(local.begin(), local.end(), expected.begin() + 2 * r * n * k);
@@ -1299,9 +1306,11 @@ TEST(ExpertParallelTest, WiresRoundTheRowsToTheirFormat) {
     SCOPED_TRACE(wire);
     std::string body = R"({"op": "octet_pipe.expert_dispatch",
         "operands": [0, 1], "results": [2, 3, 4],
-        "attrs": {"ranks": 1, "wire": ")" + wire + R"("}},
+        "attrs": {"ranks": 1, "wire": ")" +
+                       wire + R"("}},
         {"op": "octet_pipe.expert_combine", "operands": [2, 4],
-         "results": [5], "attrs": {"ranks": 1, "wire": ")" + wire + R"("}})";
+         "results": [5], "attrs": {"ranks": 1, "wire": ")" +
+                       wire + R"("}})";
     Exec exec = make<float>(program({f32({rows, k}), i32({2}), f32({rows, k}),
                                      i32({2}), i32({1, 2}), f32({rows, k})},
                                     "0, 1", "2, 5", body));
@@ -1329,31 +1338,33 @@ TEST(ExpertParallelTest, WiresRoundTheRowsToTheirFormat) {
   }
 }
 
-TEST(ExpertParallelTest, RefusesUnevenExpertsMissingGroupsAndRanksAtDifferentOps) {
+TEST(ExpertParallelTest,
+     RefusesUnevenExpertsMissingGroupsAndRanksAtDifferentOps) {
   std::string dispatch3 = R"({"op": "octet_pipe.expert_dispatch",
       "operands": [0, 1], "results": [2, 3, 4],
       "attrs": {"ranks": 2, "wire": "f32"}})";
   // Three experts do not split over two ranks.
   EXPECT_CONTAINS(
-      createError(program({f32({4, 5}), i32({3}), f32({8, 5}), i32({1}),
-                           i32({2, 1})},
-                          "0, 1", "2", dispatch3)),
+      createError(
+          program({f32({4, 5}), i32({3}), f32({8, 5}), i32({1}), i32({2, 1})},
+                  "0, 1", "2", dispatch3)),
       "function 'f', instruction 0 (octet_pipe.expert_dispatch): the 3 "
       "experts do not split over 2 ranks");
   std::string bad = dispatch3;
   bad.replace(bad.find("\"f32\""), 5, "\"fp4\"");
-  EXPECT_CONTAINS(createError(program({f32({4, 5}), i32({4}), f32({8, 5}),
-                                       i32({2}), i32({2, 2})},
-                                      "0, 1", "2", bad)),
-                  "attribute 'wire' must be f32, bf16, e4m3 or e5m2, got 'fp4'");
+  EXPECT_CONTAINS(
+      createError(
+          program({f32({4, 5}), i32({4}), f32({8, 5}), i32({2}), i32({2, 2})},
+                  "0, 1", "2", bad)),
+      "attribute 'wire' must be f32, bf16, e4m3 or e5m2, got 'fp4'");
   std::string fp8 = dispatch3;
   fp8.replace(fp8.find("\"f32\""), 5, "\"e4m3\"");
-  EXPECT_CONTAINS(createError<double>(program({f32({4, 5}), i32({4}),
-                                               f32({8, 5}), i32({2}),
-                                               i32({2, 2})},
-                                              "0, 1", "2", fp8)),
-                  "(octet_pipe.expert_dispatch): FP8/BF16 emulation runs in "
-                  "float");
+  EXPECT_CONTAINS(
+      createError<double>(
+          program({f32({4, 5}), i32({4}), f32({8, 5}), i32({2}), i32({2, 2})},
+                  "0, 1", "2", fp8)),
+      "(octet_pipe.expert_dispatch): FP8/BF16 emulation runs in "
+      "float");
   std::vector<TensorSpec> buffers = {f32({4, 5}), i32({4}), f32({8, 5}),
                                      i32({2}), i32({2, 2})};
   std::string dispatch = R"({"op": "octet_pipe.expert_dispatch",
@@ -1488,9 +1499,11 @@ TEST(ExecutorErrorsTest, RunningChecksArgumentsAndData) {
                   "the 7 rows");
   // Fewer grouped rows than rows: the rest are padding, zero in the result
   // also after a run that wrote them.
-  std::vector<float> full = run(g, "f", {gx, gw, std::vector<int32_t>{3, 2, 2}})[0].values;
+  std::vector<float> full =
+      run(g, "f", {gx, gw, std::vector<int32_t>{3, 2, 2}})[0].values;
   EXPECT_EQ(full[6 * 4], 5.0f);
-  std::vector<float> padded = run(g, "f", {gx, gw, std::vector<int32_t>{3, 0, 2}})[0].values;
+  std::vector<float> padded =
+      run(g, "f", {gx, gw, std::vector<int32_t>{3, 0, 2}})[0].values;
   EXPECT_TRUE(std::equal(padded.begin(), padded.begin() + 5 * 4, full.begin()));
   EXPECT_TRUE(std::all_of(padded.begin() + 5 * 4, padded.end(),
                           [](float v) { return v == 0.0f; }));
