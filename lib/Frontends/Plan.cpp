@@ -233,6 +233,7 @@ struct Chunk {
   double activationBytesPerToken = 0;
   double flopsPerToken = 0; // training FLOPs of a token through the chunk
   int64_t firstLayer = 0, numLayers = 0;
+  int64_t moeLayers = 0; // MTP modules' included
   bool hasEmbedding = false, hasHead = false;
 };
 
@@ -397,6 +398,7 @@ std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
     chunk.frozen += p.frozen;
     chunk.activationBytesPerToken += ab.layer(m, layer);
     chunk.flopsPerToken += layerFlopsPerToken(m, t, layer);
+    chunk.moeLayers += m.isMoELayer(layer) ? 1 : 0;
   };
   for (Chunk &chunk : chunks)
     for (int64_t l = chunk.firstLayer; l < chunk.firstLayer + chunk.numLayers;
@@ -420,6 +422,7 @@ std::vector<Chunk> splitModel(const ModelConfig &m, const TrainConfig &t,
     last.expertParams += p.routed;
     last.frozen += p.frozen;
     last.activationBytesPerToken += ab.layer(m, m.numHiddenLayers + j);
+    last.moeLayers += m.isMoELayer(m.numHiddenLayers + j) ? 1 : 0;
     last.params += mtpExtraParams(m);
     last.activationBytesPerToken += ab.mtpExtra(m);
   }
@@ -514,6 +517,53 @@ void printMemory(llvm::raw_ostream &os, const TrainConfig &t,
     textRow(os, "activations", activationNote);
   }
   textRow(os, "total", bytes(worst.getTotal()));
+}
+
+/// What --octet-insert-expert-comm makes a rank send to its expert-parallel
+/// group: per MoE layer and micro-batch, the routed rows (tokens x top-k)
+/// whose experts another rank owns, (ep - 1) / ep of them with balanced
+/// routing, in FP8 with one exponent byte per 128 values to the experts,
+/// and the results back, the gradients for the experts and the gradients
+/// back in the graph's high-precision type.
+void printExpertTraffic(llvm::raw_ostream &os, const ModelConfig &m,
+                        const TrainConfig &t, ArrayRef<Chunk> chunks,
+                        const ActivationBytes &ab, double microTokens) {
+  double h = m.hiddenSize;
+  double rows = microTokens * m.numExpertsPerTok *
+                static_cast<double>(t.ep - 1) / static_cast<double>(t.ep);
+  double fp8 = t.recipe == PrecisionRecipe::DeepSeekV3 ? 1.0 + 1.0 / 128.0
+                                                        : ab.high;
+  double dispatch = rows * h * fp8, other = rows * h * ab.high;
+  int64_t worstRank = 0, worstLayers = -1;
+  for (int64_t r = 0; r < t.pp; ++r) {
+    int64_t layers = 0;
+    for (int64_t id : chunksOfRank(t, r))
+      layers += chunks[id].moeLayers;
+    if (layers > worstLayers) {
+      worstLayers = layers;
+      worstRank = r;
+    }
+  }
+  double perLayer = dispatch + 3 * other;
+  os << "\nExpert all-to-all per rank (ep " << t.ep
+     << ", balanced routing: " << octet::detail::formatNumber(rows)
+     << " rows of a micro-batch's MoE layer leave the rank)\n";
+  textRow(os, "dispatch",
+          bytes(dispatch) + (t.recipe == PrecisionRecipe::DeepSeekV3
+                                 ? " (FP8, one exponent per 128 values)"
+                                 : " (high precision)"));
+  textRow(os, "combine, and both backward",
+          "3 x " + bytes(other) + " (" + octet::detail::formatNumber(ab.high) +
+              " B per value)");
+  textRow(os, "per micro-batch",
+          llvm::formatv("{0} MoE layers x {1} = {2} (rank {3})", worstLayers,
+                        bytes(perLayer),
+                        bytes(perLayer * static_cast<double>(worstLayers)),
+                        worstRank));
+  textRow(os, "per step",
+          bytes(perLayer * static_cast<double>(worstLayers) *
+                static_cast<double>(t.microBatches)) +
+              " (" + std::to_string(t.microBatches) + " micro-batches)");
 }
 
 } // namespace
@@ -638,6 +688,8 @@ void octet::printPlan(llvm::raw_ostream &os, const ModelConfig &m,
                     detail::formatNumber(ab.high), detail::formatNumber(ab.fp8))
           .str();
   printMemory(os, t, worst, /*withActivations=*/true, note);
+  if (t.ep > 1)
+    printExpertTraffic(os, m, t, chunks, ab, microTokens);
 
   if (chunks.size() < 2)
     return;
