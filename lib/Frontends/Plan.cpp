@@ -531,8 +531,8 @@ void printExpertTraffic(llvm::raw_ostream &os, const ModelConfig &m,
   double h = m.hiddenSize;
   double rows = microTokens * m.numExpertsPerTok *
                 static_cast<double>(t.ep - 1) / static_cast<double>(t.ep);
-  double fp8 = t.recipe == PrecisionRecipe::DeepSeekV3 ? 1.0 + 1.0 / 128.0
-                                                        : ab.high;
+  double fp8 =
+      t.recipe == PrecisionRecipe::DeepSeekV3 ? 1.0 + 1.0 / 128.0 : ab.high;
   double dispatch = rows * h * fp8, other = rows * h * ab.high;
   int64_t worstRank = 0, worstLayers = -1;
   for (int64_t r = 0; r < t.pp; ++r) {
