@@ -278,7 +278,10 @@ def Octet_MoEDispatchGradOp : Octet_GradOp<"moe_dispatch_grad", "moe_dispatch"> 
 def Octet_MoECombineGradOp : Octet_GradOp<"moe_combine_grad", "moe_combine"> {
   let description = [{
     Gradients of the combine with respect to the expert rows (types of
-    `rows`) and the routing weights (type of `weights`).
+    `rows`) and the routing weights (type of `weights`). With a `bf16`
+    precision (the combine's, which autodiff copies), the rows are read
+    rounded to BF16, as the combine read them, and the rows' gradient is
+    rounded to BF16: the recipe keeps the combine in BF16 both ways.
 
     ```mlir
     %drows, %dwts = octet.moe_combine_grad %rows, %wts, %idx, %dy
@@ -287,11 +290,12 @@ def Octet_MoECombineGradOp : Octet_GradOp<"moe_combine_grad", "moe_combine"> {
     ```
   }];
   let arguments = (ins Octet_FloatTensor:$rows, Octet_FloatTensor:$weights,
-                       Octet_IndexTensor:$indices, Octet_FloatTensor:$dy);
+                       Octet_IndexTensor:$indices, Octet_FloatTensor:$dy,
+                       OptionalAttr<Octet_PrecisionAttr>:$precision);
   let results = (outs Octet_FloatTensor:$drows, Octet_FloatTensor:$dweights);
   let assemblyFormat = [{
-    $rows `,` $weights `,` $indices `,` $dy attr-dict `:`
-    functional-type(operands, results)
+    $rows `,` $weights `,` $indices `,` $dy (`precision` `` $precision^)?
+    attr-dict `:` functional-type(operands, results)
   }];
 }
 

@@ -328,7 +328,9 @@ def Octet_MoECombineOp : Octet_Op<"moe_combine"> {
     Inverse of `octet.moe_dispatch`: `rows: [T*k, D]` in expert order are
     returned to their tokens and summed with the routing weights
     `weights: [T, k]`; `indices: [T, k]` must be the ones given to the
-    dispatch. The result is `[T, D]`.
+    dispatch. The result is `[T, D]`. With a `bf16` precision (the
+    deepseek-v3 recipe's: the combine stays in BF16) the rows are read
+    rounded to BF16 and summed in FP32.
 
     ```mlir
     %y = octet.moe_combine %rows, %wts, %idx

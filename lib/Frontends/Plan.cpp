@@ -522,18 +522,20 @@ void printMemory(llvm::raw_ostream &os, const TrainConfig &t,
 /// What --octet-insert-expert-comm makes a rank send to its expert-parallel
 /// group: per MoE layer and micro-batch, the routed rows (tokens x top-k)
 /// whose experts another rank owns, (ep - 1) / ep of them with balanced
-/// routing, in FP8 with one exponent byte per 128 values to the experts,
-/// and the results back, the gradients for the experts and the gradients
-/// back in the graph's high-precision type.
+/// routing. With the deepseek-v3 recipe they go to the experts in FP8 with
+/// one exponent byte per 128 values, and the results and the combine's
+/// gradient in BF16 (the recipe's BF16 combine); the rest, and the experts'
+/// input gradient back, in the graph's high-precision type.
 void printExpertTraffic(llvm::raw_ostream &os, const ModelConfig &m,
                         const TrainConfig &t, ArrayRef<Chunk> chunks,
                         const ActivationBytes &ab, double microTokens) {
   double h = m.hiddenSize;
   double rows = microTokens * m.numExpertsPerTok *
                 static_cast<double>(t.ep - 1) / static_cast<double>(t.ep);
-  double fp8 =
-      t.recipe == PrecisionRecipe::DeepSeekV3 ? 1.0 + 1.0 / 128.0 : ab.high;
-  double dispatch = rows * h * fp8, other = rows * h * ab.high;
+  bool recipe = t.recipe == PrecisionRecipe::DeepSeekV3;
+  double dispatch = rows * h * (recipe ? 1.0 + 1.0 / 128.0 : ab.high);
+  double combine = rows * h * (recipe ? 2.0 : ab.high);
+  double back = rows * h * ab.high;
   int64_t worstRank = 0, worstLayers = -1;
   for (int64_t r = 0; r < t.pp; ++r) {
     int64_t layers = 0;
@@ -544,16 +546,17 @@ void printExpertTraffic(llvm::raw_ostream &os, const ModelConfig &m,
       worstRank = r;
     }
   }
-  double perLayer = dispatch + 3 * other;
+  double perLayer = dispatch + 2 * combine + back;
   os << "\nExpert all-to-all per rank (ep " << t.ep
      << ", balanced routing: " << octet::detail::formatNumber(rows)
      << " rows of a micro-batch's MoE layer leave the rank)\n";
   textRow(os, "dispatch",
-          bytes(dispatch) + (t.recipe == PrecisionRecipe::DeepSeekV3
-                                 ? " (FP8, one exponent per 128 values)"
-                                 : " (high precision)"));
-  textRow(os, "combine, and both backward",
-          "3 x " + bytes(other) + " (" + octet::detail::formatNumber(ab.high) +
+          bytes(dispatch) + (recipe ? " (FP8, one exponent per 128 values)"
+                                    : " (high precision)"));
+  textRow(os, "combine, and its gradient",
+          "2 x " + bytes(combine) + (recipe ? " (BF16)" : " (high precision)"));
+  textRow(os, "experts' input gradient",
+          bytes(back) + " (" + octet::detail::formatNumber(ab.high) +
               " B per value)");
   textRow(os, "per micro-batch",
           llvm::formatv("{0} MoE layers x {1} = {2} (rank {3})", worstLayers,

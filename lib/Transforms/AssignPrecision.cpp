@@ -103,6 +103,10 @@ struct AssignPrecisionPass
     } else if (auto grouped = dyn_cast<GroupedLinearOp>(op)) {
       x = grouped.getX();
       k = grouped.getX().getType().getShape().back();
+    } else if (isa<MoECombineOp>(op) && r == Recipe::DeepSeekV3) {
+      // The recipe keeps the combine (and its gradient) in BF16: the
+      // expert outputs are read, and sent back across ranks, in BF16.
+      return getHighPrecision(ctx, out, /*forceBF16=*/true);
     } else {
       // Everything else, the batched products of the attention core
       // included, stays in high precision.

@@ -259,7 +259,8 @@ LogicalResult Differentiator::visit(Operation *op) {
       .Case([&](MoECombineOp c) {
         auto grad = MoECombineGradOp::create(
             b, loc, c.getRows().getType(), c.getWeights().getType(),
-            c.getRows(), c.getWeights(), c.getIndices(), dy);
+            c.getRows(), c.getWeights(), c.getIndices(), dy,
+            c.getPrecisionAttr());
         accumulate(c.getRows(), grad.getDrows());
         accumulate(c.getWeights(), grad.getDweights());
         return success();

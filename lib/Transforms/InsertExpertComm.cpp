@@ -15,7 +15,9 @@
 // Each transfer's wire is one in which its rows are already exact, so the
 // graph computes what it computed on one rank: FP8 for rows that only FP8
 // grouped linears read, quantized as they quantize them (1x128 tiles,
-// power-of-two scales), BF16 for BF16 values, FP32 otherwise.
+// power-of-two scales); BF16 for BF16 values, for expert outputs that only
+// BF16 combines read and for a BF16 combine's gradient (the recipe's
+// combine, both ways); FP32 otherwise.
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,11 +70,33 @@ std::optional<pipe::WireFormat> fp8WireOf(Value rows) {
   return wire;
 }
 
-/// The wire of rows in their own type: BF16 for BF16 tensors, else FP32.
+bool isBF16Combine(Operation *op) {
+  if (!isa_and_nonnull<MoECombineOp, MoECombineGradOp>(op))
+    return false;
+  auto p = op->getAttrOfType<PrecisionAttr>("precision");
+  return p && p.getFormat() == ComputeFormat::BF16;
+}
+
+/// The wire of rows exact in BF16 or in their own type: BF16 tensors and
+/// the rows' gradient of a BF16 combine (which rounds it) in BF16, else
+/// FP32.
 pipe::WireFormat valueWireOf(Value rows) {
-  return cast<RankedTensorType>(rows.getType()).getElementType().isBF16()
-             ? pipe::WireFormat::BF16
-             : pipe::WireFormat::F32;
+  if (cast<RankedTensorType>(rows.getType()).getElementType().isBF16())
+    return pipe::WireFormat::BF16;
+  if (auto grad = rows.getDefiningOp<MoECombineGradOp>())
+    if (rows == grad.getDrows() && isBF16Combine(grad))
+      return pipe::WireFormat::BF16;
+  return pipe::WireFormat::F32;
+}
+
+/// The wire of expert results that only BF16 combines read (they round
+/// them): BF16; else as valueWireOf.
+pipe::WireFormat resultWireOf(Value senders, Value owners) {
+  if (!senders.use_empty() &&
+      llvm::all_of(senders.getUsers(),
+                   [](Operation *user) { return isBF16Combine(user); }))
+    return pipe::WireFormat::BF16;
+  return valueWireOf(owners);
 }
 
 /// One MoE layer being split: the values of its owners' side.
@@ -100,7 +124,7 @@ private:
   }
   /// `v` on the owners' side: a value made there, or a sender's rows sent.
   FailureOr<Value> toOwners(Value v, Operation *user);
-  /// An owners' value back at its senders.
+  /// The owners' value of `v` back at its senders.
   Value toSenders(Value v, Operation *user);
   /// The local experts of weight `w`, for `user`.
   Value localExperts(Value w, Operation *user);
@@ -145,8 +169,10 @@ Value LayerSplit::toSenders(Value v, Operation *user) {
   if (it != senders.end())
     return it->second;
   builder.setInsertionPoint(user);
-  auto back = create<pipe::ExpertCombineOp>(user, withRows(v.getType(), rows),
-                                            v, layout, ranks, valueWireOf(v));
+  Value owned = owners[v];
+  auto back = create<pipe::ExpertCombineOp>(
+      user, withRows(owned.getType(), rows), owned, layout, ranks,
+      resultWireOf(v, owned));
   senders[v] = back.getResult();
   return back.getResult();
 }
@@ -178,15 +204,15 @@ LogicalResult LayerSplit::place(Operation *op) {
   };
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case([&](MoECombineOp c) {
-        c.getRowsMutable().assign(toSenders(owners[c.getRows()], c));
+        c.getRowsMutable().assign(toSenders(c.getRows(), c));
         return success();
       })
       .Case([&](MoECombineGradOp c) {
-        c.getRowsMutable().assign(toSenders(owners[c.getRows()], c));
+        c.getRowsMutable().assign(toSenders(c.getRows(), c));
         return success();
       })
       .Case([&](MoEDispatchGradOp d) {
-        d.getDrowsMutable().assign(toSenders(owners[d.getDrows()], d));
+        d.getDrowsMutable().assign(toSenders(d.getDrows(), d));
         return success();
       })
       .Case([&](GroupedLinearOp g) -> LogicalResult {

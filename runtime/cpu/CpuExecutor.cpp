@@ -1218,15 +1218,24 @@ auto InstructionCompiler<T>::compileMoECombine() -> Expected<Body> {
     return std::move(e);
   if (Error e = resultShape(0, {tokens, dim}))
     return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/false);
+  if (!p)
+    return p.takeError();
   const T *rows = inReal(0), *weights = inReal(1);
   const int64_t *indices = inInt(2);
   T *y = outReal(0);
   cpu::MoERoutingShape shape{tokens, topK, dim};
+  bool bf16 = p->format == Precision::BF16;
   return Body([=]() -> Error {
     if (Error e =
             checkRange(indices, tokens * topK, 0, kMaxExperts, "expert index"))
       return e;
-    cpu::moeCombineForward<T, int64_t>(rows, weights, indices, shape, y);
+    // BF16: the rows are read rounded, the sum is made in T.
+    std::vector<T> rounded;
+    if (bf16)
+      rounded = roundedCopy(rows, tokens * topK * dim);
+    cpu::moeCombineForward<T, int64_t>(bf16 ? rounded.data() : rows, weights,
+                                       indices, shape, y);
     return Error::success();
   });
 }
@@ -1776,16 +1785,27 @@ auto InstructionCompiler<T>::compileMoECombineGrad() -> Expected<Body> {
     return std::move(e);
   if (Error e = resultShape(1, in(1).shape))
     return std::move(e);
+  Expected<Precision> p = precisionAttr(/*fp8Supported=*/false);
+  if (!p)
+    return p.takeError();
   const T *rows = inReal(0), *weights = inReal(1), *dy = inReal(3);
   const int64_t *indices = inInt(2);
   T *drows = outReal(0), *dweights = outReal(1);
   cpu::MoERoutingShape shape{tokens, topK, dim};
+  bool bf16 = p->format == Precision::BF16;
   return Body([=]() -> Error {
     if (Error e =
             checkRange(indices, tokens * topK, 0, kMaxExperts, "expert index"))
       return e;
-    cpu::moeCombineBackward<T, int64_t>(rows, weights, indices, dy, shape,
-                                        drows, dweights);
+    // BF16, as the combine: the rows as it read them, their gradient
+    // rounded.
+    std::vector<T> rounded;
+    if (bf16)
+      rounded = roundedCopy(rows, tokens * topK * dim);
+    cpu::moeCombineBackward<T, int64_t>(bf16 ? rounded.data() : rows, weights,
+                                        indices, dy, shape, drows, dweights);
+    if (bf16)
+      roundToBF16(drows, tokens * topK * dim);
     return Error::success();
   });
 }

@@ -42,8 +42,11 @@ func.func @attention_block(%x: tensor<2x64x256xbf16>, %g: tensor<256xf32>,
 
 // -----
 
-// Experts: dispatched inputs get power-of-two scales; the gate stays in f32.
+// Experts: dispatched inputs get power-of-two scales; the gate stays in f32;
+// the combine reads the expert outputs in BF16 (deepseek-v3 only).
 // CHECK-LABEL: func.func @moe
+// BF16-LABEL: func.func @moe
+// BF16: octet.moe_combine {{.*}} precision<f32, out = f32>
 func.func @moe(%x: tensor<32x128xf32>, %wg: tensor<8x128xf32>, %w: tensor<8x64x128xf32>)
     -> tensor<32x64xf32> {
   // CHECK: octet.moe_gate {{.*}} precision<f32, out = f32>
@@ -55,7 +58,7 @@ func.func @moe(%x: tensor<32x128xf32>, %wg: tensor<8x128xf32>, %w: tensor<8x64x1
   // CHECK: octet.grouped_linear {{.*}} precision<e4m3, lhs = tile_1x128, rhs = block_128x128, scale = pow2, promotion = 128, out = f32>
   %h = octet.grouped_linear %rows, %w, %sizes
       : (tensor<64x128xf32>, tensor<8x64x128xf32>, tensor<8xi32>) -> tensor<64x64xf32>
-  // CHECK: octet.moe_combine {{.*}} precision<f32, out = f32>
+  // CHECK: octet.moe_combine {{.*}} precision<bf16, out = f32>
   %y = octet.moe_combine %h, %wts, %idx
       : (tensor<64x64xf32>, tensor<32x2xf32>, tensor<32x2xi32>) -> tensor<32x64xf32>
   return %y : tensor<32x64xf32>

@@ -67,7 +67,8 @@ func.func @forward(%ids: tensor<8xi32>, %labels: tensor<8xi32>) -> tensor<f32> {
 // batched products, the MoE path, and the tensor shape ops in between.
 // CHECK-LABEL: func.func @forward_backward
 // CHECK: octet.cross_entropy_grad
-// CHECK: octet.moe_combine_grad
+// The combine's gradient computes as the combine does (BF16 here).
+// CHECK: octet.moe_combine_grad {{.*}} precision<bf16, out = f32>
 // CHECK: octet.grouped_linear_dgrad
 // CHECK: octet.grouped_linear_wgrad
 // CHECK: octet.moe_dispatch_grad
@@ -106,7 +107,7 @@ func.func @forward(%x: tensor<2x8x128xf32>, %labels: tensor<16xi32>) -> tensor<f
   %rows, %sizes = octet.moe_dispatch %t, %idx experts(4)
       : (tensor<16x8xf32>, tensor<16x2xi32>) -> (tensor<32x8xf32>, tensor<4xi32>)
   %e = octet.grouped_linear %rows, %we, %sizes : (tensor<32x8xf32>, tensor<4x8x8xf32>, tensor<4xi32>) -> tensor<32x8xf32>
-  %c = octet.moe_combine %e, %wts, %idx : (tensor<32x8xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
+  %c = octet.moe_combine %e, %wts, %idx precision<bf16, out = f32> : (tensor<32x8xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
   %l = octet.cross_entropy %c, %labels : (tensor<16x8xf32>, tensor<16xi32>) -> tensor<f32>
   return %l : tensor<f32>
 }

@@ -11,8 +11,10 @@
 // power-of-two scales (forward and weight gradient) read them. The owners
 // run the grouped linears, SwiGLU and the sum of the input gradients on
 // their rows (2 x 64) with their 2 of the 4 experts; the results return in
-// FP32, the down projection's output gradient reaches the owners in FP32,
-// and the weight gradients go into the whole parameter's.
+// BF16 (only the BF16 combine and its gradient read them), the combine's
+// gradient (which it rounds to BF16) reaches the owners in BF16, the input
+// gradient returns in FP32, and the weight gradients go into the whole
+// parameter's.
 // CHECK-LABEL: func.func @layer
 // CHECK: %[[PWG:.*]] = octet.param "wg"
 // CHECK: %[[PWU:.*]] = octet.param "wu"
@@ -26,10 +28,10 @@
 // CHECK-NEXT: %[[ACT:.*]] = octet.swiglu %[[G]], %[[U]] {{.*}}: (tensor<128x128xf32>, tensor<128x128xf32>) -> tensor<128x128xf32>
 // CHECK-NEXT: %[[WD:.*]] = octet_pipe.local_experts %[[PWD]] ranks(2)
 // CHECK-NEXT: %[[D:.*]] = octet.grouped_linear %[[ACT]], %[[WD]], %[[LOCAL]] {{.*}} -> tensor<128x256xf32>
-// CHECK-NEXT: %[[BACK:.*]] = octet_pipe.expert_combine %[[D]], %[[LAYOUT]] ranks(2) wire(f32) {octet.stage = 0 : i64} : (tensor<128x256xf32>, tensor<2x2xi32>) -> tensor<64x256xf32>
+// CHECK-NEXT: %[[BACK:.*]] = octet_pipe.expert_combine %[[D]], %[[LAYOUT]] ranks(2) wire(bf16) {octet.stage = 0 : i64} : (tensor<128x256xf32>, tensor<2x2xi32>) -> tensor<64x256xf32>
 // CHECK-NEXT: %[[Y:.*]] = octet.moe_combine %[[BACK]], %arg2, %arg1
 // CHECK-NEXT: %[[DROWS:[^ ,]+]], %{{.*}} = octet.moe_combine_grad %[[BACK]], %arg2, %arg1, %arg3
-// CHECK-NEXT: %[[DRECV:[^ ,]+]], %{{[^ ,]+}}, %{{[^ ]+}} = octet_pipe.expert_dispatch %[[DROWS]], %[[SIZES]] ranks(2) wire(f32)
+// CHECK-NEXT: %[[DRECV:[^ ,]+]], %{{[^ ,]+}}, %{{[^ ]+}} = octet_pipe.expert_dispatch %[[DROWS]], %[[SIZES]] ranks(2) wire(bf16)
 // CHECK-NEXT: %[[WD2:.*]] = octet_pipe.local_experts %[[PWD]] ranks(2)
 // CHECK-NEXT: %[[DACT:.*]] = octet.grouped_linear_dgrad %[[DRECV]], %[[WD2]], %[[LOCAL]] {{.*}} -> tensor<128x128xf32>
 // CHECK-NEXT: %[[DWD:.*]] = octet.grouped_linear_wgrad %[[DRECV]], %[[ACT]], %[[LOCAL]] {{.*}} -> tensor<2x256x128xf32>
@@ -65,9 +67,9 @@ func.func @layer(%x: tensor<32x256xf32>, %idx: tensor<32x2xi32>,
       : (tensor<64x128xf32>, tensor<64x128xf32>) -> tensor<64x128xf32>
   %d = octet.grouped_linear %act, %wd, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32> {octet.stage = 0 : i64}
       : (tensor<64x128xf32>, tensor<4x256x128xf32>, tensor<4xi32>) -> tensor<64x256xf32>
-  %y = octet.moe_combine %d, %wts, %idx {octet.stage = 0 : i64}
+  %y = octet.moe_combine %d, %wts, %idx precision<bf16, out = f32> {octet.stage = 0 : i64}
       : (tensor<64x256xf32>, tensor<32x2xf32>, tensor<32x2xi32>) -> tensor<32x256xf32>
-  %drows, %dwts = octet.moe_combine_grad %d, %wts, %idx, %dy {octet.stage = 0 : i64}
+  %drows, %dwts = octet.moe_combine_grad %d, %wts, %idx, %dy precision<bf16, out = f32> {octet.stage = 0 : i64}
       : (tensor<64x256xf32>, tensor<32x2xf32>, tensor<32x2xi32>, tensor<32x256xf32>)
       -> (tensor<64x256xf32>, tensor<32x2xf32>)
   %dact = octet.grouped_linear_dgrad %drows, %wd, %sizes precision<e4m3, lhs = tile_1x128, rhs = block_128x128, promotion = 128, out = f32> {octet.stage = 0 : i64}

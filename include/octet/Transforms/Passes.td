@@ -23,6 +23,8 @@ def AssignPrecisionPass : Pass<"octet-assign-precision"> {
       are powers of two for the input of the linear after attention and for
       the expert inputs after `octet.moe_dispatch`. A linear whose K is not a
       multiple of 128 stays in BF16 and gets a warning;
+    - `octet.moe_combine`: BF16 (it reads the expert outputs rounded to
+      BF16, and its gradient rounds theirs), as the recipe keeps the combine;
     - the output head (the linear whose result reaches `octet.cross_entropy`)
       and everything else (embedding, attention core, norms, gate, loss, ...):
       the op's own element type, f32 or bf16.
@@ -226,8 +228,10 @@ def InsertExpertCommPass
     split graph computes the same values: the routed rows in FP8 when only
     FP8 grouped linears with 1x128 tiles and power-of-two scales read them
     (they quantize the dequantized rows to the same values; the recipe's
-    choice for the experts' input), BF16 values in BF16, anything else in
-    FP32. Any other op reading a layer's rows is an error naming it. Run it
+    choice for the experts' input); in BF16 the BF16 values, the expert
+    outputs that only BF16 combines read (they round them) and a BF16
+    combine's gradient (rounded too), which is the recipe's BF16 combine
+    both ways; anything else in FP32. Any other op reading a layer's rows is an error naming it. Run it
     after autodiff and before `--octet-split-pipeline-stages`; nothing
     happens when `ranks` is 1.
 

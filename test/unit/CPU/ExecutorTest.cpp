@@ -1018,6 +1018,31 @@ TEST(ExecutorOpsTest, MixtureOfExpertsAndLoss) {
   EXPECT_TRUE(bitIdentical(o[0].values, cdrows));
   EXPECT_TRUE(bitIdentical(o[1].values, cdweights));
 
+  // A BF16 combine (the recipe's) reads the rows rounded to BF16; its
+  // gradient reads them so too and rounds the rows' gradient.
+  std::vector<float> brows = rows;
+  for (float &v : brows)
+    v = numerics::roundToBF16(v);
+  ASSERT_FALSE(bitIdentical(brows, rows));
+  moeCombineForward(brows.data(), weights.data(), indices.data(), rs,
+                    combined.data());
+  moeCombineBackward(brows.data(), weights.data(), indices.data(), cdy.data(),
+                     rs, cdrows.data(), cdweights.data());
+  for (float &v : cdrows)
+    v = numerics::roundToBF16(v);
+  const std::string bf16 = R"({"precision": {"format": "bf16", "out": "f32"}})";
+  o = runOne(oneOp("octet.moe_combine",
+                   {f32({12, 8}), f32({6, 2}), i32({6, 2})}, {f32({6, 8})},
+                   bf16),
+             {rows, weights, indices});
+  EXPECT_TRUE(bitIdentical(o[0].values, combined));
+  o = runOne(oneOp("octet.moe_combine_grad",
+                   {f32({12, 8}), f32({6, 2}), i32({6, 2}), f32({6, 8})},
+                   {f32({12, 8}), f32({6, 2})}, bf16),
+             {rows, weights, indices, cdy});
+  EXPECT_TRUE(bitIdentical(o[0].values, cdrows));
+  EXPECT_TRUE(bitIdentical(o[1].values, cdweights));
+
   // Cross-entropy over [2, 3] tokens with i64 labels, and its gradient
   // scaled by dloss.
   std::vector<float> logits = randomT<float>(6 * 5, 7);
