@@ -31,9 +31,6 @@ std::optional<rt::BufferType> dtypeOf(Type t) {
 std::optional<llvm::json::Value> toJSON(Attribute attr) {
   if (isa<UnitAttr>(attr))
     return llvm::json::Value(true);
-  // Before IntegerAttr: specialized enum attributes derive from it.
-  if (auto s = dyn_cast<MoEScoringAttr>(attr))
-    return llvm::json::Value(stringifyMoEScoring(s.getValue()).str());
 
   if (auto b = dyn_cast<BoolAttr>(attr))
     return llvm::json::Value(b.getValue());
@@ -85,6 +82,21 @@ std::optional<llvm::json::Value> toJSON(Attribute attr) {
   llvm::raw_string_ostream os(text);
   attr.print(os);
   return llvm::json::Value(text);
+}
+
+/// An enum attribute -> its keyword. Enum attributes are integers
+/// underneath, which toJSON cannot tell apart from other integers (nor from
+/// each other's), so they go by the op and name that hold them.
+std::optional<llvm::json::Value> enumToJSON(Operation *op, StringRef name,
+                                            Attribute attr) {
+  if (name == "scoring" && isa<MoEGateOp, MoEGateGradOp>(op))
+    return llvm::json::Value(
+        stringifyMoEScoring(cast<MoEScoringAttr>(attr).getValue()).str());
+  if (name == "wire" && isa<pipe::ExpertDispatchOp, pipe::ExpertCombineOp>(op))
+    return llvm::json::Value(
+        pipe::stringifyWireFormat(cast<pipe::WireFormatAttr>(attr).getValue())
+            .str());
+  return std::nullopt;
 }
 
 class Translator {
@@ -199,15 +211,8 @@ private:
         inst.results.push_back(*id);
       }
       auto addAttr = [&](StringRef name, Attribute value) -> LogicalResult {
-        // Enum attributes are integers underneath, which toJSON cannot tell
-        // apart: the expert exchanges' wire goes by its op.
-        std::optional<llvm::json::Value> v;
-        if (name == "wire" &&
-            isa<pipe::ExpertDispatchOp, pipe::ExpertCombineOp>(op))
-          v = pipe::stringifyWireFormat(
-                  cast<pipe::WireFormatAttr>(value).getValue())
-                  .str();
-        else
+        std::optional<llvm::json::Value> v = enumToJSON(&op, name, value);
+        if (!v)
           v = toJSON(value);
         if (!v)
           return op.emitError() << "cannot express attribute '" << name

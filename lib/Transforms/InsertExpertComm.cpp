@@ -202,12 +202,19 @@ LogicalResult LayerSplit::place(Operation *op) {
     replaced.push_back(old);
     return success();
   };
+  // A grouped linear or its input gradient: (rows, w, sizes) -> rows.
+  auto placeGroupedRows = [&](auto g, Value in) -> LogicalResult {
+    FailureOr<Value> r = rowsOf(in);
+    if (failed(checkSizes(g.getGroupSizes())) || failed(r))
+      return failure();
+    Value w = localExperts(g.getW(), g);
+    auto now =
+        create<decltype(g)>(g, withRows(g->getResult(0).getType(), capacity),
+                            *r, w, sizes, g.getPrecisionAttr());
+    return finish(g, now);
+  };
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-      .Case([&](MoECombineOp c) {
-        c.getRowsMutable().assign(toSenders(c.getRows(), c));
-        return success();
-      })
-      .Case([&](MoECombineGradOp c) {
+      .Case<MoECombineOp, MoECombineGradOp>([&](auto c) {
         c.getRowsMutable().assign(toSenders(c.getRows(), c));
         return success();
       })
@@ -215,25 +222,9 @@ LogicalResult LayerSplit::place(Operation *op) {
         d.getDrowsMutable().assign(toSenders(d.getDrows(), d));
         return success();
       })
-      .Case([&](GroupedLinearOp g) -> LogicalResult {
-        FailureOr<Value> x = rowsOf(g.getX());
-        if (failed(checkSizes(g.getGroupSizes())) || failed(x))
-          return failure();
-        Value w = localExperts(g.getW(), g);
-        auto now = create<GroupedLinearOp>(
-            g, withRows(g->getResult(0).getType(), capacity), *x, w, sizes,
-            g.getPrecisionAttr());
-        return finish(g, now);
-      })
-      .Case([&](GroupedLinearDgradOp g) -> LogicalResult {
-        FailureOr<Value> dy = rowsOf(g.getDy());
-        if (failed(checkSizes(g.getGroupSizes())) || failed(dy))
-          return failure();
-        Value w = localExperts(g.getW(), g);
-        auto now = create<GroupedLinearDgradOp>(
-            g, withRows(g->getResult(0).getType(), capacity), *dy, w, sizes,
-            g.getPrecisionAttr());
-        return finish(g, now);
+      .Case([&](GroupedLinearOp g) { return placeGroupedRows(g, g.getX()); })
+      .Case([&](GroupedLinearDgradOp g) {
+        return placeGroupedRows(g, g.getDy());
       })
       .Case([&](GroupedLinearWgradOp g) -> LogicalResult {
         FailureOr<Value> dy = rowsOf(g.getDy());

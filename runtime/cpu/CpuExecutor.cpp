@@ -183,7 +183,8 @@ template <typename T> struct CpuExecutor<T>::State {
   llvm::StringMap<size_t> paramIndex;
   std::vector<CompiledFunction> functions;
   llvm::StringMap<size_t> functionIndex;
-  /// Set for expert parallelism: the grouped linears' peers.
+  /// Set for expert parallelism: the group the octet_pipe expert ops
+  /// exchange through.
   ExpertExchange<T> *experts = nullptr;
   /// Called after each gradient accumulation (setGradientCallback).
   std::function<void(StringRef)> onGradient;
@@ -298,6 +299,11 @@ void decodeRows(Wire wire, const uint8_t *src, int64_t n, int64_t width,
     }
 }
 
+/// The rows a message carries: the sum of its sizes.
+template <typename Message> int64_t rowsOf(const Message &m) {
+  return std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+}
+
 /// Checks the messages of one exchange: one per group rank, each for this
 /// instruction, with `sizesEach` sizes and as many bytes as they say.
 template <typename T>
@@ -314,13 +320,10 @@ Error checkMessages(
       return makeError("expert-parallel rank " + Twine(p) + " is at " + m.tag +
                        " while this rank is at " + tag +
                        ": the ranks of the group run different programs");
-    int64_t rows = 0;
-    bool valid = m.sizes.size() == sizesEach;
-    for (int64_t v : m.sizes) {
-      valid = valid && v >= 0;
-      rows += v;
-    }
-    if (!valid || int64_t(m.bytes.size()) != wireBytes<T>(wire, rows, width))
+    bool valid = m.sizes.size() == sizesEach &&
+                 llvm::all_of(m.sizes, [](int64_t v) { return v >= 0; });
+    if (!valid ||
+        int64_t(m.bytes.size()) != wireBytes<T>(wire, rowsOf(m), width))
       return makeError("expert-parallel rank " + Twine(p) +
                        " sent a malformed message for " + tag);
   }
@@ -2400,7 +2403,7 @@ auto InstructionCompiler<T>::compileExpertDispatch() -> Expected<Body> {
       Message &m = send[o];
       m.tag = tag;
       m.sizes.assign(sizes + o * local, sizes + (o + 1) * local);
-      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      int64_t n = rowsOf(m);
       encodeRows(wire, x + row * width, n, width, m.bytes);
       row += n;
     }
@@ -2426,7 +2429,7 @@ auto InstructionCompiler<T>::compileExpertDispatch() -> Expected<Body> {
     std::vector<T> decoded;
     for (int64_t p = 0; p < ranks; ++p) {
       const Message &m = (*got)[p];
-      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      int64_t n = rowsOf(m);
       decoded.resize(n * width);
       decodeRows(wire, m.bytes.data(), n, width, decoded.data());
       const T *from = decoded.data();
@@ -2504,7 +2507,7 @@ auto InstructionCompiler<T>::compileExpertCombine() -> Expected<Body> {
         const T *from = x + at[e * ranks + p] * width;
         rowsOfPeer.insert(rowsOfPeer.end(), from, from + m.sizes[e] * width);
       }
-      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      int64_t n = rowsOf(m);
       encodeRows(wire, rowsOfPeer.data(), n, width, m.bytes);
     }
     Expected<std::vector<Message>> got = (*ex)->allToAll(std::move(send));
@@ -2516,7 +2519,7 @@ auto InstructionCompiler<T>::compileExpertCombine() -> Expected<Body> {
     int64_t out = 0;
     for (int64_t o = 0; o < ranks; ++o) {
       const Message &m = (*got)[o];
-      int64_t n = std::accumulate(m.sizes.begin(), m.sizes.end(), int64_t(0));
+      int64_t n = rowsOf(m);
       if (out + n > rows)
         return makeError("the group returned more than the " + Twine(rows) +
                          " rows this rank dispatched");

@@ -227,12 +227,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
     return &mailbox.at(key);
   }
 
-  /// Executor `rank`'s exchange `seq` with the executors of its
+  /// Executor `rank`'s exchange `key` with the executors of its
   /// expert-parallel `group` (itself included): posts send[p] for group[p],
   /// then waits for what each of them posted for it.
   llvm::Expected<std::vector<Message>> allToAll(int64_t rank,
                                                 llvm::ArrayRef<int64_t> group,
-                                                const std::string &seq,
+                                                const std::string &key,
                                                 std::vector<Message> send) {
     auto start = std::chrono::steady_clock::now();
     std::string tag = send.empty() ? "" : send.front().tag;
@@ -241,14 +241,14 @@ template <typename T> struct PipelineRunner<T>::Impl {
     for (size_t p = 0; p < group.size(); ++p) {
       if (group[p] != rank)
         expertBytes[rank] += int64_t(send[p].bytes.size());
-      exchanged[{seq, rank, group[p]}] = std::move(send[p]);
+      exchanged[{key, rank, group[p]}] = std::move(send[p]);
     }
     ++progress;
     posted.notify_all();
     auto missing = [&] {
       std::vector<int64_t> absent;
       for (int64_t peer : group)
-        if (!exchanged.count({seq, peer, rank}))
+        if (!exchanged.count({key, peer, rank}))
           absent.push_back(peer);
       return absent;
     };
@@ -277,7 +277,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     }
     std::vector<Message> received;
     for (int64_t peer : group) {
-      auto it = exchanged.find({seq, peer, rank});
+      auto it = exchanged.find({key, peer, rank});
       received.push_back(std::move(it->second));
       exchanged.erase(it);
     }
@@ -385,15 +385,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
                    .str());
         return;
       }
-      auto forward = [&](int64_t stage, int64_t mb) {
-        auto [s, m] = place(stage, mb);
-        return run(rank, function(true, s), firstMb + m, batches);
-      };
-      auto backward = [&](int64_t stage, int64_t mb) {
-        auto [s, m] = place(stage, mb);
-        std::string fn = function(false, s);
+      auto call = [&](const Call &c) {
+        auto [s, m] = place(c.stage, c.mb);
+        std::string fn = function(c.forward, s);
         return fn.empty() || run(rank, fn, firstMb + m, batches);
       };
+      llvm::SmallVector<Call, 2> calls = callsOf(a);
       if (a.type == sched::Action::ForwardBackward) {
         // DualPipe's overlapped F&B: the forward on a second thread beside
         // the backward, so that either computes while the other waits for
@@ -403,16 +400,16 @@ template <typename T> struct PipelineRunner<T>::Impl {
         bool forwardDone = false;
         std::thread beside([&] {
           overlappedForward = true;
-          forwardDone = forward(a.stage, a.mb);
+          forwardDone = call(calls[0]);
         });
-        bool backwardDone = backward(a.bwdStage, a.bwdMb);
+        bool backwardDone = call(calls[1]);
         beside.join();
         if (!forwardDone || !backwardDone)
           return;
         continue;
       }
-      for (const Call &c : callsOf(a))
-        if (!(c.forward ? forward(c.stage, c.mb) : backward(c.stage, c.mb)))
+      for (const Call &c : calls)
+        if (!call(c))
           return;
     }
   }

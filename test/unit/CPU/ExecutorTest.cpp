@@ -743,31 +743,44 @@ struct TensorSpec {
   std::vector<int64_t> shape;
 };
 
+/// A program whose @f is `body` over `buffers` (dtype, shape), taking and
+/// returning the buffers listed.
+std::string program(const std::vector<TensorSpec> &buffers,
+                    const std::string &arguments, const std::string &results,
+                    const std::string &body) {
+  std::string list;
+  for (const TensorSpec &t : buffers) {
+    std::string shape;
+    for (int64_t d : t.shape)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    list += std::string(list.empty() ? "" : ",\n") + R"({"dtype": ")" +
+            t.dtype + R"(", "shape": [)" + shape + "]}";
+  }
+  return R"({"format": "octet-program", "version": 1, "buffers": [)" + list +
+         R"(], "functions": [{"name": "f", "arguments": [)" + arguments +
+         R"(], "results": [)" + results + R"(], "body": [)" + body + "]}]}";
+}
+
 /// A program whose function "f" takes `operands` as arguments and returns
 /// the results of one `op`.
 std::string oneOp(const std::string &op,
                   const std::vector<TensorSpec> &operands,
                   const std::vector<TensorSpec> &results,
                   const std::string &attrs = "{}") {
-  std::string buffers, args, res;
-  size_t id = 0;
-  auto add = [&](const TensorSpec &t, std::string &list) {
-    std::string shape;
-    for (int64_t d : t.shape)
-      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-    buffers += std::string(buffers.empty() ? "" : ",\n") + R"({"dtype": ")" +
-               t.dtype + R"(", "shape": [)" + shape + "]}";
-    list += (list.empty() ? "" : ", ") + std::to_string(id++);
+  auto ids = [](size_t first, size_t count) {
+    std::string list;
+    for (size_t id = first; id < first + count; ++id)
+      list += (list.empty() ? "" : ", ") + std::to_string(id);
+    return list;
   };
-  for (const TensorSpec &t : operands)
-    add(t, args);
-  for (const TensorSpec &t : results)
-    add(t, res);
-  return R"({"format": "octet-program", "version": 1, "buffers": [)" + buffers +
-         R"(], "functions": [{"name": "f", "arguments": [)" + args +
-         R"(], "results": [)" + res + R"(], "body": [{"op": ")" + op +
-         R"(", "operands": [)" + args + R"(], "results": [)" + res +
-         R"(], "attrs": )" + attrs + "}]}]}";
+  std::string args = ids(0, operands.size()),
+              res = ids(operands.size(), results.size());
+  std::vector<TensorSpec> buffers = operands;
+  buffers.insert(buffers.end(), results.begin(), results.end());
+  return program(buffers, args, res,
+                 R"({"op": ")" + op + R"(", "operands": [)" + args +
+                     R"(], "results": [)" + res + R"(], "attrs": )" + attrs +
+                     "}");
 }
 
 using Exec = CpuExecutor<float>;
@@ -1185,24 +1198,6 @@ std::vector<float> ownExpertsOnly(std::vector<float> w, int64_t experts,
       std::fill(w.begin() + e * each, w.begin() + (e + 1) * each,
                 std::numeric_limits<float>::quiet_NaN());
   return w;
-}
-
-/// A program whose @f is `body` over `buffers` (dtype, shape), taking and
-/// returning the buffers listed.
-std::string program(const std::vector<TensorSpec> &buffers,
-                    const std::string &arguments, const std::string &results,
-                    const std::string &body) {
-  std::string list;
-  for (const TensorSpec &t : buffers) {
-    std::string shape;
-    for (int64_t d : t.shape)
-      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-    list += std::string(list.empty() ? "" : ",\n") + R"({"dtype": ")" +
-            t.dtype + R"(", "shape": [)" + shape + "]}";
-  }
-  return R"({"format": "octet-program", "version": 1, "buffers": [)" + list +
-         R"(], "functions": [{"name": "f", "arguments": [)" + arguments +
-         R"(], "results": [)" + results + R"(], "body": [)" + body + "]}]}";
 }
 
 /// One MoE layer split over two ranks as --octet-insert-expert-comm splits
