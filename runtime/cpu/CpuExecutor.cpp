@@ -132,8 +132,9 @@ struct Precision {
 
   bool isFP8() const { return format == E4M3 || format == E5M2; }
 
-  cpu::FP8LinearConfig fp8Config() const {
+  cpu::FP8LinearConfig fp8Config(cpu::ScaledGemmEngine *engine) const {
     cpu::FP8LinearConfig c;
+    c.engine = engine;
     c.format =
         format == E5M2 ? numerics::FP8Format::E5M2 : numerics::FP8Format::E4M3;
     c.inputRounding =
@@ -188,6 +189,8 @@ template <typename T> struct CpuExecutor<T>::State {
   ExpertExchange<T> *experts = nullptr;
   /// Called after each gradient accumulation (setGradientCallback).
   std::function<void(StringRef)> onGradient;
+  /// Where the FP8 linears' GEMMs run (setScaledGemmEngine); null: here.
+  cpu::ScaledGemmEngine *gemmEngine = nullptr;
 
   T *real(int64_t id) { return reals[id].data(); }
   int64_t *integer(int64_t id) { return ints[id].data(); }
@@ -812,13 +815,14 @@ auto InstructionCompiler<T>::compileLinear() -> Expected<Body> {
   T *y = outReal(0);
   cpu::LinearShape shape{m, n, k};
   Precision prec = *p;
+  State *st = &s;
   return Body([=]() -> Error {
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
-        if (m > 0)
-          cpu::fp8LinearForward(x, w, bias, shape, prec.fp8Config(), y,
-                                nullptr);
-        return Error::success();
+        if (m == 0)
+          return Error::success();
+        return cpu::fp8LinearForward(
+            x, w, bias, shape, prec.fp8Config(st->gemmEngine), y, nullptr);
       }
     }
     if (prec.format == Precision::BF16) {
@@ -924,6 +928,7 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *y = outReal(0);
   Precision prec = *p;
+  State *st = &s;
   // The rows of `groups` experts starting at `wExperts`' first.
   auto compute = [=](const T *x, const T *wExperts, const int64_t *sizes,
                      int64_t rows, int64_t groups, T *y) -> Error {
@@ -933,9 +938,11 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
         int64_t row = 0;
         for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0)
-            cpu::fp8LinearForward(x + row * k, wExperts + e * n * k, nullptr,
-                                  {sizes[e], n, k}, prec.fp8Config(),
-                                  y + row * n, nullptr);
+            if (Error err = cpu::fp8LinearForward(
+                    x + row * k, wExperts + e * n * k, nullptr,
+                    {sizes[e], n, k}, prec.fp8Config(st->gemmEngine),
+                    y + row * n, nullptr))
+              return err;
           row += sizes[e];
         }
         return Error::success();
@@ -1325,12 +1332,14 @@ auto InstructionCompiler<T>::compileLinearDgrad() -> Expected<Body> {
   T *dx = outReal(0);
   cpu::LinearShape shape{m, n, k};
   Precision prec = *p;
+  State *st = &s;
   return Body([=]() -> Error {
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
-        if (m > 0)
-          cpu::fp8LinearDgrad(w, dy, shape, prec.fp8Config(), dx);
-        return Error::success();
+        if (m == 0)
+          return Error::success();
+        return cpu::fp8LinearDgrad(w, dy, shape, prec.fp8Config(st->gemmEngine),
+                                   dx);
       }
     }
     if (prec.format == Precision::BF16) {
@@ -1371,19 +1380,19 @@ auto InstructionCompiler<T>::compileLinearWgrad() -> Expected<Body> {
   T *dw = outReal(0);
   cpu::LinearShape shape{m, n, k};
   Precision prec = *p;
+  State *st = &s;
   return Body([=]() -> Error {
     std::fill(dw, dw + n * k, T(0));
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
         // The FP8 copy of x the forward would have cached, then Wgrad from
         // it, as fp8LinearBackward does.
-        if (m > 0) {
-          cpu::FP8LinearConfig config = prec.fp8Config();
-          cpu::FP8LinearCache cache =
-              cpu::fp8LinearQuantizeInput(x, shape, config);
-          cpu::fp8LinearWgrad(cache, dy, shape, config, dw);
-        }
-        return Error::success();
+        if (m == 0)
+          return Error::success();
+        cpu::FP8LinearConfig config = prec.fp8Config(st->gemmEngine);
+        cpu::FP8LinearCache cache =
+            cpu::fp8LinearQuantizeInput(x, shape, config);
+        return cpu::fp8LinearWgrad(cache, dy, shape, config, dw);
       }
     }
     if (prec.format == Precision::BF16) {
@@ -1491,6 +1500,7 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *dx = outReal(0);
   Precision prec = *p;
+  State *st = &s;
   auto compute = [=](const T *dy, const T *wExperts, const int64_t *sizes,
                      int64_t rows, int64_t groups, T *dx) -> Error {
     if constexpr (std::is_same_v<T, float>) {
@@ -1498,9 +1508,10 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
         int64_t row = 0;
         for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0)
-            cpu::fp8LinearDgrad(wExperts + e * n * k, dy + row * n,
-                                {sizes[e], n, k}, prec.fp8Config(),
-                                dx + row * k);
+            if (Error err = cpu::fp8LinearDgrad(
+                    wExperts + e * n * k, dy + row * n, {sizes[e], n, k},
+                    prec.fp8Config(st->gemmEngine), dx + row * k))
+              return err;
           row += sizes[e];
         }
         return Error::success();
@@ -1552,20 +1563,22 @@ auto InstructionCompiler<T>::compileGroupedLinearWgrad() -> Expected<Body> {
   const int64_t *sizes = inInt(2);
   T *dw = outReal(0);
   Precision prec = *p;
+  State *st = &s;
   auto compute = [=](const T *dy, const T *x, const int64_t *sizes,
                      int64_t rows, int64_t groups, T *dw) -> Error {
     std::fill(dw, dw + groups * n * k, T(0));
     if constexpr (std::is_same_v<T, float>) {
       if (prec.isFP8()) {
-        cpu::FP8LinearConfig config = prec.fp8Config();
+        cpu::FP8LinearConfig config = prec.fp8Config(st->gemmEngine);
         int64_t row = 0;
         for (int64_t e = 0; e < groups; ++e) {
           if (sizes[e] > 0) {
             cpu::LinearShape sh{sizes[e], n, k};
             cpu::FP8LinearCache cache =
                 cpu::fp8LinearQuantizeInput(x + row * k, sh, config);
-            cpu::fp8LinearWgrad(cache, dy + row * n, sh, config,
-                                dw + e * n * k);
+            if (Error err = cpu::fp8LinearWgrad(cache, dy + row * n, sh, config,
+                                                dw + e * n * k))
+              return err;
           }
           row += sizes[e];
         }
@@ -2887,6 +2900,16 @@ void CpuExecutor<T>::setOptimizerShard(
     llvm::function_ref<bool(StringRef)> owns) {
   for (ParamState<T> &ps : state->params)
     ps.updatedHere = owns(ps.param->name);
+}
+
+template <typename T>
+void CpuExecutor<T>::setScaledGemmEngine(cpu::ScaledGemmEngine *engine) {
+  state->gemmEngine = engine;
+}
+
+template <typename T>
+cpu::ScaledGemmEngine *CpuExecutor<T>::getScaledGemmEngine() const {
+  return state->gemmEngine;
 }
 
 template <typename T>

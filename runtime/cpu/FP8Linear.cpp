@@ -35,6 +35,18 @@ numerics::ScaledGemmOptions gemmOptions(const FP8LinearConfig &config) {
   return options;
 }
 
+/// The GEMM through the config's engine, or the reference here.
+llvm::Error runGemm(const FP8LinearConfig &config, const QuantizedTensor &lhs,
+                    int lhsContract, const QuantizedTensor &rhs,
+                    int rhsContract, float *out) {
+  if (config.engine)
+    return config.engine->scaledGemm(lhs, lhsContract, rhs, rhsContract,
+                                     config.promotionInterval, out);
+  numerics::scaledGemm(lhs, lhsContract, rhs, rhsContract, out,
+                       gemmOptions(config));
+  return llvm::Error::success();
+}
+
 QuantizedTensor quantizeMatrix(const std::vector<float> &m, int64_t rows,
                                int64_t cols, const FP8LinearConfig &config,
                                Granularity g, numerics::ScaleRounding r) {
@@ -53,17 +65,19 @@ octet::cpu::fp8LinearQuantizeInput(const float *x, const LinearShape &shape,
   return cache;
 }
 
-void octet::cpu::fp8LinearForward(const float *x, const float *w,
-                                  const float *bias, const LinearShape &shape,
-                                  const FP8LinearConfig &config, float *y,
-                                  FP8LinearCache *cache) {
+llvm::Error octet::cpu::fp8LinearForward(const float *x, const float *w,
+                                         const float *bias,
+                                         const LinearShape &shape,
+                                         const FP8LinearConfig &config,
+                                         float *y, FP8LinearCache *cache) {
   int64_t m = shape.m, n = shape.n, k = shape.k, kp = roundUp(k);
   FP8LinearCache qx = fp8LinearQuantizeInput(x, shape, config);
   // Weights are scaled with FP32 scales in every GEMM of the recipe.
   QuantizedTensor qw =
       quantizeMatrix(padded(w, n, k, n, kp), n, kp, config,
                      Granularity::Block128x128, numerics::ScaleRounding::FP32);
-  numerics::scaledGemm(qx.x, 1, qw, 1, y, gemmOptions(config));
+  if (llvm::Error e = runGemm(config, qx.x, 1, qw, 1, y))
+    return e;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float v = y[i * n + j] + (bias ? bias[j] : 0.0f);
@@ -71,11 +85,13 @@ void octet::cpu::fp8LinearForward(const float *x, const float *w,
     }
   if (cache)
     *cache = std::move(qx);
+  return llvm::Error::success();
 }
 
-void octet::cpu::fp8LinearDgrad(const float *w, const float *dy,
-                                const LinearShape &shape,
-                                const FP8LinearConfig &config, float *dx) {
+llvm::Error octet::cpu::fp8LinearDgrad(const float *w, const float *dy,
+                                       const LinearShape &shape,
+                                       const FP8LinearConfig &config,
+                                       float *dx) {
   int64_t m = shape.m, n = shape.n, k = shape.k;
   int64_t kp = roundUp(k), np = roundUp(n);
   // Dgrad contracts N: dY tiles along N, W blocks (its 128x128 scales are
@@ -87,17 +103,21 @@ void octet::cpu::fp8LinearDgrad(const float *w, const float *dy,
       quantizeMatrix(padded(w, n, k, np, kp), np, kp, config,
                      Granularity::Block128x128, numerics::ScaleRounding::FP32);
   std::vector<float> out(m * kp);
-  numerics::scaledGemm(qdy, 1, qw, 0, out.data(), gemmOptions(config));
+  if (llvm::Error e = runGemm(config, qdy, 1, qw, 0, out.data()))
+    return e;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < k; ++j) {
       float v = out[i * kp + j];
       dx[i * k + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
     }
+  return llvm::Error::success();
 }
 
-void octet::cpu::fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
-                                const LinearShape &shape,
-                                const FP8LinearConfig &config, float *dw) {
+llvm::Error octet::cpu::fp8LinearWgrad(const FP8LinearCache &cache,
+                                       const float *dy,
+                                       const LinearShape &shape,
+                                       const FP8LinearConfig &config,
+                                       float *dw) {
   int64_t m = shape.m, n = shape.n, k = shape.k;
   int64_t kp = roundUp(k), mp = roundUp(m);
   // Wgrad contracts the tokens: both operands regrouped 128x1 along M.
@@ -112,22 +132,28 @@ void octet::cpu::fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
       quantizeMatrix(padded(xs.data(), m, kp, mp, kp), mp, kp, config,
                      Granularity::Tile128x1, config.inputRounding);
   std::vector<float> out(n * kp);
-  numerics::scaledGemm(qdy, 0, qx, 0, out.data(), gemmOptions(config));
+  if (llvm::Error e = runGemm(config, qdy, 0, qx, 0, out.data()))
+    return e;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < k; ++j)
       dw[i * k + j] += out[i * kp + j];
+  return llvm::Error::success();
 }
 
-void octet::cpu::fp8LinearBackward(const FP8LinearCache &cache, const float *w,
-                                   const float *dy, const LinearShape &shape,
-                                   const FP8LinearConfig &config, float *dx,
-                                   float *dw, float *db) {
+llvm::Error octet::cpu::fp8LinearBackward(const FP8LinearCache &cache,
+                                          const float *w, const float *dy,
+                                          const LinearShape &shape,
+                                          const FP8LinearConfig &config,
+                                          float *dx, float *dw, float *db) {
   if (dx)
-    fp8LinearDgrad(w, dy, shape, config, dx);
+    if (llvm::Error e = fp8LinearDgrad(w, dy, shape, config, dx))
+      return e;
   if (dw)
-    fp8LinearWgrad(cache, dy, shape, config, dw);
+    if (llvm::Error e = fp8LinearWgrad(cache, dy, shape, config, dw))
+      return e;
   if (db)
     for (int64_t i = 0; i < shape.m; ++i)
       for (int64_t j = 0; j < shape.n; ++j)
         db[j] += dy[i * shape.n + j];
+  return llvm::Error::success();
 }

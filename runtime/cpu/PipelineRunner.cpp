@@ -718,6 +718,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
     if (!e)
       return e.takeError();
+    // Every rank's FP8 GEMMs go where the master's go.
+    e->setScaledGemmEngine(master.getScaledGemmEngine());
     impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*e)));
     impl->ranks.push_back(impl->owned.back().get());
   }

@@ -203,6 +203,11 @@ Context::~Context() {
   context = nullptr;
 }
 
+llvm::Error Context::makeCurrent() const {
+  return driver->check(driver->ctxSetCurrent(context), "cuCtxSetCurrent",
+                       "making the CUDA context current on this thread");
+}
+
 llvm::Expected<DeviceBuffer> Context::allocate(size_t bytes,
                                                const llvm::Twine &what) const {
   CUdeviceptr ptr = 0;

@@ -4,9 +4,15 @@
 
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Numerics/Float8.h"
+#include "octet/Numerics/Parallel.h"
 #include "octet/Numerics/ScaledGemm.h"
 
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
 #include <cmath>
+#include <cstring>
+#include <optional>
 
 using namespace octet;
 using namespace octet::runtime;
@@ -83,25 +89,83 @@ std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
   for (size_t i = 0; i < b.size(); ++i)
     b[i] = numerics::fp8ToFloat(p.b[i], numerics::FP8Format::E4M3);
   std::vector<float> d(p.m * p.n);
-  for (int64_t i = 0; i < p.m; ++i) {
-    for (int64_t j = 0; j < p.n; ++j) {
-      float acc = 0.0f;
-      for (int64_t c = 0; c < p.k; c += promotion) {
-        int64_t g = c / numerics::kGroupSize;
-        float sb = p.rhsScaling == RhsScaling::Block128
-                       ? p.scaleB[(j / 128) * groups + g]
-                       : p.scaleB[g * p.n + j];
-        float scale = p.scaleA[g * p.m + i] * sb;
-        float partial = 0.0f;
-        for (int64_t kk = c; kk < c + promotion; ++kk)
-          partial += a[i * p.k + kk] * b[j * p.k + kk];
-        acc = std::fma(partial, scale, acc);
+  numerics::parallelFor(p.m, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      for (int64_t j = 0; j < p.n; ++j) {
+        float acc = 0.0f;
+        for (int64_t c = 0; c < p.k; c += promotion) {
+          int64_t g = c / numerics::kGroupSize;
+          float sb = p.rhsScaling == RhsScaling::Block128
+                         ? p.scaleB[(j / 128) * groups + g]
+                         : p.scaleB[g * p.n + j];
+          float scale = p.scaleA[g * p.m + i] * sb;
+          float partial = 0.0f;
+          for (int64_t kk = c; kk < c + promotion; ++kk)
+            partial += a[i * p.k + kk] * b[j * p.k + kk];
+          acc = std::fma(partial, scale, acc);
+        }
+        d[i * p.n + j] = bf16Output
+                             ? numerics::bf16ToFloat(numerics::floatToBF16(acc))
+                             : acc;
       }
-      d[i * p.n + j] =
-          bf16Output ? numerics::bf16ToFloat(numerics::floatToBF16(acc)) : acc;
+    }
+  });
+  return d;
+}
+
+llvm::Expected<std::string>
+octet::runtime::selectGemmKernel(llvm::ArrayRef<std::string> kernels,
+                                 RhsScaling scaling, int64_t m,
+                                 int64_t promotion) {
+  int64_t wantM = m <= 64 ? 64 : 128;
+  std::optional<GemmKernelConfig> best;
+  std::string bestName;
+  // Preference, best first: the wanted tile height, then wider N, then
+  // more stages; names break ties so the choice does not depend on order.
+  auto key = [&](const GemmKernelConfig &c) {
+    return std::make_tuple(c.tileM == wantM, c.tileN, c.stages);
+  };
+  std::vector<std::string> offered;
+  for (const std::string &name : kernels) {
+    std::optional<GemmKernelConfig> c = GemmKernelConfig::parse(name);
+    if (!c)
+      continue;
+    offered.push_back(name);
+    if (c->grouped || c->outputBF16 || c->rhsScaling != scaling ||
+        c->promotion != promotion)
+      continue;
+    if (!best || key(*c) > key(*best) ||
+        (key(*c) == key(*best) && name < bestName)) {
+      best = c;
+      bestName = name;
     }
   }
-  return d;
+  if (best)
+    return bestName;
+  return llvm::createStringError(llvm::formatv(
+      "no kernel computes a {0} GEMM with FP32 output and promotion every "
+      "{1} K-elements; the kernels are: {2}",
+      scaling == RhsScaling::Block128 ? "1x128 x 128x128 (1d2d)"
+                                      : "128x1 x 128x1 (1d1d)",
+      promotion,
+      offered.empty() ? std::string("none") : llvm::join(offered, ", ")));
+}
+
+llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
+    const QuantizedTensor &lhs, int lhsContract, const QuantizedTensor &rhs,
+    int rhsContract, int64_t promotion, float *out) {
+  llvm::Expected<PackedGemm> p =
+      packScaledGemm(lhs, lhsContract, rhs, rhsContract);
+  if (!p)
+    return p.takeError();
+  if (promotion <= 0 || numerics::kGroupSize % promotion != 0)
+    return llvm::createStringError(
+        "the kernels promote every 32, 64 or 128 K-elements, not %lld",
+        (long long)promotion);
+  std::vector<float> d = emulatePackedGemm(*p, promotion, false);
+  std::memcpy(out, d.data(), d.size() * sizeof(float));
+  ++(p->rhsScaling == RhsScaling::Block128 ? blockScaled : rowScaled);
+  return llvm::Error::success();
 }
 
 double octet::runtime::gemmDifference(const float *x, const float *y,

@@ -13,8 +13,13 @@ octet::runtime::readKernelManifest(llvm::StringRef path) {
   if (!file)
     return llvm::createStringError("cannot read the kernel manifest " + path +
                                    ": " + file.getError().message());
-  llvm::Expected<llvm::json::Value> doc =
-      llvm::json::parse((*file)->getBuffer());
+  return parseKernelManifest((*file)->getBuffer(), path);
+}
+
+llvm::Expected<KernelManifest>
+octet::runtime::parseKernelManifest(llvm::StringRef text,
+                                    llvm::StringRef path) {
+  llvm::Expected<llvm::json::Value> doc = llvm::json::parse(text);
   if (!doc)
     return llvm::createStringError(path + ": " +
                                    llvm::toString(doc.takeError()));

@@ -13,9 +13,13 @@
 #include "octet/Runtime/Checkpoint.h"
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/DataLoader.h"
+#include "octet/Runtime/GemmOperands.h"
 #include "octet/Runtime/MemoryPlan.h"
 #include "octet/Runtime/PipelineRunner.h"
 #include "octet/Runtime/Program.h"
+#ifdef OCTET_HAVE_CUDA
+#include "octet/Runtime/CudaGemmEngine.h"
+#endif
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -50,8 +54,25 @@ cl::opt<std::string> dataPath(
     cl::value_desc("file"), cl::cat(category));
 cl::opt<unsigned> steps("steps", cl::desc("Optimizer steps to run"),
                         cl::init(100), cl::cat(category));
-cl::opt<std::string> device("device", cl::desc("cpu, cuda or auto"),
-                            cl::init("auto"), cl::cat(category));
+cl::opt<std::string> device(
+    "device",
+    cl::desc("cpu, cuda or auto (the CPU, until the CUDA backend runs whole "
+             "steps). cuda: the FP8 linears' GEMMs run on the GPU with the "
+             "generated kernels, the rest of the step on the CPU"),
+    cl::init("auto"), cl::cat(category));
+cl::opt<std::string> kernelsPath(
+    "kernels",
+    cl::desc("With --device cuda: the GEMM kernels to launch, a cubin that "
+             "octetc --emit=cubin --kernel-manifest wrote (its manifest "
+             "beside it, .json); default: the runtime's built-in kernels"),
+    cl::value_desc("FILE.cubin"), cl::cat(category));
+cl::opt<bool> emulateKernels(
+    "emulate-gemm-kernels",
+    cl::desc("With --device cpu: compute the FP8 linears' GEMMs from their "
+             "operands packed as the GPU kernels take them, as the kernels "
+             "compute them (checks the CUDA path's host side without a GPU; "
+             "slower)"),
+    cl::cat(category));
 cl::opt<uint64_t> seed("seed",
                        cl::desc("Seed of initialisation and data "
                                 "(default: the bundle's)"),
@@ -502,11 +523,78 @@ void printMemory(const Program &program) {
          << mib(4.0 * trainable) << "\n";
 }
 
+/// Where the FP8 linears' GEMMs run, as --device and
+/// --emulate-gemm-kernels say; null: the CPU reference.
+struct GemmEngines {
+  std::unique_ptr<KernelEmulationEngine> emulation;
+#ifdef OCTET_HAVE_CUDA
+  std::unique_ptr<cuda::CudaGemmEngine> gpu;
+#endif
+  octet::cpu::ScaledGemmEngine *get() const {
+#ifdef OCTET_HAVE_CUDA
+    if (gpu)
+      return gpu.get();
+#endif
+    return emulation.get();
+  }
+};
+
+GemmEngines makeGemmEngines() {
+  GemmEngines engines;
+  if (emulateKernels)
+    engines.emulation = std::make_unique<KernelEmulationEngine>();
+  if (device != "cuda")
+    return engines;
+#ifdef OCTET_HAVE_CUDA
+  cuda::KernelLibrary library =
+      check(kernelsPath.empty() ? cuda::KernelLibrary::builtin()
+                                : cuda::KernelLibrary::load(kernelsPath),
+            "--device cuda");
+  engines.gpu =
+      check(cuda::CudaGemmEngine::create(std::move(library)), "--device cuda");
+  if (!quiet) {
+    const cuda::Context &ctx = engines.gpu->getContext();
+    errs() << formatv("octet-run: FP8 GEMMs on {0} ({1} SMs) with {2} ({3} "
+                      "kernels); the rest of the step on the CPU\n",
+                      ctx.deviceName(), ctx.multiprocessorCount(),
+                      engines.gpu->getLibrary().origin,
+                      engines.gpu->getLibrary().kernels.size());
+  }
+#else
+  fail("--device cuda: this octet-run was built without the CUDA toolkit; "
+       "rebuild where CUDA 13 is installed, or use --device cpu");
+#endif
+  return engines;
+}
+
+/// What the GEMM engine did, after training.
+void reportGemmEngines(const GemmEngines &engines) {
+  if (engines.emulation)
+    outs() << formatv("FP8 GEMMs emulated as the GPU kernels compute them: "
+                      "{0} 1x128 x 128x128, {1} 128x1 x 128x1\n",
+                      engines.emulation->getBlockScaledCount(),
+                      engines.emulation->getRowScaledCount());
+#ifdef OCTET_HAVE_CUDA
+  if (!engines.gpu)
+    return;
+  cuda::CudaGemmEngine::Stats st = engines.gpu->getStats();
+  outs() << formatv("FP8 GEMMs on the GPU: {0} launches, {1:f1} ms in the "
+                    "kernels ({2:f1} TFLOP/s)\n",
+                    st.gemms, st.kernelSeconds * 1e3,
+                    st.kernelSeconds > 0 ? st.flops / st.kernelSeconds * 1e-12
+                                         : 0.0);
+  for (const auto &[name, n] : st.launches)
+    outs() << formatv("  {0}: {1}\n", name, n);
+#endif
+}
+
 int runTraining(const Program &program, StringRef digest) {
   TrainSettings s = settingsOf(program);
   if (!quiet)
     printMemory(program);
   auto exec = check(CpuExecutor<float>::create(program));
+  GemmEngines engines = makeGemmEngines();
+  exec.setScaledGemmEngine(engines.get());
   DataLoader loader = makeLoader(s);
   uint64_t firstStep = 1;
 
@@ -734,6 +822,7 @@ int runTraining(const Program &program, StringRef digest) {
   outs() << "\n";
   if (ranks)
     reportPipeline(*ranks, int64_t(lastStep - firstStep + 1));
+  reportGemmEngines(engines);
   return 0;
 }
 
@@ -749,9 +838,14 @@ int main(int argc, char **argv) {
     fail("--steps must be at least 1");
   if (device != "cpu" && device != "auto" && device != "cuda")
     fail("--device must be cpu, cuda or auto, got '" + device + "'");
-  if (device == "cuda")
-    fail("the CUDA backend is not available in this build yet; use "
-         "--device cpu");
+  if (emulateKernels && device == "cuda")
+    fail("--emulate-gemm-kernels runs the GPU kernels' arithmetic on the "
+         "CPU: use it with --device cpu, not cuda");
+  if (gradcheck && (device == "cuda" || emulateKernels))
+    fail("--gradcheck compares FP64 gradients on the CPU; it takes neither "
+         "--device cuda nor --emulate-gemm-kernels");
+  if (!kernelsPath.empty() && device != "cuda")
+    fail("--kernels names the GEMM kernels of --device cuda");
 
   std::string text, source;
   if (std::optional<std::string> embedded = embeddedProgram()) {

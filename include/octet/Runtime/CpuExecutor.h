@@ -42,6 +42,10 @@
 #include <string>
 #include <vector>
 
+namespace octet::cpu {
+class ScaledGemmEngine;
+} // namespace octet::cpu
+
 namespace octet::runtime {
 
 /// The op names the CPU executor runs, sorted.
@@ -191,6 +195,13 @@ public:
   /// can start as soon as its last accumulation of the step is done. Null
   /// removes it.
   void setGradientCallback(std::function<void(llvm::StringRef)> fn);
+
+  /// Runs the block-scaled GEMMs of the FP8 linears (dense and expert,
+  /// forward and backward) on `engine`, which must outlive the executor's
+  /// runs; null (the default) runs them here. Only the float executor
+  /// computes FP8 linears.
+  void setScaledGemmEngine(cpu::ScaledGemmEngine *engine);
+  cpu::ScaledGemmEngine *getScaledGemmEngine() const;
 
   struct State;
 

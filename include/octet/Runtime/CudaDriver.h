@@ -97,6 +97,10 @@ public:
   int computeCapability() const { return capability; }
   const std::string &deviceName() const { return name; }
 
+  /// Makes the context current on the calling thread (another thread than
+  /// the one that created it).
+  llvm::Error makeCurrent() const;
+
   llvm::Expected<DeviceBuffer> allocate(size_t bytes,
                                         const llvm::Twine &what) const;
   llvm::Error upload(const DeviceBuffer &to, const void *from, size_t bytes,

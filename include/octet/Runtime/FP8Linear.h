@@ -21,7 +21,28 @@
 #include "octet/Numerics/Quantize.h"
 #include "octet/Runtime/CPUKernels.h"
 
+#include "llvm/Support/Error.h"
+
 namespace octet::cpu {
+
+/// Where the block-scaled GEMMs of the FP8 linears run. Without one they
+/// run as numerics::scaledGemm on the calling thread; the CUDA backend's
+/// engine (CudaGemmEngine.h) runs them with the compiler-generated kernels.
+/// Quantization stays with the caller, so an engine only changes how the
+/// partial sums are accumulated inside a promotion interval.
+class ScaledGemmEngine {
+public:
+  virtual ~ScaledGemmEngine() = default;
+  /// out [free(lhs)][free(rhs)] (overwritten) = lhs . rhs contracted over
+  /// (lhsContract, rhsContract) with FP32 promotion every `promotion`
+  /// K-elements, as numerics::scaledGemm defines it. Called from several
+  /// threads at once by pipeline ranks.
+  virtual llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs,
+                                 int lhsContract,
+                                 const numerics::QuantizedTensor &rhs,
+                                 int rhsContract, int64_t promotion,
+                                 float *out) = 0;
+};
 
 /// How an FP8 linear quantizes; the defaults are the deepseek-v3 recipe.
 struct FP8LinearConfig {
@@ -35,6 +56,8 @@ struct FP8LinearConfig {
   int64_t promotionInterval = 128;
   /// Round y (forward) and dx (backward) to BF16.
   bool bf16Output = false;
+  /// Runs the GEMMs; null: numerics::scaledGemm here.
+  ScaledGemmEngine *engine = nullptr;
 };
 
 /// What the forward keeps for the backward: the input in FP8 (1x128 tiles,
@@ -44,10 +67,12 @@ struct FP8LinearCache {
 };
 
 /// y = x w^T (+ bias) through FP8; x [m, k], w [n, k], bias [n] or null,
-/// y [m, n] (overwritten). Fills `cache` when it is not null.
-void fp8LinearForward(const float *x, const float *w, const float *bias,
-                      const LinearShape &shape, const FP8LinearConfig &config,
-                      float *y, FP8LinearCache *cache);
+/// y [m, n] (overwritten). Fills `cache` when it is not null. Fails only
+/// when the engine does.
+llvm::Error fp8LinearForward(const float *x, const float *w, const float *bias,
+                             const LinearShape &shape,
+                             const FP8LinearConfig &config, float *y,
+                             FP8LinearCache *cache);
 
 /// The FP8 copy of x that fp8LinearForward caches: 1x128 tiles along K
 /// (padded to a multiple of 128), scales rounded as config.inputRounding says.
@@ -57,22 +82,23 @@ FP8LinearCache fp8LinearQuantizeInput(const float *x, const LinearShape &shape,
                                       const FP8LinearConfig &config);
 
 /// Dgrad alone: dx = dY W (overwrites), dY in 1x128 tiles along N.
-void fp8LinearDgrad(const float *w, const float *dy, const LinearShape &shape,
-                    const FP8LinearConfig &config, float *dx);
+llvm::Error fp8LinearDgrad(const float *w, const float *dy,
+                           const LinearShape &shape,
+                           const FP8LinearConfig &config, float *dx);
 
 /// Wgrad alone: dw += dY^T X (accumulates, FP32), both operands regrouped
 /// into 128x1 tiles along the tokens; X comes from the FP8 cache.
-void fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
-                    const LinearShape &shape, const FP8LinearConfig &config,
-                    float *dw);
+llvm::Error fp8LinearWgrad(const FP8LinearCache &cache, const float *dy,
+                           const LinearShape &shape,
+                           const FP8LinearConfig &config, float *dw);
 
 /// dx = dY W (overwrites); dw += dY^T X and db += column sums of dY
 /// (accumulate, FP32). Any gradient pointer may be null. The same as
 /// fp8LinearDgrad, fp8LinearWgrad and the bias sums in turn.
-void fp8LinearBackward(const FP8LinearCache &cache, const float *w,
-                       const float *dy, const LinearShape &shape,
-                       const FP8LinearConfig &config, float *dx, float *dw,
-                       float *db);
+llvm::Error fp8LinearBackward(const FP8LinearCache &cache, const float *w,
+                              const float *dy, const LinearShape &shape,
+                              const FP8LinearConfig &config, float *dx,
+                              float *dw, float *db);
 
 } // namespace octet::cpu
 

@@ -14,11 +14,15 @@
 #define OCTET_RUNTIME_GEMMOPERANDS_H
 
 #include "octet/Numerics/Quantize.h"
+#include "octet/Runtime/FP8Linear.h"
 #include "octet/Runtime/GemmKernelABI.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
+#include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace octet::runtime {
@@ -45,6 +49,35 @@ llvm::Expected<PackedGemm> packScaledGemm(const numerics::QuantizedTensor &lhs,
 /// (scaleA * scaleB); rounded to BF16 (nearest even) if asked, as floats.
 std::vector<float> emulatePackedGemm(const PackedGemm &gemm, int64_t promotion,
                                      bool bf16Output);
+
+/// Of `kernels` (generated GEMM kernel names), the one a runtime launches
+/// for an FP32-output GEMM of `m` rows scaled as `scaling` with promotion
+/// every `promotion` K-elements: a dense kernel of that scaling, promotion
+/// and output; among them a 64-row tile when m <= 64 (one consumer
+/// warpgroup instead of an idle one), a 128-row one otherwise, then the
+/// widest N tile, then the deepest pipeline. The error lists what the
+/// kernels offer.
+llvm::Expected<std::string>
+selectGemmKernel(llvm::ArrayRef<std::string> kernels, RhsScaling scaling,
+                 int64_t m, int64_t promotion);
+
+/// A ScaledGemmEngine that runs the GPU path's host side on the CPU: packs
+/// each GEMM with packScaledGemm, as the CUDA engine uploads it, and
+/// computes it with emulatePackedGemm. `octet-run --emulate-gemm-kernels`
+/// trains with it, so the packing of every GEMM a program makes is checked
+/// without a GPU.
+class KernelEmulationEngine : public cpu::ScaledGemmEngine {
+public:
+  llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs, int lhsContract,
+                         const numerics::QuantizedTensor &rhs, int rhsContract,
+                         int64_t promotion, float *out) override;
+  /// GEMMs computed so far, by B's scaling.
+  int64_t getBlockScaledCount() const { return blockScaled; }
+  int64_t getRowScaledCount() const { return rowScaled; }
+
+private:
+  std::atomic<int64_t> blockScaled{0}, rowScaled{0};
+};
 
 /// DeepGEMM's agreement metric: 1 - 2 sum(xy) / sum(x^2 + y^2); 0 when the
 /// two are equal, about 2 x the relative squared error otherwise.

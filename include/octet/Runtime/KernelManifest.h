@@ -45,6 +45,9 @@ struct KernelManifest {
 
 /// Reads a manifest; errors name the file and what is malformed.
 llvm::Expected<KernelManifest> readKernelManifest(llvm::StringRef path);
+/// The same from the manifest's text; errors name it `path`.
+llvm::Expected<KernelManifest> parseKernelManifest(llvm::StringRef text,
+                                                   llvm::StringRef path);
 
 } // namespace octet::runtime
 

@@ -11,6 +11,7 @@
 #include "TestUtil.h"
 
 #include "octet/Numerics/BFloat16.h"
+#include "octet/Numerics/ScaledGemm.h"
 #include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/FP8Linear.h"
@@ -701,10 +702,10 @@ void expectFP8LinearMatchesTheKernel(bool pow2, int64_t promotion) {
   config.bf16Output = true;
   std::vector<float> y(m * n), dx(m * k), dw(n * k, 0.0f);
   FP8LinearCache cache;
-  fp8LinearForward(x.data(), w.data(), nullptr, {m, n, k}, config, y.data(),
-                   &cache);
-  fp8LinearBackward(cache, w.data(), dy.data(), {m, n, k}, config, dx.data(),
-                    dw.data(), nullptr);
+  llvm::cantFail(fp8LinearForward(x.data(), w.data(), nullptr, {m, n, k},
+                                  config, y.data(), &cache));
+  llvm::cantFail(fp8LinearBackward(cache, w.data(), dy.data(), {m, n, k},
+                                   config, dx.data(), dw.data(), nullptr));
   auto fwd = run(exec, "forward", {x, w});
   ASSERT_EQ(fwd.size(), 1u);
   EXPECT_TRUE(bitIdentical(fwd[0].values, y));
@@ -713,6 +714,64 @@ void expectFP8LinearMatchesTheKernel(bool pow2, int64_t promotion) {
   ASSERT_EQ(bwd.size(), 2u);
   EXPECT_TRUE(bitIdentical(bwd[0].values, dx));
   EXPECT_TRUE(bitIdentical(bwd[1].values, dw));
+}
+
+/// Runs every GEMM as the reference does, counting them, or fails them all.
+class CountingEngine : public ScaledGemmEngine {
+public:
+  explicit CountingEngine(bool fail) : fail(fail) {}
+  llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs, int lc,
+                         const numerics::QuantizedTensor &rhs, int rc,
+                         int64_t promotion, float *out) override {
+    ++calls;
+    if (fail)
+      return llvm::createStringError("the device is on fire");
+    numerics::ScaledGemmOptions options;
+    options.promotionInterval = promotion;
+    numerics::scaledGemm(lhs, lc, rhs, rc, out, options);
+    return llvm::Error::success();
+  }
+  int calls = 0;
+
+private:
+  bool fail;
+};
+
+TEST(ExecutorTest, FP8LinearGemmsRunOnTheEngine) {
+  int64_t m = 40, n = 160, k = 256;
+  std::string program = linearProgram(
+      m, n, k,
+      R"({"format": "e4m3", "lhs": "tile_1x128", "rhs": "block_128x128", )"
+      R"("promotion": 128, "out": "bf16"})");
+  CpuExecutor<float> plain = make<float>(program);
+  CpuExecutor<float> routed = make<float>(program);
+  CountingEngine engine(/*fail=*/false);
+  routed.setScaledGemmEngine(&engine);
+  EXPECT_EQ(routed.getScaledGemmEngine(), &engine);
+  std::vector<float> x = randomT<float>(m * k, 51),
+                     w = randomT<float>(n * k, 52),
+                     dy = randomT<float>(m * n, 53);
+  auto y0 = run(plain, "forward", {x, w}), y1 = run(routed, "forward", {x, w});
+  EXPECT_EQ(engine.calls, 1);
+  auto b0 = run(plain, "backward", {x, w, dy}),
+       b1 = run(routed, "backward", {x, w, dy});
+  EXPECT_EQ(engine.calls, 3); // Dgrad and Wgrad
+  ASSERT_EQ(y1.size(), 1u);
+  ASSERT_EQ(b1.size(), 2u);
+  EXPECT_TRUE(bitIdentical(y0[0].values, y1[0].values));
+  EXPECT_TRUE(bitIdentical(b0[0].values, b1[0].values));
+  EXPECT_TRUE(bitIdentical(b0[1].values, b1[1].values));
+
+  // An engine's failure stops the run and names the instruction.
+  CountingEngine broken(/*fail=*/true);
+  routed.setScaledGemmEngine(&broken);
+  auto out = routed.run("forward", {CpuExecutor<float>::Argument(x),
+                                    CpuExecutor<float>::Argument(w)});
+  ASSERT_FALSE(bool(out));
+  EXPECT_CONTAINS(llvm::toString(out.takeError()),
+                  "function 'forward', instruction 0 (octet.linear): the "
+                  "device is on fire");
+  EXPECT_EQ(broken.calls, 1);
 }
 
 TEST(ExecutorTest, FP8LinearEqualsTheFP8LinearKernel) {

@@ -81,8 +81,8 @@ TEST(FP8LinearTest, ForwardIsTheScaledGemmOfTheRecipe) {
     FP8LinearConfig config;
     FP8LinearCache cache;
     std::vector<float> y(c.m * c.n, std::nanf(""));
-    fp8LinearForward(x.data(), w.data(), bias.data(), {c.m, c.n, c.k}, config,
-                     y.data(), &cache);
+    llvm::cantFail(fp8LinearForward(x.data(), w.data(), bias.data(),
+                                    {c.m, c.n, c.k}, config, y.data(), &cache));
     // Against the dequantized operands: the cache holds X's FP8 copy.
     std::vector<float> dx = dequantized(cache.x);
     int64_t kp = cache.x.cols;
@@ -121,13 +121,14 @@ TEST(FP8LinearTest, BackwardGemmsMatchTheirFP8OperandsAndTheTrueGradients) {
     FP8LinearConfig config;
     FP8LinearCache cache;
     std::vector<float> y(c.m * c.n);
-    fp8LinearForward(x.data(), w.data(), nullptr, {c.m, c.n, c.k}, config,
-                     y.data(), &cache);
+    llvm::cantFail(fp8LinearForward(x.data(), w.data(), nullptr,
+                                    {c.m, c.n, c.k}, config, y.data(), &cache));
     std::vector<float> dx(c.m * c.k, std::nanf(""));
     std::vector<float> dw0 = randomVector(c.n * c.k, seed++), dw = dw0;
     std::vector<float> db0 = randomVector(c.n, seed++), db = db0;
-    fp8LinearBackward(cache, w.data(), dy.data(), {c.m, c.n, c.k}, config,
-                      dx.data(), dw.data(), db.data());
+    llvm::cantFail(fp8LinearBackward(cache, w.data(), dy.data(),
+                                     {c.m, c.n, c.k}, config, dx.data(),
+                                     dw.data(), db.data()));
 
     // The true gradients (FP64 of the unquantized data).
     std::vector<double> dxTrue = dot(
@@ -182,8 +183,8 @@ TEST(FP8LinearTest, Pow2InputScalesAndBF16Output) {
   config.bf16Output = true;
   FP8LinearCache cache;
   std::vector<float> y(c.m * c.n);
-  fp8LinearForward(x.data(), w.data(), nullptr, {c.m, c.n, c.k}, config,
-                   y.data(), &cache);
+  llvm::cantFail(fp8LinearForward(x.data(), w.data(), nullptr, {c.m, c.n, c.k},
+                                  config, y.data(), &cache));
   for (float s : cache.x.scales) {
     int e;
     ASSERT_EQ(std::frexp(s, &e), 0.5f) << s;

@@ -175,11 +175,12 @@ void expertFP8Linears(const std::vector<float> &x, const std::vector<float> &w,
       continue;
     LinearShape s{int64_t(sizes[e]), n, k};
     FP8LinearCache cache;
-    fp8LinearForward(x.data() + row * k, w.data() + e * n * k, nullptr, s,
-                     config, y.data() + row * n, &cache);
-    fp8LinearBackward(cache, w.data() + e * n * k, dy.data() + row * n, s,
-                      config, dx.data() + row * k, dw.data() + e * n * k,
-                      nullptr);
+    llvm::cantFail(fp8LinearForward(x.data() + row * k, w.data() + e * n * k,
+                                    nullptr, s, config, y.data() + row * n,
+                                    &cache));
+    llvm::cantFail(fp8LinearBackward(
+        cache, w.data() + e * n * k, dy.data() + row * n, s, config,
+        dx.data() + row * k, dw.data() + e * n * k, nullptr));
   }
 }
 

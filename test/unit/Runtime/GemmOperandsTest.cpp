@@ -142,3 +142,107 @@ TEST(GemmKernelConfigTest, VerifySaysWhy) {
 }
 
 } // namespace
+
+TEST(SelectGemmKernelTest, PicksByScalingPromotionAndRows) {
+  const std::vector<std::string> kernels = {
+      "octet_gemm_1d2d_bf16_m128n128k128_s6_p128",        // BF16 output: never
+      "octet_gemm_1d2d_f32_m128n128k128_s6_p128_grouped", // grouped: never
+      "octet_gemm_1d2d_f32_m128n64k128_s8_p128",
+      "octet_gemm_1d2d_f32_m128n128k128_s6_p128",
+      "octet_gemm_1d2d_f32_m64n128k128_s8_p128",
+      "octet_gemm_1d1d_f32_m128n128k128_s6_p64",
+      "octet_gemm_1d2d_f32_m128n128k128_s6_p32",
+      "not_a_gemm_kernel"};
+  auto pick = [&](RhsScaling s, int64_t m, int64_t p) {
+    llvm::Expected<std::string> k = selectGemmKernel(kernels, s, m, p);
+    return k ? *k : "error: " + llvm::toString(k.takeError());
+  };
+  // The widest N tile of the 128-row ones for a tall GEMM, the 64-row one
+  // for a short one.
+  EXPECT_EQ(pick(RhsScaling::Block128, 4096, 128),
+            "octet_gemm_1d2d_f32_m128n128k128_s6_p128");
+  EXPECT_EQ(pick(RhsScaling::Block128, 64, 128),
+            "octet_gemm_1d2d_f32_m64n128k128_s8_p128");
+  EXPECT_EQ(pick(RhsScaling::Block128, 65, 128),
+            "octet_gemm_1d2d_f32_m128n128k128_s6_p128");
+  // Without a 64-row kernel, a short GEMM takes a 128-row one.
+  EXPECT_EQ(pick(RhsScaling::Block128, 16, 32),
+            "octet_gemm_1d2d_f32_m128n128k128_s6_p32");
+  EXPECT_EQ(pick(RhsScaling::PerRow, 16, 64),
+            "octet_gemm_1d1d_f32_m128n128k128_s6_p64");
+  // Nothing with that promotion: the error names the need and the offer.
+  std::string none = pick(RhsScaling::PerRow, 256, 128);
+  EXPECT_NE(none.find("error: no kernel computes a 128x1 x 128x1 (1d1d) GEMM "
+                      "with FP32 output and promotion every 128"),
+            std::string::npos)
+      << none;
+  EXPECT_NE(none.find("octet_gemm_1d1d_f32_m128n128k128_s6_p64"),
+            std::string::npos);
+  EXPECT_EQ(none.find("not_a_gemm_kernel"), std::string::npos);
+  // The order of the list does not change the choice.
+  std::vector<std::string> reversed(kernels.rbegin(), kernels.rend());
+  llvm::Expected<std::string> k =
+      selectGemmKernel(reversed, RhsScaling::Block128, 4096, 128);
+  ASSERT_TRUE(bool(k));
+  EXPECT_EQ(*k, "octet_gemm_1d2d_f32_m128n128k128_s6_p128");
+}
+
+// The engine octet-run --emulate-gemm-kernels uses, under the FP8 linear's
+// three GEMMs: packed as for the GPU, computed as the kernels compute, it
+// gives the reference's results (the reference's blocked FP32 sums may add
+// in another order, hence 1e-10, not bitwise), and refuses what no kernel
+// computes.
+TEST(KernelEmulationEngineTest, FP8LinearGemmsMatchTheReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  auto random = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (float &x : v)
+      x = normal(rng);
+    return v;
+  };
+  // Partial tiles everywhere: K, N and M not multiples of 128, odd N.
+  const int64_t m = 70, n = 133, k = 200;
+  std::vector<float> x = random(m * k), w = random(n * k), dy = random(m * n);
+  for (int64_t promotion : {128, 32}) {
+    SCOPED_TRACE(promotion);
+    cpu::FP8LinearConfig reference;
+    reference.promotionInterval = promotion;
+    KernelEmulationEngine engine;
+    cpu::FP8LinearConfig emulated = reference;
+    emulated.engine = &engine;
+    std::vector<float> y0(m * n), y1(m * n), dx0(m * k), dx1(m * k),
+        dw0(n * k, 0.0f), dw1(n * k, 0.0f);
+    cpu::FP8LinearCache c0, c1;
+    cpu::LinearShape shape{m, n, k};
+    ASSERT_FALSE(bool(cpu::fp8LinearForward(x.data(), w.data(), nullptr, shape,
+                                            reference, y0.data(), &c0)));
+    ASSERT_FALSE(bool(cpu::fp8LinearForward(x.data(), w.data(), nullptr, shape,
+                                            emulated, y1.data(), &c1)));
+    ASSERT_FALSE(
+        bool(cpu::fp8LinearBackward(c0, w.data(), dy.data(), shape, reference,
+                                    dx0.data(), dw0.data(), nullptr)));
+    ASSERT_FALSE(
+        bool(cpu::fp8LinearBackward(c1, w.data(), dy.data(), shape, emulated,
+                                    dx1.data(), dw1.data(), nullptr)));
+    EXPECT_EQ(engine.getBlockScaledCount(), 2); // Fprop, Dgrad
+    EXPECT_EQ(engine.getRowScaledCount(), 1);   // Wgrad
+    EXPECT_LT(gemmDifference(y0.data(), y1.data(), y0.size()), 1e-10);
+    EXPECT_LT(gemmDifference(dx0.data(), dx1.data(), dx0.size()), 1e-10);
+    EXPECT_LT(gemmDifference(dw0.data(), dw1.data(), dw0.size()), 1e-10);
+    double norm = 0;
+    for (float v : dw1)
+      norm += double(v) * v;
+    EXPECT_GT(norm, 0.0);
+  }
+  // E5M2 operands and a promotion no kernel has are refused, by name.
+  KernelEmulationEngine engine;
+  cpu::FP8LinearConfig e5m2;
+  e5m2.format = numerics::FP8Format::E5M2;
+  e5m2.engine = &engine;
+  std::vector<float> y(m * n);
+  llvm::Error err = cpu::fp8LinearForward(x.data(), w.data(), nullptr,
+                                          {m, n, k}, e5m2, y.data(), nullptr);
+  ASSERT_TRUE(bool(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("E4M3"), std::string::npos);
+}

@@ -1,0 +1,94 @@
+//===- CudaGemmEngine.h - FP8 linears' GEMMs on the GPU ---------*- C++ -*-===//
+//
+// The first piece of `octet-run --device cuda`: a ScaledGemmEngine that runs
+// every block-scaled GEMM of a program's FP8 linears (Fprop, Dgrad, Wgrad,
+// dense and per expert) with the compiler-generated kernels, while the
+// executor keeps everything else, quantization included, on the CPU. Each
+// GEMM packs its operands (packScaledGemm), uploads them into device
+// buffers that grow to the largest GEMM and are then reused, launches the
+// kernel that selectGemmKernel picks from a kernel library on one stream,
+// and reads the FP32 result back. Calls from several threads (pipeline
+// ranks) take turns.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef OCTET_RUNTIME_CUDAGEMMENGINE_H
+#define OCTET_RUNTIME_CUDAGEMMENGINE_H
+
+#include "octet/Runtime/CudaGemm.h"
+#include "octet/Runtime/FP8Linear.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace octet::runtime::cuda {
+
+/// A cubin of generated GEMM kernels and the names of its kernels.
+struct KernelLibrary {
+  std::string image;                ///< The cubin.
+  std::vector<std::string> kernels; ///< Kernel names (GemmKernelConfig).
+  std::string origin;               ///< Where it came from, for messages.
+
+  /// The library built into the runtime (runtime/cuda/FP8GemmLibrary.mlir:
+  /// FP32-output 1d2d and 1d1d kernels, 64- and 128-row tiles, promotion
+  /// every 32, 64 or 128); an error in builds without the CUDA toolkit.
+  static llvm::Expected<KernelLibrary> builtin();
+  /// A cubin written by `octetc --emit=cubin --kernel-manifest`, and its
+  /// manifest (by default the cubin's path with .json for .cubin).
+  static llvm::Expected<KernelLibrary> load(llvm::StringRef cubinPath,
+                                            llvm::StringRef manifestPath = "");
+};
+
+class CudaGemmEngine : public cpu::ScaledGemmEngine {
+public:
+  /// Loads `library` on device `ordinal`, which must be an sm_90 GPU.
+  static llvm::Expected<std::unique_ptr<CudaGemmEngine>>
+  create(KernelLibrary library, int ordinal = 0);
+  ~CudaGemmEngine() override;
+
+  llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs, int lhsContract,
+                         const numerics::QuantizedTensor &rhs, int rhsContract,
+                         int64_t promotion, float *out) override;
+
+  /// Fill the output buffer with NaN before every launch, so that a
+  /// kernel that leaves part of it unwritten shows (tests).
+  void setPoisonOutputs(bool poison) { poisonOutputs = poison; }
+
+  const Context &getContext() const { return context; }
+  const KernelLibrary &getLibrary() const { return library; }
+
+  struct Stats {
+    int64_t gemms = 0;
+    double flops = 0;
+    /// Time on the GPU, kernels only (events around each launch).
+    double kernelSeconds = 0;
+    /// Launches per kernel name.
+    std::map<std::string, int64_t> launches;
+  };
+  Stats getStats() const;
+
+private:
+  CudaGemmEngine(Context context, KernelLibrary library);
+
+  /// A device buffer of at least `bytes`, reallocated only to grow.
+  llvm::Error reserve(DeviceBuffer &buffer, size_t bytes,
+                      const llvm::Twine &what);
+
+  Context context;
+  std::optional<KernelModule> module; ///< Refers to `context`.
+  KernelLibrary library;
+  CUstream stream = nullptr;
+  CUevent start = nullptr, stop = nullptr;
+  DeviceBuffer a, b, scaleA, scaleB, d;
+  mutable std::mutex mutex;
+  Stats stats;
+  bool poisonOutputs = false;
+};
+
+} // namespace octet::runtime::cuda
+
+#endif // OCTET_RUNTIME_CUDAGEMMENGINE_H

@@ -1,0 +1,273 @@
+//===- CudaGemmEngine.cpp - FP8 linears' GEMMs on the GPU -----------------===//
+
+#include "octet/Runtime/CudaGemmEngine.h"
+
+#include "octet/Runtime/GemmOperands.h"
+#include "octet/Runtime/KernelManifest.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <cstring>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+
+// The built-in library, embedded by the assembler from the files the build
+// generates (see runtime/CMakeLists.txt), so that octet-run and the
+// executables octetc copies from it carry their kernels wherever they go.
+#ifdef OCTET_BUILTIN_GEMM_CUBIN
+asm(".pushsection .rodata\n"
+    ".balign 16\n"
+    ".globl octetBuiltinGemmCubin\n"
+    ".hidden octetBuiltinGemmCubin\n"
+    "octetBuiltinGemmCubin:\n"
+    ".incbin \"" OCTET_BUILTIN_GEMM_CUBIN "\"\n"
+    ".globl octetBuiltinGemmCubinEnd\n"
+    ".hidden octetBuiltinGemmCubinEnd\n"
+    "octetBuiltinGemmCubinEnd:\n"
+    ".globl octetBuiltinGemmManifest\n"
+    ".hidden octetBuiltinGemmManifest\n"
+    "octetBuiltinGemmManifest:\n"
+    ".incbin \"" OCTET_BUILTIN_GEMM_MANIFEST "\"\n"
+    ".globl octetBuiltinGemmManifestEnd\n"
+    ".hidden octetBuiltinGemmManifestEnd\n"
+    "octetBuiltinGemmManifestEnd:\n"
+    ".popsection\n");
+extern "C" const char octetBuiltinGemmCubin[], octetBuiltinGemmCubinEnd[],
+    octetBuiltinGemmManifest[], octetBuiltinGemmManifestEnd[];
+#endif
+
+static std::vector<std::string> kernelNames(const KernelManifest &manifest) {
+  std::vector<std::string> names;
+  for (const ManifestGemm &g : manifest.gemms)
+    if (!llvm::is_contained(names, g.kernel))
+      names.push_back(g.kernel);
+  return names;
+}
+
+llvm::Expected<KernelLibrary> KernelLibrary::builtin() {
+#ifdef OCTET_BUILTIN_GEMM_CUBIN
+  KernelLibrary lib;
+  lib.origin = "the runtime's built-in GEMM kernels";
+  lib.image.assign(octetBuiltinGemmCubin,
+                   octetBuiltinGemmCubinEnd - octetBuiltinGemmCubin);
+  llvm::Expected<KernelManifest> manifest = parseKernelManifest(
+      llvm::StringRef(octetBuiltinGemmManifest,
+                      octetBuiltinGemmManifestEnd - octetBuiltinGemmManifest),
+      lib.origin);
+  if (!manifest)
+    return manifest.takeError();
+  lib.kernels = kernelNames(*manifest);
+  return std::move(lib);
+#else
+  return llvm::createStringError(
+      "this runtime was built without its GEMM kernels (no CUDA toolkit at "
+      "build time); pass a cubin that octetc --emit=cubin wrote");
+#endif
+}
+
+llvm::Expected<KernelLibrary>
+KernelLibrary::load(llvm::StringRef cubinPath, llvm::StringRef manifestPath) {
+  std::string manifestFile = manifestPath.str();
+  if (manifestFile.empty()) {
+    llvm::SmallString<256> p(cubinPath);
+    llvm::sys::path::replace_extension(p, ".json");
+    manifestFile = p.str().str();
+  }
+  auto image = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
+                                           /*RequiresNullTerminator=*/false);
+  if (!image)
+    return llvm::createStringError("cannot read the kernels " + cubinPath +
+                                   ": " + image.getError().message());
+  llvm::Expected<KernelManifest> manifest = readKernelManifest(manifestFile);
+  if (!manifest)
+    return manifest.takeError();
+  KernelLibrary lib;
+  lib.origin = cubinPath.str();
+  lib.image = (*image)->getBuffer().str();
+  lib.kernels = kernelNames(*manifest);
+  if (lib.kernels.empty())
+    return llvm::createStringError(manifestFile +
+                                   ": the manifest lists no GEMM kernel");
+  return std::move(lib);
+}
+
+CudaGemmEngine::CudaGemmEngine(Context context, KernelLibrary library)
+    : context(std::move(context)), library(std::move(library)) {}
+
+CudaGemmEngine::~CudaGemmEngine() {
+  if (!stream && !start && !stop)
+    return;
+  const DriverApi &api = context.api();
+  // Nothing is in flight (every GEMM waits for its result); failures here
+  // have nowhere to go.
+  if (llvm::Error e = context.makeCurrent())
+    llvm::consumeError(std::move(e));
+  if (start)
+    api.eventDestroy(start);
+  if (stop)
+    api.eventDestroy(stop);
+  if (stream)
+    api.streamDestroy(stream);
+}
+
+llvm::Expected<std::unique_ptr<CudaGemmEngine>>
+CudaGemmEngine::create(KernelLibrary library, int ordinal) {
+  llvm::Expected<Context> ctx = Context::create(ordinal);
+  if (!ctx)
+    return ctx.takeError();
+  if (ctx->computeCapability() != 90)
+    return llvm::createStringError(llvm::formatv(
+        "the generated kernels need an sm_90 GPU (H100, H200); device {0} "
+        "is {1}, sm_{2}",
+        ordinal, ctx->deviceName(), ctx->computeCapability()));
+  std::unique_ptr<CudaGemmEngine> engine(
+      new CudaGemmEngine(std::move(*ctx), std::move(library)));
+  llvm::Expected<KernelModule> module = KernelModule::load(
+      engine->context, engine->library.image, engine->library.origin);
+  if (!module)
+    return module.takeError();
+  engine->module.emplace(std::move(*module));
+  const DriverApi &api = engine->context.api();
+  if (llvm::Error e = api.check(api.streamCreate(&engine->stream, 0),
+                                "cuStreamCreate", "creating the GEMM stream"))
+    return std::move(e);
+  if (llvm::Error e =
+          api.check(api.eventCreate(&engine->start, CU_EVENT_DEFAULT),
+                    "cuEventCreate", "creating the GEMM timing events"))
+    return std::move(e);
+  if (llvm::Error e =
+          api.check(api.eventCreate(&engine->stop, CU_EVENT_DEFAULT),
+                    "cuEventCreate", "creating the GEMM timing events"))
+    return std::move(e);
+  return std::move(engine);
+}
+
+llvm::Error CudaGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
+                                    const llvm::Twine &what) {
+  if (buffer.get() && buffer.size() >= bytes)
+    return llvm::Error::success();
+  buffer = DeviceBuffer(); // free before allocating the larger one
+  // Grow by half again, so a run of slightly larger GEMMs does not
+  // reallocate each time.
+  size_t grown = std::max(bytes, bytes / 2 * 3);
+  llvm::Expected<DeviceBuffer> b = context.allocate(grown, what);
+  if (!b)
+    return b.takeError();
+  buffer = std::move(*b);
+  return llvm::Error::success();
+}
+
+llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
+                                       int lhsContract,
+                                       const numerics::QuantizedTensor &rhs,
+                                       int rhsContract, int64_t promotion,
+                                       float *out) {
+  llvm::Expected<PackedGemm> packed =
+      packScaledGemm(lhs, lhsContract, rhs, rhsContract);
+  if (!packed)
+    return packed.takeError();
+  PackedGemm &p = *packed;
+  llvm::Expected<std::string> kernel =
+      selectGemmKernel(library.kernels, p.rhsScaling, p.m, promotion);
+  if (!kernel)
+    return llvm::createStringError(library.origin + ": " +
+                                   llvm::toString(kernel.takeError()));
+  // The epilogue stores pairs: an odd N gets an even row stride, and the
+  // rows are compacted after the download.
+  int64_t ldd = (p.n + 1) / 2 * 2;
+  size_t outBytes = size_t(p.m) * ldd * sizeof(float);
+
+  std::lock_guard<std::mutex> lock(mutex);
+  if (llvm::Error e = context.makeCurrent())
+    return e;
+  auto vectorBytes = [](const auto &v) { return v.size() * sizeof(v[0]); };
+  const std::string &name = *kernel;
+  if (llvm::Error e = reserve(a, vectorBytes(p.a), "A of " + name))
+    return e;
+  if (llvm::Error e = reserve(b, vectorBytes(p.b), "B of " + name))
+    return e;
+  if (llvm::Error e = reserve(scaleA, vectorBytes(p.scaleA), "A's scales"))
+    return e;
+  if (llvm::Error e = reserve(scaleB, vectorBytes(p.scaleB), "B's scales"))
+    return e;
+  if (llvm::Error e = reserve(d, outBytes, "D of " + name))
+    return e;
+  if (llvm::Error e =
+          context.upload(a, p.a.data(), vectorBytes(p.a), "A of " + name))
+    return e;
+  if (llvm::Error e =
+          context.upload(b, p.b.data(), vectorBytes(p.b), "B of " + name))
+    return e;
+  if (llvm::Error e =
+          context.upload(scaleA, p.scaleA.data(), vectorBytes(p.scaleA),
+                         "A's scales for " + name))
+    return e;
+  if (llvm::Error e =
+          context.upload(scaleB, p.scaleB.data(), vectorBytes(p.scaleB),
+                         "B's scales for " + name))
+    return e;
+
+  GemmArguments args;
+  args.a = a.get();
+  args.b = b.get();
+  args.d = d.get();
+  args.scaleA = scaleA.get();
+  args.scaleB = scaleB.get();
+  args.m = p.m;
+  args.n = p.n;
+  args.k = p.k;
+  args.ldd = ldd;
+  llvm::Expected<GemmLaunch> launch =
+      GemmLaunch::prepare(context, *module, name, args);
+  if (!launch)
+    return launch.takeError();
+  const DriverApi &api = context.api();
+  if (poisonOutputs)
+    if (llvm::Error e = api.check(api.memsetD8(d.get(), 0xFF, outBytes),
+                                  "cuMemsetD8", "poisoning D of " + name))
+      return e;
+  if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
+                                "timing " + name))
+    return e;
+  if (llvm::Error e = launch->launch(stream))
+    return e;
+  if (llvm::Error e = api.check(api.eventRecord(stop, stream), "cuEventRecord",
+                                "timing " + name))
+    return e;
+  // A fault inside the kernel surfaces here: name it.
+  if (llvm::Error e =
+          api.check(api.streamSynchronize(stream), "cuStreamSynchronize",
+                    llvm::formatv("running {0} (M={1} N={2} K={3})", name, p.m,
+                                  p.n, p.k)))
+    return e;
+  float ms = 0;
+  if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
+                                "cuEventElapsedTime", "timing " + name))
+    return e;
+  if (ldd == p.n) {
+    if (llvm::Error e = context.download(out, d, outBytes, "D of " + name))
+      return e;
+  } else {
+    std::vector<float> padded(size_t(p.m) * ldd);
+    if (llvm::Error e =
+            context.download(padded.data(), d, outBytes, "D of " + name))
+      return e;
+    for (int64_t i = 0; i < p.m; ++i)
+      std::memcpy(out + i * p.n, padded.data() + i * ldd, p.n * sizeof(float));
+  }
+  ++stats.gemms;
+  stats.flops += 2.0 * double(p.m) * double(p.n) * double(p.k);
+  stats.kernelSeconds += ms * 1e-3;
+  ++stats.launches[name];
+  return llvm::Error::success();
+}
+
+CudaGemmEngine::Stats CudaGemmEngine::getStats() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return stats;
+}
