@@ -15,10 +15,31 @@
 #      quantization: bit for bit),
 #   3. octet-bench gemm and quant (TFLOP/s and TB/s next to cuBLASLt and a
 #      device copy, with correctness columns),
-#   4. the peers' own numbers through PyTorch (../shared/probes/peers), if
+#   4. octet-run --device cuda (the FP8 GEMMs on the GPU) against
+#      --device cpu on the tiny model, 10 steps, losses within 1% at every
+#      step (what test/Tools/octet-run/device-cuda.test checks with lit), if
+#      the bundles were prepared,
+#   5. the peers' own numbers through PyTorch (../shared/probes/peers), if
 #      that folder was carried, for comparison within the same run.
+#
+#   scripts/gpu-check.sh --prepare [BUILD_DIR]
+#
+# run on the development machine, writes the bundles of step 4 into
+# BUILD_DIR/gpu-check/ (octetc needs MLIR, which the GPU machines lack).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "${1:-}" == "--prepare" ]]; then
+  BUILD="${2:-$ROOT/build}"
+  mkdir -p "$BUILD/gpu-check"
+  set -e
+  "$BUILD/bin/octetc" "$ROOT/examples/tiny-moe/config.json" --emit=bundle \
+    -o "$BUILD/gpu-check/tiny.bundle"
+  "$BUILD/bin/octetc" "$ROOT/examples/tiny-moe/config.json" \
+    --train "$ROOT/examples/tiny-moe/train-pp2.json" --emit=bundle \
+    -o "$BUILD/gpu-check/tiny-pp2.bundle"
+  echo "bundles in $BUILD/gpu-check"
+  exit 0
+fi
 BUILD="${1:-$ROOT/build}"
 LOGS="${2:-${OUT:-$BUILD/gpu-logs}}"
 mkdir -p "$LOGS"
@@ -51,6 +72,34 @@ step cuda-gemm-tests 150 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filte
 step cuda-quant-tests 60 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='CudaQuantize*'
 step bench-gemm 200 "$BUILD/bin/octet-bench" gemm
 step bench-quant 120 "$BUILD/bin/octet-bench" quant
+step cuda-engine-tests 120 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='KernelLibrary*:CudaGemmEngine*'
+# Losses of --device cuda against --device cpu, step by step.
+train_pair() {
+  local bundle="$1" steps="$2" data="$ROOT/examples/data/kjv.txt"
+  "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" --quiet \
+    --device cpu --log "$LOGS/$(basename "$bundle").cpu.jsonl" || return 1
+  "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" \
+    --device cuda --log "$LOGS/$(basename "$bundle").gpu.jsonl" || return 1
+  python3 - "$LOGS/$(basename "$bundle").cpu.jsonl" \
+    "$LOGS/$(basename "$bundle").gpu.jsonl" <<'PY'
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(p)] for p in sys.argv[1:])
+d = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+print("steps", len(a), len(b), "max relative loss difference %.3e" % d)
+for x, y in zip(a, b):
+    print("  cpu %.6f  cuda %.6f" % (x, y))
+sys.exit(0 if len(a) == len(b) and d < 0.01 else 1)
+PY
+}
+if [[ -f "$BUILD/gpu-check/tiny.bundle" ]]; then
+  # timeout runs programs, not functions: through bash, with what it reads.
+  export ROOT BUILD LOGS
+  export -f train_pair
+  step device-cuda-train 300 bash -c 'train_pair "$@"' _ "$BUILD/gpu-check/tiny.bundle" 10
+  step device-cuda-train-pp2 200 bash -c 'train_pair "$@"' _ "$BUILD/gpu-check/tiny-pp2.bundle" 3
+else
+  echo "== device-cuda-train: skipped (run scripts/gpu-check.sh --prepare first)"
+fi
 if [[ -f "$ROOT/../shared/probes/peers/gpu_anchors.py" ]]; then
   step peers 300 python3 "$ROOT/../shared/probes/peers/gpu_anchors.py"
 fi
