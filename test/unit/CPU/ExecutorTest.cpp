@@ -1412,8 +1412,9 @@ TEST(ExpertParallelTest, WiresRoundTheRowsToTheirFormat) {
       numerics::dequantize(q, expected.data());
     }
     EXPECT_TRUE(bitIdentical(got, expected));
-    if (wire != "f32")
+    if (wire != "f32") {
       EXPECT_FALSE(bitIdentical(got, x));
+    }
   }
 }
 
