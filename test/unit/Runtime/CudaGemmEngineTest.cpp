@@ -131,7 +131,9 @@ TEST_F(CudaGemmEngineTest, FP8LinearMatchesTheCPU) {
   EXPECT_EQ(st.gemms, 12);
   EXPECT_GT(st.kernelSeconds, 0.0);
   // The 64-row GEMMs took the one-consumer kernels.
-  EXPECT_EQ(st.launches.count("octet_gemm_1d2d_f32_m64n128k128_s8_p128"), 1u);
+  // (Fprop and Dgrad of the first shape.)
+  ASSERT_EQ(st.launches.count("octet_gemm_1d2d_f32_m64n128k128_s8_p128"), 1u);
+  EXPECT_EQ(st.launches.at("octet_gemm_1d2d_f32_m64n128k128_s8_p128"), 2);
 }
 
 TEST_F(CudaGemmEngineTest, ThreadsTakeTurns) {
@@ -140,8 +142,9 @@ TEST_F(CudaGemmEngineTest, ThreadsTakeTurns) {
   cpu::FP8LinearConfig config;
   config.engine = engine.get();
   std::vector<float> alone(m * n);
-  ASSERT_FALSE(bool(cpu::fp8LinearForward(
-      x.data(), w.data(), nullptr, {m, n, k}, config, alone.data(), nullptr)));
+  llvm::Error first = cpu::fp8LinearForward(
+      x.data(), w.data(), nullptr, {m, n, k}, config, alone.data(), nullptr);
+  ASSERT_FALSE(bool(first)) << llvm::toString(std::move(first));
   std::vector<std::vector<float>> ys(4, std::vector<float>(m * n));
   std::vector<std::string> errors(4);
   std::vector<std::thread> threads;
