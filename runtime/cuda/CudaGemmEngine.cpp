@@ -185,31 +185,24 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
   std::lock_guard<std::mutex> lock(mutex);
   if (llvm::Error e = context.makeCurrent())
     return e;
-  auto vectorBytes = [](const auto &v) { return v.size() * sizeof(v[0]); };
   const std::string &name = *kernel;
-  if (llvm::Error e = reserve(a, vectorBytes(p.a), "A of " + name))
+  // Each operand into its buffer, grown first if it is too small.
+  auto put = [&](DeviceBuffer &to, const auto &host,
+                 const llvm::Twine &what) -> llvm::Error {
+    size_t bytes = host.size() * sizeof(host[0]);
+    if (llvm::Error e = reserve(to, bytes, what))
+      return e;
+    return context.upload(to, host.data(), bytes, what);
+  };
+  if (llvm::Error e = put(a, p.a, "A of " + name))
     return e;
-  if (llvm::Error e = reserve(b, vectorBytes(p.b), "B of " + name))
+  if (llvm::Error e = put(b, p.b, "B of " + name))
     return e;
-  if (llvm::Error e = reserve(scaleA, vectorBytes(p.scaleA), "A's scales"))
+  if (llvm::Error e = put(scaleA, p.scaleA, "A's scales for " + name))
     return e;
-  if (llvm::Error e = reserve(scaleB, vectorBytes(p.scaleB), "B's scales"))
+  if (llvm::Error e = put(scaleB, p.scaleB, "B's scales for " + name))
     return e;
   if (llvm::Error e = reserve(d, outBytes, "D of " + name))
-    return e;
-  if (llvm::Error e =
-          context.upload(a, p.a.data(), vectorBytes(p.a), "A of " + name))
-    return e;
-  if (llvm::Error e =
-          context.upload(b, p.b.data(), vectorBytes(p.b), "B of " + name))
-    return e;
-  if (llvm::Error e =
-          context.upload(scaleA, p.scaleA.data(), vectorBytes(p.scaleA),
-                         "A's scales for " + name))
-    return e;
-  if (llvm::Error e =
-          context.upload(scaleB, p.scaleB.data(), vectorBytes(p.scaleB),
-                         "B's scales for " + name))
     return e;
 
   GemmArguments args;
