@@ -28,7 +28,7 @@ llvm::Expected<KernelModule> KernelModule::load(const Context &context,
 
 KernelModule &KernelModule::operator=(KernelModule &&other) {
   if (this != &other) {
-    this->~KernelModule();
+    release();
     context = other.context;
     module = other.module;
     what = std::move(other.what);
@@ -37,7 +37,9 @@ KernelModule &KernelModule::operator=(KernelModule &&other) {
   return *this;
 }
 
-KernelModule::~KernelModule() {
+KernelModule::~KernelModule() { release(); }
+
+void KernelModule::release() {
   if (context && module)
     context->api().moduleUnload(module);
   module = nullptr;

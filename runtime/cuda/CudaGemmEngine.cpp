@@ -151,6 +151,8 @@ llvm::Error CudaGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
                                     const llvm::Twine &what) {
   if (buffer.get() && buffer.size() >= bytes)
     return llvm::Error::success();
+  // The prepared launches point into the buffers.
+  launches.clear();
   buffer = DeviceBuffer(); // free before allocating the larger one
   // Grow by half again, so a run of slightly larger GEMMs does not
   // reallocate each time.
@@ -215,10 +217,18 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
   args.n = p.n;
   args.k = p.k;
   args.ldd = ldd;
-  llvm::Expected<GemmLaunch> launch =
-      GemmLaunch::prepare(context, *module, name, args);
-  if (!launch)
-    return launch.takeError();
+  // A training step repeats its shapes: the tensor maps are encoded and
+  // uploaded once per shape, not once per GEMM.
+  auto key = std::make_tuple(name, p.m, p.n, p.k);
+  auto cached = launches.find(key);
+  if (cached == launches.end()) {
+    llvm::Expected<GemmLaunch> prepared =
+        GemmLaunch::prepare(context, *module, name, args);
+    if (!prepared)
+      return prepared.takeError();
+    cached = launches.emplace(key, std::move(*prepared)).first;
+  }
+  const GemmLaunch *launch = &cached->second;
   const DriverApi &api = context.api();
   if (poisonOutputs)
     if (llvm::Error e = api.check(api.memsetD8(d.get(), 0xFF, outBytes),

@@ -158,7 +158,10 @@ llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
       packScaledGemm(lhs, lhsContract, rhs, rhsContract);
   if (!p)
     return p.takeError();
-  if (promotion <= 0 || numerics::kGroupSize % promotion != 0)
+  // A wgmma step covers 32 K-elements, so the kernels promote at multiples
+  // of 32 that divide the scaling group.
+  if (promotion < 32 || promotion % 32 != 0 ||
+      numerics::kGroupSize % promotion != 0)
     return llvm::createStringError(
         "the kernels promote every 32, 64 or 128 K-elements, not %lld",
         (long long)promotion);

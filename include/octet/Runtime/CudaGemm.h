@@ -29,6 +29,8 @@ public:
 
 private:
   KernelModule() = default;
+  /// Unloads the module (destructor and move assignment).
+  void release();
   const Context *context = nullptr;
   CUmodule module = nullptr;
   std::string what;

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace octet::runtime::cuda {
@@ -84,6 +85,10 @@ private:
   CUstream stream = nullptr;
   CUevent start = nullptr, stop = nullptr;
   DeviceBuffer a, b, scaleA, scaleB, d;
+  /// Launches prepared for (kernel, M, N, K) on the buffers above; cleared
+  /// when a buffer is reallocated.
+  std::map<std::tuple<std::string, int64_t, int64_t, int64_t>, GemmLaunch>
+      launches;
   mutable std::mutex mutex;
   Stats stats;
   bool poisonOutputs = false;

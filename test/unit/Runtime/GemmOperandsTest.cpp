@@ -245,4 +245,16 @@ TEST(KernelEmulationEngineTest, FP8LinearGemmsMatchTheReference) {
                                           {m, n, k}, e5m2, y.data(), nullptr);
   ASSERT_TRUE(bool(err));
   EXPECT_NE(llvm::toString(std::move(err)).find("E4M3"), std::string::npos);
+  // 16 divides 128 but is shorter than one wgmma step.
+  for (int64_t promotion : {16, 48}) {
+    SCOPED_TRACE(promotion);
+    cpu::FP8LinearConfig odd;
+    odd.promotionInterval = promotion;
+    odd.engine = &engine;
+    llvm::Error e = cpu::fp8LinearForward(x.data(), w.data(), nullptr,
+                                          {m, n, k}, odd, y.data(), nullptr);
+    ASSERT_TRUE(bool(e));
+    EXPECT_NE(llvm::toString(std::move(e)).find("every 32, 64 or 128"),
+              std::string::npos);
+  }
 }
