@@ -10,22 +10,25 @@
 # folder) or build/gpu-logs. Writes one log per step and ends non-zero if a
 # step failed. The steps:
 #   1. nvidia-smi and the CUDA device test,
-#   2. OctetCudaTests: every generated GEMM and quantization kernel against
-#      the CPU reference (GEMMs: 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-3;
-#      quantization: bit for bit),
-#   3. octet-bench gemm and quant (TFLOP/s and TB/s next to cuBLASLt and a
-#      device copy, with correctness columns),
-#   4. octet-run --device cuda (the FP8 GEMMs on the GPU) against
+#   2. OctetCudaTests: every generated GEMM and quantization kernel (the
+#      test variants and the runtime's built-in library) against the CPU
+#      reference (GEMMs: 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-3; quantization:
+#      bit for bit), and the GEMM engine,
+#   3. octet-run --device cuda (the FP8 GEMMs on the GPU) against
 #      --device cpu on the tiny model, 10 steps, losses within 1% at every
-#      step (what test/Tools/octet-run/device-cuda.test checks with lit), if
-#      the bundles were prepared,
+#      step (what test/Tools/octet-run/device-cuda.test checks with lit),
+#      and its two pipeline ranks with --virtual-ranks 2, if the bundles
+#      were prepared,
+#   4. octet-bench gemm and quant (TFLOP/s and TB/s next to cuBLASLt and a
+#      device copy, with correctness columns; SKIP_BENCH=1 leaves them out),
 #   5. the peers' own numbers through PyTorch (../shared/probes/peers), if
 #      that folder was carried, for comparison within the same run.
 #
 #   scripts/gpu-check.sh --prepare [BUILD_DIR]
 #
-# run on the development machine, writes the bundles of step 4 into
-# BUILD_DIR/gpu-check/ (octetc needs MLIR, which the GPU machines lack).
+# run on the development machine, writes the bundles of step 4 and their
+# CPU losses into BUILD_DIR/gpu-check/ (octetc needs MLIR, which the GPU
+# machines lack).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ "${1:-}" == "--prepare" ]]; then
@@ -37,7 +40,25 @@ if [[ "${1:-}" == "--prepare" ]]; then
   "$BUILD/bin/octetc" "$ROOT/examples/tiny-moe/config.json" \
     --train "$ROOT/examples/tiny-moe/train-pp2.json" --emit=bundle \
     -o "$BUILD/gpu-check/tiny-pp2.bundle"
-  echo "bundles in $BUILD/gpu-check"
+  # Four ranks for --virtual-ranks 4: DualPipeV on 2 pipeline ranks x 2
+  # replicas, the experts split over the replicas (expert exchanges inside
+  # the overlapped F&B).
+  echo '{"schedule": "dualpipev", "micro_batches": 4, "global_batch": 16, "parallel": {"pp": 2, "dp": 2, "ep": 2}}' \
+    > "$BUILD/gpu-check/dualpipev-ep2.json"
+  "$BUILD/bin/octetc" "$ROOT/examples/tiny-moe/config.json" \
+    --train "$BUILD/gpu-check/dualpipev-ep2.json" --emit=bundle \
+    -o "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle"
+  # The CPU side of step 3, so that the GPU lease only trains on the GPU.
+  "$BUILD/bin/octet-run" "$BUILD/gpu-check/tiny.bundle" --quiet --device cpu \
+    --data "$ROOT/examples/data/kjv.txt" --steps 10 \
+    --log "$BUILD/gpu-check/tiny.bundle.cpu.jsonl"
+  "$BUILD/bin/octet-run" "$BUILD/gpu-check/tiny-pp2.bundle" --quiet --device cpu \
+    --data "$ROOT/examples/data/kjv.txt" --steps 3 \
+    --log "$BUILD/gpu-check/tiny-pp2.bundle.cpu.jsonl"
+  "$BUILD/bin/octet-run" "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle" --quiet \
+    --device cpu --data "$ROOT/examples/data/kjv.txt" --steps 3 \
+    --log "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle.cpu.jsonl"
+  echo "bundles and CPU losses in $BUILD/gpu-check"
   exit 0
 fi
 BUILD="${1:-$ROOT/build}"
@@ -79,10 +100,17 @@ step cuda-engine-tests 120 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_fil
 # Losses of --device cuda against --device cpu, step by step.
 train_pair() {
   local bundle="$1" steps="$2" data="$ROOT/examples/data/kjv.txt"
-  "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" --quiet \
-    --device cpu --log "$LOGS/$(basename "$bundle").cpu.jsonl" || return 1
+  shift 2 # the rest: more flags for the GPU run
+  local cpu="$LOGS/$(basename "$bundle").cpu.jsonl"
+  # The CPU losses --prepare wrote, or trained here.
+  if [[ -f "$bundle.cpu.jsonl" ]]; then
+    cp "$bundle.cpu.jsonl" "$cpu"
+  else
+    "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" --quiet \
+      --device cpu --log "$cpu" || return 1
+  fi
   "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" \
-    --device cuda --log "$LOGS/$(basename "$bundle").gpu.jsonl" || return 1
+    --device cuda "$@" --log "$LOGS/$(basename "$bundle").gpu.jsonl" || return 1
   python3 - "$LOGS/$(basename "$bundle").cpu.jsonl" \
     "$LOGS/$(basename "$bundle").gpu.jsonl" <<'PY'
 import json, sys
@@ -99,7 +127,30 @@ if [[ -f "$BUILD/gpu-check/tiny.bundle" ]]; then
   export ROOT BUILD LOGS
   export -f train_pair
   step device-cuda-train 300 bash -c 'train_pair "$@"' _ "$BUILD/gpu-check/tiny.bundle" 10
-  step device-cuda-train-pp2 200 bash -c 'train_pair "$@"' _ "$BUILD/gpu-check/tiny-pp2.bundle" 3
+  step device-cuda-train-pp2 200 bash -c 'train_pair "$@"' _ "$BUILD/gpu-check/tiny-pp2.bundle" 3 --virtual-ranks 2
+  # Issue 6's GPU check: four ranks on one GPU, each with its own stream;
+  # the log has each rank's measured bubble next to the simulator's, and
+  # the trace shows whether the exchanges overlap the other half's compute.
+  if [[ -f "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle" ]]; then
+    step virtual-ranks-4 300 bash -c 'train_pair "$@"' _ \
+      "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle" 3 --virtual-ranks 4 \
+      --trace "$LOGS/virtual-ranks-4.trace.json"
+    step virtual-ranks-4-trace 60 python3 - "$LOGS/virtual-ranks-4.trace.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in t if e["ph"] == "M"}
+x = [e for e in t if e["ph"] == "X"]
+def rank(e): return names[e["tid"]].split()[1]
+def overlaps(a, b): return a["ts"] < b["ts"] + b["dur"] and b["ts"] < a["ts"] + a["dur"]
+waits = [e for e in x if e["name"] == "wait experts"]
+compute = [e for e in x if e["cat"] == "compute"]
+# An exchange of one half that runs while the same rank's other half computes.
+hidden = sum(1 for w in waits if any(rank(c) == rank(w) and c["tid"] != w["tid"] and overlaps(w, c) for c in compute))
+print("tracks:", sorted(set(names.values())))
+print("expert exchanges (waits): %d, of them beside the rank's other half computing: %d" % (len(waits), hidden))
+sys.exit(0 if waits and hidden else 1)
+PY
+  fi
 else
   echo "== device-cuda-train: skipped (run scripts/gpu-check.sh --prepare first)"
 fi

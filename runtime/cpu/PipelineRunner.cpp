@@ -8,9 +8,10 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cassert>
 #include <condition_variable>
-#include <limits>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -842,6 +843,13 @@ template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
 template <typename T>
 int64_t PipelineRunner<T>::getExpertParallelism() const {
   return impl->ep;
+}
+
+template <typename T>
+void PipelineRunner<T>::setScaledGemmEngine(int64_t rank,
+                                            cpu::ScaledGemmEngine *engine) {
+  assert(rank >= 0 && rank < getNumRanks() && "no such rank");
+  impl->ranks[size_t(rank)]->setScaledGemmEngine(engine);
 }
 
 template <typename T>

@@ -65,6 +65,7 @@ llvm::Expected<DriverApi> loadDriver() {
   };
   bind(api.init, "cuInit");
   bind(api.deviceGet, "cuDeviceGet");
+  bind(api.deviceGetCount, "cuDeviceGetCount");
   bind(api.deviceGetAttribute, "cuDeviceGetAttribute");
   bind(api.deviceGetName, "cuDeviceGetName");
   bind(api.primaryCtxRetain, "cuDevicePrimaryCtxRetain");
@@ -118,9 +119,26 @@ llvm::Expected<const DriverApi &> octet::runtime::cuda::getDriver() {
   return api;
 }
 
+llvm::Expected<int> octet::runtime::cuda::getDeviceCount() {
+  llvm::Expected<const DriverApi &> api = getDriver();
+  if (!api)
+    return api.takeError();
+  CUresult init = api->init(0);
+  // cuInit reports a machine without a GPU as an error of its own.
+  if (init == CUDA_ERROR_NO_DEVICE)
+    return 0;
+  if (llvm::Error e = api->check(init, "cuInit", "starting CUDA"))
+    return std::move(e);
+  int count = 0;
+  if (llvm::Error e = api->check(api->deviceGetCount(&count),
+                                 "cuDeviceGetCount", "counting the GPUs"))
+    return std::move(e);
+  return count;
+}
+
 DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&other) {
   if (this != &other) {
-    this->~DeviceBuffer();
+    release();
     api = other.api;
     ptr = other.ptr;
     bytes = other.bytes;
@@ -130,10 +148,13 @@ DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&other) {
   return *this;
 }
 
-DeviceBuffer::~DeviceBuffer() {
+DeviceBuffer::~DeviceBuffer() { release(); }
+
+void DeviceBuffer::release() {
   if (api && ptr)
     api->memFree(ptr);
   ptr = 0;
+  bytes = 0;
 }
 
 llvm::Expected<Context> Context::create(int ordinal) {
@@ -185,7 +206,7 @@ llvm::Expected<Context> Context::create(int ordinal) {
 
 Context &Context::operator=(Context &&other) {
   if (this != &other) {
-    this->~Context();
+    release();
     driver = other.driver;
     device = other.device;
     context = other.context;
@@ -197,7 +218,9 @@ Context &Context::operator=(Context &&other) {
   return *this;
 }
 
-Context::~Context() {
+Context::~Context() { release(); }
+
+void Context::release() {
   if (driver && context)
     driver->primaryCtxRelease(device);
   context = nullptr;

@@ -66,6 +66,13 @@ cl::opt<std::string> kernelsPath(
              "octetc --emit=cubin --kernel-manifest wrote (its manifest "
              "beside it, .json); default: the runtime's built-in kernels"),
     cl::value_desc("FILE.cubin"), cl::cat(category));
+cl::opt<unsigned> virtualRanks(
+    "virtual-ranks",
+    cl::desc("With --device cuda: run the program's N pipeline ranks and "
+             "replicas all on GPU 0, each with its own GEMM stream and "
+             "buffers (N must be the program's number of ranks); without "
+             "it, rank r runs on GPU r"),
+    cl::value_desc("N"), cl::init(0), cl::cat(category));
 cl::opt<bool> emulateKernels(
     "emulate-gemm-kernels",
     cl::desc("With --device cpu: compute the FP8 linears' GEMMs from their "
@@ -525,24 +532,32 @@ void printMemory(const Program &program) {
 
 /// Where the FP8 linears' GEMMs run, as --device and
 /// --emulate-gemm-kernels say; null: the CPU reference.
+/// Each kind holds rank 0's engine first and, with pipeline ranks, one for
+/// every rank.
 struct GemmEngines {
-  std::unique_ptr<KernelEmulationEngine> emulation;
+  std::vector<std::unique_ptr<KernelEmulationEngine>> emulation;
 #ifdef OCTET_HAVE_CUDA
-  std::unique_ptr<cuda::CudaGemmEngine> gpu;
+  std::vector<std::unique_ptr<cuda::CudaGemmEngine>> gpu;
 #endif
   octet::cpu::ScaledGemmEngine *get() const {
 #ifdef OCTET_HAVE_CUDA
-    if (gpu)
-      return gpu.get();
+    if (!gpu.empty())
+      return gpu.front().get();
 #endif
-    return emulation.get();
+    return emulation.empty() ? nullptr : emulation.front().get();
   }
 };
+
+/// The pipeline ranks and replicas a program runs as threads.
+int64_t programRanks(const Program &program) {
+  return std::max<int64_t>(1, metaNumber(program, "pipeline.ranks", 1)) *
+         std::max<int64_t>(1, metaNumber(program, "pipeline.dp", 1));
+}
 
 GemmEngines makeGemmEngines() {
   GemmEngines engines;
   if (emulateKernels)
-    engines.emulation = std::make_unique<KernelEmulationEngine>();
+    engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
   if (device != "cuda")
     return engines;
 #ifdef OCTET_HAVE_CUDA
@@ -550,15 +565,16 @@ GemmEngines makeGemmEngines() {
       check(kernelsPath.empty() ? cuda::KernelLibrary::builtin()
                                 : cuda::KernelLibrary::load(kernelsPath),
             "--device cuda");
-  engines.gpu =
-      check(cuda::CudaGemmEngine::create(std::move(library)), "--device cuda");
+  engines.gpu.push_back(
+      check(cuda::CudaGemmEngine::create(std::move(library)), "--device cuda"));
   if (!quiet) {
-    const cuda::Context &ctx = engines.gpu->getContext();
+    const cuda::CudaGemmEngine &engine = *engines.gpu.front();
+    const cuda::Context &ctx = engine.getContext();
     errs() << formatv("octet-run: FP8 GEMMs on {0} ({1} SMs) with {2} ({3} "
                       "kernels); the rest of the step on the CPU\n",
                       ctx.deviceName(), ctx.multiprocessorCount(),
-                      engines.gpu->getLibrary().origin,
-                      engines.gpu->getLibrary().kernels.size());
+                      engine.getLibrary().origin,
+                      engine.getLibrary().kernels.size());
   }
 #else
   fail("--device cuda: this octet-run was built without the CUDA toolkit; "
@@ -567,22 +583,85 @@ GemmEngines makeGemmEngines() {
   return engines;
 }
 
+/// With pipeline ranks: an engine for every rank after the first. With
+/// --device cuda, on GPU r (or all on GPU 0 with --virtual-ranks), so that
+/// the ranks' GEMMs run on streams of their own instead of taking turns;
+/// emulated, so that each rank's GEMMs are counted.
+void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
+  int64_t n = ranks.getNumRanks();
+  if (!engines.emulation.empty())
+    for (int64_t r = 1; r < n; ++r) {
+      engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
+      ranks.setScaledGemmEngine(r, engines.emulation.back().get());
+    }
+#ifdef OCTET_HAVE_CUDA
+  if (engines.gpu.empty())
+    return;
+  int gpus = check(cuda::getDeviceCount(), "--device cuda");
+  if (!virtualRanks && n > gpus)
+    fail(formatv("--device cuda: the program runs {0} ranks and this "
+                 "machine has {1} GPU(s); --virtual-ranks {0} runs them all "
+                 "on GPU 0",
+                 n, gpus));
+  const cuda::KernelLibrary &library = engines.gpu.front()->getLibrary();
+  for (int64_t r = 1; r < n; ++r) {
+    int ordinal = virtualRanks ? 0 : int(r);
+    engines.gpu.push_back(
+        check(cuda::CudaGemmEngine::create(library, ordinal),
+              formatv("--device cuda: the GEMM engine of rank {0} (GPU {1})", r,
+                      ordinal)
+                  .str()));
+    ranks.setScaledGemmEngine(r, engines.gpu.back().get());
+  }
+  if (!quiet)
+    errs() << formatv("octet-run: each rank's FP8 GEMMs on its own stream, "
+                      "{0}\n",
+                      virtualRanks
+                          ? formatv("all {0} ranks on GPU 0", n).str()
+                          : formatv("rank r on GPU r (0..{0})", n - 1).str());
+#endif
+}
+
 /// What the GEMM engine did, after training.
 void reportGemmEngines(const GemmEngines &engines) {
-  if (engines.emulation)
+  if (!engines.emulation.empty()) {
+    int64_t block = 0, row = 0;
+    std::string perRank;
+    for (size_t r = 0; r < engines.emulation.size(); ++r) {
+      const KernelEmulationEngine &e = *engines.emulation[r];
+      block += e.getBlockScaledCount();
+      row += e.getRowScaledCount();
+      perRank += formatv("{0}rank {1}: {2}", r ? ", " : "", r,
+                         e.getBlockScaledCount() + e.getRowScaledCount())
+                     .str();
+    }
     outs() << formatv("FP8 GEMMs emulated as the GPU kernels compute them: "
                       "{0} 1x128 x 128x128, {1} 128x1 x 128x1\n",
-                      engines.emulation->getBlockScaledCount(),
-                      engines.emulation->getRowScaledCount());
+                      block, row);
+    if (engines.emulation.size() > 1)
+      outs() << "  per rank: " << perRank << "\n";
+  }
 #ifdef OCTET_HAVE_CUDA
-  if (!engines.gpu)
+  if (engines.gpu.empty())
     return;
-  cuda::CudaGemmEngine::Stats st = engines.gpu->getStats();
+  cuda::CudaGemmEngine::Stats st;
+  std::string perRank;
+  for (size_t r = 0; r < engines.gpu.size(); ++r) {
+    cuda::CudaGemmEngine::Stats e = engines.gpu[r]->getStats();
+    st.gemms += e.gemms;
+    st.flops += e.flops;
+    st.kernelSeconds += e.kernelSeconds;
+    for (const auto &[name, n] : e.launches)
+      st.launches[name] += n;
+    perRank += formatv("{0}rank {1}: {2}", r ? ", " : "", r, e.gemms).str();
+  }
   outs() << formatv("FP8 GEMMs on the GPU: {0} launches, {1:f1} ms in the "
                     "kernels ({2:f1} TFLOP/s)\n",
                     st.gemms, st.kernelSeconds * 1e3,
                     st.kernelSeconds > 0 ? st.flops / st.kernelSeconds * 1e-12
                                          : 0.0);
+  if (engines.gpu.size() > 1)
+    outs() << "  per rank: " << perRank << "\n";
   for (const auto &[name, n] : st.launches)
     outs() << formatv("  {0}: {1}\n", name, n);
 #endif
@@ -592,6 +671,19 @@ int runTraining(const Program &program, StringRef digest) {
   TrainSettings s = settingsOf(program);
   if (!quiet)
     printMemory(program);
+  // Checked before any GPU work, so that the message does not depend on
+  // the machine.
+  if (virtualRanks) {
+    int64_t n = programRanks(program);
+    if (n > 1 && pipelineMode != "threads")
+      fail("--virtual-ranks runs the program's ranks as threads; it does not "
+           "go with --pipeline=" +
+           pipelineMode);
+    if (int64_t(virtualRanks) != n)
+      fail(formatv("--virtual-ranks {0}: the program runs {1} rank(s) "
+                   "(pipeline.ranks x pipeline.dp); pass --virtual-ranks {1}",
+                   unsigned(virtualRanks), n));
+  }
   auto exec = check(CpuExecutor<float>::create(program));
   GemmEngines engines = makeGemmEngines();
   exec.setScaledGemmEngine(engines.get());
@@ -684,6 +776,7 @@ int runTraining(const Program &program, StringRef digest) {
                                  ? ", optimizer sharded over the replicas "
                                    "(ZeRO-1)"
                                  : ""));
+    addRankEngines(engines, *ranks);
     if (!quiet && ranks->shardsOptimizer()) {
       std::string shares;
       for (int64_t n : ranks->getOptimizerShares())
@@ -846,6 +939,9 @@ int main(int argc, char **argv) {
          "--device cuda nor --emulate-gemm-kernels");
   if (!kernelsPath.empty() && device != "cuda")
     fail("--kernels names the GEMM kernels of --device cuda");
+  if (virtualRanks && device != "cuda")
+    fail("--virtual-ranks puts the ranks' GPU work on one GPU: use it with "
+         "--device cuda (on the CPU, ranks are threads already)");
 
   std::string text, source;
   if (std::optional<std::string> embedded = embeddedProgram()) {

@@ -26,6 +26,7 @@ namespace octet::runtime::cuda {
 struct DriverApi {
   decltype(&::cuInit) init = nullptr;
   decltype(&::cuDeviceGet) deviceGet = nullptr;
+  decltype(&::cuDeviceGetCount) deviceGetCount = nullptr;
   decltype(&::cuDeviceGetAttribute) deviceGetAttribute = nullptr;
   decltype(&::cuDeviceGetName) deviceGetName = nullptr;
   decltype(&::cuDevicePrimaryCtxRetain) primaryCtxRetain = nullptr;
@@ -66,6 +67,9 @@ struct DriverApi {
 /// The process's driver, loaded on first use.
 llvm::Expected<const DriverApi &> getDriver();
 
+/// The number of CUDA devices (0 where the driver finds none).
+llvm::Expected<int> getDeviceCount();
+
 /// A device allocation, freed when it goes away.
 class DeviceBuffer {
 public:
@@ -79,6 +83,9 @@ public:
   size_t size() const { return bytes; }
 
 private:
+  // Frees the allocation; the move assignment reuses it (calling the
+  // destructor there would end the object's lifetime).
+  void release();
   const DriverApi *api = nullptr;
   CUdeviceptr ptr = 0;
   size_t bytes = 0;
@@ -110,6 +117,8 @@ public:
 
 private:
   Context() = default;
+  /// Releases the primary context (destructor and move assignment).
+  void release();
   const DriverApi *driver = nullptr;
   CUdevice device = 0;
   CUcontext context = nullptr;

@@ -127,6 +127,11 @@ public:
   /// would have, as a fraction of the makespan.
   std::vector<double> getSimulatedBubble() const;
 
+  /// Where rank `rank`'s FP8 GEMMs run (by default where the master's do):
+  /// each rank its own engine, so that on a GPU every rank has its own
+  /// stream (octet-run --virtual-ranks). The engine must outlive the runner.
+  void setScaledGemmEngine(int64_t rank, cpu::ScaledGemmEngine *engine);
+
   /// Copies the master's weights and AdamW moments to every rank.
   void broadcast();
 
