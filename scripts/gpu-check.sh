@@ -96,7 +96,7 @@ OCTET_TEST_GEMM_KERNELS="$BUILD/lib/octet/fp8-gemm-library.cubin" \
 OCTET_TEST_GEMM_MANIFEST="$BUILD/lib/octet/fp8-gemm-library.json" \
   step builtin-kernel-tests 120 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='CudaGemmTest.*'
 step cuda-quant-tests 60 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='CudaQuantize*'
-step cuda-engine-tests 120 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='KernelLibrary*:CudaGemmEngine*'
+step cuda-engine-tests 120 "$BUILD/test/unit/Runtime/OctetCudaTests" --gtest_filter='KernelLibrary*:CudaGemmEngine*:CudaDenseGemmEngine*'
 # Losses of --device cuda against --device cpu, step by step.
 train_pair() {
   local bundle="$1" steps="$2" data="$ROOT/examples/data/kjv.txt"
@@ -111,6 +111,8 @@ train_pair() {
   fi
   "$BUILD/bin/octet-run" "$bundle" --data "$data" --steps "$steps" \
     --device cuda "$@" --log "$LOGS/$(basename "$bundle").gpu.jsonl" || return 1
+  # (the output above says where the BF16/FP32 GEMMs ran: cuBLASLt, or the
+  # CPU and why)
   python3 - "$LOGS/$(basename "$bundle").cpu.jsonl" \
     "$LOGS/$(basename "$bundle").gpu.jsonl" <<'PY'
 import json, sys

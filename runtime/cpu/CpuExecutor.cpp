@@ -12,6 +12,7 @@
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Numerics/BFloat16.h"
 #include "octet/Runtime/CPUKernels.h"
+#include "octet/Runtime/DenseGemmEngine.h"
 #include "octet/Runtime/FP8Linear.h"
 
 #include "llvm/ADT/StringMap.h"
@@ -169,6 +170,35 @@ struct CompiledFunction {
   std::vector<Step> steps;
 };
 
+/// One (batched) GEMM of a body, described for a DenseGemmEngine: for b <
+/// batch, c_b (= or +=) op(a_b) op(b_b) as numerics::gemm computes it.
+Error denseGemm(cpu::DenseGemmEngine &engine, numerics::Trans ta,
+                numerics::Trans tb, int64_t m, int64_t n, int64_t k,
+                const float *a, int64_t lda, const float *b, int64_t ldb,
+                float *c, int64_t ldc, bool accumulate, bool bf16,
+                int64_t batch = 1, int64_t strideA = 0, int64_t strideB = 0,
+                int64_t strideC = 0) {
+  cpu::DenseGemm g;
+  g.transA = ta;
+  g.transB = tb;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.strideA = strideA;
+  g.b = b;
+  g.ldb = ldb;
+  g.strideB = strideB;
+  g.c = c;
+  g.ldc = ldc;
+  g.strideC = strideC;
+  g.batch = batch;
+  g.accumulate = accumulate;
+  g.bf16Inputs = bf16;
+  return engine.gemm(g);
+}
+
 std::string instructionContext(const Function &f, size_t index, StringRef op) {
   return "function '" + f.name + "', instruction " + std::to_string(index) +
          " (" + op.str() + "): ";
@@ -191,6 +221,8 @@ template <typename T> struct CpuExecutor<T>::State {
   std::function<void(StringRef)> onGradient;
   /// Where the FP8 linears' GEMMs run (setScaledGemmEngine); null: here.
   cpu::ScaledGemmEngine *gemmEngine = nullptr;
+  /// Where the BF16 and FP32 GEMMs run (setDenseGemmEngine); null: here.
+  cpu::DenseGemmEngine *denseEngine = nullptr;
 
   T *real(int64_t id) { return reals[id].data(); }
   int64_t *integer(int64_t id) { return ints[id].data(); }
@@ -824,6 +856,27 @@ auto InstructionCompiler<T>::compileLinear() -> Expected<Body> {
         return cpu::fp8LinearForward(
             x, w, bias, shape, prec.fp8Config(st->gemmEngine), y, nullptr);
       }
+      if (st->denseEngine) {
+        bool bf16 = prec.format == Precision::BF16;
+        std::vector<T> rx, rw;
+        if (bf16) {
+          rx = roundedCopy(x, m * k);
+          rw = roundedCopy(w, n * k);
+        }
+        if (Error e = denseGemm(*st->denseEngine, numerics::Trans::No,
+                                numerics::Trans::Yes, m, n, k,
+                                bf16 ? rx.data() : x, k, bf16 ? rw.data() : w,
+                                k, y, n, /*accumulate=*/false, bf16))
+          return e;
+        // As cpu::linearForward adds it: once per element, after the sum.
+        if (bias)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j)
+              y[i * n + j] += bias[j];
+        if (bf16 && prec.bf16Out)
+          roundToBF16(y, m * n);
+        return Error::success();
+      }
     }
     if (prec.format == Precision::BF16) {
       std::vector<T> rx = roundedCopy(x, m * k), rw = roundedCopy(w, n * k);
@@ -886,7 +939,28 @@ auto InstructionCompiler<T>::compileBatchMatmul() -> Expected<Body> {
   bool bf16 = p->format == Precision::BF16, bf16Out = p->bf16Out;
   int64_t nl = in(0).numElements(), nr = in(1).numElements(),
           ny = out(0).numElements();
+  State *st = &s;
   return Body([=]() -> Error {
+    if constexpr (std::is_same_v<T, float>) {
+      if (st->denseEngine) {
+        std::vector<T> rl, rr;
+        if (bf16) {
+          rl = roundedCopy(lhs, nl);
+          rr = roundedCopy(rhs, nr);
+        }
+        numerics::Trans tr =
+            sh.transposeRhs ? numerics::Trans::Yes : numerics::Trans::No;
+        if (Error e = denseGemm(
+                *st->denseEngine, numerics::Trans::No, tr, sh.m, sh.n, sh.k,
+                bf16 ? rl.data() : lhs, sh.k, bf16 ? rr.data() : rhs,
+                sh.transposeRhs ? sh.k : sh.n, y, sh.n, /*accumulate=*/false,
+                bf16, sh.batch, sh.m * sh.k, sh.k * sh.n, sh.m * sh.n))
+          return e;
+        if (bf16 && bf16Out)
+          roundToBF16(y, ny);
+        return Error::success();
+      }
+    }
     if (bf16) {
       std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr);
       cpu::batchMatmulForward<T>(rl.data(), rr.data(), sh, y);
@@ -1341,6 +1415,22 @@ auto InstructionCompiler<T>::compileLinearDgrad() -> Expected<Body> {
         return cpu::fp8LinearDgrad(w, dy, shape, prec.fp8Config(st->gemmEngine),
                                    dx);
       }
+      if (st->denseEngine) {
+        bool bf16 = prec.format == Precision::BF16;
+        std::vector<T> rdy, rw;
+        if (bf16) {
+          rdy = roundedCopy(dy, m * n);
+          rw = roundedCopy(w, n * k);
+        }
+        if (Error e = denseGemm(
+                *st->denseEngine, numerics::Trans::No, numerics::Trans::No, m,
+                k, n, bf16 ? rdy.data() : dy, n, bf16 ? rw.data() : w, k, dx, k,
+                /*accumulate=*/false, bf16))
+          return e;
+        if (bf16 && prec.bf16Out)
+          roundToBF16(dx, m * k);
+        return Error::success();
+      }
     }
     if (prec.format == Precision::BF16) {
       std::vector<T> rdy = roundedCopy(dy, m * n), rw = roundedCopy(w, n * k);
@@ -1393,6 +1483,19 @@ auto InstructionCompiler<T>::compileLinearWgrad() -> Expected<Body> {
         cpu::FP8LinearCache cache =
             cpu::fp8LinearQuantizeInput(x, shape, config);
         return cpu::fp8LinearWgrad(cache, dy, shape, config, dw);
+      }
+      if (st->denseEngine) {
+        bool bf16 = prec.format == Precision::BF16;
+        std::vector<T> rdy, rx;
+        if (bf16) {
+          rdy = roundedCopy(dy, m * n);
+          rx = roundedCopy(x, m * k);
+        }
+        // Onto the zeros above, as cpu::linearBackward accumulates.
+        return denseGemm(*st->denseEngine, numerics::Trans::Yes,
+                         numerics::Trans::No, n, k, m, bf16 ? rdy.data() : dy,
+                         n, bf16 ? rx.data() : x, k, dw, k,
+                         /*accumulate=*/true, bf16);
       }
     }
     if (prec.format == Precision::BF16) {
@@ -1455,7 +1558,47 @@ auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
   bool bf16 = p->format == Precision::BF16, bf16Out = p->bf16Out;
   int64_t nl = in(0).numElements(), nr = in(1).numElements(),
           ny = in(2).numElements();
+  State *st = &s;
   return Body([=]() -> Error {
+    if constexpr (std::is_same_v<T, float>) {
+      if (st->denseEngine) {
+        std::vector<T> rl, rr, rdy;
+        if (bf16) {
+          rl = roundedCopy(lhs, nl);
+          rr = roundedCopy(rhs, nr);
+          rdy = roundedCopy(dy, ny);
+        }
+        const T *l = bf16 ? rl.data() : lhs, *r = bf16 ? rr.data() : rhs,
+                *g = bf16 ? rdy.data() : dy;
+        using numerics::Trans;
+        int64_t sl = sh.m * sh.k, sr = sh.k * sh.n, sy = sh.m * sh.n;
+        cpu::DenseGemmEngine &engine = *st->denseEngine;
+        // As cpu::batchMatmulBackward: dLhs = dOut op(rhs)^T, and dRhs =
+        // dOut^T lhs ([n, k] rhs) or lhs^T dOut ([k, n] rhs).
+        Error e = sh.transposeRhs
+                      ? denseGemm(engine, Trans::No, Trans::No, sh.m, sh.k,
+                                  sh.n, g, sh.n, r, sh.k, dl, sh.k, false, bf16,
+                                  sh.batch, sy, sr, sl)
+                      : denseGemm(engine, Trans::No, Trans::Yes, sh.m, sh.k,
+                                  sh.n, g, sh.n, r, sh.n, dl, sh.k, false, bf16,
+                                  sh.batch, sy, sr, sl);
+        if (e)
+          return e;
+        e = sh.transposeRhs ? denseGemm(engine, Trans::Yes, Trans::No, sh.n,
+                                        sh.k, sh.m, g, sh.n, l, sh.k, dr, sh.k,
+                                        false, bf16, sh.batch, sy, sl, sr)
+                            : denseGemm(engine, Trans::Yes, Trans::No, sh.k,
+                                        sh.n, sh.m, l, sh.k, g, sh.n, dr, sh.n,
+                                        false, bf16, sh.batch, sl, sy, sr);
+        if (e)
+          return e;
+        if (bf16 && bf16Out) {
+          roundToBF16(dl, nl);
+          roundToBF16(dr, nr);
+        }
+        return Error::success();
+      }
+    }
     if (bf16) {
       std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr),
                      rdy = roundedCopy(dy, ny);
@@ -2910,6 +3053,16 @@ void CpuExecutor<T>::setScaledGemmEngine(cpu::ScaledGemmEngine *engine) {
 template <typename T>
 cpu::ScaledGemmEngine *CpuExecutor<T>::getScaledGemmEngine() const {
   return state->gemmEngine;
+}
+
+template <typename T>
+void CpuExecutor<T>::setDenseGemmEngine(cpu::DenseGemmEngine *engine) {
+  state->denseEngine = engine;
+}
+
+template <typename T>
+cpu::DenseGemmEngine *CpuExecutor<T>::getDenseGemmEngine() const {
+  return state->denseEngine;
 }
 
 template <typename T>

@@ -719,8 +719,9 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
     if (!e)
       return e.takeError();
-    // Every rank's FP8 GEMMs go where the master's go.
+    // Every rank's GEMMs go where the master's go.
     e->setScaledGemmEngine(master.getScaledGemmEngine());
+    e->setDenseGemmEngine(master.getDenseGemmEngine());
     impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*e)));
     impl->ranks.push_back(impl->owned.back().get());
   }
@@ -850,6 +851,13 @@ void PipelineRunner<T>::setScaledGemmEngine(int64_t rank,
                                             cpu::ScaledGemmEngine *engine) {
   assert(rank >= 0 && rank < getNumRanks() && "no such rank");
   impl->ranks[size_t(rank)]->setScaledGemmEngine(engine);
+}
+
+template <typename T>
+void PipelineRunner<T>::setDenseGemmEngine(int64_t rank,
+                                           cpu::DenseGemmEngine *engine) {
+  assert(rank >= 0 && rank < getNumRanks() && "no such rank");
+  impl->ranks[size_t(rank)]->setDenseGemmEngine(engine);
 }
 
 template <typename T>

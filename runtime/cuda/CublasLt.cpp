@@ -18,6 +18,7 @@ struct CublasLt::Api {
   decltype(&::cublasLtMatmulDescSetAttribute) descSet = nullptr;
   decltype(&::cublasLtMatrixLayoutCreate) layoutCreate = nullptr;
   decltype(&::cublasLtMatrixLayoutDestroy) layoutDestroy = nullptr;
+  decltype(&::cublasLtMatrixLayoutSetAttribute) layoutSet = nullptr;
   decltype(&::cublasLtMatmulPreferenceCreate) prefCreate = nullptr;
   decltype(&::cublasLtMatmulPreferenceDestroy) prefDestroy = nullptr;
   decltype(&::cublasLtMatmulPreferenceSetAttribute) prefSet = nullptr;
@@ -69,6 +70,7 @@ CublasLt::load(const Context &context) {
   bind(a.descSet, "cublasLtMatmulDescSetAttribute");
   bind(a.layoutCreate, "cublasLtMatrixLayoutCreate");
   bind(a.layoutDestroy, "cublasLtMatrixLayoutDestroy");
+  bind(a.layoutSet, "cublasLtMatrixLayoutSetAttribute");
   bind(a.prefCreate, "cublasLtMatmulPreferenceCreate");
   bind(a.prefDestroy, "cublasLtMatmulPreferenceDestroy");
   bind(a.prefSet, "cublasLtMatmulPreferenceSetAttribute");
@@ -94,9 +96,9 @@ CublasLt::~CublasLt() {
 }
 
 CublasLt::Plan::Plan(Plan &&other)
-    : lt(other.lt), gemm(other.gemm), desc(other.desc),
-      layoutA(other.layoutA), layoutB(other.layoutB), layoutD(other.layoutD),
-      algo(other.algo) {
+    : lt(other.lt), gemm(other.gemm), desc(other.desc), layoutA(other.layoutA),
+      layoutB(other.layoutB), layoutD(other.layoutD), algo(other.algo),
+      beta(other.beta) {
   other.lt = nullptr;
 }
 
@@ -169,10 +171,83 @@ llvm::Expected<CublasLt::Plan> CublasLt::plan(const CublasGemm &gemm) const {
                 "cublasLtMatrixLayoutCreate", what))
     return std::move(e);
 
+  if (llvm::Error e = pickAlgorithm(p, what))
+    return std::move(e);
+  return std::move(p);
+}
+
+llvm::Expected<CublasLt::Plan> CublasLt::plan(const CublasDenseGemm &g) const {
+  const Api &a = *api;
+  std::string what =
+      llvm::formatv("the cuBLASLt {0} GEMM M={1} N={2} K={3}{4}{5}{6}",
+                    g.bf16 ? "BF16" : "FP32", g.m, g.n, g.k,
+                    g.batch > 1 ? " x" + std::to_string(g.batch) : "",
+                    g.transA ? " A^T" : "", g.transB ? " B^T" : "")
+          .str();
+  Plan p;
+  p.lt = this;
+  // run() passes our B as cuBLASLt's A and our A as its B, as for the
+  // peers: row-major D = op(A) op(B) is column-major D^T = op(B)^T op(A)^T,
+  // and a row-major matrix is its transpose in column-major, so each
+  // operand keeps its own transpose flag.
+  p.gemm.a = g.a;
+  p.gemm.b = g.b;
+  p.gemm.d = g.d;
+  p.beta = g.accumulate ? 1.0f : 0.0f;
+  if (llvm::Error e =
+          check(a.descCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                "cublasLtMatmulDescCreate", what))
+    return std::move(e);
+  cublasOperation_t opB = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opA = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (llvm::Error e = check(
+          a.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)),
+          "cublasLtMatmulDescSetAttribute", what))
+    return std::move(e);
+  if (llvm::Error e = check(
+          a.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)),
+          "cublasLtMatmulDescSetAttribute", what))
+    return std::move(e);
+  cudaDataType_t in = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  // Column-major rows x cols of each stored operand.
+  auto layout = [&](cublasLtMatrixLayout_t &l, cudaDataType_t type,
+                    int64_t rows, int64_t cols, int64_t ld,
+                    int64_t stride) -> llvm::Error {
+    if (llvm::Error e = check(a.layoutCreate(&l, type, rows, cols, ld),
+                              "cublasLtMatrixLayoutCreate", what))
+      return e;
+    if (g.batch == 1)
+      return llvm::Error::success();
+    int32_t count = int32_t(g.batch);
+    if (llvm::Error e = check(a.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                          &count, sizeof(count)),
+                              "cublasLtMatrixLayoutSetAttribute", what))
+      return e;
+    return check(a.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                             &stride, sizeof(stride)),
+                 "cublasLtMatrixLayoutSetAttribute", what);
+  };
+  // Our B: [K, N] row-major is N x K column-major; [N, K] (transposed) is
+  // K x N. Likewise our A, and D [M, N] is N x M.
+  if (llvm::Error e = layout(p.layoutA, in, g.transB ? g.k : g.n,
+                             g.transB ? g.n : g.k, g.ldb, g.strideB))
+    return std::move(e);
+  if (llvm::Error e = layout(p.layoutB, in, g.transA ? g.m : g.k,
+                             g.transA ? g.k : g.m, g.lda, g.strideA))
+    return std::move(e);
+  if (llvm::Error e = layout(p.layoutD, CUDA_R_32F, g.n, g.m, g.ldd, g.strideD))
+    return std::move(e);
+  if (llvm::Error e = pickAlgorithm(p, what))
+    return std::move(e);
+  return std::move(p);
+}
+
+llvm::Error CublasLt::pickAlgorithm(Plan &p, const std::string &what) const {
+  const Api &a = *api;
   cublasLtMatmulPreference_t pref = nullptr;
   if (llvm::Error e = check(a.prefCreate(&pref), "cublasLtMatmulPreferenceCreate",
                             what))
-    return std::move(e);
+    return e;
   size_t wsBytes = kWorkspaceBytes;
   cublasStatus_t status =
       a.prefSet(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsBytes,
@@ -184,15 +259,15 @@ llvm::Expected<CublasLt::Plan> CublasLt::plan(const CublasGemm &gemm) const {
                          p.layoutD, pref, 1, &result, &found);
   a.prefDestroy(pref);
   if (llvm::Error e = check(status, "cublasLtMatmulAlgoGetHeuristic", what))
-    return std::move(e);
+    return e;
   if (found == 0)
     return llvm::createStringError(what + ": cuBLASLt has no algorithm for it");
   p.algo = result.algo;
-  return std::move(p);
+  return llvm::Error::success();
 }
 
 llvm::Error CublasLt::run(const Plan &p, CUstream stream) const {
-  float alpha = 1.0f, beta = 0.0f;
+  float alpha = 1.0f, beta = p.beta;
   const CublasGemm &g = p.gemm;
   return check(api->matmul(handle, p.desc, &alpha,
                            reinterpret_cast<const void *>(g.b), p.layoutA,

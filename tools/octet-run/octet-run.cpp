@@ -18,6 +18,7 @@
 #include "octet/Runtime/PipelineRunner.h"
 #include "octet/Runtime/Program.h"
 #ifdef OCTET_HAVE_CUDA
+#include "octet/Runtime/CudaDenseGemmEngine.h"
 #include "octet/Runtime/CudaGemmEngine.h"
 #endif
 
@@ -58,7 +59,8 @@ cl::opt<std::string> device(
     "device",
     cl::desc("cpu, cuda or auto (the CPU, until the CUDA backend runs whole "
              "steps). cuda: the FP8 linears' GEMMs run on the GPU with the "
-             "generated kernels, the rest of the step on the CPU"),
+             "generated kernels, the BF16/FP32 GEMMs with cuBLASLt (where it "
+             "loads), the rest of the step on the CPU"),
     cl::init("auto"), cl::cat(category));
 cl::opt<std::string> kernelsPath(
     "kernels",
@@ -77,8 +79,9 @@ cl::opt<bool> emulateKernels(
     "emulate-gemm-kernels",
     cl::desc("With --device cpu: compute the FP8 linears' GEMMs from their "
              "operands packed as the GPU kernels take them, as the kernels "
-             "compute them (checks the CUDA path's host side without a GPU; "
-             "slower)"),
+             "compute them, and the BF16/FP32 GEMMs from the descriptions "
+             "the cuBLASLt engine takes, checked (the CUDA path's host side "
+             "without a GPU; slower)"),
     cl::cat(category));
 cl::opt<uint64_t> seed("seed",
                        cl::desc("Seed of initialisation and data "
@@ -536,8 +539,12 @@ void printMemory(const Program &program) {
 /// every rank.
 struct GemmEngines {
   std::vector<std::unique_ptr<KernelEmulationEngine>> emulation;
+  /// The BF16/FP32 GEMMs' descriptions checked, computed on the CPU.
+  std::vector<std::unique_ptr<octet::cpu::CheckedDenseGemmEngine>> checkedDense;
 #ifdef OCTET_HAVE_CUDA
   std::vector<std::unique_ptr<cuda::CudaGemmEngine>> gpu;
+  /// cuBLASLt's; empty where it could not be loaded.
+  std::vector<std::unique_ptr<cuda::CudaDenseGemmEngine>> gpuDense;
 #endif
   octet::cpu::ScaledGemmEngine *get() const {
 #ifdef OCTET_HAVE_CUDA
@@ -545,6 +552,13 @@ struct GemmEngines {
       return gpu.front().get();
 #endif
     return emulation.empty() ? nullptr : emulation.front().get();
+  }
+  octet::cpu::DenseGemmEngine *getDense() const {
+#ifdef OCTET_HAVE_CUDA
+    if (!gpuDense.empty())
+      return gpuDense.front().get();
+#endif
+    return checkedDense.empty() ? nullptr : checkedDense.front().get();
   }
 };
 
@@ -556,8 +570,11 @@ int64_t programRanks(const Program &program) {
 
 GemmEngines makeGemmEngines() {
   GemmEngines engines;
-  if (emulateKernels)
+  if (emulateKernels) {
     engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
+    engines.checkedDense.push_back(
+        std::make_unique<octet::cpu::CheckedDenseGemmEngine>());
+  }
   if (device != "cuda")
     return engines;
 #ifdef OCTET_HAVE_CUDA
@@ -576,6 +593,19 @@ GemmEngines makeGemmEngines() {
                       engine.getLibrary().origin,
                       engine.getLibrary().kernels.size());
   }
+  // The BF16/FP32 GEMMs go to cuBLASLt where it loads (it ships with the
+  // CUDA toolkit, not the driver); otherwise they stay here, and say so.
+  llvm::Expected<std::unique_ptr<cuda::CudaDenseGemmEngine>> dense =
+      cuda::CudaDenseGemmEngine::create();
+  if (dense) {
+    engines.gpuDense.push_back(std::move(*dense));
+    if (!quiet)
+      errs() << "octet-run: BF16/FP32 GEMMs on the GPU with cuBLASLt\n";
+  } else {
+    std::string why = toString(dense.takeError());
+    if (!quiet)
+      errs() << "octet-run: BF16/FP32 GEMMs on the CPU: " << why << "\n";
+  }
 #else
   fail("--device cuda: this octet-run was built without the CUDA toolkit; "
        "rebuild where CUDA 13 is installed, or use --device cpu");
@@ -593,6 +623,9 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
     for (int64_t r = 1; r < n; ++r) {
       engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
       ranks.setScaledGemmEngine(r, engines.emulation.back().get());
+      engines.checkedDense.push_back(
+          std::make_unique<octet::cpu::CheckedDenseGemmEngine>());
+      ranks.setDenseGemmEngine(r, engines.checkedDense.back().get());
     }
 #ifdef OCTET_HAVE_CUDA
   if (engines.gpu.empty())
@@ -612,6 +645,15 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
                       ordinal)
                   .str()));
     ranks.setScaledGemmEngine(r, engines.gpu.back().get());
+    if (!engines.gpuDense.empty()) {
+      engines.gpuDense.push_back(
+          check(cuda::CudaDenseGemmEngine::create(ordinal),
+                formatv("--device cuda: the cuBLASLt engine of rank {0} "
+                        "(GPU {1})",
+                        r, ordinal)
+                    .str()));
+      ranks.setDenseGemmEngine(r, engines.gpuDense.back().get());
+    }
   }
   if (!quiet)
     errs() << formatv("octet-run: each rank's FP8 GEMMs on its own stream, "
@@ -640,6 +682,12 @@ void reportGemmEngines(const GemmEngines &engines) {
                       block, row);
     if (engines.emulation.size() > 1)
       outs() << "  per rank: " << perRank << "\n";
+    int64_t dense = 0;
+    for (const auto &e : engines.checkedDense)
+      dense += e->getCount();
+    outs() << formatv("BF16/FP32 GEMMs checked as the cuBLASLt engine takes "
+                      "them: {0}\n",
+                      dense);
   }
 #ifdef OCTET_HAVE_CUDA
   if (engines.gpu.empty())
@@ -664,6 +712,20 @@ void reportGemmEngines(const GemmEngines &engines) {
     outs() << "  per rank: " << perRank << "\n";
   for (const auto &[name, n] : st.launches)
     outs() << formatv("  {0}: {1}\n", name, n);
+  if (engines.gpuDense.empty())
+    return;
+  cuda::CudaDenseGemmEngine::Stats dense;
+  for (const auto &e : engines.gpuDense) {
+    cuda::CudaDenseGemmEngine::Stats one = e->getStats();
+    dense.gemms += one.gemms;
+    dense.flops += one.flops;
+    dense.seconds += one.seconds;
+  }
+  outs() << formatv("BF16/FP32 GEMMs with cuBLASLt: {0}, {1:f1} ms "
+                    "({2:f1} TFLOP/s)\n",
+                    dense.gemms, dense.seconds * 1e3,
+                    dense.seconds > 0 ? dense.flops / dense.seconds * 1e-12
+                                      : 0.0);
 #endif
 }
 
@@ -687,6 +749,7 @@ int runTraining(const Program &program, StringRef digest) {
   auto exec = check(CpuExecutor<float>::create(program));
   GemmEngines engines = makeGemmEngines();
   exec.setScaledGemmEngine(engines.get());
+  exec.setDenseGemmEngine(engines.getDense());
   DataLoader loader = makeLoader(s);
   uint64_t firstStep = 1;
 

@@ -44,6 +44,7 @@
 
 namespace octet::cpu {
 class ScaledGemmEngine;
+class DenseGemmEngine;
 } // namespace octet::cpu
 
 namespace octet::runtime {
@@ -202,6 +203,13 @@ public:
   /// computes FP8 linears.
   void setScaledGemmEngine(cpu::ScaledGemmEngine *engine);
   cpu::ScaledGemmEngine *getScaledGemmEngine() const;
+
+  /// Runs the GEMMs of the BF16 and FP32 linears and batched products
+  /// (forward and backward) on `engine` (same lifetime rule); null runs
+  /// them here. Fused ops (attention, the MoE gate) and the grouped
+  /// linears outside FP8 keep theirs. Only the float executor uses it.
+  void setDenseGemmEngine(cpu::DenseGemmEngine *engine);
+  cpu::DenseGemmEngine *getDenseGemmEngine() const;
 
   struct State;
 

@@ -5,8 +5,10 @@
 // time (libcublasLt.so.13, or the path in OCTET_CUBLASLT), so nothing links
 // it and a machine without it gets a clear error.
 //
-// Every problem is row-major D[M, N] = A[M, K] . B[N, K]^T, both operands
-// K-major, BF16 output (cuBLASLt's column-major D^T = B . A^T).
+// The peers' problems are row-major D[M, N] = A[M, K] . B[N, K]^T, both
+// operands K-major, BF16 output (cuBLASLt's column-major D^T = B . A^T);
+// the runtime's dense GEMMs (CublasDenseGemm) take any layout, batched,
+// with FP32 output.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,6 +40,20 @@ struct CublasGemm {
   int64_t m = 0, n = 0, k = 0;
 };
 
+/// A row-major dense GEMM with FP32 accumulation and FP32 output, as
+/// cpu::DenseGemm describes one (device pointers, leading dimensions and
+/// batch strides in elements): for b < batch, D_b = beta D_b + op(A_b)
+/// op(B_b), beta 1 when accumulating.
+struct CublasDenseGemm {
+  bool bf16 = false; ///< BF16 operands; FP32 otherwise (no TF32).
+  bool transA = false, transB = false;
+  CUdeviceptr a = 0, b = 0, d = 0;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldd = 0;
+  int64_t strideA = 0, strideB = 0, strideD = 0, batch = 1;
+  bool accumulate = false;
+};
+
 class CublasLt {
 public:
   static llvm::Expected<std::unique_ptr<CublasLt>> load(const Context &context);
@@ -60,9 +76,11 @@ public:
     cublasLtMatrixLayout_t layoutA = nullptr, layoutB = nullptr,
                            layoutD = nullptr;
     cublasLtMatmulAlgo_t algo;
+    float beta = 0;
   };
 
   llvm::Expected<Plan> plan(const CublasGemm &gemm) const;
+  llvm::Expected<Plan> plan(const CublasDenseGemm &gemm) const;
   llvm::Error run(const Plan &plan, CUstream stream) const;
 
 private:
@@ -70,6 +88,8 @@ private:
   CublasLt() = default;
   llvm::Error check(cublasStatus_t status, llvm::StringRef call,
                     const llvm::Twine &what) const;
+  /// The heuristic's first algorithm for p's descriptors.
+  llvm::Error pickAlgorithm(Plan &p, const std::string &what) const;
 
   const Context *context = nullptr;
   std::unique_ptr<Api> api;

@@ -131,6 +131,8 @@ public:
   /// each rank its own engine, so that on a GPU every rank has its own
   /// stream (octet-run --virtual-ranks). The engine must outlive the runner.
   void setScaledGemmEngine(int64_t rank, cpu::ScaledGemmEngine *engine);
+  /// The same for the BF16 and FP32 GEMMs.
+  void setDenseGemmEngine(int64_t rank, cpu::DenseGemmEngine *engine);
 
   /// Copies the master's weights and AdamW moments to every rank.
   void broadcast();

@@ -14,6 +14,7 @@
 #include "octet/Numerics/ScaledGemm.h"
 #include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/CpuExecutor.h"
+#include "octet/Runtime/DenseGemmEngine.h"
 #include "octet/Runtime/FP8Linear.h"
 
 #include <algorithm>
@@ -855,6 +856,134 @@ std::vector<Exec::Output> runOne(const std::string &program,
   Exec exec = make<float>(program);
   run(exec, "f", args);
   return run(exec, "f", args);
+}
+
+/// Counts the dense GEMMs and computes them with the reference, after
+/// checking the BF16 promise; or fails them all.
+class CountingDenseEngine : public DenseGemmEngine {
+public:
+  explicit CountingDenseEngine(bool fail = false) : fail(fail) {}
+  llvm::Error gemm(const DenseGemm &g) override {
+    ++calls;
+    bf16 += g.bf16Inputs;
+    if (fail)
+      return llvm::createStringError("cuBLASLt is on strike");
+    return checked.gemm(g);
+  }
+  int calls = 0, bf16 = 0;
+
+private:
+  CheckedDenseGemmEngine checked;
+  bool fail;
+};
+
+// The BF16 and FP32 linears (bias included) and batched products, forward
+// and backward, through a DenseGemmEngine: the executor's descriptions of
+// them (layouts, leading dimensions, batch strides, accumulation) give the
+// CPU's results bit for bit, one engine call per product. A transposed
+// operand or a wrong stride would change the values (random inputs, no
+// square shapes). An engine's failure names the instruction.
+TEST(ExecutorTest, DenseGemmsRunOnTheEngine) {
+  const char *precisions[] = {R"({"format": "f32"})",
+                              R"({"format": "bf16", "out": "f32"})",
+                              R"({"format": "bf16", "out": "bf16"})"};
+  for (const char *precision : precisions) {
+    SCOPED_TRACE(precision);
+    bool bf16 = std::string(precision).find("bf16") != std::string::npos;
+    std::string attrs = std::string(R"({"precision": )") + precision + "}";
+    auto compare = [&](const std::string &program, llvm::ArrayRef<Arg> args,
+                       int expectedCalls) {
+      Exec plain = make<float>(program), routed = make<float>(program);
+      CountingDenseEngine engine;
+      routed.setDenseGemmEngine(&engine);
+      EXPECT_EQ(routed.getDenseGemmEngine(), &engine);
+      auto a = run(plain, "f", args), b = run(routed, "f", args);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_TRUE(bitIdentical(a[i].values, b[i].values)) << "result " << i;
+      EXPECT_EQ(engine.calls, expectedCalls);
+      EXPECT_EQ(engine.bf16, bf16 ? expectedCalls : 0);
+    };
+    int64_t n = 5, k = 7;
+    std::vector<float> x = randomT<float>(2 * 3 * k, 61),
+                       w = randomT<float>(n * k, 62),
+                       bias = randomT<float>(n, 63),
+                       dy = randomT<float>(2 * 3 * n, 64);
+    compare(oneOp("octet.linear", {f32({2, 3, k}), f32({n, k}), f32({n})},
+                  {f32({2, 3, n})}, attrs),
+            {x, w, bias}, 1);
+    compare(oneOp("octet.linear_dgrad", {f32({2, 3, n}), f32({n, k})},
+                  {f32({2, 3, k})}, attrs),
+            {dy, w}, 1);
+    compare(oneOp("octet.linear_wgrad", {f32({2, 3, n}), f32({2, 3, k})},
+                  {f32({n, k})}, attrs),
+            {dy, x}, 1);
+    for (bool transpose : {false, true}) {
+      SCOPED_TRACE(transpose);
+      std::vector<float> l = randomT<float>(2 * 3 * 5 * 4, 65),
+                         r = randomT<float>(2 * 3 * 4 * 6, 66),
+                         g = randomT<float>(2 * 3 * 5 * 6, 67);
+      TensorSpec rs = transpose ? f32({2, 3, 6, 4}) : f32({2, 3, 4, 6});
+      std::string bmAttrs = std::string(R"({"precision": )") + precision +
+                            (transpose ? R"(, "transpose_rhs": true})" : "}");
+      compare(oneOp("octet.batch_matmul", {f32({2, 3, 5, 4}), rs},
+                    {f32({2, 3, 5, 6})}, bmAttrs),
+              {l, r}, 1);
+      compare(oneOp("octet.batch_matmul_grad",
+                    {f32({2, 3, 5, 4}), rs, f32({2, 3, 5, 6})},
+                    {f32({2, 3, 5, 4}), rs}, bmAttrs),
+              {l, r, g}, 2);
+    }
+  }
+
+  CountingDenseEngine broken(/*fail=*/true);
+  Exec exec = make<float>(
+      oneOp("octet.linear", {f32({3, 4}), f32({2, 4})}, {f32({3, 2})}));
+  exec.setDenseGemmEngine(&broken);
+  std::vector<float> x = randomT<float>(12, 68), w = randomT<float>(8, 69);
+  auto out = exec.run("f", {Arg(x), Arg(w)});
+  ASSERT_FALSE(bool(out));
+  EXPECT_CONTAINS(llvm::toString(out.takeError()),
+                  "function 'f', instruction 0 (octet.linear): cuBLASLt is "
+                  "on strike");
+}
+
+// What a GPU engine relies on when it converts a BF16 GEMM's operands: the
+// check names the first element that is not a BF16 value, in the elements
+// op(A) and op(B) read (a transposed operand's included).
+TEST(ExecutorTest, BF16GemmInputsAreChecked) {
+  std::vector<float> a(2 * 3 * 4), b(2 * 4 * 5);
+  for (size_t i = 0; i < a.size(); ++i)
+    a[i] = numerics::roundToBF16(0.37f * float(i) - 3.0f);
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = numerics::roundToBF16(1.0f - 0.11f * float(i));
+  std::vector<float> c(2 * 3 * 5);
+  DenseGemm g;
+  g.transB = numerics::Trans::Yes; // B stored [5, 4]
+  g.m = 3;
+  g.n = 5;
+  g.k = 4;
+  g.a = a.data();
+  g.lda = 4;
+  g.strideA = 12;
+  g.b = b.data();
+  g.ldb = 4;
+  g.strideB = 20;
+  g.c = c.data();
+  g.ldc = 5;
+  g.strideC = 15;
+  g.batch = 2;
+  g.bf16Inputs = true;
+  EXPECT_FALSE(bool(checkBF16Inputs(g)));
+  CheckedDenseGemmEngine engine;
+  EXPECT_FALSE(bool(engine.gemm(g)));
+  EXPECT_EQ(engine.getCount(), 1);
+  b[20 + 2 * 4 + 3] += 1e-3f; // batch 1, row 2, column 3 of stored B
+  llvm::Error e = checkBF16Inputs(g);
+  ASSERT_TRUE(bool(e));
+  EXPECT_CONTAINS(llvm::toString(std::move(e)), "B[1][2][3]");
+  g.bf16Inputs = false; // an FP32 GEMM takes any value
+  EXPECT_FALSE(bool(checkBF16Inputs(g)));
 }
 
 TEST(ExecutorOpsTest, DenseOps) {

@@ -1,0 +1,196 @@
+//===- CudaDenseGemmEngine.cpp - BF16 and FP32 GEMMs with cuBLASLt --------===//
+
+#include "octet/Runtime/CudaDenseGemmEngine.h"
+
+#include "octet/Numerics/BFloat16.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <algorithm>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+
+CudaDenseGemmEngine::CudaDenseGemmEngine(Context context)
+    : context(std::move(context)) {}
+
+CudaDenseGemmEngine::~CudaDenseGemmEngine() {
+  // Nothing is in flight: every GEMM waits for its result.
+  if (llvm::Error e = context.makeCurrent())
+    llvm::consumeError(std::move(e));
+  plans.clear(); // before cuBLASLt goes
+  lt.reset();
+  const DriverApi &api = context.api();
+  if (start)
+    api.eventDestroy(start);
+  if (stop)
+    api.eventDestroy(stop);
+  if (stream)
+    api.streamDestroy(stream);
+}
+
+llvm::Expected<std::unique_ptr<CudaDenseGemmEngine>>
+CudaDenseGemmEngine::create(int ordinal) {
+  llvm::Expected<Context> ctx = Context::create(ordinal);
+  if (!ctx)
+    return ctx.takeError();
+  std::unique_ptr<CudaDenseGemmEngine> engine(
+      new CudaDenseGemmEngine(std::move(*ctx)));
+  llvm::Expected<std::unique_ptr<CublasLt>> lt =
+      CublasLt::load(engine->context);
+  if (!lt)
+    return lt.takeError();
+  engine->lt = std::move(*lt);
+  const DriverApi &api = engine->context.api();
+  if (llvm::Error e =
+          api.check(api.streamCreate(&engine->stream, 0), "cuStreamCreate",
+                    "creating the cuBLASLt stream"))
+    return std::move(e);
+  for (CUevent *event : {&engine->start, &engine->stop})
+    if (llvm::Error e =
+            api.check(api.eventCreate(event, CU_EVENT_DEFAULT), "cuEventCreate",
+                      "creating the cuBLASLt timing events"))
+      return std::move(e);
+  return std::move(engine);
+}
+
+llvm::Error CudaDenseGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
+                                         const llvm::Twine &what) {
+  if (buffer.get() && buffer.size() >= bytes)
+    return llvm::Error::success();
+  plans.clear(); // they point into the buffers
+  buffer = DeviceBuffer();
+  llvm::Expected<DeviceBuffer> grown =
+      context.allocate(std::max(bytes, bytes / 2 * 3), what);
+  if (!grown)
+    return grown.takeError();
+  buffer = std::move(*grown);
+  return llvm::Error::success();
+}
+
+/// Elements from an operand's first to its last: batch matrices of rows x
+/// cols, rows `ld` apart, matrices `stride` apart.
+static int64_t span(int64_t batch, int64_t stride, int64_t rows, int64_t cols,
+                    int64_t ld) {
+  return (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
+llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
+  bool ta = g.transA == numerics::Trans::Yes;
+  bool tb = g.transB == numerics::Trans::Yes;
+  std::string what =
+      llvm::formatv("the {0} GEMM M={1} N={2} K={3}",
+                    g.bf16Inputs ? "BF16" : "FP32", g.m, g.n, g.k)
+          .str();
+  if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 0)
+    return llvm::createStringError(what + ": negative size");
+  if (g.m == 0 || g.n == 0 || g.batch == 0)
+    return llvm::Error::success();
+  if (g.k == 0) {
+    // An empty sum: cuBLASLt refuses K = 0; C keeps its value or becomes 0.
+    if (!g.accumulate)
+      for (int64_t b = 0; b < g.batch; ++b)
+        for (int64_t i = 0; i < g.m; ++i)
+          std::fill_n(g.c + b * g.strideC + i * g.ldc, g.n, 0.0f);
+    return llvm::Error::success();
+  }
+  int64_t rowsA = ta ? g.k : g.m, colsA = ta ? g.m : g.k;
+  int64_t rowsB = tb ? g.n : g.k, colsB = tb ? g.k : g.n;
+  int64_t spanA = span(g.batch, g.strideA, rowsA, colsA, g.lda);
+  int64_t spanB = span(g.batch, g.strideB, rowsB, colsB, g.ldb);
+  int64_t spanC = span(g.batch, g.strideC, g.m, g.n, g.ldc);
+  if (g.lda < colsA || g.ldb < colsB || g.ldc < g.n)
+    return llvm::createStringError(what + ": a leading dimension is shorter "
+                                          "than its rows");
+  size_t element = g.bf16Inputs ? 2 : 4;
+
+  std::lock_guard<std::mutex> lock(mutex);
+  if (llvm::Error e = context.makeCurrent())
+    return e;
+  auto put = [&](DeviceBuffer &to, const float *from, int64_t count,
+                 const char *name) -> llvm::Error {
+    std::string label = std::string(name) + " of " + what;
+    if (llvm::Error e = reserve(to, size_t(count) * element, label))
+      return e;
+    if (!g.bf16Inputs)
+      return context.upload(to, from, size_t(count) * 4, label);
+    // Exact: the executor rounded these values to BF16.
+    staging.resize(size_t(count));
+    for (int64_t i = 0; i < count; ++i)
+      staging[size_t(i)] = numerics::floatToBF16(from[i]);
+    return context.upload(to, staging.data(), size_t(count) * 2, label);
+  };
+  if (llvm::Error e = put(a, g.a, spanA, "A"))
+    return e;
+  if (llvm::Error e = put(b, g.b, spanB, "B"))
+    return e;
+  if (llvm::Error e = reserve(d, size_t(spanC) * 4, "C of " + what))
+    return e;
+  // C goes up when it is added to, or when its span has gaps (rows or
+  // matrices apart), which the download below writes back as they were.
+  bool gaps = g.ldc != g.n || (g.batch > 1 && g.strideC != g.m * g.ldc);
+  if (g.accumulate || gaps)
+    if (llvm::Error e =
+            context.upload(d, g.c, size_t(spanC) * 4, "C of " + what))
+      return e;
+
+  std::vector<int64_t> key = {g.bf16Inputs, ta,          tb,        g.m,
+                              g.n,          g.k,         g.lda,     g.ldb,
+                              g.ldc,        g.strideA,   g.strideB, g.strideC,
+                              g.batch,      g.accumulate};
+  auto plan = plans.find(key);
+  if (plan == plans.end()) {
+    CublasDenseGemm desc;
+    desc.bf16 = g.bf16Inputs;
+    desc.transA = ta;
+    desc.transB = tb;
+    desc.a = a.get();
+    desc.b = b.get();
+    desc.d = d.get();
+    desc.m = g.m;
+    desc.n = g.n;
+    desc.k = g.k;
+    desc.lda = g.lda;
+    desc.ldb = g.ldb;
+    desc.ldd = g.ldc;
+    desc.strideA = g.strideA;
+    desc.strideB = g.strideB;
+    desc.strideD = g.strideC;
+    desc.batch = g.batch;
+    desc.accumulate = g.accumulate;
+    llvm::Expected<CublasLt::Plan> made = lt->plan(desc);
+    if (!made)
+      return made.takeError();
+    plan = plans.emplace(key, std::move(*made)).first;
+  }
+  const DriverApi &api = context.api();
+  if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
+                                "timing " + what))
+    return e;
+  if (llvm::Error e = lt->run(plan->second, stream))
+    return llvm::createStringError(what + ": " + llvm::toString(std::move(e)));
+  if (llvm::Error e = api.check(api.eventRecord(stop, stream), "cuEventRecord",
+                                "timing " + what))
+    return e;
+  if (llvm::Error e = api.check(api.streamSynchronize(stream),
+                                "cuStreamSynchronize", "running " + what))
+    return e;
+  float ms = 0;
+  if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
+                                "cuEventElapsedTime", "timing " + what))
+    return e;
+  if (llvm::Error e =
+          context.download(g.c, d, size_t(spanC) * 4, "C of " + what))
+    return e;
+  ++stats.gemms;
+  stats.flops +=
+      2.0 * double(g.m) * double(g.n) * double(g.k) * double(g.batch);
+  stats.seconds += ms * 1e-3;
+  return llvm::Error::success();
+}
+
+CudaDenseGemmEngine::Stats CudaDenseGemmEngine::getStats() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return stats;
+}

@@ -1,0 +1,129 @@
+//===- CudaDenseGemmEngineTest.cpp - BF16 and FP32 GEMMs with cuBLASLt ----===//
+//
+// The engine octet-run --device cuda gives the GEMMs the recipe keeps in BF16
+// or FP32. On a GPU with cuBLASLt: every layout the executor describes
+// (either operand transposed), batched with strides, accumulating, with
+// gaps between C's rows, FP32 and BF16 operands, against the CPU's
+// numerics::gemm on random data: 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-10 (the
+// two sum in different orders in FP32; BF16 products are exact in FP32),
+// and the gaps keep their values. K = 0 gives zeros, or C unchanged when
+// accumulating. Skipped, with the reason, without a GPU or cuBLASLt.
+//
+//===----------------------------------------------------------------------===//
+
+#include "octet/Runtime/CudaDenseGemmEngine.h"
+#include "octet/Runtime/GemmOperands.h"
+
+#include "octet/Numerics/BFloat16.h"
+
+#include "gtest/gtest.h"
+
+#include <random>
+
+using namespace octet;
+using namespace octet::runtime;
+using namespace octet::runtime::cuda;
+
+namespace {
+
+std::vector<float> randomVector(int64_t n, unsigned seed, bool bf16) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float &x : v)
+    x = bf16 ? numerics::roundToBF16(normal(rng)) : normal(rng);
+  return v;
+}
+
+class CudaDenseGemmEngineTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    llvm::Expected<std::unique_ptr<CudaDenseGemmEngine>> e =
+        CudaDenseGemmEngine::create(0);
+    if (!e)
+      GTEST_SKIP() << "no GPU with cuBLASLt (OCTET_CUBLASLT names the "
+                      "library): "
+                   << llvm::toString(e.takeError());
+    engine = std::move(*e);
+  }
+  std::unique_ptr<CudaDenseGemmEngine> engine;
+};
+
+TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
+  using numerics::Trans;
+  int64_t gemms = 0;
+  unsigned seed = 1;
+  for (bool bf16 : {false, true})
+    for (Trans ta : {Trans::No, Trans::Yes})
+      for (Trans tb : {Trans::No, Trans::Yes})
+        for (int64_t batch : {1, 3})
+          for (bool accumulate : {false, true}) {
+            SCOPED_TRACE(testing::Message()
+                         << "bf16 " << bf16 << " A^T " << (ta == Trans::Yes)
+                         << " B^T " << (tb == Trans::Yes) << " batch " << batch
+                         << " accumulate " << accumulate);
+            const int64_t m = 37, n = 70, k = 129;
+            cpu::DenseGemm g;
+            g.transA = ta;
+            g.transB = tb;
+            g.m = m;
+            g.n = n;
+            g.k = k;
+            g.lda = ta == Trans::Yes ? m : k;
+            g.ldb = tb == Trans::Yes ? k : n;
+            g.ldc = n + 3; // gaps between C's rows
+            g.strideA = m * k;
+            g.strideB = k * n;
+            g.strideC = m * g.ldc + 5; // and between its matrices
+            g.batch = batch;
+            g.accumulate = accumulate;
+            g.bf16Inputs = bf16;
+            std::vector<float> a = randomVector(batch * m * k, seed++, bf16),
+                               b = randomVector(batch * k * n, seed++, bf16),
+                               c0 = randomVector(batch * g.strideC, seed++,
+                                                 false);
+            std::vector<float> cpu = c0, gpu = c0;
+            g.a = a.data();
+            g.b = b.data();
+            g.c = cpu.data();
+            cpu::runDenseGemm(g);
+            g.c = gpu.data();
+            llvm::Error e = engine->gemm(g);
+            ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+            ++gemms;
+            std::vector<float> x, y;
+            bool gapsKept = true;
+            for (int64_t bi = 0; bi < batch; ++bi)
+              for (int64_t i = 0; i < g.strideC; ++i) {
+                size_t at = size_t(bi * g.strideC + i);
+                if (i < m * g.ldc && i % g.ldc < n) {
+                  x.push_back(cpu[at]);
+                  y.push_back(gpu[at]);
+                } else if (gpu[at] != c0[at]) {
+                  gapsKept = false;
+                }
+              }
+            EXPECT_TRUE(gapsKept);
+            double diff = gemmDifference(x.data(), y.data(), x.size());
+            EXPECT_LT(diff, 1e-10);
+            EXPECT_FALSE(std::isnan(diff));
+          }
+  // K = 0: an empty sum.
+  std::vector<float> c = randomVector(6, 99, false), kept = c;
+  cpu::DenseGemm empty;
+  empty.m = 2;
+  empty.n = 3;
+  empty.lda = 0;
+  empty.ldb = 3;
+  empty.ldc = 3;
+  empty.c = c.data();
+  empty.accumulate = true;
+  ASSERT_FALSE(bool(engine->gemm(empty)));
+  EXPECT_EQ(c, kept);
+  empty.accumulate = false;
+  ASSERT_FALSE(bool(engine->gemm(empty)));
+  EXPECT_EQ(c, std::vector<float>(6, 0.0f));
+  EXPECT_EQ(engine->getStats().gemms, gemms);
+}
+
+} // namespace
