@@ -30,7 +30,10 @@ config.substitutions.append(("%expect-exit", "%s %s" % (
     sys.executable,
     os.path.join(config.octet_src_root, "test", "utils", "expect-exit.py"))))
 
-llvm_config.with_system_environment(["HOME", "TMPDIR", "TMP", "TEMP"])
+# OCTET_CUBLASLT names the cuBLASLt that --device cuda and the benchmarks
+# load (scripts/find-cublaslt.sh).
+llvm_config.with_system_environment(["HOME", "TMPDIR", "TMP", "TEMP",
+                                     "OCTET_CUBLASLT", "LD_LIBRARY_PATH"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.octet_tools_dir, config.llvm_tools_dir]

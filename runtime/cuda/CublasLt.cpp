@@ -46,6 +46,12 @@ CublasLt::load(const Context &context) {
   std::string path = env && *env ? env : "libcublasLt.so.13";
   std::string error;
   auto lib = llvm::sys::DynamicLibrary::getPermanentLibrary(path.c_str(), &error);
+  // The toolkit's own copy, where the loader's path does not reach it.
+  if (!lib.isValid() && !(env && *env)) {
+    std::string ignored;
+    lib = llvm::sys::DynamicLibrary::getPermanentLibrary(
+        "/usr/local/cuda/lib64/libcublasLt.so.13", &ignored);
+  }
   if (!lib.isValid())
     return llvm::createStringError(
         "cuBLASLt not available: cannot load %s (%s); put the CUDA 13 "
