@@ -1007,20 +1007,11 @@ auto InstructionCompiler<T>::compileGroupedLinear() -> Expected<Body> {
   auto compute = [=](const T *x, const T *wExperts, const int64_t *sizes,
                      int64_t rows, int64_t groups, T *y) -> Error {
     if constexpr (std::is_same_v<T, float>) {
-      if (prec.isFP8()) {
-        // Per expert, the FP8 linear of its rows.
-        int64_t row = 0;
-        for (int64_t e = 0; e < groups; ++e) {
-          if (sizes[e] > 0)
-            if (Error err = cpu::fp8LinearForward(
-                    x + row * k, wExperts + e * n * k, nullptr,
-                    {sizes[e], n, k}, prec.fp8Config(st->gemmEngine),
-                    y + row * n, nullptr))
-              return err;
-          row += sizes[e];
-        }
-        return Error::success();
-      }
+      if (prec.isFP8())
+        // Each expert's FP8 linear of its rows, the GEMMs at once.
+        return cpu::fp8GroupedLinearForward(
+            x, wExperts, llvm::ArrayRef<int64_t>(sizes, size_t(groups)), n, k,
+            prec.fp8Config(st->gemmEngine), y);
     }
     cpu::GroupedLinearShape shape{rows, n, k, groups};
     if (prec.format == Precision::BF16) {

@@ -88,6 +88,48 @@ llvm::Error octet::cpu::fp8LinearForward(const float *x, const float *w,
   return llvm::Error::success();
 }
 
+llvm::Error octet::cpu::fp8GroupedLinearForward(const float *x, const float *w,
+                                                llvm::ArrayRef<int64_t> sizes,
+                                                int64_t n, int64_t k,
+                                                const FP8LinearConfig &config,
+                                                float *y) {
+  int64_t experts = int64_t(sizes.size()), kp = roundUp(k), rows = 0;
+  for (int64_t s : sizes)
+    rows += s;
+  if (rows == 0)
+    return llvm::Error::success();
+  // 1x128 tiles are per row, and each expert's weights are a matrix of the
+  // batch: the scales are those of one fp8LinearForward per expert.
+  QuantizedTensor qx =
+      quantizeMatrix(padded(x, rows, k, rows, kp), rows, kp, config,
+                     Granularity::Tile1x128, config.inputRounding);
+  std::vector<float> wp(experts * n * kp, 0.0f);
+  for (int64_t r = 0; r < experts * n; ++r)
+    std::copy(w + r * k, w + (r + 1) * k, wp.begin() + r * kp);
+  QuantizedTensor qw = numerics::quantize(
+      wp.data(), experts, n, kp, config.format, Granularity::Block128x128,
+      numerics::ScaleRounding::FP32);
+  if (config.engine) {
+    if (llvm::Error e = config.engine->groupedScaledGemm(
+            qx, sizes, qw, config.promotionInterval, y))
+      return e;
+  } else {
+    int64_t row = 0;
+    for (int64_t e = 0; e < experts; ++e) {
+      if (sizes[e] > 0)
+        numerics::scaledGemm(rowsOf(qx, row, sizes[e]), 1, matrixOf(qw, e), 1,
+                             y + row * n, gemmOptions(config));
+      row += sizes[e];
+    }
+  }
+  // As fp8LinearForward adds its absent bias (0, which also makes -0 +0).
+  for (int64_t i = 0; i < rows * n; ++i) {
+    float v = y[i] + 0.0f;
+    y[i] = config.bf16Output ? numerics::roundToBF16(v) : v;
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error octet::cpu::fp8LinearDgrad(const float *w, const float *dy,
                                        const LinearShape &shape,
                                        const FP8LinearConfig &config,

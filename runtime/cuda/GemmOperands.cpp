@@ -79,6 +79,69 @@ octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
   return std::move(p);
 }
 
+llvm::Expected<PackedGemm>
+octet::runtime::packGroupedScaledGemm(const QuantizedTensor &x,
+                                      llvm::ArrayRef<int64_t> sizes,
+                                      const QuantizedTensor &w, int64_t tileM) {
+  if (x.granularity != Granularity::Tile1x128 || x.batch != 1 ||
+      w.granularity != Granularity::Block128x128)
+    return llvm::createStringError(
+        "the expert kernels take unbatched tile_1x128 rows and a batch of "
+        "block_128x128 weights");
+  if (x.format != numerics::FP8Format::E4M3 ||
+      w.format != numerics::FP8Format::E4M3)
+    return llvm::createStringError("the kernels take E4M3 operands");
+  if (x.cols != w.cols || x.cols % numerics::kGroupSize != 0)
+    return llvm::createStringError(
+        "contraction lengths %lld and %lld must match and be a multiple of "
+        "128",
+        (long long)x.cols, (long long)w.cols);
+  if (int64_t(sizes.size()) != w.batch)
+    return llvm::createStringError("%zu expert sizes for %lld experts",
+                                   sizes.size(), (long long)w.batch);
+  if (tileM <= 0)
+    return llvm::createStringError("the tile height must be positive");
+  PackedGemm p;
+  p.rhsScaling = RhsScaling::Block128;
+  p.k = x.cols;
+  p.n = w.rows;
+  p.groups = w.batch;
+  int64_t rows = 0;
+  for (int64_t s : sizes) {
+    if (s < 0)
+      return llvm::createStringError("a negative expert size");
+    rows += s;
+    p.m += (s + tileM - 1) / tileM * tileM;
+  }
+  if (rows != x.rows)
+    return llvm::createStringError(
+        "the expert sizes add up to %lld rows; the input has %lld",
+        (long long)rows, (long long)x.rows);
+  int64_t kGroups = p.k / numerics::kGroupSize;
+  p.a.assign(p.m * p.k, 0);
+  p.scaleA.assign(kGroups * p.m, 0.0f);
+  p.groupIndex.assign(p.m, -1);
+  p.packedRows.reserve(rows);
+  // Row r of x goes to `at`, expert by expert, each from a tile boundary.
+  int64_t r = 0, at = 0;
+  for (int64_t e = 0; e < p.groups; ++e) {
+    for (int64_t i = 0; i < sizes[e]; ++i, ++r) {
+      std::memcpy(&p.a[(at + i) * p.k], &x.payload[r * p.k], p.k);
+      for (int64_t g = 0; g < kGroups; ++g)
+        p.scaleA[g * p.m + at + i] = x.scales[r * kGroups + g];
+      p.packedRows.push_back(at + i);
+    }
+    int64_t span = (sizes[e] + tileM - 1) / tileM * tileM;
+    std::fill_n(p.groupIndex.begin() + at, span, int32_t(e));
+    at += span;
+  }
+  // The weights are K-major already, with their scales in the kernels'
+  // [groups][ceil(N/128)][K/128] order.
+  p.b = w.payload;
+  p.scaleB = w.scales;
+  return std::move(p);
+}
+
 std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
                                                      int64_t promotion,
                                                      bool bf16Output) {
@@ -89,19 +152,27 @@ std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
   for (size_t i = 0; i < b.size(); ++i)
     b[i] = numerics::fp8ToFloat(p.b[i], numerics::FP8Format::E4M3);
   std::vector<float> d(p.m * p.n);
+  int64_t blocks = (p.n + 127) / 128;
   numerics::parallelFor(p.m, 4, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
+      // An expert GEMM's row reads its expert's weights and scales; rows of
+      // no expert are left at zero (the kernels skip their tiles).
+      int64_t expert = p.groupIndex.empty() ? 0 : p.groupIndex[i];
+      if (expert < 0)
+        continue;
+      const float *be = b.data() + expert * p.n * p.k;
+      const float *sbe = p.scaleB.data() + expert * blocks * groups;
       for (int64_t j = 0; j < p.n; ++j) {
         float acc = 0.0f;
         for (int64_t c = 0; c < p.k; c += promotion) {
           int64_t g = c / numerics::kGroupSize;
           float sb = p.rhsScaling == RhsScaling::Block128
-                         ? p.scaleB[(j / 128) * groups + g]
+                         ? sbe[(j / 128) * groups + g]
                          : p.scaleB[g * p.n + j];
           float scale = p.scaleA[g * p.m + i] * sb;
           float partial = 0.0f;
           for (int64_t kk = c; kk < c + promotion; ++kk)
-            partial += a[i * p.k + kk] * b[j * p.k + kk];
+            partial += a[i * p.k + kk] * be[j * p.k + kk];
           acc = std::fma(partial, scale, acc);
         }
         d[i * p.n + j] = bf16Output
@@ -116,7 +187,7 @@ std::vector<float> octet::runtime::emulatePackedGemm(const PackedGemm &p,
 llvm::Expected<std::string>
 octet::runtime::selectGemmKernel(llvm::ArrayRef<std::string> kernels,
                                  RhsScaling scaling, int64_t m,
-                                 int64_t promotion) {
+                                 int64_t promotion, bool grouped) {
   int64_t wantM = m <= 64 ? 64 : 128;
   std::optional<GemmKernelConfig> best;
   std::string bestName;
@@ -131,7 +202,7 @@ octet::runtime::selectGemmKernel(llvm::ArrayRef<std::string> kernels,
     if (!c)
       continue;
     offered.push_back(name);
-    if (c->grouped || c->outputBF16 || c->rhsScaling != scaling ||
+    if (c->grouped != grouped || c->outputBF16 || c->rhsScaling != scaling ||
         c->promotion != promotion)
       continue;
     if (!best || key(*c) > key(*best) ||
@@ -143,8 +214,9 @@ octet::runtime::selectGemmKernel(llvm::ArrayRef<std::string> kernels,
   if (best)
     return bestName;
   return llvm::createStringError(llvm::formatv(
-      "no kernel computes a {0} GEMM with FP32 output and promotion every "
-      "{1} K-elements; the kernels are: {2}",
+      "no kernel computes a{0} {1} GEMM with FP32 output and promotion "
+      "every {2} K-elements; the kernels are: {3}",
+      grouped ? "n expert" : "",
       scaling == RhsScaling::Block128 ? "1x128 x 128x128 (1d2d)"
                                       : "128x1 x 128x1 (1d1d)",
       promotion,
@@ -168,6 +240,28 @@ llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
   std::vector<float> d = emulatePackedGemm(*p, promotion, false);
   std::memcpy(out, d.data(), d.size() * sizeof(float));
   ++(p->rhsScaling == RhsScaling::Block128 ? blockScaled : rowScaled);
+  return llvm::Error::success();
+}
+
+llvm::Error octet::runtime::KernelEmulationEngine::groupedScaledGemm(
+    const QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
+    const QuantizedTensor &w, int64_t promotion, float *out) {
+  if (promotion < 32 || promotion % 32 != 0 ||
+      numerics::kGroupSize % promotion != 0)
+    return llvm::createStringError(
+        "the kernels promote every 32, 64 or 128 K-elements, not %lld",
+        (long long)promotion);
+  // 128-row tiles, as the CUDA engine's expert kernels take them; the
+  // results do not depend on the tile height.
+  llvm::Expected<PackedGemm> p = packGroupedScaledGemm(x, sizes, w, 128);
+  if (!p)
+    return p.takeError();
+  std::vector<float> d = emulatePackedGemm(*p, promotion, false);
+  for (size_t r = 0; r < p->packedRows.size(); ++r)
+    std::memcpy(out + r * p->n, d.data() + p->packedRows[r] * p->n,
+                p->n * sizeof(float));
+  ++blockScaled;
+  ++grouped;
   return llvm::Error::success();
 }
 

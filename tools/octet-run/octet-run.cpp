@@ -667,19 +667,21 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
 /// What the GEMM engine did, after training.
 void reportGemmEngines(const GemmEngines &engines) {
   if (!engines.emulation.empty()) {
-    int64_t block = 0, row = 0;
+    int64_t block = 0, row = 0, grouped = 0;
     std::string perRank;
     for (size_t r = 0; r < engines.emulation.size(); ++r) {
       const KernelEmulationEngine &e = *engines.emulation[r];
       block += e.getBlockScaledCount();
       row += e.getRowScaledCount();
+      grouped += e.getGroupedCount();
       perRank += formatv("{0}rank {1}: {2}", r ? ", " : "", r,
                          e.getBlockScaledCount() + e.getRowScaledCount())
                      .str();
     }
     outs() << formatv("FP8 GEMMs emulated as the GPU kernels compute them: "
-                      "{0} 1x128 x 128x128, {1} 128x1 x 128x1\n",
-                      block, row);
+                      "{0} 1x128 x 128x128 ({2} of them experts' at once), "
+                      "{1} 128x1 x 128x1\n",
+                      block, row, grouped);
     if (engines.emulation.size() > 1)
       outs() << "  per rank: " << perRank << "\n";
     int64_t dense = 0;

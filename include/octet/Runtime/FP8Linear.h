@@ -21,6 +21,7 @@
 #include "octet/Numerics/Quantize.h"
 #include "octet/Runtime/CPUKernels.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
 namespace octet::cpu {
@@ -42,7 +43,66 @@ public:
                                  const numerics::QuantizedTensor &rhs,
                                  int rhsContract, int64_t promotion,
                                  float *out) = 0;
+  /// The MoE expert GEMM: x holds the experts' rows one expert after the
+  /// other (sizes[e] rows for expert e; 1x128 tiles along K), w the
+  /// experts' weights as a batch of [N, K] matrices (128x128 blocks);
+  /// out [sum(sizes)][N] (overwritten) gets each expert's rows times its
+  /// weights^T. By default one scaledGemm per expert with rows; an engine
+  /// with a grouped kernel runs them in one launch.
+  virtual llvm::Error groupedScaledGemm(const numerics::QuantizedTensor &x,
+                                        llvm::ArrayRef<int64_t> sizes,
+                                        const numerics::QuantizedTensor &w,
+                                        int64_t promotion, float *out);
 };
+
+/// Rows [first, first + count) of an unbatched tensor with one scale row
+/// per row (1x128 tiles).
+inline numerics::QuantizedTensor rowsOf(const numerics::QuantizedTensor &t,
+                                        int64_t first, int64_t count) {
+  numerics::QuantizedTensor out;
+  out.format = t.format;
+  out.granularity = t.granularity;
+  out.rows = count;
+  out.cols = t.cols;
+  int64_t perRow = t.scaleCols();
+  out.payload.assign(t.payload.begin() + first * t.cols,
+                     t.payload.begin() + (first + count) * t.cols);
+  out.scales.assign(t.scales.begin() + first * perRow,
+                    t.scales.begin() + (first + count) * perRow);
+  return out;
+}
+
+/// Matrix `index` of a batched tensor.
+inline numerics::QuantizedTensor matrixOf(const numerics::QuantizedTensor &t,
+                                          int64_t index) {
+  numerics::QuantizedTensor out;
+  out.format = t.format;
+  out.granularity = t.granularity;
+  out.rows = t.rows;
+  out.cols = t.cols;
+  int64_t elements = t.rows * t.cols;
+  int64_t scales = t.scaleRows() * t.scaleCols();
+  out.payload.assign(t.payload.begin() + index * elements,
+                     t.payload.begin() + (index + 1) * elements);
+  out.scales.assign(t.scales.begin() + index * scales,
+                    t.scales.begin() + (index + 1) * scales);
+  return out;
+}
+
+inline llvm::Error ScaledGemmEngine::groupedScaledGemm(
+    const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
+    const numerics::QuantizedTensor &w, int64_t promotion, float *out) {
+  int64_t row = 0;
+  for (int64_t e = 0; e < int64_t(sizes.size()); ++e) {
+    if (sizes[e] > 0)
+      if (llvm::Error err =
+              scaledGemm(rowsOf(x, row, sizes[e]), 1, matrixOf(w, e), 1,
+                         promotion, out + row * w.rows))
+        return err;
+    row += sizes[e];
+  }
+  return llvm::Error::success();
+}
 
 /// How an FP8 linear quantizes; the defaults are the deepseek-v3 recipe.
 struct FP8LinearConfig {
@@ -80,6 +140,17 @@ llvm::Error fp8LinearForward(const float *x, const float *w, const float *bias,
 /// Wgrad from the high-precision x) recomputes it with this, bit for bit.
 FP8LinearCache fp8LinearQuantizeInput(const float *x, const LinearShape &shape,
                                       const FP8LinearConfig &config);
+
+/// The experts' Fprop: for each expert e, its sizes[e] consecutive rows of
+/// x [sum(sizes), k] times w [experts, n, k]'s matrix e transposed, into y
+/// [sum(sizes), n] (overwritten); quantized as fp8LinearForward quantizes
+/// each expert's linear, so the result is the same as one fp8LinearForward
+/// per expert, bit for bit, but the GEMMs go to the engine at once
+/// (ScaledGemmEngine::groupedScaledGemm).
+llvm::Error fp8GroupedLinearForward(const float *x, const float *w,
+                                    llvm::ArrayRef<int64_t> sizes, int64_t n,
+                                    int64_t k, const FP8LinearConfig &config,
+                                    float *y);
 
 /// Dgrad alone: dx = dY W (overwrites), dY in 1x128 tiles along N.
 llvm::Error fp8LinearDgrad(const float *w, const float *dy,

@@ -105,6 +105,73 @@ TEST(PackedGemmTest, RejectsOperandsNoKernelTakes) {
             std::string::npos);
 }
 
+// The expert GEMM in the grouped kernels' contiguous layout: expert 1 has
+// no rows, the others partial tiles (64-row tiles here), so each expert's
+// rows start on a tile boundary with zero rows between; the group index is
+// the expert over each tile. Emulated from the packed buffers, each
+// expert's rows equal the reference GEMM of its rows and weights
+// (1e-12: the reference's blocked FP32 sums may add in another order).
+TEST(PackedGemmTest, ExpertGemmInTheContiguousLayout) {
+  const std::vector<int64_t> sizes = {70, 0, 64, 5};
+  const int64_t rows = 139, n = 160, k = 256, experts = 4;
+  auto x = randomQuantized(rows, k, Granularity::Tile1x128, 11);
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal;
+  std::vector<float> wf(experts * n * k);
+  for (float &v : wf)
+    v = normal(rng);
+  auto w = numerics::quantize(
+      wf.data(), experts, n, k, numerics::FP8Format::E4M3,
+      Granularity::Block128x128, numerics::ScaleRounding::FP32);
+  llvm::Expected<PackedGemm> p = packGroupedScaledGemm(x, sizes, w, 64);
+  ASSERT_TRUE(bool(p)) << llvm::toString(p.takeError());
+  EXPECT_EQ(p->m, 128 + 0 + 64 + 64);
+  EXPECT_EQ(p->groups, experts);
+  ASSERT_EQ(p->groupIndex.size(), size_t(p->m));
+  EXPECT_EQ(p->groupIndex[0], 0);
+  EXPECT_EQ(p->groupIndex[127], 0);
+  EXPECT_EQ(p->groupIndex[128], 2);
+  EXPECT_EQ(p->groupIndex[192], 3);
+  EXPECT_EQ(p->groupIndex[255], 3);
+  ASSERT_EQ(p->packedRows.size(), size_t(rows));
+  EXPECT_EQ(p->packedRows[69], 69);
+  EXPECT_EQ(p->packedRows[70], 128);
+  EXPECT_EQ(p->packedRows[134], 192);
+  // The padding rows are zero.
+  for (int64_t kk = 0; kk < k; ++kk)
+    EXPECT_EQ(p->a[100 * k + kk], 0);
+  for (int64_t promotion : {128, 32}) {
+    std::vector<float> d = emulatePackedGemm(*p, promotion, false);
+    numerics::ScaledGemmOptions options;
+    options.promotionInterval = promotion;
+    int64_t first = 0;
+    for (int64_t e = 0; e < experts; ++e) {
+      if (sizes[e] == 0)
+        continue;
+      SCOPED_TRACE(testing::Message()
+                   << "expert " << e << " promotion " << promotion);
+      std::vector<float> ref(sizes[e] * n), got(sizes[e] * n);
+      numerics::scaledGemm(cpu::rowsOf(x, first, sizes[e]), 1,
+                           cpu::matrixOf(w, e), 1, ref.data(), options);
+      for (int64_t i = 0; i < sizes[e]; ++i)
+        std::copy_n(d.data() + p->packedRows[first + i] * n, n,
+                    got.data() + i * n);
+      EXPECT_LT(gemmDifference(ref.data(), got.data(), ref.size()), 1e-12);
+      first += sizes[e];
+    }
+  }
+  // Sizes that do not match the rows or the experts are refused.
+  llvm::Expected<PackedGemm> wrong =
+      packGroupedScaledGemm(x, {70, 0, 64, 4}, w, 64);
+  ASSERT_FALSE(bool(wrong));
+  EXPECT_NE(llvm::toString(wrong.takeError()).find("add up to 138 rows"),
+            std::string::npos);
+  llvm::Expected<PackedGemm> few = packGroupedScaledGemm(x, {139}, w, 64);
+  ASSERT_FALSE(bool(few));
+  EXPECT_NE(llvm::toString(few.takeError()).find("1 expert sizes for 4"),
+            std::string::npos);
+}
+
 TEST(GemmKernelConfigTest, NameRoundTrips) {
   GemmKernelConfig c;
   c.rhsScaling = RhsScaling::PerRow;
@@ -165,6 +232,17 @@ TEST(SelectGemmKernelTest, PicksByScalingPromotionAndRows) {
             "octet_gemm_1d2d_f32_m64n128k128_s8_p128");
   EXPECT_EQ(pick(RhsScaling::Block128, 65, 128),
             "octet_gemm_1d2d_f32_m128n128k128_s6_p128");
+  // The expert GEMM takes the grouped kernel, and only it.
+  llvm::Expected<std::string> experts =
+      selectGemmKernel(kernels, RhsScaling::Block128, 4096, 128, true);
+  ASSERT_TRUE(bool(experts)) << llvm::toString(experts.takeError());
+  EXPECT_EQ(*experts, "octet_gemm_1d2d_f32_m128n128k128_s6_p128_grouped");
+  llvm::Expected<std::string> noExperts =
+      selectGemmKernel(kernels, RhsScaling::Block128, 4096, 64, true);
+  ASSERT_FALSE(bool(noExperts));
+  EXPECT_NE(llvm::toString(noExperts.takeError())
+                .find("no kernel computes an expert 1x128 x 128x128"),
+            std::string::npos);
   // Without a 64-row kernel, a short GEMM takes a 128-row one.
   EXPECT_EQ(pick(RhsScaling::Block128, 16, 32),
             "octet_gemm_1d2d_f32_m128n128k128_s6_p32");
