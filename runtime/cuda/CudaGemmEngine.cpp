@@ -173,21 +173,47 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
       packScaledGemm(lhs, lhsContract, rhs, rhsContract);
   if (!packed)
     return packed.takeError();
-  PackedGemm &p = *packed;
-  llvm::Expected<std::string> kernel =
-      selectGemmKernel(library.kernels, p.rhsScaling, p.m, promotion);
+  llvm::Expected<std::string> kernel = selectGemmKernel(
+      library.kernels, packed->rhsScaling, packed->m, promotion);
   if (!kernel)
     return llvm::createStringError(library.origin + ": " +
                                    llvm::toString(kernel.takeError()));
+  return run(*packed, *kernel, {}, out);
+}
+
+llvm::Error CudaGemmEngine::groupedScaledGemm(
+    const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
+    const numerics::QuantizedTensor &w, int64_t promotion, float *out) {
+  int64_t rows = 0;
+  for (int64_t s : sizes)
+    rows += s;
+  llvm::Expected<std::string> kernel = selectGemmKernel(
+      library.kernels, RhsScaling::Block128, rows, promotion, /*grouped=*/true);
+  if (!kernel) {
+    // A library without expert kernels (an older --kernels cubin): one
+    // GEMM per expert.
+    llvm::consumeError(kernel.takeError());
+    return ScaledGemmEngine::groupedScaledGemm(x, sizes, w, promotion, out);
+  }
+  std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(*kernel);
+  llvm::Expected<PackedGemm> packed =
+      packGroupedScaledGemm(x, sizes, w, config->tileM);
+  if (!packed)
+    return packed.takeError();
+  return run(*packed, *kernel, packed->packedRows, out);
+}
+
+llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
+                                llvm::ArrayRef<int64_t> rows, float *out) {
   // The epilogue stores pairs: an odd N gets an even row stride, and the
   // rows are compacted after the download.
   int64_t ldd = (p.n + 1) / 2 * 2;
   size_t outBytes = size_t(p.m) * ldd * sizeof(float);
+  bool grouped = p.groups > 1 || !p.groupIndex.empty();
 
   std::lock_guard<std::mutex> lock(mutex);
   if (llvm::Error e = context.makeCurrent())
     return e;
-  const std::string &name = *kernel;
   // Each operand into its buffer, grown first if it is too small.
   auto put = [&](DeviceBuffer &to, const auto &host,
                  const llvm::Twine &what) -> llvm::Error {
@@ -204,6 +230,9 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
     return e;
   if (llvm::Error e = put(scaleB, p.scaleB, "B's scales for " + name))
     return e;
+  if (grouped)
+    if (llvm::Error e = put(groupIndex, p.groupIndex, "the experts of " + name))
+      return e;
   if (llvm::Error e = reserve(d, outBytes, "D of " + name))
     return e;
 
@@ -213,13 +242,15 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
   args.d = d.get();
   args.scaleA = scaleA.get();
   args.scaleB = scaleB.get();
+  args.groupIndex = grouped ? groupIndex.get() : 0;
   args.m = p.m;
   args.n = p.n;
   args.k = p.k;
   args.ldd = ldd;
+  args.groups = p.groups;
   // A training step repeats its shapes: the tensor maps are encoded and
   // uploaded once per shape, not once per GEMM.
-  auto key = std::make_tuple(name, p.m, p.n, p.k);
+  auto key = std::make_tuple(name, p.m, p.n, p.k, p.groups);
   auto cached = launches.find(key);
   if (cached == launches.end()) {
     llvm::Expected<GemmLaunch> prepared =
@@ -252,7 +283,7 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
   if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
                                 "cuEventElapsedTime", "timing " + name))
     return e;
-  if (ldd == p.n) {
+  if (ldd == p.n && rows.empty()) {
     if (llvm::Error e = context.download(out, d, outBytes, "D of " + name))
       return e;
   } else {
@@ -260,11 +291,17 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
     if (llvm::Error e =
             context.download(padded.data(), d, outBytes, "D of " + name))
       return e;
-    for (int64_t i = 0; i < p.m; ++i)
-      std::memcpy(out + i * p.n, padded.data() + i * ldd, p.n * sizeof(float));
+    int64_t count = rows.empty() ? p.m : int64_t(rows.size());
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t from = rows.empty() ? i : rows[i];
+      std::memcpy(out + i * p.n, padded.data() + from * ldd,
+                  p.n * sizeof(float));
+    }
   }
   ++stats.gemms;
-  stats.flops += 2.0 * double(p.m) * double(p.n) * double(p.k);
+  // Useful work only: the expert kernels' padding rows do not count.
+  int64_t usefulRows = rows.empty() ? p.m : int64_t(rows.size());
+  stats.flops += 2.0 * double(usefulRows) * double(p.n) * double(p.k);
   stats.kernelSeconds += ms * 1e-3;
   ++stats.launches[name];
   return llvm::Error::success();

@@ -130,3 +130,36 @@ func.func @wgrad_m64_p32(%dy: !octet_tq.qtensor<256x256xf8E4M3FN, tile_128x1>,
              !octet_tq.qtensor<256x256xf8E4M3FN, tile_128x1>) -> tensor<256x256xf32>
   return %dw : tensor<256x256xf32>
 }
+
+// The experts' Fprop over the contiguous layout (ScaledGemmEngine::
+// groupedScaledGemm): one launch for all experts, 128-row tiles (each
+// expert's rows start on one), the same N tiles as the dense 1d2d kernels.
+func.func @experts_p128(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                        %w: !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>,
+                        %e: tensor<512xi32>) -> tensor<512x256xf32> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(128)
+         tile(<128x128x128, stages = 6>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xf32>
+  return %y : tensor<512x256xf32>
+}
+
+func.func @experts_p64(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                       %w: !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>,
+                       %e: tensor<512xi32>) -> tensor<512x256xf32> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(64)
+         tile(<128x128x128, stages = 6>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xf32>
+  return %y : tensor<512x256xf32>
+}
+
+func.func @experts_p32(%x: !octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+                       %w: !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>,
+                       %e: tensor<512xi32>) -> tensor<512x256xf32> {
+  %y = octet_tq.grouped_scaled_matmul %x, %w, %e promotion(32)
+         tile(<128x64x128, stages = 8>)
+         : (!octet_tq.qtensor<512x256xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<4x256x256xf8E4M3FN, block_128x128>, tensor<512xi32>) -> tensor<512x256xf32>
+  return %y : tensor<512x256xf32>
+}

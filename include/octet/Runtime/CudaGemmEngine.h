@@ -17,6 +17,7 @@
 
 #include "octet/Runtime/CudaGemm.h"
 #include "octet/Runtime/FP8Linear.h"
+#include "octet/Runtime/GemmOperands.h"
 
 #include <map>
 #include <memory>
@@ -54,6 +55,13 @@ public:
   llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs, int lhsContract,
                          const numerics::QuantizedTensor &rhs, int rhsContract,
                          int64_t promotion, float *out) override;
+  /// With an expert kernel in the library: all experts in one launch over
+  /// the contiguous layout (packGroupedScaledGemm); otherwise one GEMM per
+  /// expert.
+  llvm::Error groupedScaledGemm(const numerics::QuantizedTensor &x,
+                                llvm::ArrayRef<int64_t> sizes,
+                                const numerics::QuantizedTensor &w,
+                                int64_t promotion, float *out) override;
 
   /// Fill the output buffer with NaN before every launch, so that a
   /// kernel that leaves part of it unwritten shows (tests).
@@ -78,16 +86,21 @@ private:
   /// A device buffer of at least `bytes`, reallocated only to grow.
   llvm::Error reserve(DeviceBuffer &buffer, size_t bytes,
                       const llvm::Twine &what);
+  /// Uploads `p`, runs `name` on it (`groups` > 1: an expert kernel) and
+  /// downloads D's rows `rows` (all of them when empty) into `out`.
+  llvm::Error run(const PackedGemm &p, const std::string &name,
+                  llvm::ArrayRef<int64_t> rows, float *out);
 
   Context context;
   std::optional<KernelModule> module; ///< Refers to `context`.
   KernelLibrary library;
   CUstream stream = nullptr;
   CUevent start = nullptr, stop = nullptr;
-  DeviceBuffer a, b, scaleA, scaleB, d;
-  /// Launches prepared for (kernel, M, N, K) on the buffers above; cleared
-  /// when a buffer is reallocated.
-  std::map<std::tuple<std::string, int64_t, int64_t, int64_t>, GemmLaunch>
+  DeviceBuffer a, b, scaleA, scaleB, d, groupIndex;
+  /// Launches prepared for (kernel, M, N, K, groups) on the buffers above;
+  /// cleared when a buffer is reallocated.
+  std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t>,
+           GemmLaunch>
       launches;
   mutable std::mutex mutex;
   Stats stats;
