@@ -5,6 +5,7 @@
 #include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cstdint>
 #include <cstdlib>
 
 using namespace octet::runtime::cuda;
@@ -224,6 +225,9 @@ llvm::Expected<CublasLt::Plan> CublasLt::plan(const CublasDenseGemm &g) const {
       return e;
     if (g.batch == 1)
       return llvm::Error::success();
+    if (g.batch > INT32_MAX)
+      return llvm::createStringError(what + ": more batches than cuBLASLt's "
+                                            "32-bit count");
     int32_t count = int32_t(g.batch);
     if (llvm::Error e = check(a.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
                                           &count, sizeof(count)),

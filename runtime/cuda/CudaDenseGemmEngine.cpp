@@ -7,6 +7,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <algorithm>
+#include <cstdint>
 
 using namespace octet;
 using namespace octet::runtime;
@@ -85,6 +86,10 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
           .str();
   if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 0)
     return llvm::createStringError(what + ": negative size");
+  // cuBLASLt's sizes and batch count are 32-bit.
+  if (std::max({g.m, g.n, g.k, g.batch}) > INT32_MAX)
+    return llvm::createStringError(what + ": a size exceeds cuBLASLt's "
+                                          "32-bit limits");
   if (g.m == 0 || g.n == 0 || g.batch == 0)
     return llvm::Error::success();
   if (g.k == 0) {
@@ -127,10 +132,10 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
     return e;
   if (llvm::Error e = reserve(d, size_t(spanC) * 4, "C of " + what))
     return e;
-  // C goes up when it is added to, or when its span has gaps (rows or
-  // matrices apart), which the download below writes back as they were.
+  // C goes up only when it is added to. Where its span has gaps (rows or
+  // matrices apart), only its rows come back: the gaps are not the GEMM's.
   bool gaps = g.ldc != g.n || (g.batch > 1 && g.strideC != g.m * g.ldc);
-  if (g.accumulate || gaps)
+  if (g.accumulate)
     if (llvm::Error e =
             context.upload(d, g.c, size_t(spanC) * 4, "C of " + what))
       return e;
@@ -180,9 +185,19 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
   if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
                                 "cuEventElapsedTime", "timing " + what))
     return e;
-  if (llvm::Error e =
-          context.download(g.c, d, size_t(spanC) * 4, "C of " + what))
-    return e;
+  if (!gaps) {
+    if (llvm::Error e =
+            context.download(g.c, d, size_t(spanC) * 4, "C of " + what))
+      return e;
+  } else {
+    for (int64_t bi = 0; bi < g.batch; ++bi)
+      for (int64_t i = 0; i < g.m; ++i) {
+        size_t at = size_t(bi * g.strideC + i * g.ldc);
+        if (llvm::Error e = context.download(g.c + at, d, at * 4,
+                                             size_t(g.n) * 4, "C of " + what))
+          return e;
+      }
+  }
   ++stats.gemms;
   stats.flops +=
       2.0 * double(g.m) * double(g.n) * double(g.k) * double(g.batch);

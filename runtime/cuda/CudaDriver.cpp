@@ -250,6 +250,15 @@ llvm::Error Context::upload(const DeviceBuffer &to, const void *from,
 
 llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t bytes,
                               const llvm::Twine &what) const {
-  return driver->check(driver->memcpyDtoH(to, from.get(), bytes),
+  return download(to, from, 0, bytes, what);
+}
+
+llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t offset,
+                              size_t bytes, const llvm::Twine &what) const {
+  if (offset + bytes > from.size())
+    return llvm::createStringError(
+        "downloading " + what + ": " + llvm::Twine(offset + bytes) +
+        " bytes from a buffer of " + llvm::Twine(from.size()));
+  return driver->check(driver->memcpyDtoH(to, from.get() + offset, bytes),
                        "cuMemcpyDtoH", "downloading " + what);
 }

@@ -656,7 +656,7 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
     }
   }
   if (!quiet)
-    errs() << formatv("octet-run: each rank's FP8 GEMMs on its own stream, "
+    errs() << formatv("octet-run: each rank's GEMMs on streams of its own, "
                       "{0}\n",
                       virtualRanks
                           ? formatv("all {0} ranks on GPU 0", n).str()

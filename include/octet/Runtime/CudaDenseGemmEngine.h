@@ -1,5 +1,4 @@
-//===- CudaDenseGemmEngine.h - BF16 and FP32 GEMMs with cuBLASLt -*- C++
-//-*-===//
+//===- CudaDenseGemmEngine.h - BF16 and FP32 GEMMs, cuBLASLt -*- C++ -*-===//
 //
 // The part of `octet-run --device cuda` that runs the GEMMs the recipe keeps
 // in BF16 or FP32 (cpu::DenseGemmEngine) with cuBLASLt: each GEMM's

@@ -114,6 +114,9 @@ public:
                      const llvm::Twine &what) const;
   llvm::Error download(void *to, const DeviceBuffer &from, size_t bytes,
                        const llvm::Twine &what) const;
+  /// `bytes` from `offset` bytes into `from`.
+  llvm::Error download(void *to, const DeviceBuffer &from, size_t offset,
+                       size_t bytes, const llvm::Twine &what) const;
 
 private:
   Context() = default;

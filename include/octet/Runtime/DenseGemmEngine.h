@@ -1,7 +1,8 @@
 //===- DenseGemmEngine.h - Where the BF16 and FP32 GEMMs run ----*- C++ -*-===//
 //
-// The GEMMs the recipe keeps in high precision (attention's products, the
-// BF16 and FP32 linears and their gradients) as one description each, so
+// The GEMMs the recipe keeps in high precision (the BF16 and FP32 linears,
+// the batched products, and their gradients; fused attention keeps its
+// own) as one description each, so
 // that a backend can take them over: the CPU executor hands every one of
 // them to a DenseGemmEngine when it has one (CpuExecutor::
 // setDenseGemmEngine), and computes them with numerics::gemm otherwise.

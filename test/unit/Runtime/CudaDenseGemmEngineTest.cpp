@@ -3,7 +3,8 @@
 // The engine octet-run --device cuda gives the GEMMs the recipe keeps in BF16
 // or FP32. On a GPU with cuBLASLt: every layout the executor describes
 // (either operand transposed), batched with strides, accumulating, with
-// gaps between C's rows, FP32 and BF16 operands, against the CPU's
+// gaps between the operands' rows and matrices, FP32 and BF16 operands, a
+// plan reused after the buffers grew, against the CPU's
 // numerics::gemm on random data: 1 - 2 sum(xy)/sum(x^2+y^2) < 1e-10 (the
 // two sum in different orders in FP32; BF16 products are exact in FP32),
 // and the gaps keep their values. K = 0 gives zeros, or C unchanged when
@@ -18,6 +19,7 @@
 
 #include "gtest/gtest.h"
 
+#include <cmath>
 #include <random>
 
 using namespace octet;
@@ -69,17 +71,22 @@ TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
             g.m = m;
             g.n = n;
             g.k = k;
-            g.lda = ta == Trans::Yes ? m : k;
-            g.ldb = tb == Trans::Yes ? k : n;
-            g.ldc = n + 3; // gaps between C's rows
-            g.strideA = m * k;
-            g.strideB = k * n;
-            g.strideC = m * g.ldc + 5; // and between its matrices
+            // Gaps everywhere: between rows and between matrices.
+            int64_t rowsA = ta == Trans::Yes ? k : m;
+            int64_t rowsB = tb == Trans::Yes ? n : k;
+            g.lda = (ta == Trans::Yes ? m : k) + 2;
+            g.ldb = (tb == Trans::Yes ? k : n) + 1;
+            g.ldc = n + 3;
+            g.strideA = rowsA * g.lda + 7;
+            g.strideB = rowsB * g.ldb + 3;
+            g.strideC = m * g.ldc + 5;
             g.batch = batch;
             g.accumulate = accumulate;
             g.bf16Inputs = bf16;
-            std::vector<float> a = randomVector(batch * m * k, seed++, bf16),
-                               b = randomVector(batch * k * n, seed++, bf16),
+            std::vector<float> a = randomVector(batch * g.strideA, seed++,
+                                                bf16),
+                               b = randomVector(batch * g.strideB, seed++,
+                                                bf16),
                                c0 = randomVector(batch * g.strideC, seed++,
                                                  false);
             std::vector<float> cpu = c0, gpu = c0;
@@ -108,6 +115,30 @@ TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
             EXPECT_LT(diff, 1e-10);
             EXPECT_FALSE(std::isnan(diff));
           }
+  // A plan per shape, dropped when the buffers grow: a small GEMM, a larger
+  // one that reallocates them, the small one again.
+  for (int64_t size : {16, 700, 16}) {
+    SCOPED_TRACE(size);
+    cpu::DenseGemm g;
+    g.m = size;
+    g.n = size + 1;
+    g.k = size + 2;
+    g.lda = g.k;
+    g.ldb = g.n;
+    g.ldc = g.n;
+    std::vector<float> a = randomVector(g.m * g.k, seed++, false),
+                       b = randomVector(g.k * g.n, seed++, false);
+    std::vector<float> cpu(g.m * g.n), gpu(g.m * g.n, std::nanf(""));
+    g.a = a.data();
+    g.b = b.data();
+    g.c = cpu.data();
+    cpu::runDenseGemm(g);
+    g.c = gpu.data();
+    llvm::Error e = engine->gemm(g);
+    ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+    ++gemms;
+    EXPECT_LT(gemmDifference(cpu.data(), gpu.data(), cpu.size()), 1e-10);
+  }
   // K = 0: an empty sum.
   std::vector<float> c = randomVector(6, 99, false), kept = c;
   cpu::DenseGemm empty;
