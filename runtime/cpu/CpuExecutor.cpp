@@ -1638,18 +1638,11 @@ auto InstructionCompiler<T>::compileGroupedLinearDgrad() -> Expected<Body> {
   auto compute = [=](const T *dy, const T *wExperts, const int64_t *sizes,
                      int64_t rows, int64_t groups, T *dx) -> Error {
     if constexpr (std::is_same_v<T, float>) {
-      if (prec.isFP8()) {
-        int64_t row = 0;
-        for (int64_t e = 0; e < groups; ++e) {
-          if (sizes[e] > 0)
-            if (Error err = cpu::fp8LinearDgrad(
-                    wExperts + e * n * k, dy + row * n, {sizes[e], n, k},
-                    prec.fp8Config(st->gemmEngine), dx + row * k))
-              return err;
-          row += sizes[e];
-        }
-        return Error::success();
-      }
+      if (prec.isFP8())
+        // Each expert's FP8 Dgrad of its rows, the GEMMs at once.
+        return cpu::fp8GroupedLinearDgrad(
+            dy, wExperts, llvm::ArrayRef<int64_t>(sizes, size_t(groups)), n, k,
+            prec.fp8Config(st->gemmEngine), dx);
     }
     cpu::GroupedLinearShape shape{rows, n, k, groups};
     if (prec.format == Precision::BF16) {

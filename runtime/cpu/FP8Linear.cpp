@@ -88,14 +88,55 @@ llvm::Error octet::cpu::fp8LinearForward(const float *x, const float *w,
   return llvm::Error::success();
 }
 
+/// The expert GEMM through the config's engine, or the reference here.
+static llvm::Error runGroupedGemm(const FP8LinearConfig &config,
+                                  const QuantizedTensor &x,
+                                  llvm::ArrayRef<int64_t> sizes,
+                                  const QuantizedTensor &w, int wContract,
+                                  float *out) {
+  if (config.engine)
+    return config.engine->groupedScaledGemm(x, sizes, w, wContract,
+                                            config.promotionInterval, out);
+  int64_t row = 0, n = wContract == 1 ? w.rows : w.cols;
+  for (int64_t e = 0; e < int64_t(sizes.size()); ++e) {
+    if (sizes[e] > 0)
+      numerics::scaledGemm(rowsOf(x, row, sizes[e]), 1, matrixOf(w, e),
+                           wContract, out + row * n, gemmOptions(config));
+    row += sizes[e];
+  }
+  return llvm::Error::success();
+}
+
+/// w [experts, rows, cols] padded to [experts, paddedRows, paddedCols] and
+/// quantized in 128x128 blocks per expert, as each expert's linear does.
+static QuantizedTensor quantizeExperts(const float *w, int64_t experts,
+                                       int64_t rows, int64_t cols,
+                                       int64_t paddedRows, int64_t paddedCols,
+                                       const FP8LinearConfig &config) {
+  std::vector<float> wp(experts * paddedRows * paddedCols, 0.0f);
+  for (int64_t e = 0; e < experts; ++e)
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(w + (e * rows + r) * cols, w + (e * rows + r + 1) * cols,
+                wp.begin() + (e * paddedRows + r) * paddedCols);
+  return numerics::quantize(wp.data(), experts, paddedRows, paddedCols,
+                            config.format, Granularity::Block128x128,
+                            numerics::ScaleRounding::FP32);
+}
+
+static int64_t totalRows(llvm::ArrayRef<int64_t> sizes) {
+  int64_t rows = 0;
+  for (int64_t s : sizes)
+    rows += s;
+  return rows;
+}
+
 llvm::Error octet::cpu::fp8GroupedLinearForward(const float *x, const float *w,
                                                 llvm::ArrayRef<int64_t> sizes,
                                                 int64_t n, int64_t k,
                                                 const FP8LinearConfig &config,
                                                 float *y) {
-  int64_t experts = int64_t(sizes.size()), kp = roundUp(k), rows = 0;
-  for (int64_t s : sizes)
-    rows += s;
+  int64_t experts = int64_t(sizes.size()), kp = roundUp(k);
+  int64_t rows = totalRows(sizes);
   if (rows == 0)
     return llvm::Error::success();
   // 1x128 tiles are per row, and each expert's weights are a matrix of the
@@ -103,30 +144,39 @@ llvm::Error octet::cpu::fp8GroupedLinearForward(const float *x, const float *w,
   QuantizedTensor qx =
       quantizeMatrix(padded(x, rows, k, rows, kp), rows, kp, config,
                      Granularity::Tile1x128, config.inputRounding);
-  std::vector<float> wp(experts * n * kp, 0.0f);
-  for (int64_t r = 0; r < experts * n; ++r)
-    std::copy(w + r * k, w + (r + 1) * k, wp.begin() + r * kp);
-  QuantizedTensor qw = numerics::quantize(
-      wp.data(), experts, n, kp, config.format, Granularity::Block128x128,
-      numerics::ScaleRounding::FP32);
-  if (config.engine) {
-    if (llvm::Error e = config.engine->groupedScaledGemm(
-            qx, sizes, qw, config.promotionInterval, y))
-      return e;
-  } else {
-    int64_t row = 0;
-    for (int64_t e = 0; e < experts; ++e) {
-      if (sizes[e] > 0)
-        numerics::scaledGemm(rowsOf(qx, row, sizes[e]), 1, matrixOf(qw, e), 1,
-                             y + row * n, gemmOptions(config));
-      row += sizes[e];
-    }
-  }
+  QuantizedTensor qw = quantizeExperts(w, experts, n, k, n, kp, config);
+  if (llvm::Error e = runGroupedGemm(config, qx, sizes, qw, 1, y))
+    return e;
   // As fp8LinearForward adds its absent bias (0, which also makes -0 +0).
   for (int64_t i = 0; i < rows * n; ++i) {
     float v = y[i] + 0.0f;
     y[i] = config.bf16Output ? numerics::roundToBF16(v) : v;
   }
+  return llvm::Error::success();
+}
+
+llvm::Error octet::cpu::fp8GroupedLinearDgrad(const float *dy, const float *w,
+                                              llvm::ArrayRef<int64_t> sizes,
+                                              int64_t n, int64_t k,
+                                              const FP8LinearConfig &config,
+                                              float *dx) {
+  int64_t experts = int64_t(sizes.size()), kp = roundUp(k), np = roundUp(n);
+  int64_t rows = totalRows(sizes);
+  if (rows == 0)
+    return llvm::Error::success();
+  // As fp8LinearDgrad: dY tiles along N, W blocks seen transposed.
+  QuantizedTensor qdy =
+      quantizeMatrix(padded(dy, rows, n, rows, np), rows, np, config,
+                     Granularity::Tile1x128, config.gradRounding);
+  QuantizedTensor qw = quantizeExperts(w, experts, n, k, np, kp, config);
+  std::vector<float> out(rows * kp);
+  if (llvm::Error e = runGroupedGemm(config, qdy, sizes, qw, 0, out.data()))
+    return e;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      float v = out[i * kp + j];
+      dx[i * k + j] = config.bf16Output ? numerics::roundToBF16(v) : v;
+    }
   return llvm::Error::success();
 }
 

@@ -183,7 +183,8 @@ llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
 
 llvm::Error CudaGemmEngine::groupedScaledGemm(
     const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
-    const numerics::QuantizedTensor &w, int64_t promotion, float *out) {
+    const numerics::QuantizedTensor &w, int wContract, int64_t promotion,
+    float *out) {
   int64_t rows = 0;
   for (int64_t s : sizes)
     rows += s;
@@ -193,11 +194,12 @@ llvm::Error CudaGemmEngine::groupedScaledGemm(
     // A library without expert kernels (an older --kernels cubin): one
     // GEMM per expert.
     llvm::consumeError(kernel.takeError());
-    return ScaledGemmEngine::groupedScaledGemm(x, sizes, w, promotion, out);
+    return ScaledGemmEngine::groupedScaledGemm(x, sizes, w, wContract,
+                                               promotion, out);
   }
   std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(*kernel);
   llvm::Expected<PackedGemm> packed =
-      packGroupedScaledGemm(x, sizes, w, config->tileM);
+      packGroupedScaledGemm(x, sizes, w, wContract, config->tileM);
   if (!packed)
     return packed.takeError();
   return run(*packed, *kernel, packed->packedRows, out);

@@ -79,10 +79,9 @@ octet::runtime::packScaledGemm(const QuantizedTensor &lhs, int lhsContract,
   return std::move(p);
 }
 
-llvm::Expected<PackedGemm>
-octet::runtime::packGroupedScaledGemm(const QuantizedTensor &x,
-                                      llvm::ArrayRef<int64_t> sizes,
-                                      const QuantizedTensor &w, int64_t tileM) {
+llvm::Expected<PackedGemm> octet::runtime::packGroupedScaledGemm(
+    const QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
+    const QuantizedTensor &w, int wContract, int64_t tileM) {
   if (x.granularity != Granularity::Tile1x128 || x.batch != 1 ||
       w.granularity != Granularity::Block128x128)
     return llvm::createStringError(
@@ -91,11 +90,14 @@ octet::runtime::packGroupedScaledGemm(const QuantizedTensor &x,
   if (x.format != numerics::FP8Format::E4M3 ||
       w.format != numerics::FP8Format::E4M3)
     return llvm::createStringError("the kernels take E4M3 operands");
-  if (x.cols != w.cols || x.cols % numerics::kGroupSize != 0)
+  if (wContract != 0 && wContract != 1)
+    return llvm::createStringError("the weights contract dimension 0 or 1");
+  int64_t wK = wContract == 1 ? w.cols : w.rows;
+  if (x.cols != wK || x.cols % numerics::kGroupSize != 0)
     return llvm::createStringError(
         "contraction lengths %lld and %lld must match and be a multiple of "
         "128",
-        (long long)x.cols, (long long)w.cols);
+        (long long)x.cols, (long long)wK);
   if (int64_t(sizes.size()) != w.batch)
     return llvm::createStringError("%zu expert sizes for %lld experts",
                                    sizes.size(), (long long)w.batch);
@@ -104,7 +106,7 @@ octet::runtime::packGroupedScaledGemm(const QuantizedTensor &x,
   PackedGemm p;
   p.rhsScaling = RhsScaling::Block128;
   p.k = x.cols;
-  p.n = w.rows;
+  p.n = wContract == 1 ? w.rows : w.cols;
   p.groups = w.batch;
   int64_t rows = 0;
   for (int64_t s : sizes) {
@@ -135,10 +137,29 @@ octet::runtime::packGroupedScaledGemm(const QuantizedTensor &x,
     std::fill_n(p.groupIndex.begin() + at, span, int32_t(e));
     at += span;
   }
-  // The weights are K-major already, with their scales in the kernels'
-  // [groups][ceil(N/128)][K/128] order.
-  p.b = w.payload;
-  p.scaleB = w.scales;
+  // Each expert's B K-major, its scales in the kernels'
+  // [groups][ceil(N/128)][K/128] order: as they are for wContract 1,
+  // transposed for 0.
+  if (wContract == 1) {
+    p.b = w.payload;
+    p.scaleB = w.scales;
+    return std::move(p);
+  }
+  int64_t blocks = (p.n + 127) / 128;
+  p.b.resize(p.groups * p.n * p.k);
+  p.scaleB.resize(p.groups * blocks * kGroups);
+  for (int64_t e = 0; e < p.groups; ++e) {
+    QuantizedTensor we = cpu::matrixOf(w, e);
+    numerics::ContractedOperand b{we, 0};
+    uint8_t *be = p.b.data() + e * p.n * p.k;
+    for (int64_t f = 0; f < p.n; ++f)
+      for (int64_t kk = 0; kk < p.k; ++kk)
+        be[f * p.k + kk] = b.code(f, kk);
+    for (int64_t nb = 0; nb < blocks; ++nb)
+      for (int64_t g = 0; g < kGroups; ++g)
+        p.scaleB[(e * blocks + nb) * kGroups + g] =
+            b.scale(nb * 128, g * numerics::kGroupSize);
+  }
   return std::move(p);
 }
 
@@ -245,7 +266,7 @@ llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
 
 llvm::Error octet::runtime::KernelEmulationEngine::groupedScaledGemm(
     const QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
-    const QuantizedTensor &w, int64_t promotion, float *out) {
+    const QuantizedTensor &w, int wContract, int64_t promotion, float *out) {
   if (promotion < 32 || promotion % 32 != 0 ||
       numerics::kGroupSize % promotion != 0)
     return llvm::createStringError(
@@ -253,7 +274,8 @@ llvm::Error octet::runtime::KernelEmulationEngine::groupedScaledGemm(
         (long long)promotion);
   // 128-row tiles, as the CUDA engine's expert kernels take them; the
   // results do not depend on the tile height.
-  llvm::Expected<PackedGemm> p = packGroupedScaledGemm(x, sizes, w, 128);
+  llvm::Expected<PackedGemm> p =
+      packGroupedScaledGemm(x, sizes, w, wContract, 128);
   if (!p)
     return p.takeError();
   std::vector<float> d = emulatePackedGemm(*p, promotion, false);

@@ -61,7 +61,8 @@ public:
   llvm::Error groupedScaledGemm(const numerics::QuantizedTensor &x,
                                 llvm::ArrayRef<int64_t> sizes,
                                 const numerics::QuantizedTensor &w,
-                                int64_t promotion, float *out) override;
+                                int wContract, int64_t promotion,
+                                float *out) override;
 
   /// Fill the output buffer with NaN before every launch, so that a
   /// kernel that leaves part of it unwritten shows (tests).

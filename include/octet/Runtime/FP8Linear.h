@@ -44,15 +44,18 @@ public:
                                  int rhsContract, int64_t promotion,
                                  float *out) = 0;
   /// The MoE expert GEMM: x holds the experts' rows one expert after the
-  /// other (sizes[e] rows for expert e; 1x128 tiles along K), w the
-  /// experts' weights as a batch of [N, K] matrices (128x128 blocks);
-  /// out [sum(sizes)][N] (overwritten) gets each expert's rows times its
-  /// weights^T. By default one scaledGemm per expert with rows; an engine
-  /// with a grouped kernel runs them in one launch.
+  /// other (sizes[e] rows for expert e; 1x128 tiles along the contracted
+  /// dimension), w the experts' weights as a batch of matrices (128x128
+  /// blocks) contracted over their columns (wContract 1, Fprop: [N, K]) or
+  /// their rows (0, Dgrad: [K, N]); out [sum(sizes)][N] (overwritten) gets
+  /// each expert's rows times its matrix. By default one scaledGemm per
+  /// expert with rows; an engine with a grouped kernel runs them in one
+  /// launch.
   virtual llvm::Error groupedScaledGemm(const numerics::QuantizedTensor &x,
                                         llvm::ArrayRef<int64_t> sizes,
                                         const numerics::QuantizedTensor &w,
-                                        int64_t promotion, float *out);
+                                        int wContract, int64_t promotion,
+                                        float *out);
 };
 
 /// Rows [first, first + count) of an unbatched tensor with one scale row
@@ -91,13 +94,14 @@ inline numerics::QuantizedTensor matrixOf(const numerics::QuantizedTensor &t,
 
 inline llvm::Error ScaledGemmEngine::groupedScaledGemm(
     const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
-    const numerics::QuantizedTensor &w, int64_t promotion, float *out) {
-  int64_t row = 0;
+    const numerics::QuantizedTensor &w, int wContract, int64_t promotion,
+    float *out) {
+  int64_t row = 0, n = wContract == 1 ? w.rows : w.cols;
   for (int64_t e = 0; e < int64_t(sizes.size()); ++e) {
     if (sizes[e] > 0)
       if (llvm::Error err =
-              scaledGemm(rowsOf(x, row, sizes[e]), 1, matrixOf(w, e), 1,
-                         promotion, out + row * w.rows))
+              scaledGemm(rowsOf(x, row, sizes[e]), 1, matrixOf(w, e), wContract,
+                         promotion, out + row * n))
         return err;
     row += sizes[e];
   }
@@ -151,6 +155,15 @@ llvm::Error fp8GroupedLinearForward(const float *x, const float *w,
                                     llvm::ArrayRef<int64_t> sizes, int64_t n,
                                     int64_t k, const FP8LinearConfig &config,
                                     float *y);
+
+/// The experts' Dgrad: for each expert e, dx of its rows = its rows of dy
+/// [sum(sizes), n] times w [experts, n, k]'s matrix e, into dx
+/// [sum(sizes), k] (overwritten); the same as one fp8LinearDgrad per
+/// expert, bit for bit, with the GEMMs at once.
+llvm::Error fp8GroupedLinearDgrad(const float *dy, const float *w,
+                                  llvm::ArrayRef<int64_t> sizes, int64_t n,
+                                  int64_t k, const FP8LinearConfig &config,
+                                  float *dx);
 
 /// Dgrad alone: dx = dY W (overwrites), dY in 1x128 tiles along N.
 llvm::Error fp8LinearDgrad(const float *w, const float *dy,

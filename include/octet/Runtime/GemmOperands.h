@@ -53,14 +53,14 @@ llvm::Expected<PackedGemm> packScaledGemm(const numerics::QuantizedTensor &lhs,
                                           int rhsContract);
 
 /// Packs the expert GEMM of ScaledGemmEngine::groupedScaledGemm (x 1x128
-/// tiles along K, w a batch of 128x128-blocked [N, K] matrices) into the
-/// contiguous layout of the grouped kernels: each expert's rows start on a
-/// multiple of `tileM` rows (the rows between are zero), so that a tile
-/// of rows never holds two experts.
-llvm::Expected<PackedGemm>
-packGroupedScaledGemm(const numerics::QuantizedTensor &x,
-                      llvm::ArrayRef<int64_t> sizes,
-                      const numerics::QuantizedTensor &w, int64_t tileM);
+/// tiles along K, w a batch of 128x128-blocked matrices contracted over
+/// dimension `wContract`) into the contiguous layout of the grouped
+/// kernels: each expert's rows start on a multiple of `tileM` rows (the
+/// rows between are zero), so that a tile of rows never holds two experts;
+/// each expert's B is its matrix K-major (transposed for wContract 0).
+llvm::Expected<PackedGemm> packGroupedScaledGemm(
+    const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
+    const numerics::QuantizedTensor &w, int wContract, int64_t tileM);
 
 /// D [M][N] as the kernels define it: per promotion interval of `promotion`
 /// K-elements an FP32 dot product in K order, then acc += partial *
@@ -93,7 +93,8 @@ public:
   llvm::Error groupedScaledGemm(const numerics::QuantizedTensor &x,
                                 llvm::ArrayRef<int64_t> sizes,
                                 const numerics::QuantizedTensor &w,
-                                int64_t promotion, float *out) override;
+                                int wContract, int64_t promotion,
+                                float *out) override;
   /// GEMMs computed so far, by B's scaling (an expert GEMM counts once).
   int64_t getBlockScaledCount() const { return blockScaled; }
   int64_t getRowScaledCount() const { return rowScaled; }

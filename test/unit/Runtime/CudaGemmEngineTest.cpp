@@ -8,8 +8,8 @@
 // differs) with device outputs poisoned before every launch, for a 64-row
 // GEMM (the one-consumer kernels), odd N (padded output rows) and
 // DeepSeek-V3's N = 2112; and GEMMs from several threads at once give what
-// they give one at a time. The experts' Fprop runs in one launch of the
-// expert kernel.
+// they give one at a time. The experts' Fprop and Dgrad each run in one
+// launch of the expert kernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -147,7 +147,8 @@ TEST_F(CudaGemmEngineTest, FP8LinearMatchesTheCPU) {
   EXPECT_EQ(st.launches.at("octet_gemm_1d2d_f32_m64n128k128_s8_p128"), 2);
 }
 
-// The experts' Fprop in one launch of the built-in expert kernel: runs of
+// The experts' Fprop and Dgrad, each in one launch of the built-in expert
+// kernel: runs of
 // rows that are not multiples of the 128-row tile, an expert without rows
 // and DeepSeek-V3's N = 2112, against the CPU per expert (< 1e-3), with
 // the device output poisoned; the rows' order is restored.
@@ -170,17 +171,28 @@ TEST_F(CudaGemmEngineTest, ExpertsInOneLaunch) {
     llvm::Error e = cpu::fp8GroupedLinearForward(x.data(), w.data(), sizes, n,
                                                  k, gpuConfig, y1.data());
     ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+    // And the Dgrad, dx [rows, k] from dy [rows, n].
+    std::vector<float> dy = randomVector(rows * n, seed++);
+    std::vector<float> dx0(rows * k), dx1(rows * k, std::nanf(""));
+    ASSERT_FALSE(bool(cpu::fp8GroupedLinearDgrad(dy.data(), w.data(), sizes, n,
+                                                 k, cpuConfig, dx0.data())));
+    e = cpu::fp8GroupedLinearDgrad(dy.data(), w.data(), sizes, n, k, gpuConfig,
+                                   dx1.data());
+    ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
     double diff = gemmDifference(y0.data(), y1.data(), y0.size());
-    std::cout << "experts N=" << n << " p" << promotion << ": " << diff << "\n";
+    double ddiff = gemmDifference(dx0.data(), dx1.data(), dx0.size());
+    std::cout << "experts N=" << n << " p" << promotion << ": Fprop " << diff
+              << ", Dgrad " << ddiff << "\n";
     EXPECT_LT(diff, 1e-3);
+    EXPECT_LT(ddiff, 1e-3);
   }
   CudaGemmEngine::Stats st = engine->getStats();
-  EXPECT_EQ(st.gemms, 2); // one launch each
+  EXPECT_EQ(st.gemms, 4); // one launch each
   int64_t grouped = 0;
   for (const auto &[name, count] : st.launches)
     if (GemmKernelConfig::parse(name)->grouped)
       grouped += count;
-  EXPECT_EQ(grouped, 2);
+  EXPECT_EQ(grouped, 4);
 }
 
 TEST_F(CudaGemmEngineTest, ThreadsTakeTurns) {

@@ -110,7 +110,8 @@ TEST(PackedGemmTest, RejectsOperandsNoKernelTakes) {
 // rows start on a tile boundary with zero rows between; the group index is
 // the expert over each tile. Emulated from the packed buffers, each
 // expert's rows equal the reference GEMM of its rows and weights
-// (1e-12: the reference's blocked FP32 sums may add in another order).
+// (1e-12: the reference's blocked FP32 sums may add in another order); for
+// the Dgrad too, whose weights are transposed into B.
 TEST(PackedGemmTest, ExpertGemmInTheContiguousLayout) {
   const std::vector<int64_t> sizes = {70, 0, 64, 5};
   const int64_t rows = 139, n = 160, k = 256, experts = 4;
@@ -123,7 +124,7 @@ TEST(PackedGemmTest, ExpertGemmInTheContiguousLayout) {
   auto w = numerics::quantize(
       wf.data(), experts, n, k, numerics::FP8Format::E4M3,
       Granularity::Block128x128, numerics::ScaleRounding::FP32);
-  llvm::Expected<PackedGemm> p = packGroupedScaledGemm(x, sizes, w, 64);
+  llvm::Expected<PackedGemm> p = packGroupedScaledGemm(x, sizes, w, 1, 64);
   ASSERT_TRUE(bool(p)) << llvm::toString(p.takeError());
   EXPECT_EQ(p->m, 128 + 0 + 64 + 64);
   EXPECT_EQ(p->groups, experts);
@@ -160,13 +161,42 @@ TEST(PackedGemmTest, ExpertGemmInTheContiguousLayout) {
       first += sizes[e];
     }
   }
+  // The experts' Dgrad: the weights [experts][k'][n'] contracted over
+  // their rows, which the packing transposes into each expert's B.
+  const int64_t wide = 200;
+  std::vector<float> wt(experts * k * wide);
+  for (float &v : wt)
+    v = normal(rng);
+  auto wd = numerics::quantize(
+      wt.data(), experts, k, wide, numerics::FP8Format::E4M3,
+      Granularity::Block128x128, numerics::ScaleRounding::FP32);
+  llvm::Expected<PackedGemm> dg = packGroupedScaledGemm(x, sizes, wd, 0, 64);
+  ASSERT_TRUE(bool(dg)) << llvm::toString(dg.takeError());
+  EXPECT_EQ(dg->n, wide);
+  EXPECT_EQ(dg->k, k);
+  std::vector<float> dd = emulatePackedGemm(*dg, 128, false);
+  int64_t first = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    if (sizes[e] == 0)
+      continue;
+    SCOPED_TRACE(testing::Message() << "Dgrad of expert " << e);
+    std::vector<float> ref(sizes[e] * wide), got(sizes[e] * wide);
+    numerics::ScaledGemmOptions options;
+    numerics::scaledGemm(cpu::rowsOf(x, first, sizes[e]), 1,
+                         cpu::matrixOf(wd, e), 0, ref.data(), options);
+    for (int64_t i = 0; i < sizes[e]; ++i)
+      std::copy_n(dd.data() + dg->packedRows[first + i] * wide, wide,
+                  got.data() + i * wide);
+    EXPECT_LT(gemmDifference(ref.data(), got.data(), ref.size()), 1e-12);
+    first += sizes[e];
+  }
   // Sizes that do not match the rows or the experts are refused.
   llvm::Expected<PackedGemm> wrong =
-      packGroupedScaledGemm(x, {70, 0, 64, 4}, w, 64);
+      packGroupedScaledGemm(x, {70, 0, 64, 4}, w, 1, 64);
   ASSERT_FALSE(bool(wrong));
   EXPECT_NE(llvm::toString(wrong.takeError()).find("add up to 138 rows"),
             std::string::npos);
-  llvm::Expected<PackedGemm> few = packGroupedScaledGemm(x, {139}, w, 64);
+  llvm::Expected<PackedGemm> few = packGroupedScaledGemm(x, {139}, w, 1, 64);
   ASSERT_FALSE(bool(few));
   EXPECT_NE(llvm::toString(few.takeError()).find("1 expert sizes for 4"),
             std::string::npos);
