@@ -108,19 +108,30 @@ static llvm::Error runGroupedGemm(const FP8LinearConfig &config,
 }
 
 /// w [experts, rows, cols] padded to [experts, paddedRows, paddedCols] and
-/// quantized in 128x128 blocks per expert, as each expert's linear does.
+/// quantized in 128x128 blocks per expert, as each expert's linear does;
+/// one expert at a time, so the padded FP32 copy is one expert's.
 static QuantizedTensor quantizeExperts(const float *w, int64_t experts,
                                        int64_t rows, int64_t cols,
                                        int64_t paddedRows, int64_t paddedCols,
                                        const FP8LinearConfig &config) {
-  std::vector<float> wp(experts * paddedRows * paddedCols, 0.0f);
-  for (int64_t e = 0; e < experts; ++e)
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy(w + (e * rows + r) * cols, w + (e * rows + r + 1) * cols,
-                wp.begin() + (e * paddedRows + r) * paddedCols);
-  return numerics::quantize(wp.data(), experts, paddedRows, paddedCols,
-                            config.format, Granularity::Block128x128,
-                            numerics::ScaleRounding::FP32);
+  QuantizedTensor out;
+  for (int64_t e = 0; e < experts; ++e) {
+    QuantizedTensor one = quantizeMatrix(
+        padded(w + e * rows * cols, rows, cols, paddedRows, paddedCols),
+        paddedRows, paddedCols, config, Granularity::Block128x128,
+        numerics::ScaleRounding::FP32);
+    if (e == 0) {
+      out = one;
+      out.batch = experts;
+      out.payload.reserve(one.payload.size() * experts);
+      out.scales.reserve(one.scales.size() * experts);
+      continue;
+    }
+    out.payload.insert(out.payload.end(), one.payload.begin(),
+                       one.payload.end());
+    out.scales.insert(out.scales.end(), one.scales.begin(), one.scales.end());
+  }
+  return out;
 }
 
 static int64_t totalRows(llvm::ArrayRef<int64_t> sizes) {

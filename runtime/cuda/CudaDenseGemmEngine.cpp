@@ -190,14 +190,18 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
             context.download(g.c, d, size_t(spanC) * 4, "C of " + what))
       return e;
   } else {
+    // One copy of the span, then only C's rows out of it.
+    std::vector<float> spanned(static_cast<size_t>(spanC));
+    if (llvm::Error e = context.download(spanned.data(), d, size_t(spanC) * 4,
+                                         "C of " + what))
+      return e;
     for (int64_t bi = 0; bi < g.batch; ++bi)
       for (int64_t i = 0; i < g.m; ++i) {
         size_t at = size_t(bi * g.strideC + i * g.ldc);
-        if (llvm::Error e = context.download(g.c + at, d, at * 4,
-                                             size_t(g.n) * 4, "C of " + what))
-          return e;
+        std::copy_n(spanned.data() + at, g.n, g.c + at);
       }
   }
+
   ++stats.gemms;
   stats.flops +=
       2.0 * double(g.m) * double(g.n) * double(g.k) * double(g.batch);

@@ -188,6 +188,8 @@ llvm::Error CudaGemmEngine::groupedScaledGemm(
   int64_t rows = 0;
   for (int64_t s : sizes)
     rows += s;
+  if (rows == 0)
+    return llvm::Error::success();
   llvm::Expected<std::string> kernel = selectGemmKernel(
       library.kernels, RhsScaling::Block128, rows, promotion, /*grouped=*/true);
   if (!kernel) {

@@ -24,6 +24,8 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
+#include <cassert>
+
 namespace octet::cpu {
 
 /// Where the block-scaled GEMMs of the FP8 linears run. Without one they
@@ -62,6 +64,8 @@ public:
 /// per row (1x128 tiles).
 inline numerics::QuantizedTensor rowsOf(const numerics::QuantizedTensor &t,
                                         int64_t first, int64_t count) {
+  assert(t.batch == 1 && t.granularity == numerics::Granularity::Tile1x128 &&
+         first >= 0 && first + count <= t.rows && "rows of a 1x128 matrix");
   numerics::QuantizedTensor out;
   out.format = t.format;
   out.granularity = t.granularity;
@@ -78,6 +82,8 @@ inline numerics::QuantizedTensor rowsOf(const numerics::QuantizedTensor &t,
 /// Matrix `index` of a batched tensor.
 inline numerics::QuantizedTensor matrixOf(const numerics::QuantizedTensor &t,
                                           int64_t index) {
+  assert(t.granularity != numerics::Granularity::PerTensor && index >= 0 &&
+         index < t.batch && "a matrix of a batch with per-matrix scales");
   numerics::QuantizedTensor out;
   out.format = t.format;
   out.granularity = t.granularity;
@@ -96,6 +102,14 @@ inline llvm::Error ScaledGemmEngine::groupedScaledGemm(
     const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
     const numerics::QuantizedTensor &w, int wContract, int64_t promotion,
     float *out) {
+  int64_t rows = 0;
+  for (int64_t s : sizes)
+    rows += s;
+  if (int64_t(sizes.size()) != w.batch || rows != x.rows)
+    return llvm::createStringError(
+        "an expert GEMM of %zu expert sizes adding up to %lld rows, for %lld "
+        "experts and %lld rows",
+        sizes.size(), (long long)rows, (long long)w.batch, (long long)x.rows);
   int64_t row = 0, n = wContract == 1 ? w.rows : w.cols;
   for (int64_t e = 0; e < int64_t(sizes.size()); ++e) {
     if (sizes[e] > 0)

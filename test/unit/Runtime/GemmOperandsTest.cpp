@@ -12,6 +12,7 @@
 
 #include "gtest/gtest.h"
 
+#include <cstring>
 #include <random>
 
 using namespace octet;
@@ -199,6 +200,54 @@ TEST(PackedGemmTest, ExpertGemmInTheContiguousLayout) {
   llvm::Expected<PackedGemm> few = packGroupedScaledGemm(x, {139}, w, 1, 64);
   ASSERT_FALSE(bool(few));
   EXPECT_NE(llvm::toString(few.takeError()).find("1 expert sizes for 4"),
+            std::string::npos);
+}
+
+/// An engine with only scaledGemm: the default expert GEMM, per expert.
+class PerExpertEngine : public cpu::ScaledGemmEngine {
+public:
+  llvm::Error scaledGemm(const numerics::QuantizedTensor &lhs, int lc,
+                         const numerics::QuantizedTensor &rhs, int rc,
+                         int64_t promotion, float *out) override {
+    ++calls;
+    numerics::ScaledGemmOptions options;
+    options.promotionInterval = promotion;
+    numerics::scaledGemm(lhs, lc, rhs, rc, out, options);
+    return llvm::Error::success();
+  }
+  int calls = 0;
+};
+
+// The default expert GEMM runs one GEMM per expert with rows, which gives
+// the reference's results bit for bit, and refuses sizes that do not match
+// the rows or the experts instead of reading past them.
+TEST(PackedGemmTest, DefaultExpertGemmIsOneGemmPerExpert) {
+  const std::vector<int64_t> sizes = {3, 0, 130};
+  auto x = randomQuantized(133, 256, Granularity::Tile1x128, 31);
+  std::mt19937 rng(32);
+  std::normal_distribution<float> normal;
+  std::vector<float> wf(3 * 64 * 256);
+  for (float &v : wf)
+    v = normal(rng);
+  auto w = numerics::quantize(wf.data(), 3, 64, 256, numerics::FP8Format::E4M3,
+                              Granularity::Block128x128,
+                              numerics::ScaleRounding::FP32);
+  PerExpertEngine engine;
+  std::vector<float> out(133 * 64);
+  ASSERT_FALSE(bool(engine.groupedScaledGemm(x, sizes, w, 1, 128, out.data())));
+  EXPECT_EQ(engine.calls, 2);
+  std::vector<float> ref(130 * 64);
+  numerics::scaledGemm(cpu::rowsOf(x, 3, 130), 1, cpu::matrixOf(w, 2), 1,
+                       ref.data(), numerics::ScaledGemmOptions());
+  EXPECT_EQ(std::memcmp(ref.data(), out.data() + 3 * 64, ref.size() * 4), 0);
+  llvm::Error e =
+      engine.groupedScaledGemm(x, {3, 0, 131}, w, 1, 128, out.data());
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("adding up to 134 rows"),
+            std::string::npos);
+  e = engine.groupedScaledGemm(x, {133}, w, 1, 128, out.data());
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("for 3 experts"),
             std::string::npos);
 }
 
