@@ -58,15 +58,11 @@ CudaDenseGemmEngine::create(int ordinal) {
 
 llvm::Error CudaDenseGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
                                          const llvm::Twine &what) {
-  if (buffer.get() && buffer.size() >= bytes)
-    return llvm::Error::success();
-  plans.clear(); // they point into the buffers
-  buffer = DeviceBuffer();
-  llvm::Expected<DeviceBuffer> grown =
-      context.allocate(std::max(bytes, bytes / 2 * 3), what);
-  if (!grown)
-    return grown.takeError();
-  buffer = std::move(*grown);
+  llvm::Expected<bool> moved = context.reserve(buffer, bytes, what);
+  if (!moved)
+    return moved.takeError();
+  if (*moved)
+    plans.clear(); // they point into the buffers
   return llvm::Error::success();
 }
 

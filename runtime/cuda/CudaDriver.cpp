@@ -11,6 +11,7 @@
 #include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <mutex>
 
 using namespace octet::runtime::cuda;
@@ -240,6 +241,19 @@ llvm::Expected<DeviceBuffer> Context::allocate(size_t bytes,
                                         " bytes for " + what))
     return std::move(e);
   return DeviceBuffer(driver, ptr, bytes);
+}
+
+llvm::Expected<bool> Context::reserve(DeviceBuffer &buffer, size_t bytes,
+                                      const llvm::Twine &what) const {
+  if (buffer.get() && buffer.size() >= bytes)
+    return false;
+  buffer = DeviceBuffer(); // free before allocating the larger one
+  llvm::Expected<DeviceBuffer> grown =
+      allocate(std::max(bytes, bytes / 2 * 3), what);
+  if (!grown)
+    return grown.takeError();
+  buffer = std::move(*grown);
+  return true;
 }
 
 llvm::Error Context::upload(const DeviceBuffer &to, const void *from,

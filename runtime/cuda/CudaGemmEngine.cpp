@@ -149,18 +149,11 @@ CudaGemmEngine::create(KernelLibrary library, int ordinal) {
 
 llvm::Error CudaGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
                                     const llvm::Twine &what) {
-  if (buffer.get() && buffer.size() >= bytes)
-    return llvm::Error::success();
-  // The prepared launches point into the buffers.
-  launches.clear();
-  buffer = DeviceBuffer(); // free before allocating the larger one
-  // Grow by half again, so a run of slightly larger GEMMs does not
-  // reallocate each time.
-  size_t grown = std::max(bytes, bytes / 2 * 3);
-  llvm::Expected<DeviceBuffer> b = context.allocate(grown, what);
-  if (!b)
-    return b.takeError();
-  buffer = std::move(*b);
+  llvm::Expected<bool> moved = context.reserve(buffer, bytes, what);
+  if (!moved)
+    return moved.takeError();
+  if (*moved)
+    launches.clear(); // the prepared launches point into the buffers
   return llvm::Error::success();
 }
 

@@ -43,6 +43,7 @@ public:
 
 private:
   explicit CudaDenseGemmEngine(Context context);
+  /// Context::reserve; the plans go when the buffer moves.
   llvm::Error reserve(DeviceBuffer &buffer, size_t bytes,
                       const llvm::Twine &what);
 

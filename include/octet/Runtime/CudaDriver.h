@@ -110,6 +110,11 @@ public:
 
   llvm::Expected<DeviceBuffer> allocate(size_t bytes,
                                         const llvm::Twine &what) const;
+  /// Makes `buffer` hold at least `bytes`: reallocated only to grow, by
+  /// half again, so that a run of slightly larger uses does not reallocate
+  /// each time. True when it was reallocated (its address changed).
+  llvm::Expected<bool> reserve(DeviceBuffer &buffer, size_t bytes,
+                               const llvm::Twine &what) const;
   llvm::Error upload(const DeviceBuffer &to, const void *from, size_t bytes,
                      const llvm::Twine &what) const;
   llvm::Error download(void *to, const DeviceBuffer &from, size_t bytes,

@@ -84,7 +84,8 @@ public:
 private:
   CudaGemmEngine(Context context, KernelLibrary library);
 
-  /// A device buffer of at least `bytes`, reallocated only to grow.
+  /// A device buffer of at least `bytes` (Context::reserve); the prepared
+  /// launches go when it moves.
   llvm::Error reserve(DeviceBuffer &buffer, size_t bytes,
                       const llvm::Twine &what);
   /// Uploads `p`, runs `name` on it (`groups` > 1: an expert kernel) and
