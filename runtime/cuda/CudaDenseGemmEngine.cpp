@@ -115,12 +115,12 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
     if (llvm::Error e = reserve(to, size_t(count) * element, label))
       return e;
     if (!g.bf16Inputs)
-      return context.upload(to, from, size_t(count) * 4, label);
+      return context.upload(to, from, size_t(count) * 4, label, stream);
     // Exact: the executor rounded these values to BF16.
     staging.resize(size_t(count));
     for (int64_t i = 0; i < count; ++i)
       staging[size_t(i)] = numerics::floatToBF16(from[i]);
-    return context.upload(to, staging.data(), size_t(count) * 2, label);
+    return context.upload(to, staging.data(), size_t(count) * 2, label, stream);
   };
   if (llvm::Error e = put(a, g.a, spanA, "A"))
     return e;
@@ -133,7 +133,7 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
   bool gaps = g.ldc != g.n || (g.batch > 1 && g.strideC != g.m * g.ldc);
   if (g.accumulate)
     if (llvm::Error e =
-            context.upload(d, g.c, size_t(spanC) * 4, "C of " + what))
+            context.upload(d, g.c, size_t(spanC) * 4, "C of " + what, stream))
       return e;
 
   std::vector<int64_t> key = {g.bf16Inputs, ta,          tb,        g.m,
@@ -183,13 +183,13 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
     return e;
   if (!gaps) {
     if (llvm::Error e =
-            context.download(g.c, d, size_t(spanC) * 4, "C of " + what))
+            context.download(g.c, d, size_t(spanC) * 4, "C of " + what, stream))
       return e;
   } else {
     // One copy of the span, then only C's rows out of it.
     std::vector<float> spanned(static_cast<size_t>(spanC));
     if (llvm::Error e = context.download(spanned.data(), d, size_t(spanC) * 4,
-                                         "C of " + what))
+                                         "C of " + what, stream))
       return e;
     for (int64_t bi = 0; bi < g.batch; ++bi)
       for (int64_t i = 0; i < g.m; ++i) {

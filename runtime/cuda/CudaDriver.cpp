@@ -83,7 +83,10 @@ llvm::Expected<DriverApi> loadDriver() {
   bind(api.memcpyHtoD, "cuMemcpyHtoD");
   bind(api.memcpyDtoH, "cuMemcpyDtoH");
   bind(api.memcpyDtoDAsync, "cuMemcpyDtoDAsync");
+  bind(api.memcpyHtoDAsync, "cuMemcpyHtoDAsync");
+  bind(api.memcpyDtoHAsync, "cuMemcpyDtoHAsync");
   bind(api.memsetD8, "cuMemsetD8");
+  bind(api.memsetD8Async, "cuMemsetD8Async");
   bind(api.streamCreate, "cuStreamCreate");
   bind(api.streamDestroy, "cuStreamDestroy");
   bind(api.streamSynchronize, "cuStreamSynchronize");
@@ -257,22 +260,33 @@ llvm::Expected<bool> Context::reserve(DeviceBuffer &buffer, size_t bytes,
 }
 
 llvm::Error Context::upload(const DeviceBuffer &to, const void *from,
-                            size_t bytes, const llvm::Twine &what) const {
+                            size_t bytes, const llvm::Twine &what,
+                            CUstream stream) const {
+  // From pageable memory, both return once the host buffer is copied out.
+  if (stream)
+    return driver->check(driver->memcpyHtoDAsync(to.get(), from, bytes, stream),
+                         "cuMemcpyHtoDAsync", "uploading " + what);
   return driver->check(driver->memcpyHtoD(to.get(), from, bytes),
                        "cuMemcpyHtoD", "uploading " + what);
 }
 
 llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t bytes,
-                              const llvm::Twine &what) const {
-  return download(to, from, 0, bytes, what);
+                              const llvm::Twine &what, CUstream stream) const {
+  return download(to, from, 0, bytes, what, stream);
 }
 
 llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t offset,
-                              size_t bytes, const llvm::Twine &what) const {
+                              size_t bytes, const llvm::Twine &what,
+                              CUstream stream) const {
   if (offset + bytes > from.size())
     return llvm::createStringError(
         "downloading " + what + ": " + llvm::Twine(offset + bytes) +
         " bytes from a buffer of " + llvm::Twine(from.size()));
+  // Into pageable memory, both return once the data has arrived.
+  if (stream)
+    return driver->check(
+        driver->memcpyDtoHAsync(to, from.get() + offset, bytes, stream),
+        "cuMemcpyDtoHAsync", "downloading " + what);
   return driver->check(driver->memcpyDtoH(to, from.get() + offset, bytes),
                        "cuMemcpyDtoH", "downloading " + what);
 }

@@ -217,7 +217,7 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
     size_t bytes = host.size() * sizeof(host[0]);
     if (llvm::Error e = reserve(to, bytes, what))
       return e;
-    return context.upload(to, host.data(), bytes, what);
+    return context.upload(to, host.data(), bytes, what, stream);
   };
   if (llvm::Error e = put(a, p.a, "A of " + name))
     return e;
@@ -259,8 +259,9 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
   const GemmLaunch *launch = &cached->second;
   const DriverApi &api = context.api();
   if (poisonOutputs)
-    if (llvm::Error e = api.check(api.memsetD8(d.get(), 0xFF, outBytes),
-                                  "cuMemsetD8", "poisoning D of " + name))
+    if (llvm::Error e =
+            api.check(api.memsetD8Async(d.get(), 0xFF, outBytes, stream),
+                      "cuMemsetD8Async", "poisoning D of " + name))
       return e;
   if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
                                 "timing " + name))
@@ -281,12 +282,13 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
                                 "cuEventElapsedTime", "timing " + name))
     return e;
   if (ldd == p.n && rows.empty()) {
-    if (llvm::Error e = context.download(out, d, outBytes, "D of " + name))
+    if (llvm::Error e =
+            context.download(out, d, outBytes, "D of " + name, stream))
       return e;
   } else {
     std::vector<float> padded(size_t(p.m) * ldd);
-    if (llvm::Error e =
-            context.download(padded.data(), d, outBytes, "D of " + name))
+    if (llvm::Error e = context.download(padded.data(), d, outBytes,
+                                         "D of " + name, stream))
       return e;
     int64_t count = rows.empty() ? p.m : int64_t(rows.size());
     for (int64_t i = 0; i < count; ++i) {

@@ -46,7 +46,10 @@ struct DriverApi {
   decltype(&::cuMemcpyHtoD) memcpyHtoD = nullptr;
   decltype(&::cuMemcpyDtoH) memcpyDtoH = nullptr;
   decltype(&::cuMemcpyDtoDAsync) memcpyDtoDAsync = nullptr;
+  decltype(&::cuMemcpyHtoDAsync) memcpyHtoDAsync = nullptr;
+  decltype(&::cuMemcpyDtoHAsync) memcpyDtoHAsync = nullptr;
   decltype(&::cuMemsetD8) memsetD8 = nullptr;
+  decltype(&::cuMemsetD8Async) memsetD8Async = nullptr;
   decltype(&::cuStreamCreate) streamCreate = nullptr;
   decltype(&::cuStreamDestroy) streamDestroy = nullptr;
   decltype(&::cuStreamSynchronize) streamSynchronize = nullptr;
@@ -115,13 +118,20 @@ public:
   /// each time. True when it was reallocated (its address changed).
   llvm::Expected<bool> reserve(DeviceBuffer &buffer, size_t bytes,
                                const llvm::Twine &what) const;
+  /// Copies between host (pageable) and device memory. Without a stream,
+  /// on the legacy default stream, which waits for every blocking stream of
+  /// the context; with one, ordered on that stream alone (so that ranks
+  /// sharing a GPU do not wait for each other's work). Either way the host
+  /// buffer may be reused at return, and a download has arrived.
   llvm::Error upload(const DeviceBuffer &to, const void *from, size_t bytes,
-                     const llvm::Twine &what) const;
+                     const llvm::Twine &what, CUstream stream = nullptr) const;
   llvm::Error download(void *to, const DeviceBuffer &from, size_t bytes,
-                       const llvm::Twine &what) const;
+                       const llvm::Twine &what,
+                       CUstream stream = nullptr) const;
   /// `bytes` from `offset` bytes into `from`.
   llvm::Error download(void *to, const DeviceBuffer &from, size_t offset,
-                       size_t bytes, const llvm::Twine &what) const;
+                       size_t bytes, const llvm::Twine &what,
+                       CUstream stream = nullptr) const;
 
 private:
   Context() = default;

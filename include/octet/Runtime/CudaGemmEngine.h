@@ -7,8 +7,10 @@
 // GEMM packs its operands (packScaledGemm), uploads them into device
 // buffers that grow to the largest GEMM and are then reused, launches the
 // kernel that selectGemmKernel picks from a kernel library on one stream,
-// and reads the FP32 result back. Calls from several threads (pipeline
-// ranks) take turns.
+// and reads the FP32 result back. Copies and launches all go on the
+// engine's stream, never the legacy default one, so that engines of ranks
+// sharing a GPU do not wait for each other. Calls from several threads
+// (pipeline ranks) take turns.
 //
 //===----------------------------------------------------------------------===//
 
