@@ -28,7 +28,7 @@
 #
 # run on the development machine, writes the bundles of step 3 and their
 # CPU losses into BUILD_DIR/gpu-check/ (octetc needs MLIR, which the GPU
-# machines lack).
+# machines lack) and prints the build paths to carry to the GPU machine.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ "${1:-}" == "--prepare" ]]; then
@@ -59,6 +59,12 @@ if [[ "${1:-}" == "--prepare" ]]; then
     --device cpu --data "$ROOT/examples/data/kjv.txt" --steps 3 \
     --log "$BUILD/gpu-check/tiny-dualpipev-ep2.bundle.cpu.jsonl"
   echo "bundles and CPU losses in $BUILD/gpu-check"
+  # What the GPU run reads: carry these (the whole build is far over the
+  # device tool's 64 MiB).
+  carry=(bin lib/octet test/unit/Runtime gpu-check)
+  echo "carry (relative to the repository root), $(cd "$BUILD" && du -csh "${carry[@]}" | tail -1 | cut -f1) in all:"
+  rel="${BUILD#"$ROOT"/}"
+  printf '  %s\n' "${carry[@]/#/$rel/}"
   exit 0
 fi
 BUILD="${1:-$ROOT/build}"
