@@ -153,6 +153,8 @@ template <typename T> struct ParamState {
   std::vector<uint16_t> m, v;
   /// Whether this executor's optimizer step updates it (ZeRO-1 shards).
   bool updatedHere = true;
+  /// False once releaseUnownedMoments() freed m and v (ZeRO-1).
+  bool momentsHeld = true;
   bool trainable() const { return !param->frozen; }
 };
 
@@ -2080,6 +2082,9 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
       std::fill(state->grad.begin(), state->grad.end(), T(0));
       return Error::success();
     }
+    if (!state->momentsHeld)
+      return makeError("the AdamW moments of '" + state->param->name +
+                       "' were released (another rank's ZeRO-1 shard)");
     if constexpr (std::is_same_v<T, float>) {
       if (*step < 1)
         return makeError("step " + Twine(*step) +
@@ -3029,6 +3034,26 @@ void CpuExecutor<T>::setOptimizerShard(
     ps.updatedHere = owns(ps.param->name);
 }
 
+template <typename T> int64_t CpuExecutor<T>::releaseUnownedMoments() {
+  int64_t freed = 0;
+  for (ParamState<T> &ps : state->params) {
+    if (ps.updatedHere || !ps.trainable() || !ps.momentsHeld)
+      continue;
+    freed += int64_t(ps.m.size() + ps.v.size()) * 2;
+    std::vector<uint16_t>().swap(ps.m);
+    std::vector<uint16_t>().swap(ps.v);
+    ps.momentsHeld = false;
+  }
+  return freed;
+}
+
+template <typename T> int64_t CpuExecutor<T>::getMomentBytes() const {
+  int64_t bytes = 0;
+  for (const ParamState<T> &ps : state->params)
+    bytes += int64_t(ps.m.size() + ps.v.size()) * 2;
+  return bytes;
+}
+
 template <typename T>
 void CpuExecutor<T>::setScaledGemmEngine(cpu::ScaledGemmEngine *engine) {
   state->gemmEngine = engine;
@@ -3081,7 +3106,7 @@ template <typename T>
 std::optional<llvm::MutableArrayRef<uint16_t>>
 CpuExecutor<T>::firstMoment(StringRef name) {
   ParamState<T> *p = state->lookup(name);
-  if (!p || !p->trainable())
+  if (!p || !p->trainable() || !p->momentsHeld)
     return std::nullopt;
   return llvm::MutableArrayRef<uint16_t>(p->m);
 }
@@ -3090,7 +3115,7 @@ template <typename T>
 std::optional<llvm::MutableArrayRef<uint16_t>>
 CpuExecutor<T>::secondMoment(StringRef name) {
   ParamState<T> *p = state->lookup(name);
-  if (!p || !p->trainable())
+  if (!p || !p->trainable() || !p->momentsHeld)
     return std::nullopt;
   return llvm::MutableArrayRef<uint16_t>(p->v);
 }

@@ -830,6 +830,10 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         auto it = updater.find(name.str());
         return it == updater.end() ? e == 0 : it->second == size_t(e);
       });
+      // The others' moments go, except on the master, which gathers every
+      // update and writes the checkpoints.
+      if (e > 0)
+        impl->ranks[e]->releaseUnownedMoments();
     }
   }
   auto runner = std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
@@ -844,6 +848,14 @@ template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
 template <typename T>
 int64_t PipelineRunner<T>::getExpertParallelism() const {
   return impl->ep;
+}
+
+template <typename T>
+std::vector<int64_t> PipelineRunner<T>::getMomentBytes() const {
+  std::vector<int64_t> bytes;
+  for (const CpuExecutor<T> *rank : impl->ranks)
+    bytes.push_back(rank->getMomentBytes());
+  return bytes;
 }
 
 template <typename T>

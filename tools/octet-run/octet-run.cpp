@@ -848,6 +848,14 @@ int runTraining(const Program &program, StringRef digest) {
         shares += (shares.empty() ? "" : ", ") + std::to_string(n);
       errs() << "octet-run: parameter elements each replica updates: "
              << shares << "\n";
+      std::string held;
+      for (int64_t b : ranks->getMomentBytes())
+        held += formatv("{0}{1:f2}", held.empty() ? "" : ", ",
+                        double(b) / (1 << 20))
+                    .str();
+      errs() << "octet-run: AdamW moments each rank holds (MiB; the master "
+                "all, for checkpoints): "
+             << held << "\n";
     }
   }
   if (!ranks && !tracePath.empty())

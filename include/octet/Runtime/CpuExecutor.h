@@ -168,7 +168,8 @@ public:
 
   /// The state of parameter `name`: its master weight; its gradient
   /// accumulator and AdamW moments (BF16 bits), which frozen parameters do
-  /// not have. std::nullopt when there is no such state.
+  /// not have (nor, after releaseUnownedMoments, the parameters of other
+  /// ranks' shards). std::nullopt when there is no such state.
   std::optional<llvm::MutableArrayRef<T>> masterWeight(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<uint16_t>>
@@ -190,6 +191,13 @@ public:
   /// (weights and moments); for the others it clears the gradient and
   /// leaves the state as it is. By default every parameter is updated.
   void setOptimizerShard(llvm::function_ref<bool(llvm::StringRef)> owns);
+  /// ZeRO-1's memory saving: frees the AdamW moments of the parameters
+  /// this executor does not update (after setOptimizerShard), for which
+  /// firstMoment and secondMoment then return std::nullopt; an update of
+  /// one of them fails. Returns the bytes freed.
+  int64_t releaseUnownedMoments();
+  /// Bytes of AdamW moments (BF16) this executor holds.
+  int64_t getMomentBytes() const;
 
   /// Calls `fn` with the parameter's name after every octet.grad_accumulate,
   /// on the thread running the function, so that a gradient's reduction

@@ -20,8 +20,10 @@
 // the caller), which runs the optimizer; broadcast() copies the master's
 // weights and moments back to every rank. With ZeRO-1 (pipeline.zero = 1)
 // each parameter's sum goes instead to one replica's rank, chosen to
-// balance the replicas' shares, which updates it in optimizerStep(). A rank that fails, or waits longer
-// than the timeout, ends the step with an error on every rank.
+// balance the replicas' shares, which updates it in optimizerStep() and
+// alone of the non-master ranks keeps its AdamW moments. A rank that
+// fails, or waits longer than the timeout, ends the step with an error on
+// every rank.
 //
 // Expert parallelism (pipeline.ep = G > 1): the same pipeline rank of G
 // consecutive replicas forms an expert-parallel group, through which the
@@ -134,7 +136,8 @@ public:
   /// The same for the BF16 and FP32 GEMMs.
   void setDenseGemmEngine(int64_t rank, cpu::DenseGemmEngine *engine);
 
-  /// Copies the master's weights and AdamW moments to every rank.
+  /// Copies the master's weights and AdamW moments to every rank (with
+  /// ZeRO-1, each parameter's moments only to the ranks that hold them).
   void broadcast();
 
   /// The step's reduced gradient of parameter `name`: the master's, or with
@@ -146,9 +149,13 @@ public:
   /// Per replica: the parameter elements its ranks update (all with the
   /// first replica's ranks without ZeRO-1).
   std::vector<int64_t> getOptimizerShares() const;
+  /// Per rank, the bytes of AdamW moments it holds: with ZeRO-1 the ranks
+  /// other than the master keep only their share's.
+  std::vector<int64_t> getMomentBytes() const;
   /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
   /// parallel), the master gathers the updated weights and moments, and
-  /// broadcast() sends the weights and moments to every rank.
+  /// broadcast() sends the weights to every rank and the moments to their
+  /// holders.
   llvm::Error optimizerStep(T lr, int64_t step);
 
   /// Runs the micro-batches of one step (one batch each, in order) through

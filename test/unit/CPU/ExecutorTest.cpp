@@ -259,7 +259,8 @@ TEST(ExecutorTest, DoubleExecutorRunsTheSameProgram) {
 }
 
 // ZeRO-1: an executor updates only its share of the parameters; the
-// others' gradients are cleared and their weights and moments kept.
+// others' gradients are cleared and their weights and moments kept, until
+// their moments are released.
 TEST(ExecutorTest, OptimizerShardUpdatesOnlyItsParameters) {
   CpuExecutor<float> exec = make<float>(kLinearProgram);
   exec.initParameters(5);
@@ -283,6 +284,31 @@ TEST(ExecutorTest, OptimizerShardUpdatesOnlyItsParameters) {
                            std::vector<uint16_t>(b.size(), 0)));
   EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("b")),
                            std::vector<float>(b.size(), 0.0f)));
+
+  // Releasing the others' moments frees b's (2 x BF16 per element) and
+  // keeps w's; the next step still updates w alone, as before.
+  int64_t before = exec.getMomentBytes();
+  EXPECT_EQ(exec.releaseUnownedMoments(), int64_t(b.size()) * 4);
+  EXPECT_EQ(exec.getMomentBytes(), before - int64_t(b.size()) * 4);
+  EXPECT_FALSE(exec.firstMoment("b").has_value());
+  EXPECT_FALSE(exec.secondMoment("b").has_value());
+  ASSERT_TRUE(exec.firstMoment("w").has_value());
+  std::copy(gw.begin(), gw.end(), exec.gradient("w")->begin());
+  run(exec, "optimizer_step",
+      {CpuExecutor<float>::Argument::scalar(0.01f),
+       CpuExecutor<float>::Argument::integer(2)});
+  adamwStep(w.data(), gw.data(), mw.data(), vw.data(), w.size(), 2,
+            AdamWConfig{0.01f, 0.9f, 0.95f, 1e-8f, 0.1f});
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("w")), w));
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("b")), b));
+  // Owning b again cannot update it without its moments: a clear error.
+  exec.setOptimizerShard([](llvm::StringRef) { return true; });
+  auto out =
+      exec.run("optimizer_step", {CpuExecutor<float>::Argument::scalar(0.01f),
+                                  CpuExecutor<float>::Argument::integer(3)});
+  ASSERT_FALSE(bool(out));
+  EXPECT_CONTAINS(llvm::toString(out.takeError()),
+                  "the AdamW moments of 'b' were released");
 }
 
 // The gradient callback follows every accumulation, after it is done.
