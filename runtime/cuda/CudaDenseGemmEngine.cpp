@@ -7,6 +7,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 
 using namespace octet;
@@ -74,6 +75,7 @@ static int64_t span(int64_t batch, int64_t stride, int64_t rows, int64_t cols,
 }
 
 llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
+  auto started = std::chrono::steady_clock::now();
   bool ta = g.transA == numerics::Trans::Yes;
   bool tb = g.transB == numerics::Trans::Yes;
   std::string what =
@@ -202,6 +204,9 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
   stats.flops +=
       2.0 * double(g.m) * double(g.n) * double(g.k) * double(g.batch);
   stats.seconds += ms * 1e-3;
+  stats.engineSeconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
   return llvm::Error::success();
 }
 

@@ -10,6 +10,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <chrono>
 #include <cstring>
 
 using namespace octet;
@@ -157,11 +158,32 @@ llvm::Error CudaGemmEngine::reserve(DeviceBuffer &buffer, size_t bytes,
   return llvm::Error::success();
 }
 
+namespace {
+/// Adds the wall time of its scope to `seconds` under `mutex`.
+class EngineTimer {
+public:
+  EngineTimer(std::mutex &mutex, double &seconds)
+      : mutex(mutex), seconds(seconds),
+        start(std::chrono::steady_clock::now()) {}
+  ~EngineTimer() {
+    std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
+    std::lock_guard<std::mutex> lock(mutex);
+    seconds += d.count();
+  }
+
+private:
+  std::mutex &mutex;
+  double &seconds;
+  std::chrono::steady_clock::time_point start;
+};
+} // namespace
+
 llvm::Error CudaGemmEngine::scaledGemm(const numerics::QuantizedTensor &lhs,
                                        int lhsContract,
                                        const numerics::QuantizedTensor &rhs,
                                        int rhsContract, int64_t promotion,
                                        float *out) {
+  EngineTimer timer(mutex, stats.engineSeconds);
   llvm::Expected<PackedGemm> packed =
       packScaledGemm(lhs, lhsContract, rhs, rhsContract);
   if (!packed)
@@ -192,6 +214,8 @@ llvm::Error CudaGemmEngine::groupedScaledGemm(
     return ScaledGemmEngine::groupedScaledGemm(x, sizes, w, wContract,
                                                promotion, out);
   }
+  // (The fallback above is timed by the GEMMs it makes.)
+  EngineTimer timer(mutex, stats.engineSeconds);
   std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(*kernel);
   llvm::Expected<PackedGemm> packed =
       packGroupedScaledGemm(x, sizes, w, wContract, config->tileM);

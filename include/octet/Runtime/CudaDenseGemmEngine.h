@@ -37,6 +37,8 @@ public:
     int64_t gemms = 0;
     double flops = 0;
     double seconds = 0; ///< cuBLASLt's time on the GPU (events).
+    /// Wall time in the engine, conversions and copies included.
+    double engineSeconds = 0;
   };
   Stats getStats() const;
   const Context &getContext() const { return context; }

@@ -78,6 +78,9 @@ public:
     double flops = 0;
     /// Time on the GPU, kernels only (events around each launch).
     double kernelSeconds = 0;
+    /// Wall time in the engine, packing and copies included: what running
+    /// the GEMMs from host memory costs beyond the kernels.
+    double engineSeconds = 0;
     /// Launches per kernel name.
     std::map<std::string, int64_t> launches;
   };

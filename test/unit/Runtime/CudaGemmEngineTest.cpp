@@ -141,6 +141,8 @@ TEST_F(CudaGemmEngineTest, FP8LinearMatchesTheCPU) {
   CudaGemmEngine::Stats st = engine->getStats();
   EXPECT_EQ(st.gemms, 12);
   EXPECT_GT(st.kernelSeconds, 0.0);
+  // The engine's wall time holds the kernels' and the host's work.
+  EXPECT_GT(st.engineSeconds, st.kernelSeconds);
   // The 64-row GEMMs took the one-consumer kernels.
   // (Fprop and Dgrad of the first shape.)
   ASSERT_EQ(st.launches.count("octet_gemm_1d2d_f32_m64n128k128_s8_p128"), 1u);
