@@ -5,6 +5,7 @@
 #include "octet/Numerics/ScaledGemm.h"
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 using namespace octet;
@@ -134,20 +135,13 @@ static QuantizedTensor quantizeExperts(const float *w, int64_t experts,
   return out;
 }
 
-static int64_t totalRows(llvm::ArrayRef<int64_t> sizes) {
-  int64_t rows = 0;
-  for (int64_t s : sizes)
-    rows += s;
-  return rows;
-}
-
 llvm::Error octet::cpu::fp8GroupedLinearForward(const float *x, const float *w,
                                                 llvm::ArrayRef<int64_t> sizes,
                                                 int64_t n, int64_t k,
                                                 const FP8LinearConfig &config,
                                                 float *y) {
   int64_t experts = int64_t(sizes.size()), kp = roundUp(k);
-  int64_t rows = totalRows(sizes);
+  int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t(0));
   if (rows == 0)
     return llvm::Error::success();
   // 1x128 tiles are per row, and each expert's weights are a matrix of the
@@ -172,7 +166,7 @@ llvm::Error octet::cpu::fp8GroupedLinearDgrad(const float *dy, const float *w,
                                               const FP8LinearConfig &config,
                                               float *dx) {
   int64_t experts = int64_t(sizes.size()), kp = roundUp(k), np = roundUp(n);
-  int64_t rows = totalRows(sizes);
+  int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t(0));
   if (rows == 0)
     return llvm::Error::success();
   // As fp8LinearDgrad: dY tiles along N, W blocks seen transposed.

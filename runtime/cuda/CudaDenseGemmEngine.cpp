@@ -23,13 +23,6 @@ CudaDenseGemmEngine::~CudaDenseGemmEngine() {
     llvm::consumeError(std::move(e));
   plans.clear(); // before cuBLASLt goes
   lt.reset();
-  const DriverApi &api = context.api();
-  if (start)
-    api.eventDestroy(start);
-  if (stop)
-    api.eventDestroy(stop);
-  if (stream)
-    api.streamDestroy(stream);
 }
 
 llvm::Expected<std::unique_ptr<CudaDenseGemmEngine>>
@@ -44,16 +37,11 @@ CudaDenseGemmEngine::create(int ordinal) {
   if (!lt)
     return lt.takeError();
   engine->lt = std::move(*lt);
-  const DriverApi &api = engine->context.api();
-  if (llvm::Error e =
-          api.check(api.streamCreate(&engine->stream, 0), "cuStreamCreate",
-                    "creating the cuBLASLt stream"))
-    return std::move(e);
-  for (CUevent *event : {&engine->start, &engine->stop})
-    if (llvm::Error e =
-            api.check(api.eventCreate(event, CU_EVENT_DEFAULT), "cuEventCreate",
-                      "creating the cuBLASLt timing events"))
-      return std::move(e);
+  llvm::Expected<TimedStream> stream =
+      TimedStream::create(engine->context, "the cuBLASLt");
+  if (!stream)
+    return stream.takeError();
+  engine->stream.emplace(std::move(*stream));
   return std::move(engine);
 }
 
@@ -117,12 +105,13 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
     if (llvm::Error e = reserve(to, size_t(count) * element, label))
       return e;
     if (!g.bf16Inputs)
-      return context.upload(to, from, size_t(count) * 4, label, stream);
+      return context.upload(to, from, size_t(count) * 4, label, stream->get());
     // Exact: the executor rounded these values to BF16.
     staging.resize(size_t(count));
     for (int64_t i = 0; i < count; ++i)
       staging[size_t(i)] = numerics::floatToBF16(from[i]);
-    return context.upload(to, staging.data(), size_t(count) * 2, label, stream);
+    return context.upload(to, staging.data(), size_t(count) * 2, label,
+                          stream->get());
   };
   if (llvm::Error e = put(a, g.a, spanA, "A"))
     return e;
@@ -134,8 +123,8 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
   // matrices apart), only its rows come back: the gaps are not the GEMM's.
   bool gaps = g.ldc != g.n || (g.batch > 1 && g.strideC != g.m * g.ldc);
   if (g.accumulate)
-    if (llvm::Error e =
-            context.upload(d, g.c, size_t(spanC) * 4, "C of " + what, stream))
+    if (llvm::Error e = context.upload(d, g.c, size_t(spanC) * 4,
+                                       "C of " + what, stream->get()))
       return e;
 
   std::vector<int64_t> key = {g.bf16Inputs, ta,          tb,        g.m,
@@ -167,31 +156,25 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
       return made.takeError();
     plan = plans.emplace(key, std::move(*made)).first;
   }
-  const DriverApi &api = context.api();
-  if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
-                                "timing " + what))
-    return e;
-  if (llvm::Error e = lt->run(plan->second, stream))
-    return llvm::createStringError(what + ": " + llvm::toString(std::move(e)));
-  if (llvm::Error e = api.check(api.eventRecord(stop, stream), "cuEventRecord",
-                                "timing " + what))
-    return e;
-  if (llvm::Error e = api.check(api.streamSynchronize(stream),
-                                "cuStreamSynchronize", "running " + what))
-    return e;
-  float ms = 0;
-  if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
-                                "cuEventElapsedTime", "timing " + what))
-    return e;
+  llvm::Expected<float> ms = stream->time(
+      [&]() -> llvm::Error {
+        if (llvm::Error e = lt->run(plan->second, stream->get()))
+          return llvm::createStringError(what + ": " +
+                                         llvm::toString(std::move(e)));
+        return llvm::Error::success();
+      },
+      what);
+  if (!ms)
+    return ms.takeError();
   if (!gaps) {
-    if (llvm::Error e =
-            context.download(g.c, d, size_t(spanC) * 4, "C of " + what, stream))
+    if (llvm::Error e = context.download(g.c, d, size_t(spanC) * 4,
+                                         "C of " + what, stream->get()))
       return e;
   } else {
     // One copy of the span, then only C's rows out of it.
     std::vector<float> spanned(static_cast<size_t>(spanC));
     if (llvm::Error e = context.download(spanned.data(), d, size_t(spanC) * 4,
-                                         "C of " + what, stream))
+                                         "C of " + what, stream->get()))
       return e;
     for (int64_t bi = 0; bi < g.batch; ++bi)
       for (int64_t i = 0; i < g.m; ++i) {
@@ -203,7 +186,7 @@ llvm::Error CudaDenseGemmEngine::gemm(const cpu::DenseGemm &g) {
   ++stats.gemms;
   stats.flops +=
       2.0 * double(g.m) * double(g.n) * double(g.k) * double(g.batch);
-  stats.seconds += ms * 1e-3;
+  stats.seconds += *ms * 1e-3;
   stats.engineSeconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
           .count();

@@ -290,3 +290,66 @@ llvm::Error Context::download(void *to, const DeviceBuffer &from, size_t offset,
   return driver->check(driver->memcpyDtoH(to, from.get() + offset, bytes),
                        "cuMemcpyDtoH", "downloading " + what);
 }
+
+llvm::Expected<TimedStream> TimedStream::create(const Context &context,
+                                                const llvm::Twine &what) {
+  TimedStream t;
+  t.context = &context;
+  const DriverApi &api = context.api();
+  // A blocking stream: ordered after what other code puts on the legacy
+  // default stream (the launchers' one-off uploads of tensor maps).
+  if (llvm::Error e =
+          api.check(api.streamCreate(&t.stream, 0), "cuStreamCreate",
+                    "creating " + what + " stream"))
+    return std::move(e);
+  for (CUevent *event : {&t.start, &t.stop})
+    if (llvm::Error e =
+            api.check(api.eventCreate(event, CU_EVENT_DEFAULT), "cuEventCreate",
+                      "creating " + what + " timing events"))
+      return std::move(e);
+  return std::move(t);
+}
+
+TimedStream::TimedStream(TimedStream &&other)
+    : context(other.context), stream(other.stream), start(other.start),
+      stop(other.stop) {
+  other.stream = nullptr;
+  other.start = other.stop = nullptr;
+}
+
+TimedStream::~TimedStream() {
+  if (!stream && !start && !stop)
+    return;
+  const DriverApi &api = context->api();
+  // Nothing is in flight (its users wait for their work); failures here
+  // have nowhere to go.
+  if (llvm::Error e = context->makeCurrent())
+    llvm::consumeError(std::move(e));
+  if (start)
+    api.eventDestroy(start);
+  if (stop)
+    api.eventDestroy(stop);
+  if (stream)
+    api.streamDestroy(stream);
+}
+
+llvm::Expected<float> TimedStream::time(llvm::function_ref<llvm::Error()> issue,
+                                        const llvm::Twine &what) const {
+  const DriverApi &api = context->api();
+  if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
+                                "timing " + what))
+    return std::move(e);
+  if (llvm::Error e = issue())
+    return std::move(e);
+  if (llvm::Error e = api.check(api.eventRecord(stop, stream), "cuEventRecord",
+                                "timing " + what))
+    return std::move(e);
+  if (llvm::Error e = api.check(api.streamSynchronize(stream),
+                                "cuStreamSynchronize", "running " + what))
+    return std::move(e);
+  float ms = 0;
+  if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
+                                "cuEventElapsedTime", "timing " + what))
+    return std::move(e);
+  return ms;
+}

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <numeric>
 
 using namespace octet;
 using namespace octet::runtime;
@@ -101,19 +102,10 @@ CudaGemmEngine::CudaGemmEngine(Context context, KernelLibrary library)
     : context(std::move(context)), library(std::move(library)) {}
 
 CudaGemmEngine::~CudaGemmEngine() {
-  if (!stream && !start && !stop)
-    return;
-  const DriverApi &api = context.api();
-  // Nothing is in flight (every GEMM waits for its result); failures here
-  // have nowhere to go.
+  // The members go next (launches, buffers, stream, module): with the
+  // context current. Nothing is in flight: every GEMM waits for its result.
   if (llvm::Error e = context.makeCurrent())
     llvm::consumeError(std::move(e));
-  if (start)
-    api.eventDestroy(start);
-  if (stop)
-    api.eventDestroy(stop);
-  if (stream)
-    api.streamDestroy(stream);
 }
 
 llvm::Expected<std::unique_ptr<CudaGemmEngine>>
@@ -133,18 +125,11 @@ CudaGemmEngine::create(KernelLibrary library, int ordinal) {
   if (!module)
     return module.takeError();
   engine->module.emplace(std::move(*module));
-  const DriverApi &api = engine->context.api();
-  if (llvm::Error e = api.check(api.streamCreate(&engine->stream, 0),
-                                "cuStreamCreate", "creating the GEMM stream"))
-    return std::move(e);
-  if (llvm::Error e =
-          api.check(api.eventCreate(&engine->start, CU_EVENT_DEFAULT),
-                    "cuEventCreate", "creating the GEMM timing events"))
-    return std::move(e);
-  if (llvm::Error e =
-          api.check(api.eventCreate(&engine->stop, CU_EVENT_DEFAULT),
-                    "cuEventCreate", "creating the GEMM timing events"))
-    return std::move(e);
+  llvm::Expected<TimedStream> stream =
+      TimedStream::create(engine->context, "the GEMM");
+  if (!stream)
+    return stream.takeError();
+  engine->stream.emplace(std::move(*stream));
   return std::move(engine);
 }
 
@@ -200,9 +185,7 @@ llvm::Error CudaGemmEngine::groupedScaledGemm(
     const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
     const numerics::QuantizedTensor &w, int wContract, int64_t promotion,
     float *out) {
-  int64_t rows = 0;
-  for (int64_t s : sizes)
-    rows += s;
+  int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t(0));
   if (rows == 0)
     return llvm::Error::success();
   llvm::Expected<std::string> kernel = selectGemmKernel(
@@ -241,7 +224,7 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
     size_t bytes = host.size() * sizeof(host[0]);
     if (llvm::Error e = reserve(to, bytes, what))
       return e;
-    return context.upload(to, host.data(), bytes, what, stream);
+    return context.upload(to, host.data(), bytes, what, stream->get());
   };
   if (llvm::Error e = put(a, p.a, "A of " + name))
     return e;
@@ -284,35 +267,23 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
   const DriverApi &api = context.api();
   if (poisonOutputs)
     if (llvm::Error e =
-            api.check(api.memsetD8Async(d.get(), 0xFF, outBytes, stream),
+            api.check(api.memsetD8Async(d.get(), 0xFF, outBytes, stream->get()),
                       "cuMemsetD8Async", "poisoning D of " + name))
       return e;
-  if (llvm::Error e = api.check(api.eventRecord(start, stream), "cuEventRecord",
-                                "timing " + name))
-    return e;
-  if (llvm::Error e = launch->launch(stream))
-    return e;
-  if (llvm::Error e = api.check(api.eventRecord(stop, stream), "cuEventRecord",
-                                "timing " + name))
-    return e;
-  // A fault inside the kernel surfaces here: name it.
-  if (llvm::Error e =
-          api.check(api.streamSynchronize(stream), "cuStreamSynchronize",
-                    llvm::formatv("running {0} (M={1} N={2} K={3})", name, p.m,
-                                  p.n, p.k)))
-    return e;
-  float ms = 0;
-  if (llvm::Error e = api.check(api.eventElapsedTime(&ms, start, stop),
-                                "cuEventElapsedTime", "timing " + name))
-    return e;
+  // A fault inside the kernel surfaces in the wait: it names the kernel.
+  llvm::Expected<float> ms = stream->time(
+      [&] { return launch->launch(stream->get()); },
+      llvm::formatv("{0} (M={1} N={2} K={3})", name, p.m, p.n, p.k));
+  if (!ms)
+    return ms.takeError();
   if (ldd == p.n && rows.empty()) {
     if (llvm::Error e =
-            context.download(out, d, outBytes, "D of " + name, stream))
+            context.download(out, d, outBytes, "D of " + name, stream->get()))
       return e;
   } else {
     std::vector<float> padded(size_t(p.m) * ldd);
     if (llvm::Error e = context.download(padded.data(), d, outBytes,
-                                         "D of " + name, stream))
+                                         "D of " + name, stream->get()))
       return e;
     int64_t count = rows.empty() ? p.m : int64_t(rows.size());
     for (int64_t i = 0; i < count; ++i) {
@@ -325,7 +296,7 @@ llvm::Error CudaGemmEngine::run(const PackedGemm &p, const std::string &name,
   // Useful work only: the expert kernels' padding rows do not count.
   int64_t usefulRows = rows.empty() ? p.m : int64_t(rows.size());
   stats.flops += 2.0 * double(usefulRows) * double(p.n) * double(p.k);
-  stats.kernelSeconds += ms * 1e-3;
+  stats.kernelSeconds += *ms * 1e-3;
   ++stats.launches[name];
   return llvm::Error::success();
 }

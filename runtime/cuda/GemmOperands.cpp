@@ -244,6 +244,17 @@ octet::runtime::selectGemmKernel(llvm::ArrayRef<std::string> kernels,
       offered.empty() ? std::string("none") : llvm::join(offered, ", ")));
 }
 
+/// A wgmma step covers 32 K-elements, so the kernels promote at multiples
+/// of 32 that divide the scaling group.
+static llvm::Error checkPromotion(int64_t promotion) {
+  if (promotion < 32 || promotion % 32 != 0 ||
+      numerics::kGroupSize % promotion != 0)
+    return llvm::createStringError(
+        "the kernels promote every 32, 64 or 128 K-elements, not %lld",
+        (long long)promotion);
+  return llvm::Error::success();
+}
+
 llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
     const QuantizedTensor &lhs, int lhsContract, const QuantizedTensor &rhs,
     int rhsContract, int64_t promotion, float *out) {
@@ -251,13 +262,8 @@ llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
       packScaledGemm(lhs, lhsContract, rhs, rhsContract);
   if (!p)
     return p.takeError();
-  // A wgmma step covers 32 K-elements, so the kernels promote at multiples
-  // of 32 that divide the scaling group.
-  if (promotion < 32 || promotion % 32 != 0 ||
-      numerics::kGroupSize % promotion != 0)
-    return llvm::createStringError(
-        "the kernels promote every 32, 64 or 128 K-elements, not %lld",
-        (long long)promotion);
+  if (llvm::Error e = checkPromotion(promotion))
+    return e;
   std::vector<float> d = emulatePackedGemm(*p, promotion, false);
   std::memcpy(out, d.data(), d.size() * sizeof(float));
   ++(p->rhsScaling == RhsScaling::Block128 ? blockScaled : rowScaled);
@@ -267,11 +273,8 @@ llvm::Error octet::runtime::KernelEmulationEngine::scaledGemm(
 llvm::Error octet::runtime::KernelEmulationEngine::groupedScaledGemm(
     const QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
     const QuantizedTensor &w, int wContract, int64_t promotion, float *out) {
-  if (promotion < 32 || promotion % 32 != 0 ||
-      numerics::kGroupSize % promotion != 0)
-    return llvm::createStringError(
-        "the kernels promote every 32, 64 or 128 K-elements, not %lld",
-        (long long)promotion);
+  if (llvm::Error e = checkPromotion(promotion))
+    return e;
   // 128-row tiles, as the CUDA engine's expert kernels take them; the
   // results do not depend on the tile height.
   llvm::Expected<PackedGemm> p =

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace octet::runtime::cuda {
@@ -51,8 +52,7 @@ private:
 
   Context context;
   std::unique_ptr<CublasLt> lt; ///< Refers to `context`.
-  CUstream stream = nullptr;
-  CUevent start = nullptr, stop = nullptr;
+  std::optional<TimedStream> stream; ///< Refers to `context`.
   DeviceBuffer a, b, d;
   /// Plans by shape, on the buffers above; cleared when one is reallocated.
   std::map<std::vector<int64_t>, CublasLt::Plan> plans;

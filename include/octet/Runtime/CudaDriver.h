@@ -11,6 +11,7 @@
 #ifndef OCTET_RUNTIME_CUDADRIVER_H
 #define OCTET_RUNTIME_CUDADRIVER_H
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/Error.h"
@@ -143,6 +144,34 @@ private:
   int smCount = 0;
   int capability = 0;
   std::string name;
+};
+
+/// A stream of a context's device with the two events that time the work
+/// issued on it; destroyed with the context made current.
+class TimedStream {
+public:
+  /// `what` names its user in messages ("the GEMM": "creating the GEMM
+  /// stream"). The context must outlive the stream.
+  static llvm::Expected<TimedStream> create(const Context &context,
+                                            const llvm::Twine &what);
+  TimedStream(TimedStream &&other);
+  TimedStream &operator=(TimedStream &&) = delete;
+  ~TimedStream();
+
+  CUstream get() const { return stream; }
+
+  /// Records an event, runs `issue` (which enqueues work on the stream),
+  /// records another, waits for the stream and returns the milliseconds
+  /// between the two events. A fault in the work is reported as
+  /// "running <what>: cuStreamSynchronize failed: ...".
+  llvm::Expected<float> time(llvm::function_ref<llvm::Error()> issue,
+                             const llvm::Twine &what) const;
+
+private:
+  TimedStream() = default;
+  const Context *context = nullptr;
+  CUstream stream = nullptr;
+  CUevent start = nullptr, stop = nullptr;
 };
 
 } // namespace octet::runtime::cuda

@@ -101,8 +101,7 @@ private:
   Context context;
   std::optional<KernelModule> module; ///< Refers to `context`.
   KernelLibrary library;
-  CUstream stream = nullptr;
-  CUevent start = nullptr, stop = nullptr;
+  std::optional<TimedStream> stream; ///< Refers to `context`.
   DeviceBuffer a, b, scaleA, scaleB, d, groupIndex;
   /// Launches prepared for (kernel, M, N, K, groups) on the buffers above;
   /// cleared when a buffer is reallocated.

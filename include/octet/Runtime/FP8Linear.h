@@ -25,6 +25,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cassert>
+#include <numeric>
 
 namespace octet::cpu {
 
@@ -102,9 +103,7 @@ inline llvm::Error ScaledGemmEngine::groupedScaledGemm(
     const numerics::QuantizedTensor &x, llvm::ArrayRef<int64_t> sizes,
     const numerics::QuantizedTensor &w, int wContract, int64_t promotion,
     float *out) {
-  int64_t rows = 0;
-  for (int64_t s : sizes)
-    rows += s;
+  int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t(0));
   if (int64_t(sizes.size()) != w.batch || rows != x.rows)
     return llvm::createStringError(
         "an expert GEMM of %zu expert sizes adding up to %lld rows, for %lld "

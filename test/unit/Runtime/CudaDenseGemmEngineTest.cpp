@@ -55,6 +55,15 @@ TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
   using numerics::Trans;
   int64_t gemms = 0;
   unsigned seed = 1;
+  // g on the CPU into `cpu`, and through the engine into `gpu`.
+  auto runBoth = [&](cpu::DenseGemm g, float *cpu, float *gpu) {
+    g.c = cpu;
+    cpu::runDenseGemm(g);
+    g.c = gpu;
+    llvm::Error e = engine->gemm(g);
+    ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
+    ++gemms;
+  };
   for (bool bf16 : {false, true})
     for (Trans ta : {Trans::No, Trans::Yes})
       for (Trans tb : {Trans::No, Trans::Yes})
@@ -92,12 +101,7 @@ TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
             std::vector<float> cpu = c0, gpu = c0;
             g.a = a.data();
             g.b = b.data();
-            g.c = cpu.data();
-            cpu::runDenseGemm(g);
-            g.c = gpu.data();
-            llvm::Error e = engine->gemm(g);
-            ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
-            ++gemms;
+            ASSERT_NO_FATAL_FAILURE(runBoth(g, cpu.data(), gpu.data()));
             std::vector<float> x, y;
             bool gapsKept = true;
             for (int64_t bi = 0; bi < batch; ++bi)
@@ -131,12 +135,7 @@ TEST_F(CudaDenseGemmEngineTest, EveryLayoutMatchesTheCPU) {
     std::vector<float> cpu(g.m * g.n), gpu(g.m * g.n, std::nanf(""));
     g.a = a.data();
     g.b = b.data();
-    g.c = cpu.data();
-    cpu::runDenseGemm(g);
-    g.c = gpu.data();
-    llvm::Error e = engine->gemm(g);
-    ASSERT_FALSE(bool(e)) << llvm::toString(std::move(e));
-    ++gemms;
+    ASSERT_NO_FATAL_FAILURE(runBoth(g, cpu.data(), gpu.data()));
     EXPECT_LT(gemmDifference(cpu.data(), gpu.data(), cpu.size()), 1e-10);
   }
   // K = 0: an empty sum.
