@@ -89,6 +89,17 @@ template <typename T> std::vector<T> roundedCopy(const T *v, int64_t n) {
   return out;
 }
 
+/// A GEMM operand: `v` itself, or with `bf16` its copy rounded to BF16 in
+/// `storage`.
+template <typename T>
+const T *gemmOperand(const T *v, int64_t n, bool bf16,
+                     std::vector<T> &storage) {
+  if (!bf16)
+    return v;
+  storage = roundedCopy(v, n);
+  return storage.data();
+}
+
 /// Every value in [lo, hi), or an error naming the first that is not.
 Error checkRange(const int64_t *v, int64_t n, int64_t lo, int64_t hi,
                  StringRef what) {
@@ -858,36 +869,29 @@ auto InstructionCompiler<T>::compileLinear() -> Expected<Body> {
         return cpu::fp8LinearForward(
             x, w, bias, shape, prec.fp8Config(st->gemmEngine), y, nullptr);
       }
+    }
+    bool bf16 = prec.format == Precision::BF16, done = false;
+    std::vector<T> rx, rw;
+    const T *xs = gemmOperand(x, m * k, bf16, rx),
+            *ws = gemmOperand(w, n * k, bf16, rw);
+    if constexpr (std::is_same_v<T, float>) {
       if (st->denseEngine) {
-        bool bf16 = prec.format == Precision::BF16;
-        std::vector<T> rx, rw;
-        if (bf16) {
-          rx = roundedCopy(x, m * k);
-          rw = roundedCopy(w, n * k);
-        }
         if (Error e = denseGemm(*st->denseEngine, numerics::Trans::No,
-                                numerics::Trans::Yes, m, n, k,
-                                bf16 ? rx.data() : x, k, bf16 ? rw.data() : w,
-                                k, y, n, /*accumulate=*/false, bf16))
+                                numerics::Trans::Yes, m, n, k, xs, k, ws, k, y,
+                                n, /*accumulate=*/false, bf16))
           return e;
         // As cpu::linearForward adds it: once per element, after the sum.
         if (bias)
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < n; ++j)
               y[i * n + j] += bias[j];
-        if (bf16 && prec.bf16Out)
-          roundToBF16(y, m * n);
-        return Error::success();
+        done = true;
       }
     }
-    if (prec.format == Precision::BF16) {
-      std::vector<T> rx = roundedCopy(x, m * k), rw = roundedCopy(w, n * k);
-      cpu::linearForward<T>(rx.data(), rw.data(), bias, shape, y);
-      if (prec.bf16Out)
-        roundToBF16(y, m * n);
-      return Error::success();
-    }
-    cpu::linearForward<T>(x, w, bias, shape, y);
+    if (!done)
+      cpu::linearForward<T>(xs, ws, bias, shape, y);
+    if (bf16 && prec.bf16Out)
+      roundToBF16(y, m * n);
     return Error::success();
   });
 }
@@ -943,34 +947,27 @@ auto InstructionCompiler<T>::compileBatchMatmul() -> Expected<Body> {
           ny = out(0).numElements();
   State *st = &s;
   return Body([=]() -> Error {
+    std::vector<T> rl, rr;
+    const T *l = gemmOperand(lhs, nl, bf16, rl),
+            *r = gemmOperand(rhs, nr, bf16, rr);
+    bool done = false;
     if constexpr (std::is_same_v<T, float>) {
       if (st->denseEngine) {
-        std::vector<T> rl, rr;
-        if (bf16) {
-          rl = roundedCopy(lhs, nl);
-          rr = roundedCopy(rhs, nr);
-        }
         numerics::Trans tr =
             sh.transposeRhs ? numerics::Trans::Yes : numerics::Trans::No;
-        if (Error e = denseGemm(
-                *st->denseEngine, numerics::Trans::No, tr, sh.m, sh.n, sh.k,
-                bf16 ? rl.data() : lhs, sh.k, bf16 ? rr.data() : rhs,
-                sh.transposeRhs ? sh.k : sh.n, y, sh.n, /*accumulate=*/false,
-                bf16, sh.batch, sh.m * sh.k, sh.k * sh.n, sh.m * sh.n))
+        if (Error e = denseGemm(*st->denseEngine, numerics::Trans::No, tr, sh.m,
+                                sh.n, sh.k, l, sh.k, r,
+                                sh.transposeRhs ? sh.k : sh.n, y, sh.n,
+                                /*accumulate=*/false, bf16, sh.batch,
+                                sh.m * sh.k, sh.k * sh.n, sh.m * sh.n))
           return e;
-        if (bf16 && bf16Out)
-          roundToBF16(y, ny);
-        return Error::success();
+        done = true;
       }
     }
-    if (bf16) {
-      std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr);
-      cpu::batchMatmulForward<T>(rl.data(), rr.data(), sh, y);
-      if (bf16Out)
-        roundToBF16(y, ny);
-    } else {
-      cpu::batchMatmulForward<T>(lhs, rhs, sh, y);
-    }
+    if (!done)
+      cpu::batchMatmulForward<T>(l, r, sh, y);
+    if (bf16 && bf16Out)
+      roundToBF16(y, ny);
     return Error::success();
   });
 }
@@ -1408,32 +1405,24 @@ auto InstructionCompiler<T>::compileLinearDgrad() -> Expected<Body> {
         return cpu::fp8LinearDgrad(w, dy, shape, prec.fp8Config(st->gemmEngine),
                                    dx);
       }
+    }
+    bool bf16 = prec.format == Precision::BF16, done = false;
+    std::vector<T> rdy, rw;
+    const T *g = gemmOperand(dy, m * n, bf16, rdy),
+            *ws = gemmOperand(w, n * k, bf16, rw);
+    if constexpr (std::is_same_v<T, float>) {
       if (st->denseEngine) {
-        bool bf16 = prec.format == Precision::BF16;
-        std::vector<T> rdy, rw;
-        if (bf16) {
-          rdy = roundedCopy(dy, m * n);
-          rw = roundedCopy(w, n * k);
-        }
-        if (Error e = denseGemm(
-                *st->denseEngine, numerics::Trans::No, numerics::Trans::No, m,
-                k, n, bf16 ? rdy.data() : dy, n, bf16 ? rw.data() : w, k, dx, k,
-                /*accumulate=*/false, bf16))
+        if (Error e = denseGemm(*st->denseEngine, numerics::Trans::No,
+                                numerics::Trans::No, m, k, n, g, n, ws, k, dx,
+                                k, /*accumulate=*/false, bf16))
           return e;
-        if (bf16 && prec.bf16Out)
-          roundToBF16(dx, m * k);
-        return Error::success();
+        done = true;
       }
     }
-    if (prec.format == Precision::BF16) {
-      std::vector<T> rdy = roundedCopy(dy, m * n), rw = roundedCopy(w, n * k);
-      cpu::linearBackward<T>(nullptr, rw.data(), rdy.data(), shape, dx, nullptr,
-                             nullptr);
-      if (prec.bf16Out)
-        roundToBF16(dx, m * k);
-      return Error::success();
-    }
-    cpu::linearBackward<T>(nullptr, w, dy, shape, dx, nullptr, nullptr);
+    if (!done)
+      cpu::linearBackward<T>(nullptr, ws, g, shape, dx, nullptr, nullptr);
+    if (bf16 && prec.bf16Out)
+      roundToBF16(dx, m * k);
     return Error::success();
   });
 }
@@ -1477,28 +1466,20 @@ auto InstructionCompiler<T>::compileLinearWgrad() -> Expected<Body> {
             cpu::fp8LinearQuantizeInput(x, shape, config);
         return cpu::fp8LinearWgrad(cache, dy, shape, config, dw);
       }
-      if (st->denseEngine) {
-        bool bf16 = prec.format == Precision::BF16;
-        std::vector<T> rdy, rx;
-        if (bf16) {
-          rdy = roundedCopy(dy, m * n);
-          rx = roundedCopy(x, m * k);
-        }
+    }
+    // Weight gradients stay FP32 (the recipe accumulates them in FP32).
+    bool bf16 = prec.format == Precision::BF16;
+    std::vector<T> rdy, rx;
+    const T *g = gemmOperand(dy, m * n, bf16, rdy),
+            *xs = gemmOperand(x, m * k, bf16, rx);
+    if constexpr (std::is_same_v<T, float>) {
+      if (st->denseEngine)
         // Onto the zeros above, as cpu::linearBackward accumulates.
         return denseGemm(*st->denseEngine, numerics::Trans::Yes,
-                         numerics::Trans::No, n, k, m, bf16 ? rdy.data() : dy,
-                         n, bf16 ? rx.data() : x, k, dw, k,
+                         numerics::Trans::No, n, k, m, g, n, xs, k, dw, k,
                          /*accumulate=*/true, bf16);
-      }
     }
-    if (prec.format == Precision::BF16) {
-      std::vector<T> rdy = roundedCopy(dy, m * n), rx = roundedCopy(x, m * k);
-      cpu::linearBackward<T>(rx.data(), nullptr, rdy.data(), shape, nullptr, dw,
-                             nullptr);
-      // Weight gradients stay FP32 (the recipe accumulates them in FP32).
-      return Error::success();
-    }
-    cpu::linearBackward<T>(x, nullptr, dy, shape, nullptr, dw, nullptr);
+    cpu::linearBackward<T>(xs, nullptr, g, shape, nullptr, dw, nullptr);
     return Error::success();
   });
 }
@@ -1553,16 +1534,13 @@ auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
           ny = in(2).numElements();
   State *st = &s;
   return Body([=]() -> Error {
+    std::vector<T> rl, rr, rdy;
+    const T *l = gemmOperand(lhs, nl, bf16, rl),
+            *r = gemmOperand(rhs, nr, bf16, rr),
+            *g = gemmOperand(dy, ny, bf16, rdy);
+    bool done = false;
     if constexpr (std::is_same_v<T, float>) {
       if (st->denseEngine) {
-        std::vector<T> rl, rr, rdy;
-        if (bf16) {
-          rl = roundedCopy(lhs, nl);
-          rr = roundedCopy(rhs, nr);
-          rdy = roundedCopy(dy, ny);
-        }
-        const T *l = bf16 ? rl.data() : lhs, *r = bf16 ? rr.data() : rhs,
-                *g = bf16 ? rdy.data() : dy;
         using numerics::Trans;
         int64_t sl = sh.m * sh.k, sr = sh.k * sh.n, sy = sh.m * sh.n;
         cpu::DenseGemmEngine &engine = *st->denseEngine;
@@ -1585,23 +1563,14 @@ auto InstructionCompiler<T>::compileBatchMatmulGrad() -> Expected<Body> {
                                         false, bf16, sh.batch, sl, sy, sr);
         if (e)
           return e;
-        if (bf16 && bf16Out) {
-          roundToBF16(dl, nl);
-          roundToBF16(dr, nr);
-        }
-        return Error::success();
+        done = true;
       }
     }
-    if (bf16) {
-      std::vector<T> rl = roundedCopy(lhs, nl), rr = roundedCopy(rhs, nr),
-                     rdy = roundedCopy(dy, ny);
-      cpu::batchMatmulBackward<T>(rl.data(), rr.data(), rdy.data(), sh, dl, dr);
-      if (bf16Out) {
-        roundToBF16(dl, nl);
-        roundToBF16(dr, nr);
-      }
-    } else {
-      cpu::batchMatmulBackward<T>(lhs, rhs, dy, sh, dl, dr);
+    if (!done)
+      cpu::batchMatmulBackward<T>(l, r, g, sh, dl, dr);
+    if (bf16 && bf16Out) {
+      roundToBF16(dl, nl);
+      roundToBF16(dr, nr);
     }
     return Error::success();
   });
