@@ -30,22 +30,32 @@ std::vector<float> padded(const float *src, int64_t rows, int64_t cols,
   return out;
 }
 
-numerics::ScaledGemmOptions gemmOptions(const FP8LinearConfig &config) {
-  numerics::ScaledGemmOptions options;
-  options.promotionInterval = config.promotionInterval;
-  return options;
+/// The reference: numerics::scaledGemm on the calling thread, and the
+/// expert GEMM as ScaledGemmEngine's default, one GEMM per expert.
+class ReferenceEngine final : public ScaledGemmEngine {
+public:
+  llvm::Error scaledGemm(const QuantizedTensor &lhs, int lhsContract,
+                         const QuantizedTensor &rhs, int rhsContract,
+                         int64_t promotion, float *out) override {
+    numerics::ScaledGemmOptions options;
+    options.promotionInterval = promotion;
+    numerics::scaledGemm(lhs, lhsContract, rhs, rhsContract, out, options);
+    return llvm::Error::success();
+  }
+};
+
+/// Where the config's GEMMs run: its engine, or the reference here.
+ScaledGemmEngine &engineOf(const FP8LinearConfig &config) {
+  static ReferenceEngine reference; // stateless: shared by every thread
+  return config.engine ? *config.engine : reference;
 }
 
 /// The GEMM through the config's engine, or the reference here.
 llvm::Error runGemm(const FP8LinearConfig &config, const QuantizedTensor &lhs,
                     int lhsContract, const QuantizedTensor &rhs,
                     int rhsContract, float *out) {
-  if (config.engine)
-    return config.engine->scaledGemm(lhs, lhsContract, rhs, rhsContract,
+  return engineOf(config).scaledGemm(lhs, lhsContract, rhs, rhsContract,
                                      config.promotionInterval, out);
-  numerics::scaledGemm(lhs, lhsContract, rhs, rhsContract, out,
-                       gemmOptions(config));
-  return llvm::Error::success();
 }
 
 QuantizedTensor quantizeMatrix(const std::vector<float> &m, int64_t rows,
@@ -95,17 +105,8 @@ static llvm::Error runGroupedGemm(const FP8LinearConfig &config,
                                   llvm::ArrayRef<int64_t> sizes,
                                   const QuantizedTensor &w, int wContract,
                                   float *out) {
-  if (config.engine)
-    return config.engine->groupedScaledGemm(x, sizes, w, wContract,
+  return engineOf(config).groupedScaledGemm(x, sizes, w, wContract,
                                             config.promotionInterval, out);
-  int64_t row = 0, n = wContract == 1 ? w.rows : w.cols;
-  for (int64_t e = 0; e < int64_t(sizes.size()); ++e) {
-    if (sizes[e] > 0)
-      numerics::scaledGemm(rowsOf(x, row, sizes[e]), 1, matrixOf(w, e),
-                           wContract, out + row * n, gemmOptions(config));
-    row += sizes[e];
-  }
-  return llvm::Error::success();
 }
 
 /// w [experts, rows, cols] padded to [experts, paddedRows, paddedCols] and
