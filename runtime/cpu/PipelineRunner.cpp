@@ -11,12 +11,14 @@
 #include <cassert>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <tuple>
+#include <unistd.h>
 
 using namespace octet::runtime;
 namespace sched = octet::schedule;
@@ -77,6 +79,27 @@ template <typename T> class RankExchange;
 /// Set on the thread that runs the forward half of an overlapped F&B, so
 /// that what it records goes to the rank's second track.
 thread_local bool overlappedForward = false;
+
+/// The messages between the processes of a group. Those of a step (up to
+/// kFail) carry the step's index first.
+enum MessageKind : uint32_t {
+  kResult = 1, ///< A stage function's results, to the ranks taking them.
+  kExperts,    ///< One rank's rows of an expert exchange for another.
+  kGradient,   ///< A final gradient, to the rank reducing it.
+  kDone,       ///< A rank ended its actions of the step.
+  kFail,       ///< A rank failed: why.
+  kLosses,     ///< The step's losses, from the master.
+  kState,      ///< The master's weights and moments (broadcast).
+  kShard,      ///< A ZeRO-1 updater's weights and moments, to the master.
+  kStats,      ///< A rank's events and counters, to the master (finish).
+};
+
+/// Microseconds on the steady clock, which the processes of one machine
+/// share.
+double steadyUs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(t.time_since_epoch())
+      .count();
+}
 } // namespace
 
 template <typename T> struct PipelineRunner<T>::Impl {
@@ -145,6 +168,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
               bool nested = false, bool communication = false) {
     auto end = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex);
+    if (!waiting && !communication && size_t(rank) < computeEnds.size())
+      computeEnds[rank] = std::max(computeEnds[rank], steadyUs(end));
     events.push_back({rank, std::move(name), waiting, nested, communication,
                       overlappedForward, sinceOrigin(start),
                       sinceOrigin(end) - sinceOrigin(start)});
@@ -169,6 +194,41 @@ template <typename T> struct PipelineRunner<T>::Impl {
   size_t ranksDone = 0;
   std::string failure;
 
+  // Ranks as processes (group set): this process runs executor `self`, the
+  // others' ranks[] are null, and what they share arrives as messages,
+  // which a receiving thread per peer files here (under `mutex`).
+  ProcessGroup *group = nullptr;
+  int64_t self = 0;
+  bool local(int64_t e) const { return !group || e == self; }
+  /// The executors whose stage functions take the results of (function,
+  /// micro-batch); the master takes the losses.
+  std::map<std::pair<std::string, int64_t>, std::vector<int64_t>> consumers;
+  /// Steps begun so far, and whether one runs. A message of a step a
+  /// faster rank has begun before this one waits in `early`.
+  uint64_t stepIndex = 0;
+  bool stepOpen = false;
+  struct Early {
+    uint32_t kind;
+    int64_t from;
+    std::vector<uint8_t> payload;
+  };
+  std::vector<Early> early;
+  /// The other processes' final gradients this one reduces, by
+  /// (parameter, executor).
+  std::map<std::pair<std::string, size_t>, std::vector<T>> remoteGradients;
+  /// Per executor: when its last computation of the step ended (steadyUs).
+  std::vector<double> computeEnds;
+  /// The messages outside the steps, in the order they came.
+  std::deque<std::vector<uint8_t>> lossesInbox, stateInbox;
+  std::map<int64_t, std::vector<uint8_t>> shardsInbox, statsInbox;
+  /// A peer whose process ended: every later wait fails with it.
+  std::string lost;
+  /// The step's failure came from another rank (which told the others
+  /// itself), or was sent to them already.
+  bool failureFromPeer = false, failureSent = false;
+  /// Per executor, the AdamW moment bytes (-1: not known here).
+  std::vector<int64_t> momentBytes;
+
   std::string meta(const std::string &key) const {
     auto it = program->metadata.find(key);
     return it == program->metadata.end() ? "" : it->second;
@@ -192,10 +252,213 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
 
   void fail(const std::string &why) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (failure.empty())
+        failure = why;
+      posted.notify_all();
+    }
+    tellFailure();
+  }
+
+  // Messages. Never sent holding `mutex`: the peer's receiving thread may
+  // wait for its own runner's lock while its rank sends to this one.
+
+  void sendTo(int64_t peer, uint32_t kind, llvm::ArrayRef<uint8_t> bytes) {
+    if (llvm::Error e = group->send(peer, kind, bytes)) {
+      std::string why = llvm::toString(std::move(e));
+      std::lock_guard<std::mutex> lock(mutex);
+      if (failure.empty())
+        failure = why;
+      posted.notify_all();
+    }
+  }
+  void sendToAll(uint32_t kind, llvm::ArrayRef<uint8_t> bytes) {
+    for (int64_t q = 0; q < group->getSize(); ++q)
+      if (q != self)
+        sendTo(q, kind, bytes);
+  }
+  /// Tells the other processes why this one's step failed (once; not a
+  /// failure they told it, nor a lost peer, which they see themselves).
+  void tellFailure() {
+    if (!group)
+      return;
+    WireWriter w;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (failure.empty() || failureFromPeer || failureSent)
+        return;
+      failureSent = true;
+      w.u64(stepIndex);
+      w.str(failure);
+    }
+    sendToAll(kFail, w.take());
+  }
+
+  static void writeOutputs(WireWriter &w, const std::vector<Output> &out) {
+    w.u64(out.size());
+    for (const Output &o : out) {
+      w.u64(uint64_t(o.dtype));
+      w.array<int64_t>(o.shape);
+      w.array<T>(o.values);
+      w.array<int64_t>(o.ints);
+    }
+  }
+  static std::vector<Output> readOutputs(WireReader &r) {
+    std::vector<Output> out;
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      Output o;
+      o.dtype = BufferType(r.u64());
+      o.shape = r.array<int64_t>();
+      o.values = r.array<T>();
+      o.ints = r.array<int64_t>();
+      out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  /// A frame from process `peer`: those of a step are filed at once when
+  /// this process runs that step, kept for later when it has not begun it,
+  /// and dropped when it ended it.
+  void receive(int64_t peer, uint32_t kind, std::vector<uint8_t> payload) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (failure.empty())
-      failure = why;
+    switch (kind) {
+    case kLosses:
+      lossesInbox.push_back(std::move(payload));
+      break;
+    case kState:
+      stateInbox.push_back(std::move(payload));
+      break;
+    case kShard:
+      shardsInbox[peer] = std::move(payload);
+      break;
+    case kStats:
+      statsInbox[peer] = std::move(payload);
+      break;
+    default: {
+      uint64_t step = WireReader(payload).u64();
+      if (step > stepIndex)
+        early.push_back({kind, peer, std::move(payload)});
+      else if (step == stepIndex && stepOpen)
+        file(peer, kind, payload);
+    }
+    }
+    ++progress;
     posted.notify_all();
+  }
+
+  /// Files a step's message from `peer` (holding `mutex`).
+  void file(int64_t peer, uint32_t kind, llvm::ArrayRef<uint8_t> payload) {
+    WireReader r(payload);
+    r.u64(); // the step
+    bool known = true;
+    int64_t n = int64_t(ranks.size());
+    switch (kind) {
+    case kResult: {
+      std::string fn = r.str();
+      int64_t mb = r.i64();
+      std::vector<Output> out = readOutputs(r);
+      if (!r.failed())
+        mailbox[{fn, mb}] = std::move(out);
+      break;
+    }
+    case kExperts: {
+      std::string key = r.str();
+      int64_t from = r.i64();
+      Message m;
+      m.tag = r.str();
+      m.bytes = r.array<uint8_t>();
+      m.sizes = r.array<int64_t>();
+      if (!r.failed())
+        exchanged[{key, from, self}] = std::move(m);
+      break;
+    }
+    case kGradient: {
+      std::string param = r.str();
+      int64_t e = r.i64();
+      std::vector<T> values = r.array<T>();
+      known = e >= 0 && e < n && holders.count(param);
+      if (!r.failed() && known) {
+        remoteGradients[{param, size_t(e)}] = std::move(values);
+        ++finals[param];
+      }
+      break;
+    }
+    case kDone: {
+      int64_t e = r.i64();
+      double end = r.f64();
+      known = e >= 0 && e < n;
+      if (!r.failed() && known) {
+        ++ranksDone;
+        computeEnds[e] = end;
+      }
+      break;
+    }
+    case kFail: {
+      std::string why = r.str();
+      if (!r.failed() && failure.empty()) {
+        failure = why;
+        failureFromPeer = true;
+      }
+      break;
+    }
+    default:
+      known = false;
+    }
+    if ((r.failed() || !r.atEnd() || !known) && failure.empty())
+      failure = llvm::formatv("rank {0} sent a malformed message (kind {1})",
+                              peer, kind)
+                    .str();
+  }
+
+  /// A peer's process ended (or sent garbage): every rank fails the step.
+  void lose(int64_t peer, const std::string &why) {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::string text = llvm::formatv("rank {0}: {1}", peer, why).str();
+    if (lost.empty())
+      lost = text;
+    if (failure.empty()) {
+      failure = text;
+      failureFromPeer = true;
+    }
+    posted.notify_all();
+  }
+
+  /// Waits (holding `lock`) for `ready`, at most the timeout; an error
+  /// naming `what` when it does not come, or a peer is lost.
+  template <typename Ready>
+  llvm::Error awaitMessage(std::unique_lock<std::mutex> &lock, Ready ready,
+                           const std::string &what) {
+    bool ok = posted.wait_for(lock, timeout, [&] {
+      return ready() || !lost.empty() || (stepOpen && !failure.empty());
+    });
+    if (ready())
+      return llvm::Error::success();
+    if (stepOpen && !failure.empty())
+      return llvm::createStringError(failure);
+    if (!lost.empty())
+      return llvm::createStringError(lost);
+    (void)ok;
+    return llvm::createStringError(
+        llvm::formatv("rank {0} waited {1} s for {2}: a rank died or hangs",
+                      self, timeout.count(), what));
+  }
+
+  /// The gradient of `param` that executor `e` accumulated: its own, or
+  /// the one it sent (null when there is none).
+  std::optional<llvm::ArrayRef<T>> gradientOf(size_t e,
+                                              const std::string &param) {
+    if (local(int64_t(e))) {
+      std::optional<llvm::MutableArrayRef<T>> g = ranks[e]->gradient(param);
+      if (!g)
+        return std::nullopt;
+      return llvm::ArrayRef<T>(*g);
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = remoteGradients.find({param, e});
+    if (it == remoteGradients.end())
+      return std::nullopt;
+    return llvm::ArrayRef<T>(it->second);
   }
 
   /// The results of (fn, mb), waiting for them; empty (and the step failed)
@@ -237,15 +500,34 @@ template <typename T> struct PipelineRunner<T>::Impl {
                                                 std::vector<Message> send) {
     auto start = std::chrono::steady_clock::now();
     std::string tag = send.empty() ? "" : send.front().tag;
+    // What goes to other processes, sent once the lock is released.
+    std::vector<std::pair<int64_t, std::vector<uint8_t>>> remote;
     std::unique_lock<std::mutex> lock(mutex);
     ++expertExchanges[rank];
     for (size_t p = 0; p < group.size(); ++p) {
       if (group[p] != rank)
         expertBytes[rank] += int64_t(send[p].bytes.size());
-      exchanged[{key, rank, group[p]}] = std::move(send[p]);
+      if (local(group[p])) {
+        exchanged[{key, rank, group[p]}] = std::move(send[p]);
+        continue;
+      }
+      WireWriter w;
+      w.u64(stepIndex);
+      w.str(key);
+      w.i64(rank);
+      w.str(send[p].tag);
+      w.array<uint8_t>(send[p].bytes);
+      w.array<int64_t>(send[p].sizes);
+      remote.push_back({group[p], w.take()});
     }
     ++progress;
     posted.notify_all();
+    if (!remote.empty()) {
+      lock.unlock();
+      for (const auto &[peer, bytes] : remote)
+        sendTo(peer, kExperts, bytes);
+      lock.lock();
+    }
     auto missing = [&] {
       std::vector<int64_t> absent;
       for (int64_t peer : group)
@@ -339,17 +621,41 @@ template <typename T> struct PipelineRunner<T>::Impl {
                .str());
       return false;
     }
-    std::lock_guard<std::mutex> lock(mutex);
-    mailbox[{fn, mb}] = std::move(*out);
-    ++progress;
-    posted.notify_all();
+    // The results go to the other processes whose functions take them.
+    std::vector<int64_t> to;
+    if (group) {
+      auto it = consumers.find({fn, mb});
+      if (it != consumers.end())
+        for (int64_t q : it->second)
+          if (q != self)
+            to.push_back(q);
+    }
+    std::vector<uint8_t> bytes;
+    if (!to.empty()) {
+      WireWriter w;
+      w.u64(stepIndex);
+      w.str(fn);
+      w.i64(mb);
+      writeOutputs(w, *out);
+      bytes = w.take();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      mailbox[{fn, mb}] = std::move(*out);
+      ++progress;
+      posted.notify_all();
+    }
+    for (int64_t q : to)
+      sendTo(q, kResult, bytes);
     return true;
   }
 
   /// Fault injection for tests: OCTET_PIPELINE_FAIL_RANK=R makes rank R
   /// stop with an error at its second action; R:silent makes it stop
-  /// without a word, as a crashed process would (the others then time out).
-  std::optional<std::pair<int64_t, bool>> injectedFault() const {
+  /// without a word, as a hung process would (the others then time out);
+  /// R:exit ends its process there, as a crash would (ranks as processes).
+  enum class Fault { Error, Silent, Exit };
+  std::optional<std::pair<int64_t, Fault>> injectedFault() const {
     const char *env = std::getenv("OCTET_PIPELINE_FAIL_RANK");
     if (!env || !*env)
       return std::nullopt;
@@ -357,18 +663,28 @@ template <typename T> struct PipelineRunner<T>::Impl {
     int64_t r = 0;
     if (rank.getAsInteger(10, r))
       return std::nullopt;
-    return std::make_pair(r, how == "silent");
+    return std::make_pair(r, how == "silent" ? Fault::Silent
+                             : how == "exit" ? Fault::Exit
+                                             : Fault::Error);
   }
 
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
     runActions(rank, batches);
-    std::lock_guard<std::mutex> lock(mutex);
-    ++ranksDone;
-    posted.notify_all();
+    WireWriter w;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++ranksDone;
+      posted.notify_all();
+      w.u64(stepIndex);
+      w.i64(rank);
+      w.f64(computeEnds[rank]);
+    }
+    if (group)
+      sendToAll(kDone, w.take());
   }
 
   void runActions(int64_t rank, llvm::ArrayRef<Batch> batches) {
-    std::optional<std::pair<int64_t, bool>> fault = injectedFault();
+    std::optional<std::pair<int64_t, Fault>> fault = injectedFault();
     int64_t done = 0;
     // This replica's micro-batches follow the previous replicas'.
     int64_t firstMb = (rank / pp) * schedule.microbatches;
@@ -380,7 +696,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
           return;
       }
       if (fault && fault->first == rank && done++ == 1) {
-        if (!fault->second)
+        if (fault->second == Fault::Exit)
+          _exit(3);
+        if (fault->second == Fault::Error)
           fail(llvm::formatv("rank {0} stopped (OCTET_PIPELINE_FAIL_RANK)",
                              rank)
                    .str());
@@ -441,14 +759,26 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// Executor `rank` accumulated into `param`'s gradient: the last time in
   /// the step makes it final there.
   void accumulatedInto(int64_t rank, llvm::StringRef param) {
-    std::lock_guard<std::mutex> lock(mutex);
-    ++progress;
-    auto it = expected[rank].find(param.str());
-    if (it != expected[rank].end() &&
-        ++accumulated[rank][it->first] == it->second) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++progress;
+      auto it = expected[rank].find(param.str());
+      if (it == expected[rank].end() ||
+          ++accumulated[rank][it->first] != it->second)
+        return;
       ++finals[it->first];
       posted.notify_all();
     }
+    // Final here: to the process that reduces it, if another.
+    size_t to = updater.at(param.str());
+    if (!group || to == size_t(rank))
+      return;
+    WireWriter w;
+    w.u64(stepIndex);
+    w.str(param);
+    w.i64(rank);
+    w.array<T>(*ranks[rank]->gradient(param));
+    sendTo(int64_t(to), kGradient, w.take());
   }
 
   /// The step's gradient of `param`, reduced over its holders: within a
@@ -460,11 +790,20 @@ template <typename T> struct PipelineRunner<T>::Impl {
     auto target = ranks[updater.at(param)]->gradient(param);
     if (!target)
       return;
-    if (from.size() == 1) {
-      if (from[0] != updater.at(param)) {
-        auto g = ranks[from[0]]->gradient(param);
-        std::copy(g->begin(), g->end(), target->begin());
+    auto holderGradient = [&](size_t e) {
+      std::optional<llvm::ArrayRef<T>> g = gradientOf(e, param);
+      if (!g || g->size() != target->size()) {
+        fail(llvm::formatv("the gradient of {0} from rank {1} is {2}", param, e,
+                           g ? "of another size" : "missing")
+                 .str());
+        return std::optional<llvm::ArrayRef<T>>();
       }
+      return g;
+    };
+    if (from.size() == 1) {
+      if (from[0] != updater.at(param))
+        if (auto g = holderGradient(from[0]))
+          std::copy(g->begin(), g->end(), target->begin());
       return;
     }
     std::vector<T> sum;
@@ -473,7 +812,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
       for (size_t e : from) {
         if (int64_t(e) / pp != d)
           continue;
-        auto g = ranks[e]->gradient(param);
+        auto g = holderGradient(e);
+        if (!g)
+          return;
         if (replica.empty())
           replica.assign(g->begin(), g->end());
         else
@@ -491,16 +832,35 @@ template <typename T> struct PipelineRunner<T>::Impl {
     std::copy(sum.begin(), sum.end(), target->begin());
   }
 
+  /// The parameters of bucket `b` of pipeline rank `r` this process
+  /// reduces: all, or in a group those it updates.
+  std::vector<std::string> bucketParams(int64_t r, size_t b) const {
+    std::vector<std::string> params;
+    for (const std::string &p : buckets[r][b].params)
+      if (!group || updater.at(p) == size_t(self))
+        params.push_back(p);
+    return params;
+  }
+  bool reducesFor(int64_t r) const {
+    for (size_t b = 0; b < buckets[r].size(); ++b)
+      if (!bucketParams(r, b).empty())
+        return true;
+    return false;
+  }
+
   /// Pipeline rank r's communication thread: reduces its buckets in order,
   /// each once every holder's gradients of it are final.
   void reduceBuckets(int64_t r) {
     std::chrono::steady_clock::time_point lastEnd{};
     for (size_t b = 0; b < buckets[r].size(); ++b) {
       const Bucket &bucket = buckets[r][b];
+      std::vector<std::string> params = bucketParams(r, b);
+      if (params.empty())
+        continue;
       {
         std::unique_lock<std::mutex> lock(mutex);
         auto pending = [&]() -> const std::string * {
-          for (const std::string &p : bucket.params)
+          for (const std::string &p : params)
             if (finals[p] < holders[p].size())
               return &p;
           return nullptr;
@@ -515,7 +875,13 @@ template <typename T> struct PipelineRunner<T>::Impl {
             // Every rank ended, yet a gradient is not final: name it.
             const std::string &p = *pending();
             for (size_t e : holders[p])
-              if (accumulated[e][p] != expected[e][p])
+              if (!local(int64_t(e)) && !remoteGradients.count({p, e}))
+                failure =
+                    llvm::formatv("rank {0} ended the step without sending its "
+                                  "final gradient of {1}: it stopped early",
+                                  e, p)
+                        .str();
+              else if (local(int64_t(e)) && accumulated[e][p] != expected[e][p])
                 failure = llvm::formatv(
                               "rank {0} ended the step with {1} of the {2} "
                               "accumulations of the gradient of {3} its "
@@ -550,11 +916,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
           return;
       }
       auto start = std::chrono::steady_clock::now();
-      for (const std::string &p : bucket.params)
+      for (const std::string &p : params)
         reduce(p);
       lastEnd = std::chrono::steady_clock::now();
-      record(r, llvm::formatv("reduce bucket {0} ({1} parameters, {2} KiB)", b,
-                              bucket.params.size(), bucket.bytes >> 10),
+      record(r,
+             llvm::formatv("reduce bucket {0} ({1} parameters, {2} KiB)", b,
+                           params.size(), bucket.bytes >> 10),
              /*waiting=*/false, start, /*nested=*/false,
              /*communication=*/true);
       std::lock_guard<std::mutex> lock(mutex);
@@ -609,8 +976,11 @@ template <typename T>
 PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
     : impl(std::move(impl)) {}
 template <typename T> PipelineRunner<T>::~PipelineRunner() {
+  // The receiving threads call into the runner: they end first.
+  if (impl->group)
+    impl->group->close();
   // The master outlives the runner: it computes alone again.
-  CpuExecutor<T> &master = *impl->ranks[0];
+  CpuExecutor<T> &master = *impl->ranks[impl->self];
   master.setExpertExchange(nullptr);
   master.setGradientCallback(nullptr);
   master.setOptimizerShard([](llvm::StringRef) { return true; });
@@ -619,7 +989,8 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
 template <typename T>
 llvm::Expected<std::unique_ptr<PipelineRunner<T>>>
 PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
-                          std::chrono::seconds timeout, size_t bucketBytes) {
+                          std::chrono::seconds timeout, size_t bucketBytes,
+                          ProcessGroup *group) {
   auto impl = std::make_unique<Impl>();
   impl->program = &program;
   impl->timeout = timeout;
@@ -714,8 +1085,21 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       impl->holders[p].push_back(size_t(r));
   }
 
-  impl->ranks.push_back(&master);
-  for (int64_t r = 1; r < ranks * dp; ++r) {
+  if (group && group->getSize() != ranks * dp)
+    return llvm::createStringError(llvm::formatv(
+        "the program runs {0} rank(s) ({1} pipeline rank(s) x {2} "
+        "replica(s)) but {3} processes were started",
+        ranks * dp, ranks, dp, group->getSize()));
+  // In a group, this process's rank is the only executor here.
+  impl->group = group;
+  impl->self = group ? group->getRank() : 0;
+  if (group) {
+    impl->ranks.assign(size_t(ranks * dp), nullptr);
+    impl->ranks[impl->self] = &master;
+  } else {
+    impl->ranks.push_back(&master);
+  }
+  for (int64_t r = 1; !group && r < ranks * dp; ++r) {
     llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
     if (!e)
       return e.takeError();
@@ -741,7 +1125,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         group.push_back(((d / ep) * ep + q) * ranks + r);
       impl->exchanges.push_back(std::make_unique<RankExchange<T>>(
           *impl, e, std::move(group), d % ep));
-      impl->ranks[e]->setExpertExchange(impl->exchanges.back().get());
+      if (impl->ranks[e])
+        impl->ranks[e]->setExpertExchange(impl->exchanges.back().get());
     }
     // The experts' weights: the parameters split by local_experts.
     std::set<std::string> seen;
@@ -789,8 +1174,9 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     }
   }
   for (int64_t e = 0; e < ranks * dp; ++e)
-    impl->ranks[e]->setGradientCallback(
-        [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
+    if (impl->ranks[e])
+      impl->ranks[e]->setGradientCallback(
+          [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
   // ZeRO-1: every replica updates a share of the parameters, balanced by
   // size (largest first), on the rank holding them. The experts' weights
   // stay with the master under expert parallelism: the other ranks hold
@@ -824,6 +1210,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       impl->updater[name] = size_t(d * ranks) + impl->holders[name].front();
     }
     for (int64_t e = 0; impl->zero && e < ranks * dp; ++e) {
+      if (!impl->ranks[e])
+        continue;
       const auto &updater = impl->updater;
       // A parameter without a gradient (autodiff warns) is the master's.
       impl->ranks[e]->setOptimizerShard([&](llvm::StringRef name) {
@@ -836,8 +1224,42 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         impl->ranks[e]->releaseUnownedMoments();
     }
   }
-  auto runner = std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
-  runner->broadcast();
+  impl->computeEnds.assign(size_t(ranks * dp), 0);
+  impl->momentBytes.assign(size_t(ranks * dp), -1);
+  if (group) {
+    // Who takes each stage function's results: the executors whose
+    // functions name them as inputs, and the master the losses.
+    for (int64_t e = 0; e < ranks * dp; ++e) {
+      int64_t firstMb = (e / ranks) * mbs;
+      for (const sched::Action &a : impl->schedule.perRank[e % ranks])
+        for (const typename Impl::Call &c : Impl::callsOf(a)) {
+          auto [st, m] = impl->place(c.stage, c.mb);
+          auto it = impl->stages.inputs.find(impl->function(c.forward, st));
+          if (it == impl->stages.inputs.end())
+            continue;
+          for (const StageFunctions::Source &source : it->second)
+            if (source.argument < 0)
+              impl->consumers[{source.function, firstMb + m}].push_back(e);
+        }
+    }
+    for (int64_t mb = 0; mb < mbs * dp; ++mb)
+      for (const StageFunctions::Source &source : impl->stages.returns)
+        impl->consumers[{source.function, mb}].push_back(0);
+    for (auto &[key, to] : impl->consumers) {
+      std::sort(to.begin(), to.end());
+      to.erase(std::unique(to.begin(), to.end()), to.end());
+    }
+    Impl *m = impl.get();
+    group->listen(
+        [m](int64_t peer, uint32_t kind, std::vector<uint8_t> payload) {
+          m->receive(peer, kind, std::move(payload));
+        },
+        [m](int64_t peer, std::string why) { m->lose(peer, why); });
+  }
+  auto runner =
+      std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
+  if (llvm::Error e = runner->broadcast())
+    return std::move(e);
   return std::move(runner);
 }
 
@@ -850,25 +1272,32 @@ int64_t PipelineRunner<T>::getExpertParallelism() const {
   return impl->ep;
 }
 
+template <typename T> bool PipelineRunner<T>::isMaster() const {
+  return impl->self == 0;
+}
+
 template <typename T>
 std::vector<int64_t> PipelineRunner<T>::getMomentBytes() const {
-  std::vector<int64_t> bytes;
-  for (const CpuExecutor<T> *rank : impl->ranks)
-    bytes.push_back(rank->getMomentBytes());
+  std::vector<int64_t> bytes = impl->momentBytes;
+  for (size_t e = 0; e < impl->ranks.size(); ++e)
+    if (impl->ranks[e])
+      bytes[e] = impl->ranks[e]->getMomentBytes();
   return bytes;
 }
 
 template <typename T>
 void PipelineRunner<T>::setScaledGemmEngine(int64_t rank,
                                             cpu::ScaledGemmEngine *engine) {
-  assert(rank >= 0 && rank < getNumRanks() && "no such rank");
+  assert(rank >= 0 && rank < getNumRanks() && impl->ranks[size_t(rank)] &&
+         "no such rank in this process");
   impl->ranks[size_t(rank)]->setScaledGemmEngine(engine);
 }
 
 template <typename T>
 void PipelineRunner<T>::setDenseGemmEngine(int64_t rank,
                                            cpu::DenseGemmEngine *engine) {
-  assert(rank >= 0 && rank < getNumRanks() && "no such rank");
+  assert(rank >= 0 && rank < getNumRanks() && impl->ranks[size_t(rank)] &&
+         "no such rank in this process");
   impl->ranks[size_t(rank)]->setDenseGemmEngine(engine);
 }
 
@@ -965,36 +1394,103 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
   return bubble;
 }
 
-template <typename T> void PipelineRunner<T>::broadcast() {
-  CpuExecutor<T> &master = *impl->ranks[0];
-  for (const Parameter &p : impl->program->parameters)
-    for (size_t r = 1; r < impl->ranks.size(); ++r) {
-      CpuExecutor<T> &rank = *impl->ranks[r];
-      auto copy = [](auto from, auto to) {
-        if (from && to)
-          std::copy(from->begin(), from->end(), to->begin());
-      };
-      copy(master.masterWeight(p.name), rank.masterWeight(p.name));
-      copy(master.firstMoment(p.name), rank.firstMoment(p.name));
-      copy(master.secondMoment(p.name), rank.secondMoment(p.name));
+template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
+  Impl &m = *impl;
+  if (m.group && m.self != 0) {
+    // This rank's state, as the master sent it.
+    std::vector<uint8_t> payload;
+    {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      if (llvm::Error e = m.awaitMessage(
+              lock, [&] { return !m.stateInbox.empty(); },
+              "the master's weights"))
+        return e;
+      payload = std::move(m.stateInbox.front());
+      m.stateInbox.pop_front();
     }
+    CpuExecutor<T> &rank = *m.ranks[m.self];
+    WireReader r(payload);
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      std::string name = r.str();
+      std::vector<T> w = r.array<T>();
+      bool moments = r.u64() != 0;
+      std::vector<uint16_t> m1, m2;
+      if (moments) {
+        m1 = r.array<uint16_t>();
+        m2 = r.array<uint16_t>();
+      }
+      auto install = [&](auto to, const auto &from) {
+        if (!to || to->size() != from.size())
+          return false;
+        std::copy(from.begin(), from.end(), to->begin());
+        return true;
+      };
+      if (!r.failed() && (!install(rank.masterWeight(name), w) ||
+                          (moments && (!install(rank.firstMoment(name), m1) ||
+                                       !install(rank.secondMoment(name), m2)))))
+        return llvm::createStringError(
+            "the master's state of parameter '" + name +
+            "' does not fit this rank's (another program?)");
+    }
+    if (r.failed() || !r.atEnd())
+      return llvm::createStringError(
+          "the master sent a malformed message of its weights");
+  } else if (m.group) {
+    // Every rank's weights; the moments to those that keep them.
+    CpuExecutor<T> &master = *m.ranks[0];
+    for (int64_t q = 1; q < m.group->getSize(); ++q) {
+      WireWriter w;
+      w.u64(m.program->parameters.size());
+      for (const Parameter &p : m.program->parameters) {
+        w.str(p.name);
+        w.array<T>(*master.masterWeight(p.name));
+        auto it = m.updater.find(p.name);
+        bool moments =
+            master.firstMoment(p.name) &&
+            (!m.zero || (it != m.updater.end() && it->second == size_t(q)));
+        w.u64(moments);
+        if (moments) {
+          w.array<uint16_t>(*master.firstMoment(p.name));
+          w.array<uint16_t>(*master.secondMoment(p.name));
+        }
+      }
+      std::vector<uint8_t> bytes = w.take();
+      if (llvm::Error e = m.group->send(q, kState, bytes))
+        return e;
+    }
+  } else {
+    CpuExecutor<T> &master = *m.ranks[0];
+    for (const Parameter &p : m.program->parameters)
+      for (size_t r = 1; r < m.ranks.size(); ++r) {
+        CpuExecutor<T> &rank = *m.ranks[r];
+        auto copy = [](auto from, auto to) {
+          if (from && to)
+            std::copy(from->begin(), from->end(), to->begin());
+        };
+        copy(master.masterWeight(p.name), rank.masterWeight(p.name));
+        copy(master.firstMoment(p.name), rank.firstMoment(p.name));
+        copy(master.secondMoment(p.name), rank.secondMoment(p.name));
+      }
+  }
   // A rank other than the master holds only its own experts' weights: the
   // others are NaN, which any use would carry into the losses.
-  for (const auto &[name, experts] : impl->expertWeights)
-    for (size_t r = 1; r < impl->ranks.size(); ++r) {
-      std::optional<llvm::MutableArrayRef<T>> w =
-          impl->ranks[r]->masterWeight(name);
-      if (!w || experts <= 0 || experts % impl->ep != 0)
+  for (const auto &[name, experts] : m.expertWeights)
+    for (size_t r = 1; r < m.ranks.size(); ++r) {
+      if (!m.ranks[r])
         continue;
-      int64_t mine = impl->exchanges[r]->getGroupRank(),
-              perExpert = int64_t(w->size()) / experts,
-              local = experts / impl->ep;
+      std::optional<llvm::MutableArrayRef<T>> w =
+          m.ranks[r]->masterWeight(name);
+      if (!w || experts <= 0 || experts % m.ep != 0)
+        continue;
+      int64_t mine = m.exchanges[r]->getGroupRank(),
+              perExpert = int64_t(w->size()) / experts, local = experts / m.ep;
       for (int64_t e = 0; e < experts; ++e)
         if (e / local != mine)
           std::fill(w->begin() + e * perExpert,
                     w->begin() + (e + 1) * perExpert,
                     std::numeric_limits<T>::quiet_NaN());
     }
+  return llvm::Error::success();
 }
 
 template <typename T>
@@ -1002,69 +1498,152 @@ llvm::Expected<std::vector<typename PipelineRunner<T>::Loss>>
 PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   Impl &m = *impl;
   if (int64_t(batches.size()) != m.schedule.microbatches * m.replicas)
-    return llvm::createStringError(llvm::formatv(
-        "the pipeline runs {0} micro-batches a step, got {1}",
-        m.schedule.microbatches * m.replicas, batches.size()));
-  m.mailbox.clear();
-  m.exchanged.clear();
-  m.failure.clear();
+    return llvm::createStringError(
+        llvm::formatv("the pipeline runs {0} micro-batches a step, got {1}",
+                      m.schedule.microbatches * m.replicas, batches.size()));
   for (auto &x : m.exchanges)
     x->restart();
   for (size_t r = 1; r < m.ranks.size(); ++r)
-    m.ranks[r]->zeroGradients();
-  m.finals.clear();
-  m.ranksDone = 0;
-  m.running = 0;
-  for (auto &a : m.accumulated)
-    a.clear();
+    if (m.ranks[r])
+      m.ranks[r]->zeroGradients();
   {
-    auto start = std::chrono::steady_clock::now();
-    size_t firstEvent = m.events.size();
-    std::vector<std::thread> threads;
-    for (size_t r = 0; r < m.ranks.size(); ++r)
-      threads.emplace_back([&, r] { m.runRank(int64_t(r), batches); });
-    // The gradient reduction runs beside the computation.
-    for (int64_t r = 0; r < m.pp; ++r)
-      threads.emplace_back([&, r] { m.reduceBuckets(r); });
-    for (std::thread &t : threads)
-      t.join();
-    m.stepsUs += std::chrono::duration<double, std::micro>(
-                     std::chrono::steady_clock::now() - start)
-                     .count();
-    // Exposed reduction: after the pipeline rank's last computation.
-    std::vector<double> computeEnd(m.pp, 0), reduceEnd(m.pp, 0);
-    for (size_t i = firstEvent; i < m.events.size(); ++i) {
-      const Event &e = m.events[i];
-      double end = e.startUs + e.durationUs;
-      if (e.communication)
-        reduceEnd[e.rank] = std::max(reduceEnd[e.rank], end);
-      else if (!e.waiting)
-        computeEnd[e.rank % m.pp] = std::max(computeEnd[e.rank % m.pp], end);
+    std::lock_guard<std::mutex> lock(m.mutex);
+    ++m.stepIndex;
+    m.stepOpen = true;
+    m.mailbox.clear();
+    m.exchanged.clear();
+    m.remoteGradients.clear();
+    m.failure = m.lost;
+    m.failureFromPeer = !m.lost.empty();
+    m.failureSent = false;
+    m.finals.clear();
+    m.ranksDone = 0;
+    m.running = 0;
+    for (auto &a : m.accumulated)
+      a.clear();
+    m.computeEnds.assign(m.ranks.size(), 0);
+    // What faster ranks sent for this step before it began here.
+    std::vector<typename Impl::Early> later;
+    for (typename Impl::Early &e : m.early) {
+      uint64_t step = WireReader(e.payload).u64();
+      if (step == m.stepIndex)
+        m.file(e.from, e.kind, e.payload);
+      else if (step > m.stepIndex)
+        later.push_back(std::move(e));
     }
-    for (int64_t r = 0; r < m.pp; ++r)
-      m.exposedUs[r] += std::max(0.0, reduceEnd[r] - computeEnd[r]);
+    m.early = std::move(later);
   }
-  if (!m.failure.empty())
+  auto start = std::chrono::steady_clock::now();
+  size_t firstEvent = m.events.size();
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < m.ranks.size(); ++r)
+    if (m.ranks[r])
+      threads.emplace_back([&, r] { m.runRank(int64_t(r), batches); });
+  // The gradient reduction runs beside the computation.
+  for (int64_t r = 0; r < m.pp; ++r)
+    if (m.reducesFor(r))
+      threads.emplace_back([&, r] { m.reduceBuckets(r); });
+  for (std::thread &t : threads)
+    t.join();
+  if (m.group) {
+    // Every rank ends the step here: their last computations are known
+    // (for the exposed reduction) and no message of it is still coming.
+    std::unique_lock<std::mutex> lock(m.mutex);
+    if (!m.posted.wait_for(lock, m.timeout, [&] {
+          return !m.failure.empty() || m.ranksDone == m.ranks.size();
+        }))
+      m.failure = llvm::formatv("rank {0} waited {1} s for the other ranks "
+                                "to end the step: a rank died or hangs",
+                                m.self, m.timeout.count())
+                      .str();
+  }
+  m.tellFailure();
+  m.stepsUs += std::chrono::duration<double, std::micro>(
+                   std::chrono::steady_clock::now() - start)
+                   .count();
+  {
+    // Exposed reduction: after the pipeline rank's last computation.
+    std::lock_guard<std::mutex> lock(m.mutex);
+    std::vector<double> computeEnd(m.pp, 0), reduceEnd(m.pp, 0);
+    for (size_t e = 0; e < m.computeEnds.size(); ++e)
+      if (m.computeEnds[e] > 0)
+        computeEnd[e % m.pp] = std::max(computeEnd[e % m.pp],
+                                        m.computeEnds[e] - steadyUs(m.origin));
+    for (size_t i = firstEvent; i < m.events.size(); ++i)
+      if (const Event &e = m.events[i]; e.communication)
+        reduceEnd[e.rank] =
+            std::max(reduceEnd[e.rank], e.startUs + e.durationUs);
+    for (int64_t r = 0; r < m.pp; ++r)
+      if (reduceEnd[r] > 0 && m.reducesFor(r))
+        m.exposedUs[r] += std::max(0.0, reduceEnd[r] - computeEnd[r]);
+  }
+  auto close = [&] {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    m.stepOpen = false;
+  };
+  if (!m.failure.empty()) {
+    close();
     return llvm::createStringError("pipeline step failed: " + m.failure);
+  }
+
+  std::vector<Loss> losses(batches.size());
+  if (m.group && m.self != 0) {
+    // The master's, for every rank to see the same.
+    std::vector<uint8_t> payload;
+    {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      llvm::Error e = m.awaitMessage(
+          lock, [&] { return !m.lossesInbox.empty(); }, "the step's losses");
+      m.stepOpen = false;
+      if (e)
+        return llvm::createStringError("pipeline step failed: " +
+                                       llvm::toString(std::move(e)));
+      payload = std::move(m.lossesInbox.front());
+      m.lossesInbox.pop_front();
+    }
+    WireReader r(payload);
+    uint64_t step = r.u64();
+    std::vector<T> values = r.array<T>();
+    if (r.failed() || !r.atEnd() || step != m.stepIndex ||
+        values.size() != 2 * losses.size())
+      return llvm::createStringError(
+          "the master sent a malformed message of the step's losses");
+    for (size_t mb = 0; mb < losses.size(); ++mb)
+      losses[mb] = {values[2 * mb], values[2 * mb + 1]};
+    return losses;
+  }
 
   // Each micro-batch's losses, from the functions that returned them.
-  std::vector<Loss> losses(batches.size());
   const std::vector<StageFunctions::Source> &returns = m.stages.returns;
   for (size_t mb = 0; mb < batches.size(); ++mb)
     for (size_t i = 0; i < returns.size() && i < 2; ++i) {
       auto it = m.mailbox.find({returns[i].function, int64_t(mb)});
       if (it == m.mailbox.end() || returns[i].result >= it->second.size() ||
-          it->second[returns[i].result].values.size() != 1)
+          it->second[returns[i].result].values.size() != 1) {
+        close();
         return llvm::createStringError(llvm::formatv(
             "the pipeline's loss, result {0} of @{1}, is not a scalar the "
             "step produced",
             returns[i].result, returns[i].function));
+      }
       T v = it->second[returns[i].result].values[0];
       (i == 0 ? losses[mb].objective : losses[mb].main) = v;
       if (returns.size() == 1)
         losses[mb].main = v;
     }
   m.mailbox.clear();
+  close();
+  if (m.group) {
+    WireWriter w;
+    w.u64(m.stepIndex);
+    std::vector<T> values;
+    for (const Loss &l : losses) {
+      values.push_back(l.objective);
+      values.push_back(l.main);
+    }
+    w.array<T>(values);
+    m.sendToAll(kLosses, w.take());
+  }
   return losses;
 }
 
@@ -1072,8 +1651,10 @@ template <typename T>
 std::optional<llvm::MutableArrayRef<T>>
 PipelineRunner<T>::gradient(llvm::StringRef name) {
   auto it = impl->updater.find(name.str());
-  return impl->ranks[it == impl->updater.end() ? 0 : it->second]->gradient(
-      name);
+  size_t e = it == impl->updater.end() ? 0 : it->second;
+  if (!impl->local(int64_t(e)))
+    return std::nullopt;
+  return impl->ranks[e]->gradient(name);
 }
 
 template <typename T> bool PipelineRunner<T>::shardsOptimizer() const {
@@ -1102,14 +1683,14 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
   std::vector<std::string> errors(m.ranks.size());
   std::vector<std::thread> threads;
   for (size_t e : updaters)
-    threads.emplace_back([&, e] {
-      llvm::Expected<std::vector<typename Impl::Output>> out =
-          m.ranks[e]->run("optimizer_step",
-                          {Impl::Argument::scalar(lr),
-                           Impl::Argument::integer(step)});
-      if (!out)
-        errors[e] = llvm::toString(out.takeError());
-    });
+    if (m.ranks[e])
+      threads.emplace_back([&, e] {
+        llvm::Expected<std::vector<typename Impl::Output>> out =
+            m.ranks[e]->run("optimizer_step", {Impl::Argument::scalar(lr),
+                                               Impl::Argument::integer(step)});
+        if (!out)
+          errors[e] = llvm::toString(out.takeError());
+      });
   for (std::thread &t : threads)
     t.join();
   for (size_t e = 0; e < errors.size(); ++e)
@@ -1118,20 +1699,163 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
           llvm::formatv("rank {0}'s optimizer step: {1}", e, errors[e]));
   // The updated shards to the master (the all-gather; the master also keeps
   // every moment, for checkpoints), then to every rank.
+  auto writeShard = [&](WireWriter &w, CpuExecutor<T> &owner, size_t e) {
+    int64_t n = 0;
+    for (const auto &[name, u] : m.updater)
+      n += u == e;
+    w.u64(uint64_t(n));
+    for (const auto &[name, u] : m.updater)
+      if (u == e) {
+        w.str(name);
+        w.array<T>(*owner.masterWeight(name));
+        w.array<uint16_t>(*owner.firstMoment(name));
+        w.array<uint16_t>(*owner.secondMoment(name));
+      }
+  };
+  auto readShard = [&](llvm::ArrayRef<uint8_t> payload, CpuExecutor<T> &to,
+                       size_t e) -> llvm::Error {
+    WireReader r(payload);
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      std::string name = r.str();
+      std::vector<T> w = r.array<T>();
+      std::vector<uint16_t> m1 = r.array<uint16_t>(), m2 = r.array<uint16_t>();
+      auto it = m.updater.find(name);
+      auto dw = to.masterWeight(name);
+      auto d1 = to.firstMoment(name), d2 = to.secondMoment(name);
+      if (r.failed() || it == m.updater.end() || it->second != e || !dw ||
+          !d1 || !d2 || dw->size() != w.size() || d1->size() != m1.size() ||
+          d2->size() != m2.size())
+        return llvm::createStringError(
+            llvm::formatv("rank {0} sent an update of '{1}', which is not "
+                          "its to update or does not fit",
+                          e, name));
+      std::copy(w.begin(), w.end(), dw->begin());
+      std::copy(m1.begin(), m1.end(), d1->begin());
+      std::copy(m2.begin(), m2.end(), d2->begin());
+    }
+    if (r.failed() || !r.atEnd())
+      return llvm::createStringError(
+          llvm::formatv("rank {0} sent a malformed update", e));
+    return llvm::Error::success();
+  };
+  if (m.group && m.self != 0) {
+    if (updaters.count(size_t(m.self))) {
+      WireWriter w;
+      writeShard(w, *m.ranks[m.self], size_t(m.self));
+      std::vector<uint8_t> bytes = w.take();
+      if (llvm::Error e = m.group->send(0, kShard, bytes))
+        return e;
+    }
+    return broadcast();
+  }
   CpuExecutor<T> &master = *m.ranks[0];
-  for (const auto &[name, e] : m.updater) {
+  for (size_t e : updaters) {
     if (e == 0)
       continue;
-    auto copy = [](auto from, auto to) {
-      if (from && to)
-        std::copy(from->begin(), from->end(), to->begin());
-    };
-    CpuExecutor<T> &owner = *m.ranks[e];
-    copy(owner.masterWeight(name), master.masterWeight(name));
-    copy(owner.firstMoment(name), master.firstMoment(name));
-    copy(owner.secondMoment(name), master.secondMoment(name));
+    if (!m.group) {
+      WireWriter w;
+      writeShard(w, *m.ranks[e], e);
+      std::vector<uint8_t> bytes = w.take();
+      if (llvm::Error err = readShard(bytes, master, e))
+        return err;
+      continue;
+    }
+    std::vector<uint8_t> payload;
+    {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      if (llvm::Error err = m.awaitMessage(
+              lock, [&] { return m.shardsInbox.count(int64_t(e)) > 0; },
+              llvm::formatv("rank {0}'s optimizer update", e).str()))
+        return err;
+      payload = std::move(m.shardsInbox[int64_t(e)]);
+      m.shardsInbox.erase(int64_t(e));
+    }
+    if (llvm::Error err = readShard(payload, master, e))
+      return err;
   }
-  broadcast();
+  return broadcast();
+}
+
+template <typename T> llvm::Error PipelineRunner<T>::finish() {
+  Impl &m = *impl;
+  if (!m.group)
+    return llvm::Error::success();
+  int64_t n = int64_t(m.ranks.size());
+  if (m.self != 0) {
+    WireWriter w;
+    w.f64(steadyUs(m.origin));
+    {
+      std::lock_guard<std::mutex> lock(m.mutex);
+      w.u64(m.events.size());
+      for (const Event &e : m.events) {
+        w.i64(e.rank);
+        w.str(e.name);
+        w.u64(uint64_t(e.waiting) | uint64_t(e.nested) << 1 |
+              uint64_t(e.communication) << 2 | uint64_t(e.overlapped) << 3);
+        w.f64(e.startUs);
+        w.f64(e.durationUs);
+      }
+    }
+    w.array<double>(m.reduceUs);
+    w.array<double>(m.exposedUs);
+    w.array<int64_t>(m.bucketsReduced);
+    w.i64(m.expertExchanges[m.self]);
+    w.i64(m.expertBytes[m.self]);
+    w.i64(m.ranks[m.self]->getMomentBytes());
+    std::vector<uint8_t> bytes = w.take();
+    return m.group->send(0, kStats, bytes);
+  }
+  m.momentBytes[0] = m.ranks[0]->getMomentBytes();
+  for (int64_t q = 1; q < n; ++q) {
+    std::vector<uint8_t> payload;
+    {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      if (llvm::Error e = m.awaitMessage(
+              lock, [&] { return m.statsInbox.count(q) > 0; },
+              llvm::formatv("rank {0}'s events", q).str()))
+        return e;
+      payload = std::move(m.statsInbox[q]);
+      m.statsInbox.erase(q);
+    }
+    WireReader r(payload);
+    // Their times from their creation: shifted to the master's.
+    double shift = r.f64() - steadyUs(m.origin);
+    std::vector<Event> events;
+    for (uint64_t k = r.u64(), i = 0; i < k && !r.failed(); ++i) {
+      Event e;
+      e.rank = r.i64();
+      e.name = r.str();
+      uint64_t flags = r.u64();
+      e.waiting = flags & 1;
+      e.nested = flags & 2;
+      e.communication = flags & 4;
+      e.overlapped = flags & 8;
+      e.startUs = r.f64() + shift;
+      e.durationUs = r.f64();
+      events.push_back(std::move(e));
+    }
+    std::vector<double> reduceUs = r.array<double>(),
+                        exposedUs = r.array<double>();
+    std::vector<int64_t> buckets = r.array<int64_t>();
+    int64_t exchanges = r.i64(), bytes = r.i64(), moments = r.i64();
+    if (r.failed() || !r.atEnd() || int64_t(reduceUs.size()) != m.pp ||
+        int64_t(exposedUs.size()) != m.pp || int64_t(buckets.size()) != m.pp)
+      return llvm::createStringError(
+          llvm::formatv("rank {0} sent a malformed message of its events", q));
+    for (int64_t r2 = 0; r2 < m.pp; ++r2) {
+      m.reduceUs[r2] += reduceUs[r2];
+      // With ZeRO-1 each process reduces its share of a bucket: the last
+      // to end is the exposed part, and a bucket counts once.
+      m.exposedUs[r2] = std::max(m.exposedUs[r2], exposedUs[r2]);
+      m.bucketsReduced[r2] = std::max(m.bucketsReduced[r2], buckets[r2]);
+    }
+    m.expertExchanges[q] = exchanges;
+    m.expertBytes[q] = bytes;
+    m.momentBytes[q] = moments;
+    std::lock_guard<std::mutex> lock(m.mutex);
+    for (Event &e : events)
+      m.events.push_back(std::move(e));
+  }
   return llvm::Error::success();
 }
 

@@ -16,6 +16,7 @@
 #include "octet/Runtime/GemmOperands.h"
 #include "octet/Runtime/MemoryPlan.h"
 #include "octet/Runtime/PipelineRunner.h"
+#include "octet/Runtime/ProcessGroup.h"
 #include "octet/Runtime/Program.h"
 #ifdef OCTET_HAVE_CUDA
 #include "octet/Runtime/CudaDenseGemmEngine.h"
@@ -27,13 +28,16 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <optional>
 #include <unistd.h>
@@ -68,6 +72,14 @@ cl::opt<std::string> kernelsPath(
              "octetc --emit=cubin --kernel-manifest wrote (its manifest "
              "beside it, .json); default: the runtime's built-in kernels"),
     cl::value_desc("FILE.cubin"), cl::cat(category));
+cl::opt<unsigned> nproc(
+    "nproc",
+    cl::desc("Run the program's N ranks as N processes on this machine "
+             "(N = pipeline.ranks x pipeline.dp), which exchange their "
+             "tensors through Unix sockets; rank 0 logs, reports and writes "
+             "the checkpoints. Under mpirun or srun, start N processes "
+             "without it and set OCTET_RENDEZVOUS to a directory they share"),
+    cl::value_desc("N"), cl::init(0), cl::cat(category));
 cl::opt<unsigned> virtualRanks(
     "virtual-ranks",
     cl::desc("With --device cuda: run the program's N pipeline ranks and "
@@ -149,8 +161,15 @@ cl::opt<unsigned> gradcheckSamples(
 
 constexpr char kPayloadMagic[8] = {'O', 'C', 'T', 'E', 'T', 'P', 'R', 'G'};
 
+/// In a process of a multi-process run: its rank, which its messages name.
+std::string toolName = "octet-run";
+
 [[noreturn]] void fail(const Twine &message) {
-  WithColor::error(errs(), "octet-run") << message << "\n";
+  // One write: the ranks of a multi-process run share the terminal.
+  std::string line;
+  raw_string_ostream os(line);
+  WithColor::error(os, toolName) << message << "\n";
+  errs() << line;
   std::exit(1);
 }
 
@@ -322,6 +341,18 @@ T runStagedLoss(CpuExecutor<T> &exec, const StageFunctions &stages,
   if (mainLoss)
     *mainLoss = stages.returns.size() > 1 ? scalar(stages.returns[1]) : loss;
   return loss;
+}
+
+/// With ZeRO-1: the AdamW moments each rank keeps.
+void printMomentBytes(const PipelineRunner<float> &ranks, raw_ostream &os) {
+  std::string held;
+  for (int64_t b : ranks.getMomentBytes())
+    held +=
+        formatv("{0}{1:f2}", held.empty() ? "" : ", ", double(b) / (1 << 20))
+            .str();
+  os << "octet-run: AdamW moments each rank holds (MiB; the master all, for "
+        "checkpoints): "
+     << held << "\n";
 }
 
 /// Per rank: time computing, time waiting for other ranks' tensors (the
@@ -568,7 +599,8 @@ int64_t programRanks(const Program &program) {
          std::max<int64_t>(1, metaNumber(program, "pipeline.dp", 1));
 }
 
-GemmEngines makeGemmEngines() {
+/// The engines of this process's GEMMs, on GPU `ordinal` with --device cuda.
+GemmEngines makeGemmEngines(int ordinal) {
   GemmEngines engines;
   if (emulateKernels) {
     engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
@@ -583,7 +615,9 @@ GemmEngines makeGemmEngines() {
                                 : cuda::KernelLibrary::load(kernelsPath),
             "--device cuda");
   engines.gpu.push_back(
-      check(cuda::CudaGemmEngine::create(std::move(library)), "--device cuda"));
+      check(cuda::CudaGemmEngine::create(std::move(library), ordinal),
+            ordinal ? formatv("--device cuda (GPU {0})", ordinal).str()
+                    : std::string("--device cuda")));
   if (!quiet) {
     const cuda::CudaGemmEngine &engine = *engines.gpu.front();
     const cuda::Context &ctx = engine.getContext();
@@ -596,7 +630,7 @@ GemmEngines makeGemmEngines() {
   // The BF16/FP32 GEMMs go to cuBLASLt where it loads (it ships with the
   // CUDA toolkit, not the driver); otherwise they stay here, and say so.
   llvm::Expected<std::unique_ptr<cuda::CudaDenseGemmEngine>> dense =
-      cuda::CudaDenseGemmEngine::create();
+      cuda::CudaDenseGemmEngine::create(ordinal);
   if (dense) {
     engines.gpuDense.push_back(std::move(*dense));
     if (!quiet)
@@ -736,8 +770,39 @@ void reportGemmEngines(const GemmEngines &engines) {
 #endif
 }
 
+/// This process's place in a multi-process run (octet-run --nproc, or a
+/// launcher's rank variables), connected to the other ranks; null when it
+/// runs alone.
+std::unique_ptr<ProcessGroup> joinRanks(const Program &program) {
+  std::optional<ProcessGroup::Options> options =
+      check(ProcessGroup::optionsFromEnvironment(), "the rank variables");
+  if (!options)
+    return nullptr;
+  toolName = formatv("octet-run (rank {0})", options->rank).str();
+  int64_t n = programRanks(program);
+  if (options->size != n)
+    fail(formatv("started as one of {0} processes, but the program runs {1} "
+                 "rank(s) (pipeline.ranks x pipeline.dp): start {1}",
+                 options->size, n));
+  if (pipelineMode != "threads")
+    fail("the ranks run as processes; they do not go with --pipeline=" +
+         pipelineMode);
+  if (virtualRanks)
+    fail("--virtual-ranks runs every rank in one process; with processes, "
+         "leave it out");
+  options->timeout = std::chrono::seconds(pipelineTimeout);
+  std::unique_ptr<ProcessGroup> group =
+      check(ProcessGroup::connect(*options), "connecting the ranks");
+  // Rank 0 logs, reports and writes the files; the others keep quiet.
+  if (options->rank != 0)
+    quiet = true;
+  return group;
+}
+
 int runTraining(const Program &program, StringRef digest) {
   TrainSettings s = settingsOf(program);
+  std::unique_ptr<ProcessGroup> group = joinRanks(program);
+  bool leader = !group || group->getRank() == 0;
   if (!quiet)
     printMemory(program);
   // Checked before any GPU work, so that the message does not depend on
@@ -754,7 +819,7 @@ int runTraining(const Program &program, StringRef digest) {
                    unsigned(virtualRanks), n));
   }
   auto exec = check(CpuExecutor<float>::create(program));
-  GemmEngines engines = makeGemmEngines();
+  GemmEngines engines = makeGemmEngines(group ? int(group->getRank()) : 0);
   exec.setScaledGemmEngine(engines.get());
   exec.setDenseGemmEngine(engines.getDense());
   DataLoader loader = makeLoader(s);
@@ -787,7 +852,7 @@ int runTraining(const Program &program, StringRef digest) {
   }
 
   std::unique_ptr<raw_fd_ostream> log;
-  if (!logPath.empty()) {
+  if (!logPath.empty() && leader) {
     std::error_code ec;
     log = std::make_unique<raw_fd_ostream>(
         logPath, ec, resume ? sys::fs::OF_Append : sys::fs::OF_None);
@@ -829,10 +894,14 @@ int runTraining(const Program &program, StringRef digest) {
       fail("--bucket-mb must be positive");
     ranks = check(PipelineRunner<float>::create(
                       exec, program, std::chrono::seconds(pipelineTimeout),
-                      size_t(double(bucketMiB) * (1 << 20))),
+                      size_t(double(bucketMiB) * (1 << 20)), group.get()),
                   "starting the pipeline ranks");
+    if (group && ranks->shardsOptimizer() && !gradientsPath.empty())
+      fail("--save-gradients with ZeRO-1 and the ranks as processes: the "
+           "reduced gradients are spread over the ranks that update them; "
+           "run the ranks as threads (without --nproc) to save them");
     if (!quiet)
-      errs() << formatv("octet-run: {0} ranks as threads (pipeline schedule "
+      errs() << formatv("octet-run: {0} ranks as {4} (pipeline schedule "
                         "{1}, {2} data-parallel replica(s){3})\n",
                         ranks->getNumRanks(),
                         program.metadata.at("pipeline.schedule"),
@@ -845,22 +914,19 @@ int runTraining(const Program &program, StringRef digest) {
                             (ranks->shardsOptimizer()
                                  ? ", optimizer sharded over the replicas "
                                    "(ZeRO-1)"
-                                 : ""));
-    addRankEngines(engines, *ranks);
+                                 : ""),
+                        group ? "processes" : "threads");
+    if (!group)
+      addRankEngines(engines, *ranks);
     if (!quiet && ranks->shardsOptimizer()) {
       std::string shares;
       for (int64_t n : ranks->getOptimizerShares())
         shares += (shares.empty() ? "" : ", ") + std::to_string(n);
       errs() << "octet-run: parameter elements each replica updates: "
              << shares << "\n";
-      std::string held;
-      for (int64_t b : ranks->getMomentBytes())
-        held += formatv("{0}{1:f2}", held.empty() ? "" : ", ",
-                        double(b) / (1 << 20))
-                    .str();
-      errs() << "octet-run: AdamW moments each rank holds (MiB; the master "
-                "all, for checkpoints): "
-             << held << "\n";
+      // With processes, known here only at the end (finish()).
+      if (!group)
+        printMomentBytes(*ranks, errs());
     }
   }
   if (!ranks && !tracePath.empty())
@@ -903,7 +969,7 @@ int runTraining(const Program &program, StringRef digest) {
         if (auto g = gradient(p))
           for (float &v : *g)
             v /= float(s.microBatches);
-    if (!gradientsPath.empty() && step == firstStep) {
+    if (!gradientsPath.empty() && step == firstStep && leader) {
       std::vector<Tensor> grads;
       for (const Parameter &p : program.parameters)
         if (auto g = gradient(p))
@@ -922,12 +988,14 @@ int runTraining(const Program &program, StringRef digest) {
       failOn(ranks->optimizerStep(float(lr), int64_t(step)),
              "running the sharded optimizer step");
     } else {
-      check(exec.run("optimizer_step",
-                     {CpuExecutor<float>::Argument::scalar(float(lr)),
-                      CpuExecutor<float>::Argument::integer(int64_t(step))}),
-            "running @optimizer_step");
+      // The master updates; the other ranks get its weights.
+      if (!ranks || ranks->isMaster())
+        check(exec.run("optimizer_step",
+                       {CpuExecutor<float>::Argument::scalar(float(lr)),
+                        CpuExecutor<float>::Argument::integer(int64_t(step))}),
+              "running @optimizer_step");
       if (ranks)
-        ranks->broadcast();
+        failOn(ranks->broadcast(), "sending the updated weights");
     }
     if (!std::isfinite(objective))
       fail(formatv("the loss is {0} at step {1}: training diverged", objective,
@@ -947,7 +1015,7 @@ int runTraining(const Program &program, StringRef digest) {
     if (log)
       log->flush(); // Whole lines, for whoever tails the log.
     if (!checkpointDir.empty() && every && step % every == 0 &&
-        step != lastStep)
+        step != lastStep && leader)
       saveAt(step);
 
     if (!quiet) {
@@ -976,6 +1044,10 @@ int runTraining(const Program &program, StringRef digest) {
   }
   if (terminal)
     errs() << "\n";
+  if (ranks)
+    failOn(ranks->finish(), "gathering the ranks' events");
+  if (!leader)
+    return 0;
   if (!checkpointDir.empty())
     saveAt(lastStep);
 
@@ -993,8 +1065,78 @@ int runTraining(const Program &program, StringRef digest) {
   outs() << "\n";
   if (ranks)
     reportPipeline(*ranks, int64_t(lastStep - firstStep + 1));
+  if (ranks && group && ranks->shardsOptimizer())
+    printMomentBytes(*ranks, outs());
   reportGemmEngines(engines);
   return 0;
+}
+
+/// --nproc N: runs this command line as N processes, rank r with
+/// OCTET_RANK=r, meeting in a fresh directory, and waits for them all;
+/// fails when any of them does, naming it.
+int launchRanks(const Program &program, int argc, char **argv) {
+  int64_t n = programRanks(program);
+  if (int64_t(nproc) != n)
+    fail(formatv("--nproc {0}: the program runs {1} rank(s) (pipeline.ranks "
+                 "x pipeline.dp); pass --nproc {1}",
+                 unsigned(nproc), n));
+  if (gradcheck)
+    fail("--gradcheck runs in one process; it does not take --nproc");
+  if (pipelineMode != "threads")
+    fail("--nproc runs the program's ranks as processes; it does not go "
+         "with --pipeline=" +
+         pipelineMode);
+  if (virtualRanks)
+    fail("--virtual-ranks runs every rank in one process; it does not go "
+         "with --nproc");
+  SmallString<128> dir;
+  if (std::error_code ec = sys::fs::createUniqueDirectory("octet-run", dir))
+    fail("creating the ranks' rendezvous directory: " + ec.message());
+  std::string self = sys::fs::getMainExecutable(
+      argv[0], reinterpret_cast<void *>(&launchRanks));
+  std::vector<StringRef> args(argv, argv + argc);
+  // The children's environment: this one's, less other rank variables.
+  std::vector<std::string> inherited;
+  for (char **e = environ; *e; ++e) {
+    StringRef v(*e);
+    if (!v.starts_with("OCTET_RANK=") && !v.starts_with("OCTET_WORLD_SIZE=") &&
+        !v.starts_with("OCTET_RENDEZVOUS="))
+      inherited.push_back(v.str());
+  }
+  std::vector<sys::ProcessInfo> children;
+  for (int64_t r = 0; r < n; ++r) {
+    std::vector<std::string> env = inherited;
+    env.push_back("OCTET_RANK=" + std::to_string(r));
+    env.push_back("OCTET_WORLD_SIZE=" + std::to_string(n));
+    env.push_back(("OCTET_RENDEZVOUS=" + dir).str());
+    std::vector<StringRef> envRefs(env.begin(), env.end());
+    std::string error;
+    bool failed = false;
+    sys::ProcessInfo child =
+        sys::ExecuteNoWait(self, args, envRefs, {}, 0, &error, &failed);
+    if (failed) {
+      for (const sys::ProcessInfo &c : children)
+        ::kill(c.Pid, SIGTERM);
+      sys::fs::remove_directories(dir);
+      fail(formatv("--nproc: starting rank {0}: {1}", r, error));
+    }
+    children.push_back(child);
+  }
+  int status = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    std::string error;
+    sys::ProcessInfo done = sys::Wait(children[r], std::nullopt, &error);
+    if (done.ReturnCode != 0) {
+      WithColor::error(errs(), "octet-run") << formatv(
+          "rank {0} {1}\n", r,
+          done.ReturnCode > 0
+              ? formatv("exited with status {0}", done.ReturnCode).str()
+              : "ended abnormally: " + error);
+      status = 1;
+    }
+  }
+  sys::fs::remove_directories(dir);
+  return status;
 }
 
 } // namespace
@@ -1041,6 +1183,13 @@ int main(int argc, char **argv) {
   Program program = check(parseProgram(text, source));
   std::string digest = utohexstr(xxh3_64bits(text));
 
+  // --nproc starts the ranks; a rank it started (OCTET_RANK set) trains.
+  if (nproc && !std::getenv("OCTET_RANK")) {
+    if (check(ProcessGroup::optionsFromEnvironment(), "the rank variables"))
+      fail("--nproc starts the ranks itself; under mpirun or srun, leave it "
+           "out");
+    return launchRanks(program, argc, argv);
+  }
   if (gradcheck)
     return runGradcheck(program);
   return runTraining(program, digest);

@@ -32,6 +32,18 @@
 // ranks other than the master hold only their own experts' weights
 // (the others are NaN, so that a read of them shows in the losses).
 //
+// Ranks as processes (a ProcessGroup, octet-run --nproc): each process
+// runs one rank, with the executor the caller gives create() (rank 0's is
+// the master), and everything the ranks share travels as messages: a
+// stage function's results to the ranks whose functions take them (and
+// the losses to the master), the expert exchanges, each final gradient to
+// the rank that reduces it (the master, or its ZeRO-1 updater), the
+// master's weights and moments to every rank, the ZeRO-1 shards back to
+// the master, and at the end every rank's events for the trace. The
+// reductions sum in the same order as with threads, so the results are
+// bit-identical. A rank that fails tells the others; one whose process
+// dies is seen at once by every other (its connections close).
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef OCTET_RUNTIME_PIPELINERUNNER_H
@@ -39,6 +51,7 @@
 
 #include "octet/Runtime/CpuExecutor.h"
 #include "octet/Runtime/DataLoader.h"
+#include "octet/Runtime/ProcessGroup.h"
 
 #include "llvm/Support/Error.h"
 
@@ -78,13 +91,22 @@ public:
 
   /// Reads the schedule from `program`'s metadata and creates the other
   /// ranks' executors (their state copied from `master` by broadcast()).
+  /// With a process group (of the program's number of ranks), creates
+  /// none: `master` is the executor of this process's rank, and every
+  /// process of the group calls create() (as it calls every other member
+  /// that says so: broadcast(), step(), optimizerStep(), finish()). The
+  /// runner closes the group when destroyed.
   static llvm::Expected<std::unique_ptr<PipelineRunner>>
   create(CpuExecutor<T> &master, const Program &program,
          std::chrono::seconds timeout = std::chrono::seconds(120),
-         size_t bucketBytes = size_t(25) << 20);
+         size_t bucketBytes = size_t(25) << 20, ProcessGroup *group = nullptr);
   ~PipelineRunner();
 
   int64_t getNumRanks() const;
+  /// Whether this process holds the master (always, with threads): it
+  /// runs the unsharded optimizer, and has the losses, the reduced
+  /// gradients and, after finish(), every rank's events.
+  bool isMaster() const;
   /// The ranks of an expert-parallel group (1: every rank has all experts).
   int64_t getExpertParallelism() const;
 
@@ -138,10 +160,12 @@ public:
 
   /// Copies the master's weights and AdamW moments to every rank (with
   /// ZeRO-1, each parameter's moments only to the ranks that hold them).
-  void broadcast();
+  /// Every process of a group calls it.
+  llvm::Error broadcast();
 
   /// The step's reduced gradient of parameter `name`: the master's, or with
-  /// ZeRO-1 that of the rank updating it.
+  /// ZeRO-1 that of the rank updating it (std::nullopt in the other
+  /// processes of a group).
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
   /// Whether the optimizer is sharded (ZeRO-1): then optimizerStep(), not
   /// the master's @optimizer_step, updates the parameters.
@@ -150,7 +174,8 @@ public:
   /// first replica's ranks without ZeRO-1).
   std::vector<int64_t> getOptimizerShares() const;
   /// Per rank, the bytes of AdamW moments it holds: with ZeRO-1 the ranks
-  /// other than the master keep only their share's.
+  /// other than the master keep only their share's. In a group, -1 for
+  /// the other processes' ranks until finish().
   std::vector<int64_t> getMomentBytes() const;
   /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
   /// parallel), the master gathers the updated weights and moments, and
@@ -162,7 +187,14 @@ public:
   /// the schedule and leaves the gradients, as the whole step would have
   /// accumulated them, in the master executor; returns each micro-batch's
   /// losses.
+  /// Every process of a group calls it with the same batches, and gets the
+  /// same losses.
   llvm::Expected<std::vector<Loss>> step(llvm::ArrayRef<Batch> batches);
+
+  /// In a group, sends every rank's events and counters to the master, for
+  /// getEvents(), getSummary() and getMomentBytes() there; nothing with
+  /// threads. Every process calls it, after the last step.
+  llvm::Error finish();
 
   struct Impl;
 
