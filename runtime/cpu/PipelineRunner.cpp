@@ -1548,14 +1548,27 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   if (m.group) {
     // Every rank ends the step here: their last computations are known
     // (for the exposed reduction) and no message of it is still coming.
+    // Like the reduction, this gives up after twice the timeout without a
+    // message, so that a rank waiting for a hung one's tensors says so
+    // first.
     std::unique_lock<std::mutex> lock(m.mutex);
-    if (!m.posted.wait_for(lock, m.timeout, [&] {
-          return !m.failure.empty() || m.ranksDone == m.ranks.size();
-        }))
-      m.failure = llvm::formatv("rank {0} waited {1} s for the other ranks "
-                                "to end the step: a rank died or hangs",
-                                m.self, m.timeout.count())
-                      .str();
+    uint64_t seen = m.progress;
+    auto deadline = std::chrono::steady_clock::now() + 2 * m.timeout;
+    while (m.failure.empty() && m.ranksDone < m.ranks.size()) {
+      if (m.posted.wait_until(lock, deadline) == std::cv_status::timeout &&
+          m.progress == seen) {
+        m.failure =
+            llvm::formatv("rank {0} waited {1} s for the other ranks to end "
+                          "the step: a rank died or hangs",
+                          m.self, 2 * m.timeout.count())
+                .str();
+        break;
+      }
+      if (m.progress != seen) {
+        seen = m.progress;
+        deadline = std::chrono::steady_clock::now() + 2 * m.timeout;
+      }
+    }
   }
   m.tellFailure();
   m.stepsUs += std::chrono::duration<double, std::micro>(
