@@ -30,6 +30,8 @@ struct Header {
 /// No message of the runner comes near this: a larger length is a
 /// corrupted stream.
 constexpr uint64_t kMaxPayload = uint64_t(1) << 40;
+constexpr const char *kLostText =
+    "its process ended (its connection closed before it finished)";
 
 llvm::Error socketError(const llvm::Twine &what) {
   return llvm::createStringError(
@@ -160,9 +162,12 @@ ProcessGroup::connect(const Options &options) {
     ::close(listener);
     return std::move(e);
   }
+  // On an error: no goodbye to the ranks already connected, which then
+  // see this one lost at once.
   auto cleanup = [&] {
     ::close(listener);
     ::unlink(mine->sun_path);
+    g->abort();
   };
   struct Hello {
     uint32_t magic, rank, size;
@@ -181,7 +186,8 @@ ProcessGroup::connect(const Options &options) {
         break;
       ::close(fd);
       // Not listening yet: try again until the deadline.
-      if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) ||
+      if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN &&
+           errno != EINTR) ||
           std::chrono::steady_clock::now() > deadline) {
         llvm::Error e = llvm::createStringError(llvm::formatv(
             "rank {0} could not reach rank {1} in {2} s ({3}): is every rank "
@@ -242,7 +248,14 @@ ProcessGroup::connect(const Options &options) {
     g->peers[hello.rank]->fd = fd;
     ++accepted;
   }
-  cleanup();
+  ::close(listener);
+  ::unlink(mine->sun_path);
+  // A peer that stops reading blocks a send no longer than the timeout.
+  timeval limit{};
+  limit.tv_sec = time_t(options.timeout.count());
+  for (auto &p : g->peers)
+    if (p)
+      ::setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
   return std::move(g);
 }
 
@@ -271,9 +284,7 @@ void ProcessGroup::listen(MessageHandler onMessage, LostHandler onLost) {
         if (got == 1 && h.kind == kGoodbye)
           break;
         if (got != 1) {
-          onLost(q, got == -2 ? "it sent a malformed frame"
-                              : "its process ended (its connection closed "
-                                "before it finished)");
+          onLost(q, got == -2 ? "it sent a malformed frame" : kLostText);
           break;
         }
         onMessage(q, h.kind, std::move(payload));
@@ -291,19 +302,24 @@ llvm::Error ProcessGroup::send(int64_t peer, uint32_t kind,
   Peer &p = *peers[peer];
   Header h{kind, 0, bytes.size()};
   std::lock_guard<std::mutex> lock(p.sending);
-  if (!writeAll(p.fd, &h, sizeof(h)) ||
-      (!bytes.empty() && !writeAll(p.fd, bytes.data(), bytes.size())))
-    return socketError(
-        llvm::formatv("rank {0} sending to rank {1}", rank, peer));
-  return llvm::Error::success();
+  if (writeAll(p.fd, &h, sizeof(h)) &&
+      (bytes.empty() || writeAll(p.fd, bytes.data(), bytes.size())))
+    return llvm::Error::success();
+  if (errno == EPIPE || errno == ECONNRESET)
+    return llvm::createStringError(
+        llvm::formatv("rank {0}: {1}", peer, kLostText).str());
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return llvm::createStringError(llvm::formatv(
+        "rank {0}: it took nothing of a message for {1} s (it hangs?)", peer,
+        timeout.count()));
+  return socketError(llvm::formatv("rank {0} sending to rank {1}", rank, peer));
 }
 
 void ProcessGroup::close() {
   if (closed)
     return;
-  closed = true;
   for (auto &p : peers) {
-    if (!p)
+    if (!p || p->fd < 0)
       continue;
     Header h{kGoodbye, 0, 0};
     {
@@ -323,15 +339,23 @@ void ProcessGroup::close() {
       return true;
     });
   }
+  abort();
+}
+
+void ProcessGroup::abort() {
+  if (closed)
+    return;
+  closed = true;
   for (auto &p : peers)
-    if (p)
+    if (p && p->fd >= 0)
       ::shutdown(p->fd, SHUT_RDWR);
   for (auto &p : peers) {
     if (!p)
       continue;
     if (p->receiver.joinable())
       p->receiver.join();
-    ::close(p->fd);
+    if (p->fd >= 0)
+      ::close(p->fd);
   }
 }
 

@@ -92,6 +92,7 @@ enum MessageKind : uint32_t {
   kState,      ///< The master's weights and moments (broadcast).
   kShard,      ///< A ZeRO-1 updater's weights and moments, to the master.
   kStats,      ///< A rank's events and counters, to the master (finish).
+  kAlive,      ///< The rank computes (a heartbeat, for the bounded waits).
 };
 
 /// Microseconds on the steady clock, which the processes of one machine
@@ -335,7 +336,17 @@ template <typename T> struct PipelineRunner<T>::Impl {
     case kStats:
       statsInbox[peer] = std::move(payload);
       break;
+    case kAlive:
+      break;
     default: {
+      if (payload.size() < sizeof(uint64_t)) {
+        if (failure.empty())
+          failure = llvm::formatv("rank {0} sent a malformed message (kind "
+                                  "{1})",
+                                  peer, kind)
+                        .str();
+        break;
+      }
       uint64_t step = WireReader(payload).u64();
       if (step > stepIndex)
         early.push_back({kind, peer, std::move(payload)});
@@ -424,25 +435,76 @@ template <typename T> struct PipelineRunner<T>::Impl {
     posted.notify_all();
   }
 
-  /// Waits (holding `lock`) for `ready`, at most the timeout; an error
-  /// naming `what` when it does not come, or a peer is lost.
+  /// Waits (holding `lock`) for `ready`: an error naming `what` when a
+  /// peer is lost, the step failed, or twice the timeout passed without a
+  /// message from any rank (a rank that computes, anywhere outside the
+  /// runner's waits, sends heartbeats: see `beat`).
   template <typename Ready>
   llvm::Error awaitMessage(std::unique_lock<std::mutex> &lock, Ready ready,
                            const std::string &what) {
-    bool ok = posted.wait_for(lock, timeout, [&] {
+    uint64_t seen = progress;
+    auto deadline = std::chrono::steady_clock::now() + 2 * timeout;
+    auto done = [&] {
       return ready() || !lost.empty() || (stepOpen && !failure.empty());
-    });
+    };
+    while (!done()) {
+      if (posted.wait_until(lock, deadline) != std::cv_status::timeout)
+        continue;
+      if (progress == seen)
+        break;
+      seen = progress;
+      deadline = std::chrono::steady_clock::now() + 2 * timeout;
+    }
     if (ready())
       return llvm::Error::success();
     if (stepOpen && !failure.empty())
       return llvm::createStringError(failure);
     if (!lost.empty())
       return llvm::createStringError(lost);
-    (void)ok;
     return llvm::createStringError(
         llvm::formatv("rank {0} waited {1} s for {2}: a rank died or hangs",
-                      self, timeout.count(), what));
+                      self, 2 * timeout.count(), what));
   }
+
+  // Heartbeats: while this process computes (a stage function runs, or it
+  // is outside the runner: its optimizer, checkpoints), it tells the
+  // others every quarter of the timeout, so that their waits for it do not
+  // give up. A rank stuck in one of the runner's waits sends none.
+  std::thread beat;
+  bool stopBeat = false;
+  /// Calls into the runner in progress (step, broadcast, ...).
+  int64_t inCall = 0;
+  void heartbeats() {
+    auto period = std::max<std::chrono::milliseconds>(
+        std::chrono::milliseconds(50),
+        std::chrono::duration_cast<std::chrono::milliseconds>(timeout) / 4);
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!stopBeat) {
+      posted.wait_for(lock, period);
+      if (stopBeat || !lost.empty() || (inCall > 0 && running == 0))
+        continue;
+      lock.unlock();
+      for (int64_t q = 0; q < group->getSize(); ++q)
+        if (q != self)
+          (void)group->send(q, kAlive, {});
+      lock.lock();
+    }
+  }
+  /// Marks a call into the runner (no heartbeats while it waits).
+  struct InCall {
+    Impl &m;
+    explicit InCall(Impl &m) : m(m) {
+      std::lock_guard<std::mutex> lock(m.mutex);
+      ++m.inCall;
+    }
+    ~InCall() {
+      std::lock_guard<std::mutex> lock(m.mutex);
+      --m.inCall;
+    }
+  };
+  /// Whether finish() went through: the runner then says goodbye to the
+  /// other processes; otherwise it leaves them at once, as a failed rank.
+  bool finished = false;
 
   /// The gradient of `param` that executor `e` accumulated: its own, or
   /// the one it sent (null when there is none).
@@ -670,17 +732,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
 
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
     runActions(rank, batches);
-    WireWriter w;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      ++ranksDone;
-      posted.notify_all();
-      w.u64(stepIndex);
-      w.i64(rank);
-      w.f64(computeEnds[rank]);
-    }
-    if (group)
-      sendToAll(kDone, w.take());
+    std::lock_guard<std::mutex> lock(mutex);
+    ++ranksDone;
+    posted.notify_all();
   }
 
   void runActions(int64_t rank, llvm::ArrayRef<Batch> batches) {
@@ -977,8 +1031,19 @@ PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
     : impl(std::move(impl)) {}
 template <typename T> PipelineRunner<T>::~PipelineRunner() {
   // The receiving threads call into the runner: they end first.
-  if (impl->group)
-    impl->group->close();
+  if (impl->group) {
+    {
+      std::lock_guard<std::mutex> lock(impl->mutex);
+      impl->stopBeat = true;
+      impl->posted.notify_all();
+    }
+    if (impl->beat.joinable())
+      impl->beat.join();
+    if (impl->finished)
+      impl->group->close();
+    else
+      impl->group->abort();
+  }
   // The master outlives the runner: it computes alone again.
   CpuExecutor<T> &master = *impl->ranks[impl->self];
   master.setExpertExchange(nullptr);
@@ -1255,6 +1320,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
           m->receive(peer, kind, std::move(payload));
         },
         [m](int64_t peer, std::string why) { m->lose(peer, why); });
+    impl->beat = std::thread([m] { m->heartbeats(); });
   }
   auto runner =
       std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
@@ -1396,6 +1462,7 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
 
 template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
   Impl &m = *impl;
+  typename Impl::InCall call(m);
   if (m.group && m.self != 0) {
     // This rank's state, as the master sent it.
     std::vector<uint8_t> payload;
@@ -1501,6 +1568,7 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     return llvm::createStringError(
         llvm::formatv("the pipeline runs {0} micro-batches a step, got {1}",
                       m.schedule.microbatches * m.replicas, batches.size()));
+  typename Impl::InCall call(m);
   for (auto &x : m.exchanges)
     x->restart();
   for (size_t r = 1; r < m.ranks.size(); ++r)
@@ -1545,6 +1613,19 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
       threads.emplace_back([&, r] { m.reduceBuckets(r); });
   for (std::thread &t : threads)
     t.join();
+  if (m.group) {
+    // This process is done with the step, its reductions too: after its
+    // failure, if any, so that the others see that first.
+    m.tellFailure();
+    WireWriter w;
+    {
+      std::lock_guard<std::mutex> lock(m.mutex);
+      w.u64(m.stepIndex);
+      w.i64(m.self);
+      w.f64(m.computeEnds[m.self]);
+    }
+    m.sendToAll(kDone, w.take());
+  }
   if (m.group) {
     // Every rank ends the step here: their last computations are known
     // (for the exposed reduction) and no message of it is still coming.
@@ -1594,10 +1675,16 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     std::lock_guard<std::mutex> lock(m.mutex);
     m.stepOpen = false;
   };
-  if (!m.failure.empty()) {
-    close();
-    return llvm::createStringError("pipeline step failed: " + m.failure);
+  std::string failure;
+  {
+    // A receiving thread may still write it (a peer lost just now).
+    std::lock_guard<std::mutex> lock(m.mutex);
+    failure = m.failure;
+    if (!failure.empty())
+      m.stepOpen = false;
   }
+  if (!failure.empty())
+    return llvm::createStringError("pipeline step failed: " + failure);
 
   std::vector<Loss> losses(batches.size());
   if (m.group && m.self != 0) {
@@ -1689,12 +1776,18 @@ std::vector<int64_t> PipelineRunner<T>::getOptimizerShares() const {
 template <typename T>
 llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
   Impl &m = *impl;
+  typename Impl::InCall call(m);
   std::set<size_t> updaters;
   for (const auto &[name, e] : m.updater)
     updaters.insert(e);
   updaters.insert(0);
   std::vector<std::string> errors(m.ranks.size());
   std::vector<std::thread> threads;
+  {
+    // Computing: heartbeats go on.
+    std::lock_guard<std::mutex> lock(m.mutex);
+    ++m.running;
+  }
   for (size_t e : updaters)
     if (m.ranks[e])
       threads.emplace_back([&, e] {
@@ -1706,6 +1799,10 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
       });
   for (std::thread &t : threads)
     t.join();
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    --m.running;
+  }
   for (size_t e = 0; e < errors.size(); ++e)
     if (!errors[e].empty())
       return llvm::createStringError(
@@ -1759,7 +1856,7 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
       if (llvm::Error e = m.group->send(0, kShard, bytes))
         return e;
     }
-    return broadcast();
+    return llvm::Error::success();
   }
   CpuExecutor<T> &master = *m.ranks[0];
   for (size_t e : updaters) {
@@ -1786,13 +1883,14 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
     if (llvm::Error err = readShard(payload, master, e))
       return err;
   }
-  return broadcast();
+  return llvm::Error::success();
 }
 
 template <typename T> llvm::Error PipelineRunner<T>::finish() {
   Impl &m = *impl;
   if (!m.group)
     return llvm::Error::success();
+  typename Impl::InCall call(m);
   int64_t n = int64_t(m.ranks.size());
   if (m.self != 0) {
     WireWriter w;
@@ -1816,9 +1914,15 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     w.i64(m.expertBytes[m.self]);
     w.i64(m.ranks[m.self]->getMomentBytes());
     std::vector<uint8_t> bytes = w.take();
-    return m.group->send(0, kStats, bytes);
+    if (llvm::Error e = m.group->send(0, kStats, bytes))
+      return e;
+    m.finished = true;
+    return llvm::Error::success();
   }
   m.momentBytes[0] = m.ranks[0]->getMomentBytes();
+  // Every bucket is reduced once a step (its share on each updater).
+  for (int64_t r = 0; r < m.pp; ++r)
+    m.bucketsReduced[r] = int64_t(m.buckets[r].size() * m.stepIndex);
   for (int64_t q = 1; q < n; ++q) {
     std::vector<uint8_t> payload;
     {
@@ -1834,9 +1938,11 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     // Their times from their creation: shifted to the master's.
     double shift = r.f64() - steadyUs(m.origin);
     std::vector<Event> events;
+    bool known = true;
     for (uint64_t k = r.u64(), i = 0; i < k && !r.failed(); ++i) {
       Event e;
       e.rank = r.i64();
+      known &= e.rank >= 0 && e.rank < n;
       e.name = r.str();
       uint64_t flags = r.u64();
       e.waiting = flags & 1;
@@ -1851,8 +1957,9 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
                         exposedUs = r.array<double>();
     std::vector<int64_t> buckets = r.array<int64_t>();
     int64_t exchanges = r.i64(), bytes = r.i64(), moments = r.i64();
-    if (r.failed() || !r.atEnd() || int64_t(reduceUs.size()) != m.pp ||
-        int64_t(exposedUs.size()) != m.pp || int64_t(buckets.size()) != m.pp)
+    if (r.failed() || !r.atEnd() || !known ||
+        int64_t(reduceUs.size()) != m.pp || int64_t(exposedUs.size()) != m.pp ||
+        int64_t(buckets.size()) != m.pp)
       return llvm::createStringError(
           llvm::formatv("rank {0} sent a malformed message of its events", q));
     for (int64_t r2 = 0; r2 < m.pp; ++r2) {
@@ -1860,7 +1967,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
       // With ZeRO-1 each process reduces its share of a bucket: the last
       // to end is the exposed part, and a bucket counts once.
       m.exposedUs[r2] = std::max(m.exposedUs[r2], exposedUs[r2]);
-      m.bucketsReduced[r2] = std::max(m.bucketsReduced[r2], buckets[r2]);
+      (void)buckets;
     }
     m.expertExchanges[q] = exchanges;
     m.expertBytes[q] = bytes;
@@ -1869,6 +1976,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     for (Event &e : events)
       m.events.push_back(std::move(e));
   }
+  m.finished = true;
   return llvm::Error::success();
 }
 

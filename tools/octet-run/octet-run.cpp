@@ -40,6 +40,8 @@
 #include <csignal>
 #include <cstring>
 #include <optional>
+#include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace llvm;
@@ -770,6 +772,36 @@ void reportGemmEngines(const GemmEngines &engines) {
 #endif
 }
 
+/// What the ranks as processes do not do (yet), checked before they start.
+void checkProcessOptions(const Program &program) {
+  if (pipelineMode != "threads")
+    fail("--nproc runs the program's ranks as processes; it does not go "
+         "with --pipeline=" +
+         pipelineMode);
+  if (virtualRanks)
+    fail("--virtual-ranks runs every rank in one process; it does not go "
+         "with --nproc");
+  bool zero = metaNumber(program, "pipeline.zero", 0) == 1 &&
+              metaNumber(program, "pipeline.dp", 1) > 1;
+  if (zero && !gradientsPath.empty())
+    fail("--save-gradients with ZeRO-1 and the ranks as processes: the "
+         "reduced gradients are spread over the ranks that update them; run "
+         "the ranks as threads (without --nproc) to save them");
+}
+
+/// The GPU of this process's rank: rank r on GPU r modulo the GPUs it
+/// sees (a launcher may give each process one GPU, CUDA_VISIBLE_DEVICES).
+int gpuOfRank(const ProcessGroup *group) {
+  if (!group || device != "cuda")
+    return 0;
+#ifdef OCTET_HAVE_CUDA
+  int gpus = check(cuda::getDeviceCount(), "--device cuda");
+  return gpus > 0 ? int(group->getRank() % gpus) : 0;
+#else
+  return 0;
+#endif
+}
+
 /// This process's place in a multi-process run (octet-run --nproc, or a
 /// launcher's rank variables), connected to the other ranks; null when it
 /// runs alone.
@@ -784,12 +816,7 @@ std::unique_ptr<ProcessGroup> joinRanks(const Program &program) {
     fail(formatv("started as one of {0} processes, but the program runs {1} "
                  "rank(s) (pipeline.ranks x pipeline.dp): start {1}",
                  options->size, n));
-  if (pipelineMode != "threads")
-    fail("the ranks run as processes; they do not go with --pipeline=" +
-         pipelineMode);
-  if (virtualRanks)
-    fail("--virtual-ranks runs every rank in one process; with processes, "
-         "leave it out");
+  checkProcessOptions(program);
   options->timeout = std::chrono::seconds(pipelineTimeout);
   std::unique_ptr<ProcessGroup> group =
       check(ProcessGroup::connect(*options), "connecting the ranks");
@@ -819,7 +846,7 @@ int runTraining(const Program &program, StringRef digest) {
                    unsigned(virtualRanks), n));
   }
   auto exec = check(CpuExecutor<float>::create(program));
-  GemmEngines engines = makeGemmEngines(group ? int(group->getRank()) : 0);
+  GemmEngines engines = makeGemmEngines(gpuOfRank(group.get()));
   exec.setScaledGemmEngine(engines.get());
   exec.setDenseGemmEngine(engines.getDense());
   DataLoader loader = makeLoader(s);
@@ -896,10 +923,6 @@ int runTraining(const Program &program, StringRef digest) {
                       exec, program, std::chrono::seconds(pipelineTimeout),
                       size_t(double(bucketMiB) * (1 << 20)), group.get()),
                   "starting the pipeline ranks");
-    if (group && ranks->shardsOptimizer() && !gradientsPath.empty())
-      fail("--save-gradients with ZeRO-1 and the ranks as processes: the "
-           "reduced gradients are spread over the ranks that update them; "
-           "run the ranks as threads (without --nproc) to save them");
     if (!quiet)
       errs() << formatv("octet-run: {0} ranks as {4} (pipeline schedule "
                         "{1}, {2} data-parallel replica(s){3})\n",
@@ -983,23 +1006,28 @@ int runTraining(const Program &program, StringRef digest) {
                               {{"micro_batch_losses", losses}}),
              "writing the gradients to " + gradientsPath);
     }
+    if (!std::isfinite(objective))
+      fail(formatv("the loss is {0} at step {1}: training diverged", objective,
+                   step));
     double lr = learningRate(s, step, lastStep);
     if (ranks && ranks->shardsOptimizer()) {
       failOn(ranks->optimizerStep(float(lr), int64_t(step)),
              "running the sharded optimizer step");
-    } else {
-      // The master updates; the other ranks get its weights.
-      if (!ranks || ranks->isMaster())
-        check(exec.run("optimizer_step",
-                       {CpuExecutor<float>::Argument::scalar(float(lr)),
-                        CpuExecutor<float>::Argument::integer(int64_t(step))}),
-              "running @optimizer_step");
-      if (ranks)
-        failOn(ranks->broadcast(), "sending the updated weights");
+    } else if (!ranks || ranks->isMaster()) {
+      // The master updates; the other ranks get its weights below.
+      check(exec.run("optimizer_step",
+                     {CpuExecutor<float>::Argument::scalar(float(lr)),
+                      CpuExecutor<float>::Argument::integer(int64_t(step))}),
+            "running @optimizer_step");
     }
-    if (!std::isfinite(objective))
-      fail(formatv("the loss is {0} at step {1}: training diverged", objective,
-                   step));
+    // The checkpoint before the other ranks go on: as processes, they wait
+    // in broadcast() (not in the next step's first transfer, which is
+    // bounded by --pipeline-timeout) while rank 0 writes it.
+    if (!checkpointDir.empty() && every && step % every == 0 &&
+        step != lastStep && leader)
+      saveAt(step);
+    if (ranks)
+      failOn(ranks->broadcast(), "sending the updated weights");
 
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - start).count();
@@ -1014,9 +1042,6 @@ int runTraining(const Program &program, StringRef digest) {
                       step, loss, ema, objective, lr, tokensPerSecond, elapsed);
     if (log)
       log->flush(); // Whole lines, for whoever tails the log.
-    if (!checkpointDir.empty() && every && step % every == 0 &&
-        step != lastStep && leader)
-      saveAt(step);
 
     if (!quiet) {
       double eta = elapsed / double(done) * double(lastStep - step);
@@ -1071,6 +1096,15 @@ int runTraining(const Program &program, StringRef digest) {
   return 0;
 }
 
+/// The ranks --nproc started, for the signal handler: SIGINT and SIGTERM
+/// go on to them, so that none outlives octet-run.
+std::vector<pid_t> *startedRanks = nullptr;
+extern "C" void passSignalOn(int signal) {
+  if (startedRanks)
+    for (pid_t pid : *startedRanks)
+      ::kill(pid, signal);
+}
+
 /// --nproc N: runs this command line as N processes, rank r with
 /// OCTET_RANK=r, meeting in a fresh directory, and waits for them all;
 /// fails when any of them does, naming it.
@@ -1082,13 +1116,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
                  unsigned(nproc), n));
   if (gradcheck)
     fail("--gradcheck runs in one process; it does not take --nproc");
-  if (pipelineMode != "threads")
-    fail("--nproc runs the program's ranks as processes; it does not go "
-         "with --pipeline=" +
-         pipelineMode);
-  if (virtualRanks)
-    fail("--virtual-ranks runs every rank in one process; it does not go "
-         "with --nproc");
+  checkProcessOptions(program);
   SmallString<128> dir;
   if (std::error_code ec = sys::fs::createUniqueDirectory("octet-run", dir))
     fail("creating the ranks' rendezvous directory: " + ec.message());
@@ -1104,6 +1132,13 @@ int launchRanks(const Program &program, int argc, char **argv) {
       inherited.push_back(v.str());
   }
   std::vector<sys::ProcessInfo> children;
+  static std::vector<pid_t> pids;
+  pids.reserve(size_t(n)); // no reallocation under the signal handler
+  startedRanks = &pids;
+  struct sigaction pass {};
+  pass.sa_handler = passSignalOn;
+  ::sigaction(SIGINT, &pass, nullptr);
+  ::sigaction(SIGTERM, &pass, nullptr);
   for (int64_t r = 0; r < n; ++r) {
     std::vector<std::string> env = inherited;
     env.push_back("OCTET_RANK=" + std::to_string(r));
@@ -1121,20 +1156,60 @@ int launchRanks(const Program &program, int argc, char **argv) {
       fail(formatv("--nproc: starting rank {0}: {1}", r, error));
     }
     children.push_back(child);
+    pids.push_back(child.Pid);
   }
+  // The ranks in the order they end. After one fails the others end on
+  // their own (they see it), within their timeouts; one that does not is
+  // killed.
   int status = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    std::string error;
-    sys::ProcessInfo done = sys::Wait(children[r], std::nullopt, &error);
-    if (done.ReturnCode != 0) {
-      WithColor::error(errs(), "octet-run") << formatv(
-          "rank {0} {1}\n", r,
-          done.ReturnCode > 0
-              ? formatv("exited with status {0}", done.ReturnCode).str()
-              : "ended abnormally: " + error);
-      status = 1;
+  std::vector<bool> ended(size_t(n), false);
+  std::optional<std::chrono::steady_clock::time_point> killAt;
+  int64_t left = n;
+  auto report = [](int64_t r, const Twine &what) {
+    std::string line;
+    raw_string_ostream os(line);
+    WithColor::error(os, "octet-run") << "rank " << r << " " << what << "\n";
+    errs() << line;
+  };
+  while (left > 0) {
+    int wstatus = 0;
+    pid_t pid = ::waitpid(-1, &wstatus, killAt ? WNOHANG : 0);
+    if (pid < 0 && errno == EINTR)
+      continue;
+    if (pid < 0)
+      break;
+    if (pid == 0) {
+      if (std::chrono::steady_clock::now() > *killAt) {
+        for (int64_t r = 0; r < n; ++r)
+          if (!ended[r]) {
+            ::kill(pids[r], SIGKILL);
+            report(r, "did not end after another rank failed: killed");
+          }
+        killAt = std::chrono::steady_clock::time_point::max();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
     }
+    auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end())
+      continue;
+    int64_t r = it - pids.begin();
+    ended[r] = true;
+    --left;
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+      continue;
+    if (WIFEXITED(wstatus))
+      report(r, formatv("exited with status {0}", WEXITSTATUS(wstatus)));
+    else if (WIFSIGNALED(wstatus))
+      report(r, formatv("was killed by signal {0} ({1})", WTERMSIG(wstatus),
+                        strsignal(WTERMSIG(wstatus))));
+    status = 1;
+    if (!killAt)
+      killAt = std::chrono::steady_clock::now() +
+               2 * std::chrono::seconds(pipelineTimeout) +
+               std::chrono::seconds(10);
   }
+  startedRanks = nullptr;
   sys::fs::remove_directories(dir);
   return status;
 }

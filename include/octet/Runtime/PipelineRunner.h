@@ -178,9 +178,9 @@ public:
   /// the other processes' ranks until finish().
   std::vector<int64_t> getMomentBytes() const;
   /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
-  /// parallel), the master gathers the updated weights and moments, and
-  /// broadcast() sends the weights to every rank and the moments to their
-  /// holders.
+  /// parallel) and the master gathers the updated weights and moments;
+  /// broadcast() then sends the weights to every rank and the moments to
+  /// their holders.
   llvm::Error optimizerStep(T lr, int64_t step);
 
   /// Runs the micro-batches of one step (one batch each, in order) through

@@ -75,7 +75,8 @@ public:
   void listen(MessageHandler onMessage, LostHandler onLost);
 
   /// Sends a frame to `peer` (not this rank); safe from any thread, and
-  /// blocks until the socket took it. `kind` 0 is reserved.
+  /// blocks until the socket took it (an error when the peer takes nothing
+  /// for the timeout, or its process ended). `kind` 0 is reserved.
   llvm::Error send(int64_t peer, uint32_t kind, llvm::ArrayRef<uint8_t> bytes);
 
   /// Says goodbye to every peer and waits (up to the timeout) for theirs,
@@ -83,6 +84,9 @@ public:
   /// connections and joins the receiving threads. Called by the destructor
   /// if not before.
   void close();
+  /// Closes the connections without a goodbye, as a failed rank does, so
+  /// that the peers see it lost at once.
+  void abort();
 
 private:
   ProcessGroup() = default;

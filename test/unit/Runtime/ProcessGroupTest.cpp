@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -195,6 +196,26 @@ TEST(ProcessGroupTest, ARankThatDiesIsLost) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// abort() leaves without a goodbye, as a failed rank does: the peer sees
+// it lost, and a send to it afterwards says so.
+TEST(ProcessGroupTest, AbortIsSeenAsLost) {
+  Rendezvous rv;
+  auto groups = connectAll(rv.dir.str().str(), 2);
+  ASSERT_TRUE(groups[0] && groups[1]);
+  Inbox in;
+  in.listen(*groups[0]);
+  groups[1]->abort();
+  ASSERT_TRUE(in.waitFor([&] { return !in.lost.empty(); }));
+  EXPECT_EQ(in.lost[0].first, 1);
+  // The socket may take a first frame before the peer's reset is known.
+  std::vector<uint8_t> bytes(1 << 20, 5);
+  std::string why;
+  for (int i = 0; i < 4 && why.empty(); ++i)
+    why = llvm::toString(groups[0]->send(1, 1, bytes));
+  EXPECT_EQ(why, "rank 1: its process ended (its connection closed before "
+                 "it finished)");
+}
+
 TEST(ProcessGroupTest, ARankThatNeverComesIsNamed) {
   Rendezvous rv;
   ProcessGroup::Options o;
@@ -225,6 +246,11 @@ TEST(ProcessGroupTest, OptionsFromTheEnvironment) {
       unsetenv(v);
   };
   clear();
+  // Cleared again however the test ends.
+  struct Restore {
+    std::function<void()> fn;
+    ~Restore() { fn(); }
+  } restore{clear};
   auto unset = ProcessGroup::optionsFromEnvironment();
   ASSERT_TRUE(bool(unset));
   EXPECT_FALSE(unset->has_value());
@@ -265,7 +291,6 @@ TEST(ProcessGroupTest, OptionsFromTheEnvironment) {
   ASSERT_FALSE(bool(noDir));
   EXPECT_EQ(llvm::toString(noDir.takeError()),
             "OCTET_RENDEZVOUS = '" + none + "' is not a directory");
-  clear();
 }
 
 // The payload codec: what is written reads back; a truncated or
