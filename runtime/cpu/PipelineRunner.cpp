@@ -730,6 +730,29 @@ template <typename T> struct PipelineRunner<T>::Impl {
                                              : Fault::Error);
   }
 
+  /// For tests of the timeouts: OCTET_PIPELINE_SLOW_RANK=R:MS makes rank R
+  /// compute MS milliseconds longer before its last action of a step,
+  /// while the ranks done before it wait.
+  std::optional<std::pair<int64_t, int64_t>> injectedDelay() const {
+    const char *env = std::getenv("OCTET_PIPELINE_SLOW_RANK");
+    if (!env || !*env)
+      return std::nullopt;
+    auto [rank, ms] = llvm::StringRef(env).split(':');
+    int64_t r = 0, d = 0;
+    if (rank.getAsInteger(10, r) || ms.getAsInteger(10, d))
+      return std::nullopt;
+    return std::make_pair(r, d);
+  }
+  void computeFor(std::chrono::milliseconds d) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++running;
+    }
+    std::this_thread::sleep_for(d);
+    std::lock_guard<std::mutex> lock(mutex);
+    --running;
+  }
+
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
     runActions(rank, batches);
     std::lock_guard<std::mutex> lock(mutex);
@@ -742,13 +765,17 @@ template <typename T> struct PipelineRunner<T>::Impl {
     int64_t done = 0;
     // This replica's micro-batches follow the previous replicas'.
     int64_t firstMb = (rank / pp) * schedule.microbatches;
-    for (const sched::Action &a : schedule.perRank[rank % pp]) {
+    const std::vector<sched::Action> &actions = schedule.perRank[rank % pp];
+    std::optional<std::pair<int64_t, int64_t>> slow = injectedDelay();
+    for (const sched::Action &a : actions) {
       {
         // Another rank failed: stop here rather than finish the step.
         std::lock_guard<std::mutex> lock(mutex);
         if (!failure.empty())
           return;
       }
+      if (slow && slow->first == rank && &a == &actions.back())
+        computeFor(std::chrono::milliseconds(slow->second));
       if (fault && fault->first == rank && done++ == 1) {
         if (fault->second == Fault::Exit)
           _exit(3);
