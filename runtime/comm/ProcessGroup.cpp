@@ -5,10 +5,14 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <poll.h>
 #include <sys/socket.h>
@@ -91,6 +95,57 @@ struct ProcessGroup::Peer {
   bool ended = false;
 };
 
+namespace {
+/// Where a rank listens: a Unix socket or an IPv4 address and port.
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  sockaddr *get() { return reinterpret_cast<sockaddr *>(&storage); }
+};
+
+Address unixAddress(const sockaddr_un &a) {
+  Address r;
+  std::memcpy(&r.storage, &a, sizeof(a));
+  r.length = sizeof(a);
+  return r;
+}
+
+Address tcpAddress(uint32_t ip, uint16_t port) {
+  Address r;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = ip; // network order
+  a.sin_port = htons(port);
+  std::memcpy(&r.storage, &a, sizeof(a));
+  r.length = sizeof(a);
+  return r;
+}
+
+/// tcp://HOST:PORT: the rendezvous of ranks on several machines (rank 0
+/// listens there); std::nullopt for a directory.
+std::optional<std::pair<std::string, uint16_t>>
+tcpRendezvous(llvm::StringRef text) {
+  if (!text.consume_front("tcp://"))
+    return std::nullopt;
+  auto [host, port] = text.rsplit(':');
+  unsigned p = 0;
+  if (host.empty() || port.getAsInteger(10, p) || p == 0 || p > 65535)
+    return std::make_pair(std::string(), uint16_t(0));
+  return std::make_pair(host.str(), uint16_t(p));
+}
+
+/// What a rank says first on a connection: who it is, and (to rank 0 of a
+/// TCP rendezvous) the port it listens on.
+struct Hello {
+  uint32_t magic, rank, size, port;
+};
+/// Rank 0's table of a TCP rendezvous: where each rank listens.
+struct Listening {
+  uint32_t ip;
+  uint32_t port;
+};
+} // namespace
+
 llvm::Expected<std::optional<ProcessGroup::Options>>
 ProcessGroup::optionsFromEnvironment() {
   auto get = [](const char *name) -> std::optional<std::string> {
@@ -116,16 +171,23 @@ ProcessGroup::optionsFromEnvironment() {
           "{0} = '{1}' and {2} = '{3}': expected a rank in [0, size) and a "
           "positive size",
           pair[0], *rank, pair[1], size.value_or("")));
-    std::optional<std::string> dir = get("OCTET_RENDEZVOUS");
-    if (!dir)
+    std::optional<std::string> where = get("OCTET_RENDEZVOUS");
+    if (!where)
       return llvm::createStringError(llvm::formatv(
           "{0} is set but OCTET_RENDEZVOUS is not: the ranks meet in a "
-          "directory they share (octet-run --nproc N sets both)",
+          "directory they share, or at tcp://HOST:PORT of rank 0 "
+          "(octet-run --nproc N sets both)",
           pair[0]));
-    if (!llvm::sys::fs::is_directory(*dir))
-      return llvm::createStringError("OCTET_RENDEZVOUS = '" + *dir +
+    if (auto tcp = tcpRendezvous(*where)) {
+      if (tcp->first.empty())
+        return llvm::createStringError(
+            "OCTET_RENDEZVOUS = '" + *where +
+            "': expected tcp://HOST:PORT with a port in 1..65535");
+    } else if (!llvm::sys::fs::is_directory(*where)) {
+      return llvm::createStringError("OCTET_RENDEZVOUS = '" + *where +
                                      "' is not a directory");
-    o.rendezvous = *dir;
+    }
+    o.rendezvous = *where;
     return std::optional<Options>(o);
   }
   return std::optional<Options>();
@@ -143,119 +205,216 @@ ProcessGroup::connect(const Options &options) {
       g->peers[q] = std::make_unique<Peer>();
   if (options.size == 1)
     return std::move(g);
-  std::optional<sockaddr_un> mine = addressOf(options.rendezvous, g->rank);
-  if (!mine)
-    return llvm::createStringError("the rendezvous directory '" +
-                                   options.rendezvous +
-                                   "' is too long a path for a socket");
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  std::optional<std::pair<std::string, uint16_t>> tcp =
+      tcpRendezvous(options.rendezvous);
+  if (tcp && tcp->first.empty())
+    return llvm::createStringError("the rendezvous '" + options.rendezvous +
+                                   "': expected tcp://HOST:PORT");
 
   // Listen first, so that the higher ranks can connect while this one
-  // connects to the lower ones.
-  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // connects to the lower ones: on rank-<r>.sock in the directory, or on a
+  // port (rank 0: the rendezvous port; the others: any, told to rank 0).
+  std::optional<sockaddr_un> path;
+  Address rendezvous;
+  int family = tcp ? AF_INET : AF_UNIX;
+  int listener = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listener < 0)
     return socketError("creating a socket");
-  ::unlink(mine->sun_path);
-  if (::bind(listener, reinterpret_cast<sockaddr *>(&*mine), sizeof(*mine)) ||
+  Address mine;
+  if (tcp) {
+    addrinfo hints{}, *found = nullptr;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (int e = ::getaddrinfo(tcp->first.c_str(), nullptr, &hints, &found)) {
+      ::close(listener);
+      return llvm::createStringError("the rendezvous host '" + tcp->first +
+                                     "': " + ::gai_strerror(e));
+    }
+    rendezvous = tcpAddress(
+        reinterpret_cast<sockaddr_in *>(found->ai_addr)->sin_addr.s_addr,
+        tcp->second);
+    ::freeaddrinfo(found);
+    int one = 1;
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    mine = tcpAddress(htonl(INADDR_ANY), g->rank == 0 ? tcp->second : 0);
+  } else {
+    path = addressOf(options.rendezvous, g->rank);
+    if (!path) {
+      ::close(listener);
+      return llvm::createStringError("the rendezvous directory '" +
+                                     options.rendezvous +
+                                     "' is too long a path for a socket");
+    }
+    ::unlink(path->sun_path);
+    mine = unixAddress(*path);
+  }
+  if (::bind(listener, mine.get(), mine.length) ||
       ::listen(listener, int(options.size))) {
-    llvm::Error e = socketError(llvm::Twine("listening on ") + mine->sun_path);
+    llvm::Error e = socketError(
+        tcp && g->rank == 0
+            ? llvm::Twine("listening on port ") + llvm::Twine(tcp->second)
+            : llvm::Twine("listening for the other ranks"));
     ::close(listener);
     return std::move(e);
+  }
+  uint16_t myPort = 0;
+  if (tcp) {
+    sockaddr_in bound{};
+    socklen_t n = sizeof(bound);
+    ::getsockname(listener, reinterpret_cast<sockaddr *>(&bound), &n);
+    myPort = ntohs(bound.sin_port);
   }
   // On an error: no goodbye to the ranks already connected, which then
   // see this one lost at once.
   auto cleanup = [&] {
     ::close(listener);
-    ::unlink(mine->sun_path);
+    if (path)
+      ::unlink(path->sun_path);
     g->abort();
   };
-  struct Hello {
-    uint32_t magic, rank, size;
-  };
-  for (int64_t q = 0; q < g->rank; ++q) {
-    std::optional<sockaddr_un> theirs = addressOf(options.rendezvous, q);
+  auto connectTo = [&](int64_t q, Address to) -> llvm::Error {
     int fd = -1;
     while (true) {
-      fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) {
-        cleanup();
+      fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
         return socketError("creating a socket");
-      }
-      if (::connect(fd, reinterpret_cast<sockaddr *>(&*theirs),
-                    sizeof(*theirs)) == 0)
+      if (::connect(fd, to.get(), to.length) == 0)
         break;
       ::close(fd);
       // Not listening yet: try again until the deadline.
       if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN &&
-           errno != EINTR) ||
-          std::chrono::steady_clock::now() > deadline) {
-        llvm::Error e = llvm::createStringError(llvm::formatv(
+           errno != EINTR && errno != ETIMEDOUT) ||
+          std::chrono::steady_clock::now() > deadline)
+        return llvm::createStringError(llvm::formatv(
             "rank {0} could not reach rank {1} in {2} s ({3}): is every rank "
             "started, with the same OCTET_RENDEZVOUS?",
             g->rank, q, options.timeout.count(), std::strerror(errno)));
-        cleanup();
-        return std::move(e);
-      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    Hello hello{kHelloMagic, uint32_t(g->rank), uint32_t(g->size)};
+    Hello hello{kHelloMagic, uint32_t(g->rank), uint32_t(g->size),
+                uint32_t(myPort)};
     if (!writeAll(fd, &hello, sizeof(hello))) {
-      llvm::Error e = socketError(llvm::formatv("greeting rank {0}", q));
       ::close(fd);
-      cleanup();
-      return std::move(e);
+      return socketError(llvm::formatv("greeting rank {0}", q));
     }
     g->peers[q]->fd = fd;
-  }
-  for (int64_t accepted = 0; accepted < g->size - 1 - g->rank;) {
-    int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       deadline - std::chrono::steady_clock::now())
-                       .count();
-    pollfd p{listener, POLLIN, 0};
-    int ready = left > 0 ? ::poll(&p, 1, int(left)) : 0;
-    if (ready < 0 && errno == EINTR)
-      continue;
-    if (ready <= 0) {
-      std::string missing;
-      for (int64_t q = g->rank + 1; q < g->size; ++q)
-        if (g->peers[q]->fd < 0)
-          missing += (missing.empty() ? "" : ", ") + std::to_string(q);
-      cleanup();
-      return llvm::createStringError(llvm::formatv(
-          "rank {0} waited {1} s for rank(s) {2} to connect: is every rank "
-          "started, with the same OCTET_RENDEZVOUS and world size {3}?",
-          g->rank, options.timeout.count(), missing, g->size));
-    }
-    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == EAGAIN)
+    return llvm::Error::success();
+  };
+  /// Accepts the higher ranks' connections; `seen` gets each greeting and
+  /// where it came from.
+  auto acceptRanks =
+      [&](llvm::function_ref<void(const Hello &, const sockaddr_in &)> seen)
+      -> llvm::Error {
+    for (int64_t accepted = 0; accepted < g->size - 1 - g->rank;) {
+      int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         deadline - std::chrono::steady_clock::now())
+                         .count();
+      pollfd p{listener, POLLIN, 0};
+      int ready = left > 0 ? ::poll(&p, 1, int(left)) : 0;
+      if (ready < 0 && errno == EINTR)
         continue;
-      cleanup();
-      return socketError("accepting a connection");
+      if (ready <= 0) {
+        std::string missing;
+        for (int64_t q = g->rank + 1; q < g->size; ++q)
+          if (g->peers[q]->fd < 0)
+            missing += (missing.empty() ? "" : ", ") + std::to_string(q);
+        return llvm::createStringError(llvm::formatv(
+            "rank {0} waited {1} s for rank(s) {2} to connect: is every rank "
+            "started, with the same OCTET_RENDEZVOUS and world size {3}?",
+            g->rank, options.timeout.count(), missing, g->size));
+      }
+      sockaddr_storage from{};
+      socklen_t n = sizeof(from);
+      int fd = ::accept4(listener, reinterpret_cast<sockaddr *>(&from), &n,
+                         SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+          continue;
+        return socketError("accepting a connection");
+      }
+      Hello hello{};
+      if (readAll(fd, &hello, sizeof(hello)) != 1 ||
+          hello.magic != kHelloMagic || int64_t(hello.size) != g->size ||
+          int64_t(hello.rank) <= g->rank || int64_t(hello.rank) >= g->size ||
+          g->peers[hello.rank]->fd >= 0) {
+        ::close(fd);
+        return llvm::createStringError(llvm::formatv(
+            "rank {0} was greeted by a process that is not a rank of this "
+            "group (magic {1:x}, rank {2}, world size {3}; expected world "
+            "size {4})",
+            g->rank, hello.magic, hello.rank, hello.size, g->size));
+      }
+      g->peers[hello.rank]->fd = fd;
+      sockaddr_in ip{};
+      if (from.ss_family == AF_INET)
+        std::memcpy(&ip, &from, sizeof(ip));
+      seen(hello, ip);
+      ++accepted;
     }
-    Hello hello{};
-    if (readAll(fd, &hello, sizeof(hello)) != 1 || hello.magic != kHelloMagic ||
-        int64_t(hello.size) != g->size || int64_t(hello.rank) <= g->rank ||
-        int64_t(hello.rank) >= g->size || g->peers[hello.rank]->fd >= 0) {
-      ::close(fd);
-      cleanup();
-      return llvm::createStringError(llvm::formatv(
-          "rank {0} was greeted by a process that is not a rank of this "
-          "group (magic {1:x}, rank {2}, world size {3}; expected world size "
-          "{4})",
-          g->rank, hello.magic, hello.rank, hello.size, g->size));
+    return llvm::Error::success();
+  };
+
+  llvm::Error error = llvm::Error::success();
+  if (!tcp) {
+    // Each rank connects to the lower ones and accepts the higher ones.
+    for (int64_t q = 0; q < g->rank && !error; ++q)
+      error = connectTo(q, unixAddress(*addressOf(options.rendezvous, q)));
+    if (!error)
+      error = acceptRanks([](const Hello &, const sockaddr_in &) {});
+  } else if (g->rank == 0) {
+    // Rank 0 meets every rank, then tells each where the others listen.
+    std::vector<Listening> table(size_t(g->size));
+    error = acceptRanks([&](const Hello &h, const sockaddr_in &from) {
+      table[h.rank] = {from.sin_addr.s_addr, h.port};
+    });
+    for (int64_t q = 1; q < g->size && !error; ++q)
+      if (!writeAll(g->peers[q]->fd, table.data(),
+                    table.size() * sizeof(Listening)))
+        error = socketError(llvm::formatv("telling rank {0} the others", q));
+  } else {
+    std::vector<Listening> table(size_t(g->size));
+    error = connectTo(0, rendezvous);
+    if (!error) {
+      timeval limit{};
+      limit.tv_sec = time_t(options.timeout.count());
+      ::setsockopt(g->peers[0]->fd, SOL_SOCKET, SO_RCVTIMEO, &limit,
+                   sizeof(limit));
+      if (readAll(g->peers[0]->fd, table.data(),
+                  table.size() * sizeof(Listening)) != 1)
+        error = llvm::createStringError(llvm::formatv(
+            "rank {0} waited {1} s for rank 0 to say where the other ranks "
+            "listen: are all {2} started?",
+            g->rank, options.timeout.count(), g->size));
+      limit.tv_sec = 0;
+      ::setsockopt(g->peers[0]->fd, SOL_SOCKET, SO_RCVTIMEO, &limit,
+                   sizeof(limit));
     }
-    g->peers[hello.rank]->fd = fd;
-    ++accepted;
+    for (int64_t q = 1; q < g->rank && !error; ++q)
+      error = connectTo(q, tcpAddress(table[q].ip, uint16_t(table[q].port)));
+    if (!error)
+      error = acceptRanks([](const Hello &, const sockaddr_in &) {});
+  }
+  if (error) {
+    cleanup();
+    return std::move(error);
   }
   ::close(listener);
-  ::unlink(mine->sun_path);
-  // A peer that stops reading blocks a send no longer than the timeout.
+  if (path)
+    ::unlink(path->sun_path);
+  // A peer that stops reading blocks a send no longer than the timeout;
+  // small messages (heartbeats, the losses) go at once.
   timeval limit{};
   limit.tv_sec = time_t(options.timeout.count());
-  for (auto &p : g->peers)
-    if (p)
-      ::setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+  for (auto &p : g->peers) {
+    if (!p)
+      continue;
+    ::setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    if (tcp) {
+      int one = 1;
+      ::setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+  }
   return std::move(g);
 }
 

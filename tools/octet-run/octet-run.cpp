@@ -78,9 +78,10 @@ cl::opt<unsigned> nproc(
     "nproc",
     cl::desc("Run the program's N ranks as N processes on this machine "
              "(N = pipeline.ranks x pipeline.dp), which exchange their "
-             "tensors through Unix sockets; rank 0 logs, reports and writes "
-             "the checkpoints. Under mpirun or srun, start N processes "
-             "without it and set OCTET_RENDEZVOUS to a directory they share"),
+             "tensors through sockets; rank 0 logs, reports and writes the "
+             "checkpoints. Under mpirun or srun, start N processes without "
+             "it and set OCTET_RENDEZVOUS to a directory they share, or to "
+             "tcp://HOST:PORT where rank 0 listens (several machines)"),
     cl::value_desc("N"), cl::init(0), cl::cat(category));
 cl::opt<unsigned> virtualRanks(
     "virtual-ranks",
@@ -1117,9 +1118,20 @@ int launchRanks(const Program &program, int argc, char **argv) {
   if (gradcheck)
     fail("--gradcheck runs in one process; it does not take --nproc");
   checkProcessOptions(program);
+  // The ranks meet in a fresh directory, or where OCTET_RENDEZVOUS says
+  // when it is tcp://HOST:PORT.
   SmallString<128> dir;
-  if (std::error_code ec = sys::fs::createUniqueDirectory("octet-run", dir))
+  const char *given = std::getenv("OCTET_RENDEZVOUS");
+  bool tcp = given && StringRef(given).starts_with("tcp://");
+  if (tcp)
+    dir = given;
+  else if (std::error_code ec =
+               sys::fs::createUniqueDirectory("octet-run", dir))
     fail("creating the ranks' rendezvous directory: " + ec.message());
+  auto removeDir = [&] {
+    if (!tcp)
+      sys::fs::remove_directories(dir);
+  };
   std::string self = sys::fs::getMainExecutable(
       argv[0], reinterpret_cast<void *>(&launchRanks));
   std::vector<StringRef> args(argv, argv + argc);
@@ -1152,7 +1164,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
     if (failed) {
       for (const sys::ProcessInfo &c : children)
         ::kill(c.Pid, SIGTERM);
-      sys::fs::remove_directories(dir);
+      removeDir();
       fail(formatv("--nproc: starting rank {0}: {1}", r, error));
     }
     children.push_back(child);
@@ -1210,7 +1222,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
                std::chrono::seconds(10);
   }
   startedRanks = nullptr;
-  sys::fs::remove_directories(dir);
+  removeDir();
   return status;
 }
 

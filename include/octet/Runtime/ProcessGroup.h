@@ -2,9 +2,11 @@
 //
 // The processes of a multi-process run (octet-run --nproc N, or N processes
 // a launcher started with the rank variables set), connected to each other
-// by Unix stream sockets: a full mesh, one connection per pair, made
-// through a rendezvous directory where every rank listens on
-// rank-<r>.sock. Messages are frames (a kind and a payload of bytes); the
+// by stream sockets: a full mesh, one connection per pair. On one machine
+// the ranks meet in a rendezvous directory, where every rank listens on
+// rank-<r>.sock (Unix sockets); on several, at tcp://HOST:PORT, where rank
+// 0 listens, learns where the others listen (any port) and tells them
+// (TCP, IPv4). Messages are frames (a kind and a payload of bytes); the
 // frames from one rank to another arrive in the order they were sent.
 //
 // One receiving thread per peer hands each frame to the handler. A peer
@@ -41,8 +43,10 @@ class ProcessGroup {
 public:
   struct Options {
     int64_t rank = 0, size = 1;
-    /// A directory every rank can reach (on one machine): where the ranks
-    /// meet. Its path must be short enough for a socket address.
+    /// Where the ranks meet: a directory every rank can reach (on one
+    /// machine; its path must be short enough for a socket address), or
+    /// tcp://HOST:PORT, the address of rank 0's machine and a port it
+    /// listens on.
     std::string rendezvous;
     /// How long a rank waits for the others to show up.
     std::chrono::seconds timeout{60};
@@ -57,7 +61,7 @@ public:
   /// OCTET_WORLD_SIZE (octet-run --nproc sets them), else the variables of
   /// Open MPI (OMPI_COMM_WORLD_RANK/SIZE), of PMI (PMI_RANK/SIZE: MPICH,
   /// Intel MPI) or of Slurm (SLURM_PROCID/SLURM_NTASKS); the rendezvous
-  /// directory is OCTET_RENDEZVOUS. std::nullopt when no rank is set; an
+  /// is OCTET_RENDEZVOUS. std::nullopt when no rank is set; an
   /// error when the variables are malformed or the directory is missing.
   static llvm::Expected<std::optional<Options>> optionsFromEnvironment();
 

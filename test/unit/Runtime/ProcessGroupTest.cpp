@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
@@ -82,13 +86,35 @@ std::vector<std::unique_ptr<ProcessGroup>> connectAll(const std::string &dir,
   return groups;
 }
 
+/// A free TCP port on the loopback interface (free when asked).
+uint16_t freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+  socklen_t n = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &n);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// The two rendezvous: a directory (Unix sockets) and TCP on the loopback.
+class Transports : public ::testing::TestWithParam<bool> {
+protected:
+  std::string where() {
+    return GetParam() ? "tcp://127.0.0.1:" + std::to_string(freePort())
+                      : rv.dir.str().str();
+  }
+  Rendezvous rv;
+};
+
 // Every pair of three ranks exchanges random payloads of many sizes (empty
 // and beyond a socket buffer too); each arrives whole, from the right
 // rank, in the order it was sent; and the goodbyes of close() are not
 // taken for lost ranks.
-TEST(ProcessGroupTest, FramesArriveWholeAndInOrder) {
-  Rendezvous rv;
-  auto groups = connectAll(rv.dir.str().str(), 3);
+TEST_P(Transports, FramesArriveWholeAndInOrder) {
+  auto groups = connectAll(where(), 3);
   ASSERT_TRUE(groups[0] && groups[1] && groups[2]);
   std::vector<Inbox> inboxes(3);
   for (int r = 0; r < 3; ++r) {
@@ -144,6 +170,43 @@ TEST(ProcessGroupTest, FramesArriveWholeAndInOrder) {
   std::error_code ec;
   EXPECT_EQ(llvm::sys::fs::directory_iterator(rv.dir, ec),
             llvm::sys::fs::directory_iterator());
+}
+
+INSTANTIATE_TEST_SUITE_P(ProcessGroupTest, Transports,
+                         ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "Tcp" : "UnixSockets";
+                         });
+
+TEST(ProcessGroupTest, TcpRendezvousIsChecked) {
+  setenv("OCTET_RANK", "0", 1);
+  setenv("OCTET_WORLD_SIZE", "2", 1);
+  for (const char *bad :
+       {"tcp://127.0.0.1", "tcp://:80", "tcp://h:0", "tcp://h:70000"}) {
+    setenv("OCTET_RENDEZVOUS", bad, 1);
+    auto o = ProcessGroup::optionsFromEnvironment();
+    ASSERT_FALSE(bool(o)) << bad;
+    EXPECT_EQ(llvm::toString(o.takeError()),
+              std::string("OCTET_RENDEZVOUS = '") + bad +
+                  "': expected tcp://HOST:PORT with a port in 1..65535");
+  }
+  setenv("OCTET_RENDEZVOUS", "tcp://localhost:29500", 1);
+  auto o = ProcessGroup::optionsFromEnvironment();
+  ASSERT_TRUE(bool(o) && o->has_value());
+  EXPECT_EQ((*o)->rendezvous, "tcp://localhost:29500");
+  unsetenv("OCTET_RANK");
+  unsetenv("OCTET_WORLD_SIZE");
+  unsetenv("OCTET_RENDEZVOUS");
+
+  ProcessGroup::Options bogus;
+  bogus.size = 2;
+  bogus.rendezvous = "tcp://no-such-host.invalid:29500";
+  bogus.timeout = std::chrono::seconds(1);
+  auto g = ProcessGroup::connect(bogus);
+  ASSERT_FALSE(bool(g));
+  std::string why = llvm::toString(g.takeError());
+  EXPECT_EQ(why.rfind("the rendezvous host 'no-such-host.invalid': ", 0), 0u)
+      << why;
 }
 
 TEST(ProcessGroupTest, SendingToItselfOrNoRankIsAnError) {
@@ -261,7 +324,8 @@ TEST(ProcessGroupTest, OptionsFromTheEnvironment) {
   ASSERT_FALSE(bool(missing));
   EXPECT_EQ(llvm::toString(missing.takeError()),
             "SLURM_PROCID is set but OCTET_RENDEZVOUS is not: the ranks meet "
-            "in a directory they share (octet-run --nproc N sets both)");
+            "in a directory they share, or at tcp://HOST:PORT of rank 0 "
+            "(octet-run --nproc N sets both)");
   setenv("OCTET_RENDEZVOUS", rv.dir.c_str(), 1);
   auto slurm = ProcessGroup::optionsFromEnvironment();
   ASSERT_TRUE(bool(slurm) && slurm->has_value());
