@@ -165,14 +165,16 @@ template <typename T> struct PipelineRunner<T>::Impl {
     return std::chrono::duration<double, std::micro>(t - origin).count();
   }
   void record(int64_t rank, std::string name, bool waiting,
-              std::chrono::steady_clock::time_point start,
-              bool nested = false, bool communication = false) {
+              std::chrono::steady_clock::time_point start, bool nested = false,
+              bool communication = false, bool transfer = false) {
     auto end = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mutex);
-    if (!waiting && !communication && size_t(rank) < computeEnds.size())
+    if (!waiting && !communication && !transfer &&
+        size_t(rank) < computeEnds.size())
       computeEnds[rank] = std::max(computeEnds[rank], steadyUs(end));
     events.push_back({rank, std::move(name), waiting, nested, communication,
-                      overlappedForward, sinceOrigin(start),
+                      overlappedForward && !transfer, transfer,
+                      sinceOrigin(start),
                       sinceOrigin(end) - sinceOrigin(start)});
   }
   static std::string label(const std::string &fn, int64_t mb) {
@@ -265,19 +267,87 @@ template <typename T> struct PipelineRunner<T>::Impl {
   // Messages. Never sent holding `mutex`: the peer's receiving thread may
   // wait for its own runner's lock while its rank sends to this one.
 
-  void sendTo(int64_t peer, uint32_t kind, llvm::ArrayRef<uint8_t> bytes) {
-    if (llvm::Error e = group->send(peer, kind, bytes)) {
-      std::string why = llvm::toString(std::move(e));
-      std::lock_guard<std::mutex> lock(mutex);
-      if (failure.empty())
-        failure = why;
-      posted.notify_all();
-    }
+  // Sending: one thread per peer, this process's communication stream to
+  // it, so that a rank goes on computing while its messages go out, each
+  // connection's in the order they were posted.
+  using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
+  struct Outgoing {
+    uint32_t kind;
+    Bytes bytes;
+    std::string what; ///< For the trace ("F0 mb3"); empty: not traced.
+  };
+  struct Sender {
+    std::deque<Outgoing> queue;
+    bool busy = false;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Sender>> senders; ///< By peer; null self.
+  std::condition_variable sendable;
+  bool stopSending = false;
+  /// The first send that failed: it persists, for flush().
+  std::string sendFailure;
+
+  void post(int64_t peer, uint32_t kind, Bytes bytes, std::string what = "") {
+    std::lock_guard<std::mutex> lock(mutex);
+    senders[peer]->queue.push_back({kind, std::move(bytes), std::move(what)});
+    sendable.notify_all();
   }
-  void sendToAll(uint32_t kind, llvm::ArrayRef<uint8_t> bytes) {
+  void sendTo(int64_t peer, uint32_t kind, std::vector<uint8_t> bytes,
+              std::string what = "") {
+    post(peer, kind, std::make_shared<std::vector<uint8_t>>(std::move(bytes)),
+         std::move(what));
+  }
+  void sendToAll(uint32_t kind, std::vector<uint8_t> bytes) {
+    Bytes shared = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
     for (int64_t q = 0; q < group->getSize(); ++q)
       if (q != self)
-        sendTo(q, kind, bytes);
+        post(q, kind, shared);
+  }
+  void sending(int64_t peer) {
+    Sender &s = *senders[peer];
+    std::unique_lock<std::mutex> lock(mutex);
+    while (true) {
+      sendable.wait(lock, [&] { return stopSending || !s.queue.empty(); });
+      if (s.queue.empty())
+        return; // stopped, and all sent
+      Outgoing o = std::move(s.queue.front());
+      s.queue.pop_front();
+      s.busy = true;
+      lock.unlock();
+      auto start = std::chrono::steady_clock::now();
+      llvm::Error e = group->send(peer, o.kind, *o.bytes);
+      std::string why = e ? llvm::toString(std::move(e)) : "";
+      if (why.empty() && !o.what.empty())
+        record(self,
+               llvm::formatv("send {0} to rank {1} ({2} KiB)", o.what, peer,
+                             o.bytes->size() >> 10),
+               /*waiting=*/false, start, /*nested=*/false,
+               /*communication=*/false, /*transfer=*/true);
+      lock.lock();
+      s.busy = false;
+      if (!why.empty()) {
+        if (sendFailure.empty())
+          sendFailure = why;
+        if (failure.empty())
+          failure = why;
+        posted.notify_all();
+      }
+      sendable.notify_all();
+    }
+  }
+  /// Waits until every message posted so far went out (each send is
+  /// bounded by the timeout); the first send that failed, if one did.
+  llvm::Error flush() {
+    std::unique_lock<std::mutex> lock(mutex);
+    sendable.wait(lock, [&] {
+      for (const auto &s : senders)
+        if (s && (s->busy || !s->queue.empty()))
+          return false;
+      return true;
+    });
+    if (!sendFailure.empty())
+      return llvm::createStringError(sendFailure);
+    return llvm::Error::success();
   }
   /// Tells the other processes why this one's step failed (once; not a
   /// failure they told it, nor a lost peer, which they see themselves).
@@ -586,8 +656,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
     posted.notify_all();
     if (!remote.empty()) {
       lock.unlock();
-      for (const auto &[peer, bytes] : remote)
-        sendTo(peer, kExperts, bytes);
+      for (auto &[peer, bytes] : remote)
+        sendTo(peer, kExperts, std::move(bytes), tag);
       lock.lock();
     }
     auto missing = [&] {
@@ -692,14 +762,14 @@ template <typename T> struct PipelineRunner<T>::Impl {
           if (q != self)
             to.push_back(q);
     }
-    std::vector<uint8_t> bytes;
+    Bytes bytes;
     if (!to.empty()) {
       WireWriter w;
       w.u64(stepIndex);
       w.str(fn);
       w.i64(mb);
       writeOutputs(w, *out);
-      bytes = w.take();
+      bytes = std::make_shared<std::vector<uint8_t>>(w.take());
     }
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -708,7 +778,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
       posted.notify_all();
     }
     for (int64_t q : to)
-      sendTo(q, kResult, bytes);
+      post(q, kResult, bytes, label(fn, mb));
     return true;
   }
 
@@ -859,7 +929,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     w.str(param);
     w.i64(rank);
     w.array<T>(*ranks[rank]->gradient(param));
-    sendTo(int64_t(to), kGradient, w.take());
+    sendTo(int64_t(to), kGradient, w.take(), "gradient of " + param.str());
   }
 
   /// The step's gradient of `param`, reduced over its holders: within a
@@ -1066,10 +1136,30 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
     }
     if (impl->beat.joinable())
       impl->beat.join();
+    // What is still to go goes (after finish()), or is dropped.
     if (impl->finished)
+      (void)llvm::errorToBool(impl->flush());
+    {
+      std::lock_guard<std::mutex> lock(impl->mutex);
+      impl->stopSending = true;
+      if (!impl->finished)
+        for (auto &s : impl->senders)
+          if (s)
+            s->queue.clear();
+      impl->sendable.notify_all();
+    }
+    if (impl->finished) {
+      for (auto &s : impl->senders)
+        if (s && s->thread.joinable())
+          s->thread.join();
       impl->group->close();
-    else
+    } else {
+      // A send blocked on a stuck peer ends with the connections.
       impl->group->abort();
+      for (auto &s : impl->senders)
+        if (s && s->thread.joinable())
+          s->thread.join();
+    }
   }
   // The master outlives the runner: it computes alone again.
   CpuExecutor<T> &master = *impl->ranks[impl->self];
@@ -1348,6 +1438,12 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         },
         [m](int64_t peer, std::string why) { m->lose(peer, why); });
     impl->beat = std::thread([m] { m->heartbeats(); });
+    impl->senders.resize(size_t(group->getSize()));
+    for (int64_t q = 0; q < group->getSize(); ++q)
+      if (q != impl->self) {
+        impl->senders[q] = std::make_unique<typename Impl::Sender>();
+        impl->senders[q]->thread = std::thread([m, q] { m->sending(q); });
+      }
   }
   auto runner =
       std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
@@ -1416,7 +1512,7 @@ typename PipelineRunner<T>::Summary PipelineRunner<T>::getSummary() const {
   std::vector<std::vector<std::tuple<double, int, int>>> edges(
       impl->ranks.size());
   for (const Event &e : impl->events) {
-    if (e.communication)
+    if (e.communication || e.transfer)
       continue;
     int computing = e.waiting ? (e.nested ? -1 : 0) : 1;
     int waiting = e.waiting ? 1 : 0;
@@ -1448,7 +1544,7 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
   std::vector<double> fwd(m.modelStages, 0), bwd(m.modelStages, 0);
   std::vector<int64_t> nf(m.modelStages, 0), nb(m.modelStages, 0);
   for (const Event &e : m.events) {
-    if (e.waiting || e.communication || e.name.size() < 2)
+    if (e.waiting || e.communication || e.transfer || e.name.size() < 2)
       continue;
     int64_t stage = std::atoll(e.name.c_str() + 1);
     if (stage < 0 || stage >= m.modelStages)
@@ -1548,9 +1644,7 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
           w.array<uint16_t>(*master.secondMoment(p.name));
         }
       }
-      std::vector<uint8_t> bytes = w.take();
-      if (llvm::Error e = m.group->send(q, kState, bytes))
-        return e;
+      m.sendTo(q, kState, w.take());
     }
   } else {
     CpuExecutor<T> &master = *m.ranks[0];
@@ -1710,8 +1804,12 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     if (!failure.empty())
       m.stepOpen = false;
   }
-  if (!failure.empty())
+  if (!failure.empty()) {
+    // Its failure reaches the others before this process may exit.
+    if (m.group)
+      (void)llvm::errorToBool(m.flush());
     return llvm::createStringError("pipeline step failed: " + failure);
+  }
 
   std::vector<Loss> losses(batches.size());
   if (m.group && m.self != 0) {
@@ -1879,9 +1977,7 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
     if (updaters.count(size_t(m.self))) {
       WireWriter w;
       writeShard(w, *m.ranks[m.self], size_t(m.self));
-      std::vector<uint8_t> bytes = w.take();
-      if (llvm::Error e = m.group->send(0, kShard, bytes))
-        return e;
+      m.sendTo(0, kShard, w.take());
     }
     return llvm::Error::success();
   }
@@ -1929,7 +2025,8 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
         w.i64(e.rank);
         w.str(e.name);
         w.u64(uint64_t(e.waiting) | uint64_t(e.nested) << 1 |
-              uint64_t(e.communication) << 2 | uint64_t(e.overlapped) << 3);
+              uint64_t(e.communication) << 2 | uint64_t(e.overlapped) << 3 |
+              uint64_t(e.transfer) << 4);
         w.f64(e.startUs);
         w.f64(e.durationUs);
       }
@@ -1940,8 +2037,8 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     w.i64(m.expertExchanges[m.self]);
     w.i64(m.expertBytes[m.self]);
     w.i64(m.ranks[m.self]->getMomentBytes());
-    std::vector<uint8_t> bytes = w.take();
-    if (llvm::Error e = m.group->send(0, kStats, bytes))
+    m.sendTo(0, kStats, w.take());
+    if (llvm::Error e = m.flush())
       return e;
     m.finished = true;
     return llvm::Error::success();
@@ -1976,6 +2073,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
       e.nested = flags & 2;
       e.communication = flags & 4;
       e.overlapped = flags & 8;
+      e.transfer = flags & 16;
       e.startUs = r.f64() + shift;
       e.durationUs = r.f64();
       events.push_back(std::move(e));

@@ -411,14 +411,23 @@ void reportPipeline(const PipelineRunner<float> &ranks, int64_t steps) {
   if (overlaps)
     for (int64_t r = 0; r < numRanks; ++r)
       track(beside + r, "rank " + std::to_string(r) + " overlapped forward");
+  // Ranks as processes: the messages each sends, beside its computation.
+  int64_t sends = beside + numRanks;
+  bool transfers =
+      llvm::any_of(ranks.getEvents(), [](const auto &e) { return e.transfer; });
+  if (transfers)
+    for (int64_t r = 0; r < numRanks; ++r)
+      track(sends + r, "rank " + std::to_string(r) + " sends");
   for (const auto &e : ranks.getEvents())
     events.push_back(json::Object{{"name", e.name},
                                   {"cat", e.communication ? "communication"
+                                          : e.transfer    ? "transfer"
                                           : e.waiting     ? "wait"
                                                           : "compute"},
                                   {"ph", "X"},
                                   {"pid", 0},
                                   {"tid", e.communication ? numRanks + e.rank
+                                          : e.transfer    ? sends + e.rank
                                           : e.overlapped  ? beside + e.rank
                                                           : e.rank},
                                   {"ts", e.startUs},

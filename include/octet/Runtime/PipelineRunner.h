@@ -126,6 +126,10 @@ public:
     /// On the thread running the forward half of an overlapped F&B, beside
     /// the rank's own (the backward half).
     bool overlapped = false;
+    /// Ranks as processes: a message going out to another rank ("send F0
+    /// mb3 to rank 1"), on the rank's communication thread, beside its
+    /// computation.
+    bool transfer = false;
     double startUs = 0, durationUs = 0;
   };
   /// Per rank, over all steps so far: busy time (some thread of the rank
