@@ -333,11 +333,17 @@ ProcessGroup::connect(const Options &options) {
           continue;
         return socketError("accepting a connection");
       }
+      // A stray client that says nothing does not hold this up.
+      timeval limit{};
+      limit.tv_sec = time_t(options.timeout.count());
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
       Hello hello{};
-      if (readAll(fd, &hello, sizeof(hello)) != 1 ||
-          hello.magic != kHelloMagic || int64_t(hello.size) != g->size ||
-          int64_t(hello.rank) <= g->rank || int64_t(hello.rank) >= g->size ||
-          g->peers[hello.rank]->fd >= 0) {
+      int said = readAll(fd, &hello, sizeof(hello));
+      limit.tv_sec = 0;
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+      if (said != 1 || hello.magic != kHelloMagic ||
+          int64_t(hello.size) != g->size || int64_t(hello.rank) <= g->rank ||
+          int64_t(hello.rank) >= g->size || g->peers[hello.rank]->fd >= 0) {
         ::close(fd);
         return llvm::createStringError(llvm::formatv(
             "rank {0} was greeted by a process that is not a rank of this "
@@ -368,6 +374,21 @@ ProcessGroup::connect(const Options &options) {
     error = acceptRanks([&](const Hello &h, const sockaddr_in &from) {
       table[h.rank] = {from.sin_addr.s_addr, h.port};
     });
+    // A rank on this machine may have come over the loopback: the others
+    // reach it at this machine's address, as a remote rank sees it.
+    auto loopback = [](uint32_t ip) { return (ntohl(ip) >> 24) == 127; };
+    for (int64_t q = 1; q < g->size && !error; ++q) {
+      if (loopback(table[q].ip))
+        continue;
+      sockaddr_in here{};
+      socklen_t n = sizeof(here);
+      if (::getsockname(g->peers[q]->fd, reinterpret_cast<sockaddr *>(&here),
+                        &n) == 0)
+        for (Listening &l : table)
+          if (loopback(l.ip))
+            l.ip = here.sin_addr.s_addr;
+      break;
+    }
     for (int64_t q = 1; q < g->size && !error; ++q)
       if (!writeAll(g->peers[q]->fd, table.data(),
                     table.size() * sizeof(Listening)))
@@ -464,6 +485,11 @@ llvm::Error ProcessGroup::send(int64_t peer, uint32_t kind,
   if (writeAll(p.fd, &h, sizeof(h)) &&
       (bytes.empty() || writeAll(p.fd, bytes.data(), bytes.size())))
     return llvm::Error::success();
+  // Part of a frame may have gone: the stream is cut rather than read on
+  // out of step (the peer sees this rank lost).
+  int error = errno;
+  ::shutdown(p.fd, SHUT_RDWR);
+  errno = error;
   if (errno == EPIPE || errno == ECONNRESET)
     return llvm::createStringError(
         llvm::formatv("rank {0}: {1}", peer, kLostText).str());
@@ -501,13 +527,17 @@ void ProcessGroup::close() {
   abort();
 }
 
+void ProcessGroup::shutdown() {
+  for (auto &p : peers)
+    if (p && p->fd >= 0)
+      ::shutdown(p->fd, SHUT_RDWR);
+}
+
 void ProcessGroup::abort() {
   if (closed)
     return;
   closed = true;
-  for (auto &p : peers)
-    if (p && p->fd >= 0)
-      ::shutdown(p->fd, SHUT_RDWR);
+  shutdown();
   for (auto &p : peers) {
     if (!p)
       continue;

@@ -80,8 +80,8 @@ template <typename T> class RankExchange;
 /// that what it records goes to the rank's second track.
 thread_local bool overlappedForward = false;
 
-/// The messages between the processes of a group. Those of a step (up to
-/// kFail) carry the step's index first.
+/// The messages between the processes of a group. Those of a step
+/// (kResult to kFail, and kEnded) carry the step's index first.
 enum MessageKind : uint32_t {
   kResult = 1, ///< A stage function's results, to the ranks taking them.
   kExperts,    ///< One rank's rows of an expert exchange for another.
@@ -93,6 +93,7 @@ enum MessageKind : uint32_t {
   kShard,      ///< A ZeRO-1 updater's weights and moments, to the master.
   kStats,      ///< A rank's events and counters, to the master (finish).
   kAlive,      ///< The rank computes (a heartbeat, for the bounded waits).
+  kEnded,      ///< A rank's actions of the step ended (its reductions go on).
 };
 
 /// Microseconds on the steady clock, which the processes of one machine
@@ -195,6 +196,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// Stage functions running now, and rank threads that have ended.
   int64_t running = 0;
   size_t ranksDone = 0;
+  /// Ranks whose actions of the step ended (for the reduction, which names
+  /// a rank that stopped early once every rank ended); ranksDone counts,
+  /// as processes, those done with the whole step, their reductions too.
+  size_t ranksEnded = 0;
   std::string failure;
 
   // Ranks as processes (group set): this process runs executor `self`, the
@@ -326,10 +331,16 @@ template <typename T> struct PipelineRunner<T>::Impl {
       lock.lock();
       s.busy = false;
       if (!why.empty()) {
+        // The connection is cut (ProcessGroup::send): the rest cannot go.
+        s.queue.clear();
         if (sendFailure.empty())
           sendFailure = why;
-        if (failure.empty())
+        if (lost.empty())
+          lost = why;
+        if (failure.empty()) {
           failure = why;
+          failureFromPeer = true;
+        }
         posted.notify_all();
       }
       sendable.notify_all();
@@ -475,6 +486,13 @@ template <typename T> struct PipelineRunner<T>::Impl {
       }
       break;
     }
+    case kEnded: {
+      int64_t e = r.i64();
+      known = e >= 0 && e < n;
+      if (!r.failed() && known)
+        ++ranksEnded;
+      break;
+    }
     case kFail: {
       std::string why = r.str();
       if (!r.failed() && failure.empty()) {
@@ -549,9 +567,13 @@ template <typename T> struct PipelineRunner<T>::Impl {
         std::chrono::milliseconds(50),
         std::chrono::duration_cast<std::chrono::milliseconds>(timeout) / 4);
     std::unique_lock<std::mutex> lock(mutex);
+    auto next = std::chrono::steady_clock::now() + period;
     while (!stopBeat) {
-      posted.wait_for(lock, period);
-      if (stopBeat || !lost.empty() || (inCall > 0 && running == 0))
+      // On the clock, not on every message (which would echo beats).
+      if (posted.wait_until(lock, next, [&] { return stopBeat; }))
+        break;
+      next += period;
+      if (!lost.empty() || (inCall > 0 && running == 0))
         continue;
       lock.unlock();
       for (int64_t q = 0; q < group->getSize(); ++q)
@@ -825,9 +847,17 @@ template <typename T> struct PipelineRunner<T>::Impl {
 
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
     runActions(rank, batches);
-    std::lock_guard<std::mutex> lock(mutex);
-    ++ranksDone;
-    posted.notify_all();
+    WireWriter w;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++ranksDone;
+      ++ranksEnded;
+      posted.notify_all();
+      w.u64(stepIndex);
+      w.i64(rank);
+    }
+    if (group)
+      sendToAll(kEnded, w.take());
   }
 
   void runActions(int64_t rank, llvm::ArrayRef<Batch> batches) {
@@ -1022,7 +1052,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
         uint64_t seen = progress;
         auto deadline = std::chrono::steady_clock::now() + 2 * timeout;
         while (failure.empty() && pending()) {
-          if (ranksDone == ranks.size()) {
+          if (ranksEnded == ranks.size()) {
             // Every rank ended, yet a gradient is not final: name it.
             const std::string &p = *pending();
             for (size_t e : holders[p])
@@ -1044,7 +1074,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
           }
           if (!posted.wait_until(lock, deadline, [&] {
                 return !failure.empty() || !pending() || progress != seen ||
-                       ranksDone == ranks.size();
+                       ranksEnded == ranks.size();
               })) {
             if (running > 0) { // a long stage function is progress too
               deadline = std::chrono::steady_clock::now() + 2 * timeout;
@@ -1154,11 +1184,13 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
           s->thread.join();
       impl->group->close();
     } else {
-      // A send blocked on a stuck peer ends with the connections.
-      impl->group->abort();
+      // A send blocked on a stuck peer ends with the connections, which
+      // are closed once no sender uses them.
+      impl->group->shutdown();
       for (auto &s : impl->senders)
         if (s && s->thread.joinable())
           s->thread.join();
+      impl->group->abort();
     }
   }
   // The master outlives the runner: it computes alone again.
@@ -1707,6 +1739,7 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     m.failureSent = false;
     m.finals.clear();
     m.ranksDone = 0;
+    m.ranksEnded = 0;
     m.running = 0;
     for (auto &a : m.accumulated)
       a.clear();
@@ -1723,7 +1756,11 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
     m.early = std::move(later);
   }
   auto start = std::chrono::steady_clock::now();
-  size_t firstEvent = m.events.size();
+  size_t firstEvent;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex); // the senders record too
+    firstEvent = m.events.size();
+  }
   std::vector<std::thread> threads;
   for (size_t r = 0; r < m.ranks.size(); ++r)
     if (m.ranks[r])

@@ -1183,7 +1183,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
   // their own (they see it), within their timeouts; one that does not is
   // killed.
   int status = 0;
-  std::vector<bool> ended(size_t(n), false);
+  std::vector<bool> ended(size_t(n), false), killed(size_t(n), false);
   std::optional<std::chrono::steady_clock::time_point> killAt;
   int64_t left = n;
   auto report = [](int64_t r, const Twine &what) {
@@ -1204,6 +1204,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
         for (int64_t r = 0; r < n; ++r)
           if (!ended[r]) {
             ::kill(pids[r], SIGKILL);
+            killed[r] = true;
             report(r, "did not end after another rank failed: killed");
           }
         killAt = std::chrono::steady_clock::time_point::max();
@@ -1217,7 +1218,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
     int64_t r = it - pids.begin();
     ended[r] = true;
     --left;
-    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+    if ((WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) || killed[r])
       continue;
     if (WIFEXITED(wstatus))
       report(r, formatv("exited with status {0}", WEXITSTATUS(wstatus)));

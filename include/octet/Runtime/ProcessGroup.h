@@ -91,6 +91,9 @@ public:
   /// Closes the connections without a goodbye, as a failed rank does, so
   /// that the peers see it lost at once.
   void abort();
+  /// Cuts every connection (a blocked send or receive returns) without
+  /// closing them; abort() or close() then closes them.
+  void shutdown();
 
 private:
   ProcessGroup() = default;

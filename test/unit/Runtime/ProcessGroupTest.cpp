@@ -179,6 +179,13 @@ INSTANTIATE_TEST_SUITE_P(ProcessGroupTest, Transports,
                          });
 
 TEST(ProcessGroupTest, TcpRendezvousIsChecked) {
+  struct Restore {
+    ~Restore() {
+      unsetenv("OCTET_RANK");
+      unsetenv("OCTET_WORLD_SIZE");
+      unsetenv("OCTET_RENDEZVOUS");
+    }
+  } restore;
   setenv("OCTET_RANK", "0", 1);
   setenv("OCTET_WORLD_SIZE", "2", 1);
   for (const char *bad :
@@ -194,9 +201,6 @@ TEST(ProcessGroupTest, TcpRendezvousIsChecked) {
   auto o = ProcessGroup::optionsFromEnvironment();
   ASSERT_TRUE(bool(o) && o->has_value());
   EXPECT_EQ((*o)->rendezvous, "tcp://localhost:29500");
-  unsetenv("OCTET_RANK");
-  unsetenv("OCTET_WORLD_SIZE");
-  unsetenv("OCTET_RENDEZVOUS");
 
   ProcessGroup::Options bogus;
   bogus.size = 2;
