@@ -86,7 +86,7 @@ enum MessageKind : uint32_t {
   kResult = 1, ///< A stage function's results, to the ranks taking them.
   kExperts,    ///< One rank's rows of an expert exchange for another.
   kGradient,   ///< A final gradient, to the rank reducing it.
-  kDone,       ///< A rank ended its actions of the step.
+  kDone,       ///< A rank is done with the step, its reductions too.
   kFail,       ///< A rank failed: why.
   kLosses,     ///< The step's losses, from the master.
   kState,      ///< The master's weights and moments (broadcast).
@@ -135,6 +135,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   struct Bucket {
     std::vector<std::string> params;
     size_t bytes = 0;
+    /// The parameters this process reduces: all, or in a group those it
+    /// updates (set once the updaters are known).
+    std::vector<std::string> here;
   };
   size_t bucketBytes = size_t(25) << 20;
   std::vector<std::vector<Bucket>> buckets; ///< Per pipeline rank.
@@ -421,11 +424,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
       break;
     default: {
       if (payload.size() < sizeof(uint64_t)) {
-        if (failure.empty())
-          failure = llvm::formatv("rank {0} sent a malformed message (kind "
-                                  "{1})",
-                                  peer, kind)
-                        .str();
+        malformed(peer, kind);
         break;
       }
       uint64_t step = WireReader(payload).u64();
@@ -504,7 +503,12 @@ template <typename T> struct PipelineRunner<T>::Impl {
     default:
       known = false;
     }
-    if ((r.failed() || !r.atEnd() || !known) && failure.empty())
+    if (r.failed() || !r.atEnd() || !known)
+      malformed(peer, kind);
+  }
+  /// Fails the step for a message that does not read (holding `mutex`).
+  void malformed(int64_t peer, uint32_t kind) {
+    if (failure.empty())
       failure = llvm::formatv("rank {0} sent a malformed message (kind {1})",
                               peer, kind)
                     .str();
@@ -1013,20 +1017,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
     std::copy(sum.begin(), sum.end(), target->begin());
   }
 
-  /// The parameters of bucket `b` of pipeline rank `r` this process
-  /// reduces: all, or in a group those it updates.
-  std::vector<std::string> bucketParams(int64_t r, size_t b) const {
-    std::vector<std::string> params;
-    for (const std::string &p : buckets[r][b].params)
-      if (!group || updater.at(p) == size_t(self))
-        params.push_back(p);
-    return params;
-  }
   bool reducesFor(int64_t r) const {
-    for (size_t b = 0; b < buckets[r].size(); ++b)
-      if (!bucketParams(r, b).empty())
-        return true;
-    return false;
+    return llvm::any_of(buckets[r],
+                        [](const Bucket &b) { return !b.here.empty(); });
   }
 
   /// Pipeline rank r's communication thread: reduces its buckets in order,
@@ -1035,7 +1028,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     std::chrono::steady_clock::time_point lastEnd{};
     for (size_t b = 0; b < buckets[r].size(); ++b) {
       const Bucket &bucket = buckets[r][b];
-      std::vector<std::string> params = bucketParams(r, b);
+      const std::vector<std::string> &params = bucket.here;
       if (params.empty())
         continue;
       {
@@ -1438,6 +1431,11 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         impl->ranks[e]->releaseUnownedMoments();
     }
   }
+  for (auto &list : impl->buckets)
+    for (typename Impl::Bucket &b : list)
+      for (const std::string &p : b.params)
+        if (!group || impl->updater.at(p) == size_t(impl->self))
+          b.here.push_back(p);
   impl->computeEnds.assign(size_t(ranks * dp), 0);
   impl->momentBytes.assign(size_t(ranks * dp), -1);
   if (group) {
@@ -1783,31 +1781,18 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
       w.f64(m.computeEnds[m.self]);
     }
     m.sendToAll(kDone, w.take());
-  }
-  if (m.group) {
     // Every rank ends the step here: their last computations are known
     // (for the exposed reduction) and no message of it is still coming.
     // Like the reduction, this gives up after twice the timeout without a
     // message, so that a rank waiting for a hung one's tensors says so
     // first.
     std::unique_lock<std::mutex> lock(m.mutex);
-    uint64_t seen = m.progress;
-    auto deadline = std::chrono::steady_clock::now() + 2 * m.timeout;
-    while (m.failure.empty() && m.ranksDone < m.ranks.size()) {
-      if (m.posted.wait_until(lock, deadline) == std::cv_status::timeout &&
-          m.progress == seen) {
-        m.failure =
-            llvm::formatv("rank {0} waited {1} s for the other ranks to end "
-                          "the step: a rank died or hangs",
-                          m.self, 2 * m.timeout.count())
-                .str();
-        break;
-      }
-      if (m.progress != seen) {
-        seen = m.progress;
-        deadline = std::chrono::steady_clock::now() + 2 * m.timeout;
-      }
-    }
+    llvm::Error e = m.awaitMessage(
+        lock, [&] { return m.ranksDone == m.ranks.size(); },
+        "the other ranks to end the step");
+    std::string why = e ? llvm::toString(std::move(e)) : "";
+    if (m.failure.empty())
+      m.failure = why;
   }
   m.tellFailure();
   m.stepsUs += std::chrono::duration<double, std::micro>(

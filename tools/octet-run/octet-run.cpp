@@ -167,12 +167,17 @@ constexpr char kPayloadMagic[8] = {'O', 'C', 'T', 'E', 'T', 'P', 'R', 'G'};
 /// In a process of a multi-process run: its rank, which its messages name.
 std::string toolName = "octet-run";
 
-[[noreturn]] void fail(const Twine &message) {
-  // One write: the ranks of a multi-process run share the terminal.
+/// An error line, in one write: the ranks of a multi-process run share
+/// the terminal.
+void printError(StringRef tool, const Twine &message) {
   std::string line;
   raw_string_ostream os(line);
-  WithColor::error(os, toolName) << message << "\n";
+  WithColor::error(os, tool) << message << "\n";
   errs() << line;
+}
+
+[[noreturn]] void fail(const Twine &message) {
+  printError(toolName, message);
   std::exit(1);
 }
 
@@ -1187,10 +1192,7 @@ int launchRanks(const Program &program, int argc, char **argv) {
   std::optional<std::chrono::steady_clock::time_point> killAt;
   int64_t left = n;
   auto report = [](int64_t r, const Twine &what) {
-    std::string line;
-    raw_string_ostream os(line);
-    WithColor::error(os, "octet-run") << "rank " << r << " " << what << "\n";
-    errs() << line;
+    printError("octet-run", "rank " + Twine(r) + " " + what);
   };
   while (left > 0) {
     int wstatus = 0;
