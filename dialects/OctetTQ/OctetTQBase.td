@@ -128,12 +128,21 @@ def OctetTQ_TileConfigAttr : AttrDef<OctetTQ_Dialect, "TileConfig"> {
     wgmma), `S` between 1 and 32. Chosen by a heuristic pass; a user's pass
     may change it.
 
+    A trailing `overlap` asks for the overlapped promotion schedule: the
+    tensor-core work of the next promotion interval is started before the
+    partial sums of the current one are promoted, so each interval's
+    promotion runs while the next one computes. It keeps two partial-sum
+    accumulators live and holds a K-step's shared-memory slot while it waits
+    for the next one, so it needs `S >= 2`.
+
     ```mlir
     #octet_tq.tile<128x160x128, stages = 5>
+    #octet_tq.tile<128x128x128, stages = 6, overlap>
     ```
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$k,
-                        "int64_t":$stages);
+                        "int64_t":$stages,
+                        DefaultValuedParameter<"bool", "false">:$overlap);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
 }

@@ -157,7 +157,7 @@ void QTensorType::print(AsmPrinter &printer) const {
 
 LogicalResult
 TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t m,
-                       int64_t n, int64_t k, int64_t stages) {
+                       int64_t n, int64_t k, int64_t stages, bool overlap) {
   if (m <= 0 || m % 64 != 0)
     return emitError() << "tile M = " << m
                        << " must be a positive multiple of 64";
@@ -170,6 +170,11 @@ TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t m,
   if (stages < 1 || stages > 32)
     return emitError() << "pipeline stages = " << stages
                        << " must be in [1, 32]";
+  if (overlap && stages < 2)
+    return emitError() << "the overlapped schedule holds one stage while it "
+                          "waits for the next: it needs at least 2 stages, "
+                          "got "
+                       << stages;
   return success();
 }
 
@@ -187,14 +192,24 @@ Attribute TileConfigAttr::parse(AsmParser &parser, Type) {
     return {};
   }
   if (parser.parseComma() || parser.parseKeyword("stages") ||
-      parser.parseEqual() || parser.parseInteger(stages) ||
-      parser.parseGreater())
+      parser.parseEqual() || parser.parseInteger(stages))
+    return {};
+  bool overlap = false;
+  if (succeeded(parser.parseOptionalComma())) {
+    if (parser.parseKeyword("overlap"))
+      return {};
+    overlap = true;
+  }
+  if (parser.parseGreater())
     return {};
   return parser.getChecked<TileConfigAttr>(loc, parser.getContext(), dims[0],
-                                           dims[1], dims[2], stages);
+                                           dims[1], dims[2], stages, overlap);
 }
 
 void TileConfigAttr::print(AsmPrinter &printer) const {
   printer << '<' << getM() << 'x' << getN() << 'x' << getK()
-          << ", stages = " << getStages() << '>';
+          << ", stages = " << getStages();
+  if (getOverlap())
+    printer << ", overlap";
+  printer << '>';
 }

@@ -86,6 +86,14 @@ cl::opt<int64_t> numSMs(
              "heuristic of --emit=kernels, ptx and cubin (H100 SXM: 132)"),
     cl::init(132), cl::cat(octetcCategory));
 
+cl::opt<bool> gemmOverlap(
+    "gemm-overlap",
+    cl::desc("Give the FP8 GEMM kernels of --emit=kernels, ptx and cubin "
+             "the overlapped promotion schedule (the next interval's wgmmas "
+             "start before the current one is promoted; not yet measured on "
+             "a GPU)"),
+    cl::init(false), cl::cat(octetcCategory));
+
 cl::opt<std::string> cudaPath(
     "cuda-path",
     cl::desc("CUDA toolkit whose ptxas assembles --emit=cubin"),
@@ -325,7 +333,7 @@ int emitKernels(mlir::ModuleOp module, const Twine &recipe) {
   // The kernel generators' and the GPU pipeline's errors name the op or the
   // kernel; printing the whole operation would bury them.
   module.getContext()->printOpOnDiagnostic(false);
-  if (failed(cuda::generateGemmKernels(module, numSMs)))
+  if (failed(cuda::generateGemmKernels(module, numSMs, gemmOverlap)))
     return 1; // diagnosed at the op
   auto kernels = module.lookupSymbol<mlir::gpu::GPUModuleOp>("octet_kernels");
   if (!kernels)
@@ -773,6 +781,10 @@ int main(int argc, char **argv) {
       recipeOption != "bf16" && recipeOption != "f32")
     return fail("--recipe=" + recipeOption +
                 " is not one of deepseek-v3, bf16, f32");
+  // The executable and bundle run the runtime's built-in kernels.
+  if (gemmOverlap && !isKernelStage())
+    return fail("--gemm-overlap changes the kernels of --emit=kernels, ptx "
+                "and cubin only");
   if (emitStage.empty() && !planMode && outputPath == "-")
     return fail("an executable needs a file name: -o OUT (or --emit=bundle "
                 "to print the program)");

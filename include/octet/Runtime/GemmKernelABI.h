@@ -59,6 +59,9 @@ struct GemmKernelConfig {
   int64_t stages = 4;      ///< Shared-memory ring depth.
   int64_t promotion = 128; ///< K-elements between promotions: 32, 64, 128.
   bool outputBF16 = true;  ///< Otherwise FP32 output.
+  /// The overlapped promotion schedule: each promotion interval's successor
+  /// is issued before the interval is promoted (two scratch accumulators).
+  bool overlap = false;
 
   int64_t numConsumers() const { return tileM / 64; }
   /// One producer warpgroup plus the consumers.
@@ -97,6 +100,10 @@ struct GemmKernelConfig {
       os << "promotion interval must be 32, 64 or 128, got " << promotion;
       return llvm::failure();
     }
+    if (overlap && stages < 2) {
+      os << "the overlapped schedule needs at least 2 stages, got " << stages;
+      return llvm::failure();
+    }
     if (stages < 1 || sharedMemoryBytes() > kSm90MaxSharedMemory) {
       os << stages << " stages of " << stageBytes()
          << " bytes do not fit the 227 KiB of shared memory of one CTA";
@@ -105,12 +112,14 @@ struct GemmKernelConfig {
     return llvm::success();
   }
 
-  /// e.g. `octet_gemm_1d2d_bf16_m128n128k128_s5_p128` (`_grouped` suffix).
+  /// e.g. `octet_gemm_1d2d_bf16_m128n128k128_s5_p128` (then `_ov` for the
+  /// overlapped schedule, `_grouped` for the expert GEMM).
   std::string name() const {
-    return llvm::formatv("octet_gemm_{0}_{1}_m{2}n{3}k{4}_s{5}_p{6}{7}",
+    return llvm::formatv("octet_gemm_{0}_{1}_m{2}n{3}k{4}_s{5}_p{6}{7}{8}",
                          rhsScaling == RhsScaling::Block128 ? "1d2d" : "1d1d",
                          outputBF16 ? "bf16" : "f32", tileM, tileN, tileK,
-                         stages, promotion, grouped ? "_grouped" : "")
+                         stages, promotion, overlap ? "_ov" : "",
+                         grouped ? "_grouped" : "")
         .str();
   }
 
@@ -132,6 +141,7 @@ struct GemmKernelConfig {
     else
       return std::nullopt;
     c.grouped = name.consume_back("_grouped");
+    c.overlap = name.consume_back("_ov");
     auto number = [&](char tag, int64_t &out) {
       if (!name.consume_front(llvm::StringRef(&tag, 1)))
         return false;

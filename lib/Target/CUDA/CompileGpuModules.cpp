@@ -76,11 +76,12 @@ LogicalResult octet::cuda::compileGpuModules(ModuleOp module,
   return pm.run(module);
 }
 
-LogicalResult octet::cuda::generateGemmKernels(ModuleOp module,
-                                               int64_t numSMs) {
+LogicalResult octet::cuda::generateGemmKernels(ModuleOp module, int64_t numSMs,
+                                               bool overlap) {
   PassManager pm(module.getContext());
   SelectGemmTilesPassOptions tiles;
   tiles.numSMs = numSMs;
+  tiles.overlap = overlap;
   pm.addPass(octet::createFuseQuantizePass());
   pm.addPass(createSelectGemmTilesPass(tiles));
   pm.addPass(createGenerateGemmKernelsPass());

@@ -14,9 +14,11 @@
 //     step ahead): wait for it, release the slot after a K-group's last
 //     interval, promote (acc = fma(scratch, scaleA[row] * scaleB[col],
 //     acc) per element), then issue the next interval (after waiting for
-//     `full[s]` at a K-group boundary). A K-group's scales are read from
-//     its slot. The epilogue stores BF16 or FP32 with bounds checks, so M
-//     and N need not be multiples of the tile.
+//     `full[s]` at a K-group boundary). The overlapped schedule
+//     (`spec.overlap`) issues the next interval first, into a second
+//     scratch accumulator, and waits with one group left in flight. A
+//     K-group's scales are read from its slot. The epilogue stores BF16 or
+//     FP32 with bounds checks, so M and N need not be multiples of the tile.
 //
 // The wgmma shared-memory descriptors are built by hand: the nvgpu
 // descriptor op wants a tensor-map value the kernel does not have.
@@ -375,24 +377,121 @@ void KernelWriter::buildConsumer(Value consumer) {
       return partial;
     };
 
+    // Slot `s` is read: let the producer refill it.
+    auto release = [&](Value s) {
+      scf::IfOp::create(b, loc, releaser, [&](OpBuilder &, Location) {
+        NVVM::MBarrierArriveOp::create(b, loc, Type(), emptyBarrier(s),
+                                       Value());
+        scf::YieldOp::create(b, loc);
+      });
+    };
+    // Promotion: acc += partial * (scaleA * scaleB) as one FP32 fused
+    // multiply-add per element, the CPU reference's arithmetic. Every value
+    // read from the scratch accumulator and every sum written is pinned (see
+    // `pin`), so LLVM keeps the promotion after the wait that completes
+    // `partial` and before the next wgmma issue.
+    auto promote = [&](Value acc, Value partial, const GroupScales &g,
+                       ValueRange scales) {
+      for (int64_t i = 0; i < spec.tileN / 2; ++i) {
+        Value pv = pin(LLVM::ExtractValueOp::create(b, loc, partial, i));
+        Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
+        Value sum = LLVM::FMAOp::create(b, loc, pv, scaleOf(g, scales, i), av);
+        acc = LLVM::InsertValueOp::create(b, loc, acc, pin(sum), i);
+      }
+      return acc;
+    };
+
     // The K loop runs over promotion intervals, each issued one step ahead
-    // of its promotion: interval c is waited for and promoted, then c + 1 is
-    // issued and runs while the loop moves on (and while the other consumer
-    // promotes).
+    // of its promotion. By default interval c is waited for and promoted,
+    // then c + 1 is issued and runs while the loop moves on (and while the
+    // other consumer promotes). The overlapped schedule issues c + 1 first,
+    // into a second scratch accumulator, so that this warpgroup's tensor
+    // cores stay busy through its own promotions.
     //
-    // Issuing c + 1 before promoting c would keep this warpgroup's tensor
-    // cores busy through its own promotions, but needs a second scratch
-    // accumulator in flight while the first is read, and ptxas serialized
-    // every wgmma of the kernels generated that way (C7514); see
-    // docs/performance.md.
+    // In both, the shape of the loop is what lets ptxas keep the wgmmas
+    // asynchronous: an in-flight scratch accumulator that LLVM copies at a
+    // back edge, or a next interval issued under a branch of the loop body,
+    // makes it serialize every wgmma of the kernel (C7514).
+
+    // The K-group in flight: `pending` is the first interval of the group in
+    // slot `stage`, already issued.
+    struct GroupState {
+      Value stage, phase, acc, pending;
+    };
+    auto pack = [](const GroupState &g) {
+      return SmallVector<Value>{g.stage, g.phase, g.acc, g.pending};
+    };
+    auto unpack = [](ValueRange values) {
+      return GroupState{values[0], values[1], values[2], values[3]};
+    };
+
+    if (spec.overlap) {
+      // One K-group: each interval's successor is issued (the next group's
+      // first once its tiles are in, unless this is the `last` group), then
+      // the interval is waited for with one group left in flight, and
+      // promoted.
+      auto overlappedGroup = [&](const GroupState &in, bool last) {
+        SmallVector<Value> scales = loadScales(in.stage);
+        GroupScales groupScales = prepareScales(scales);
+        GroupState out;
+        std::tie(out.stage, out.phase) = advance(in.stage, in.phase);
+        Value acc = in.acc, pending = in.pending;
+        for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
+          bool lastInGroup = pr + 1 == promotionsPerGroup;
+          Value next;
+          if (!lastInGroup) {
+            next = issueInterval(in.stage, pr + 1);
+          } else if (!last) {
+            waitParity(fullBarrier(out.stage), out.phase);
+            next = issueInterval(out.stage, 0);
+          }
+          NVVM::WgmmaWaitGroupSyncOp::create(b, loc, next ? 1 : 0);
+          if (lastInGroup)
+            release(in.stage);
+          acc = promote(acc, pending, groupScales, scales);
+          pending = next;
+        }
+        out.acc = acc;
+        out.pending = pending;
+        return out;
+      };
+      // Every K-group but the last issues its successor unconditionally,
+      // and the loop takes two groups per iteration: with one, ptxas
+      // serializes the wgmmas whatever the interval count per group (found
+      // by trying; two or three per iteration assemble cleanly). The one or
+      // two groups left are peeled after the loop.
+      waitParity(fullBarrier(stage), phase);
+      GroupState init{stage, phase, zero, issueInterval(stage, 0)};
+      Value rest = sub(numK, c32(1));
+      auto loop = scf::ForOp::create(
+          b, loc, c32(0), div(rest, c32(2)), c32(1), pack(init),
+          [&](OpBuilder &, Location, Value, ValueRange iter) {
+            GroupState g = overlappedGroup(unpack(iter), /*last=*/false);
+            scf::YieldOp::create(b, loc,
+                                 pack(overlappedGroup(g, /*last=*/false)));
+          });
+      GroupState left = unpack(loop.getResults());
+      auto finish = [&](const GroupState &g) {
+        GroupState done = overlappedGroup(g, /*last=*/true);
+        scf::YieldOp::create(b, loc,
+                             ValueRange{done.acc, done.stage, done.phase});
+      };
+      Value odd = cmp(arith::CmpIPredicate::ne, rem(rest, c32(2)), c32(0));
+      auto tail = scf::IfOp::create(b, loc, TypeRange{accType, i32, i32}, odd,
+                                    /*withElse=*/true);
+      b.setInsertionPointToStart(&tail.getThenRegion().front());
+      finish(overlappedGroup(left, /*last=*/false));
+      b.setInsertionPointToStart(&tail.getElseRegion().front());
+      finish(left);
+      b.setInsertionPointAfter(tail);
+      storeOutput(tail.getResult(0), row0, col0);
+      return {tail.getResult(1), tail.getResult(2)};
+    }
 
     // One K-group: `in.pending` is its first interval, already issued, so
     // its slot (tiles and scales) is full. Returns the new accumulator and
     // the next group's first interval (issued when there is a next group,
     // else poison).
-    struct GroupState {
-      Value stage, phase, acc, pending;
-    };
     auto emitGroup = [&](Value kb, const GroupState &in) {
       GroupState out;
       // Read before the slot is released.
@@ -403,26 +502,9 @@ void KernelWriter::buildConsumer(Value consumer) {
       for (int64_t pr = 0; pr < promotionsPerGroup; ++pr) {
         bool lastInGroup = pr + 1 == promotionsPerGroup;
         NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
-        if (lastInGroup) {
-          // Slot in.stage is read: let the producer refill it.
-          scf::IfOp::create(b, loc, releaser, [&](OpBuilder &, Location) {
-            NVVM::MBarrierArriveOp::create(b, loc, Type(),
-                                           emptyBarrier(in.stage), Value());
-            scf::YieldOp::create(b, loc);
-          });
-        }
-        // Promotion: acc += partial * (scaleA * scaleB) as one FP32 fused
-        // multiply-add per element, the CPU reference's arithmetic. Every
-        // value read from the scratch accumulator and every sum written is
-        // pinned (see `pin`), so LLVM keeps the promotion between the wait
-        // for this interval and the issue of the next one.
-        for (int64_t i = 0; i < spec.tileN / 2; ++i) {
-          Value pv = pin(LLVM::ExtractValueOp::create(b, loc, pending, i));
-          Value av = LLVM::ExtractValueOp::create(b, loc, acc, i);
-          Value scale = scaleOf(groupScales, scales, i);
-          Value sum = LLVM::FMAOp::create(b, loc, pv, scale, av);
-          acc = LLVM::InsertValueOp::create(b, loc, acc, pin(sum), i);
-        }
+        if (lastInGroup)
+          release(in.stage);
+        acc = promote(acc, pending, groupScales, scales);
         if (!lastInGroup) {
           pending = issueInterval(in.stage, pr + 1);
           continue;
@@ -444,13 +526,6 @@ void KernelWriter::buildConsumer(Value consumer) {
       out.pending = pending;
       return out;
     };
-    auto pack = [](const GroupState &g) {
-      return SmallVector<Value>{g.stage, g.phase, g.acc, g.pending};
-    };
-    auto unpack = [](ValueRange values) {
-      return GroupState{values[0], values[1], values[2], values[3]};
-    };
-
     waitParity(fullBarrier(stage), phase);
     GroupState init{stage, phase, zero, issueInterval(stage, 0)};
     auto loop = scf::ForOp::create(

@@ -118,6 +118,7 @@ struct GenerateGemmKernelsPass
       spec.tileK = tile.getK();
       spec.stages = tile.getStages();
       spec.promotion = promotion;
+      spec.overlap = tile.getOverlap();
       spec.outputBF16 = cast<RankedTensorType>(op->getResult(0).getType())
                             .getElementType()
                             .isBF16();

@@ -84,7 +84,8 @@ struct SelectGemmTilesPass
       TileChoice t = chooseTile(shape[0], shape[1], numSMs, sharedMemoryBytes,
                                 maxStages);
       op.setTileAttr(tq::TileConfigAttr::get(op.getContext(), t.m, t.n,
-                                             /*k=*/128, t.stages));
+                                             /*k=*/128, t.stages,
+                                             overlap && t.stages >= 2));
     };
     getOperation()->walk([&](Operation *op) {
       if (auto gemm = dyn_cast<tq::ScaledMatmulOp>(op))

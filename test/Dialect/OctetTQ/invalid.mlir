@@ -39,6 +39,16 @@ func.func @tile_stages() attributes {t = #octet_tq.tile<128x128x128, stages = 0>
 
 // -----
 
+// expected-error @+1 {{the overlapped schedule holds one stage while it waits for the next: it needs at least 2 stages, got 1}}
+func.func @tile_overlap_stages() attributes {t = #octet_tq.tile<128x128x128, stages = 1, overlap>} { return }
+
+// -----
+
+// expected-error @+1 {{expected 'overlap'}}
+func.func @tile_option() attributes {t = #octet_tq.tile<128x128x128, stages = 4, overlapped>} { return }
+
+// -----
+
 // expected-error @+1 {{expected a tile shape MxNxK, got 2 dimensions}}
 func.func @tile_rank() attributes {t = #octet_tq.tile<128x128, stages = 4>} { return }
 

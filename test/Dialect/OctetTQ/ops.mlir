@@ -131,7 +131,9 @@ func.func @fused_quantize(%x: tensor<64x256xbf16>, %g: tensor<256xf32>)
 // CHECK-LABEL: func.func @attributes
 // CHECK-SAME: q = !octet_tq.qtensor<7xf8E5M2, per_tensor>
 // CHECK-SAME: t = #octet_tq.tile<64x8x32, stages = 1>
+// CHECK-SAME: u = #octet_tq.tile<128x128x128, stages = 2, overlap>
 func.func @attributes() attributes {t = #octet_tq.tile<64x8x32, stages = 1>,
+                                    u = #octet_tq.tile<128x128x128, stages = 2, overlap>,
                                     q = !octet_tq.qtensor<7xf8E5M2, per_tensor>} {
   return
 }

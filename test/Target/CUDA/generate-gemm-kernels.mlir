@@ -120,6 +120,82 @@ func.func @fprop(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
 
 // -----
 
+// The overlapped promotion schedule (`overlap` in the tile): every K-group
+// but the last issues its successor before it waits, with one group left in
+// flight (`wait_group 1`), and promotes while the successor computes. The
+// first group is issued before the loop; the loop takes two K-groups per
+// iteration, and the one or two groups left are peeled after it, the last
+// of them issuing nothing and draining with `wait_group 0`.
+
+// CHECK-LABEL: func.func @overlap
+// CHECK: octet_tq.kernel = @octet_kernels::@octet_gemm_1d2d_bf16_m128n32k128_s3_p128_ov
+// CHECK: gpu.func @octet_gemm_1d2d_bf16_m128n32k128_s3_p128_ov
+// CHECK: nvvm.setmaxregister increase 232
+// CHECK: scf.for
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 32, k = 32>
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NOT: nvvm.wgmma.wait.group
+// CHECK: scf.for {{.*}} -> (i32, i32, !llvm.struct<{{.*}}>, !llvm.struct<{{.*}}>)
+
+// Each of the loop's two K-groups: its scales, the next group's slot and
+// wgmmas, the wait that leaves them running, the release of this group's
+// slot, and one fused multiply-add per accumulator element.
+// CHECK-COUNT-3: llvm.load {{.*}} : !llvm.ptr<3> -> f32
+// CHECK: nvvm.mbarrier.try_wait.parity
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NEXT: scf.if
+// CHECK-NOT: llvm.intr.fma
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
+// CHECK: scf.yield
+
+// An odd number of groups left: one more that issues the last, then the
+// last; otherwise the last alone. Neither issues a wgmma after the last
+// group's, and both drain before the accumulator is stored.
+// CHECK: scf.if {{.*}} -> (!llvm.struct<{{.*}}>, i32, i32)
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK-NEXT: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK: } else {
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvvm.mbarrier.arrive
+// CHECK-COUNT-16: llvm.intr.fma
+// CHECK-NOT: nvvm.wgmma
+// CHECK-COUNT-8: llvm.store %{{.*}}, %{{.*}} : vector<2xbf16>, !llvm.ptr<1>
+// CHECK: gpu.return
+
+func.func @overlap(%x: !octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+                   %w: !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16> {
+  %y = octet_tq.scaled_matmul %x, %w contract(1, 1) promotion(128)
+         tile(<128x32x128, stages = 3, overlap>)
+         : (!octet_tq.qtensor<256x512xf8E4M3FN, tile_1x128>,
+            !octet_tq.qtensor<96x512xf8E4M3FN, block_128x128>) -> tensor<256x96xbf16>
+  return %y : tensor<256x96xbf16>
+}
+
+// -----
+
 // Dgrad takes the weight transposed (K-major for wgmma). With promotion
 // every 128, a K-group is four wgmma k32 then one promotion of 64 elements.
 // Two GEMMs with one configuration share one kernel.

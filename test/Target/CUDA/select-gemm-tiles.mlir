@@ -1,6 +1,8 @@
 // RUN: octet-opt %s -split-input-file --octet-select-gemm-tiles | FileCheck %s
 // RUN: octet-opt %s -split-input-file --octet-select-gemm-tiles="num-sms=16 max-stages=3" | FileCheck %s --check-prefix=SMALL
 // RUN: octet-opt %s -split-input-file --octet-select-gemm-tiles=override | FileCheck %s --check-prefix=OVERRIDE
+// RUN: octet-opt %s -split-input-file --octet-select-gemm-tiles=overlap | FileCheck %s --check-prefix=OVERLAP
+// RUN: octet-opt %s -split-input-file --octet-select-gemm-tiles="overlap max-stages=1" | FileCheck %s --check-prefix=ONESTAGE
 // RUN: not octet-opt %s -split-input-file --octet-select-gemm-tiles="num-sms=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: octet-select-gemm-tiles: num-sms, shared-memory and max-stages must be positive
@@ -12,6 +14,12 @@
 // CHECK: tile(<128x112x128, stages = 7>)
 // SMALL-LABEL: func @fprop_2112
 // SMALL: tile(<128x128x128, stages = 3>)
+// With `overlap` the tile asks for the overlapped promotion schedule, which
+// needs two stages: one stage leaves it out.
+// OVERLAP-LABEL: func @fprop_2112
+// OVERLAP: tile(<128x112x128, stages = 7, overlap>)
+// ONESTAGE-LABEL: func @fprop_2112
+// ONESTAGE: tile(<128x112x128, stages = 1>)
 func.func @fprop_2112(%x: !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>,
                       %w: !octet_tq.qtensor<2112x7168xf8E4M3FN, block_128x128>)
     -> tensor<4096x2112xbf16> {
@@ -55,6 +63,8 @@ func.func @tiny_m(%x: !octet_tq.qtensor<32x256xf8E4M3FN, tile_1x128>,
 // A tile the IR already has is kept unless `override` is given.
 // CHECK-LABEL: func @pinned
 // CHECK: tile(<64x32x128, stages = 2>)
+// OVERLAP-LABEL: func @pinned
+// OVERLAP: tile(<64x32x128, stages = 2>)
 // OVERRIDE-LABEL: func @pinned
 // OVERRIDE: tile(<128x
 func.func @pinned(%x: !octet_tq.qtensor<4096x7168xf8E4M3FN, tile_1x128>,

@@ -56,10 +56,11 @@ llvm::LogicalResult compileGpuModules(mlir::ModuleOp module,
                                       llvm::StringRef toolkitPath = "");
 
 /// Runs --octet-fuse-quantize, --octet-select-gemm-tiles (for `numSMs`
-/// multiprocessors),
+/// multiprocessors, the overlapped promotion schedule if `overlap`),
 /// --octet-generate-gemm-kernels and --octet-generate-quantize-kernels on
 /// `module`.
-llvm::LogicalResult generateGemmKernels(mlir::ModuleOp module, int64_t numSMs);
+llvm::LogicalResult generateGemmKernels(mlir::ModuleOp module, int64_t numSMs,
+                                        bool overlap = false);
 
 /// Registers what compileGpuModules needs (NVVM target, LLVM IR
 /// translations, conversion interfaces) in `registry`.

@@ -28,6 +28,10 @@ def SelectGemmTilesPass : Pass<"octet-select-gemm-tiles"> {
       `num-sms` multiprocessors (the persistent grid);
     - `S`: as many stages as fit the shared memory, at most 8.
 
+    - `overlap` when the option of that name is set (and `S >= 2`): the
+      next promotion interval's wgmmas are issued before the current one is
+      promoted.
+
     A tile that is already there is kept, unless `override` is set, so a
     user's pass (or hand-written IR) decides. Per-tensor GEMMs, which
     cuBLASLt serves, are left alone.
@@ -57,7 +61,10 @@ def SelectGemmTilesPass : Pass<"octet-select-gemm-tiles"> {
     Option<"maxStages", "max-stages", "int64_t", /*default=*/"8",
            "Upper bound on the shared-memory pipeline depth">,
     Option<"overrideExisting", "override", "bool", /*default=*/"false",
-           "Replace tiles the IR already has">
+           "Replace tiles the IR already has">,
+    Option<"overlap", "overlap", "bool", /*default=*/"false",
+           "Choose the overlapped promotion schedule (`overlap` in the tile; "
+           "not yet measured on a GPU, so off by default)">
   ];
 }
 
@@ -77,7 +84,11 @@ def GenerateGemmKernelsPass
     the product of the two scales to an FP32 accumulator (one fused
     multiply-add per element, like `numerics::scaledGemm`). The next
     interval's wgmmas are issued right after a promotion, so they run while
-    the consumer loops on; the producer copies each K-group's scales into
+    the consumer loops on. With `overlap` in the tile they are issued before
+    it, into a second scratch accumulator (`wgmma.wait_group 1` then leaves
+    them running while the current interval is promoted); the K loop then
+    covers two K-groups per iteration, the last K-group peeled, so that
+    every issue inside it is unconditional. The producer copies each K-group's scales into
     the shared-memory slot next to its tiles (`cp.async`). The
     output is BF16 or FP32 and may be any M x N (stores are bounds-checked).
 
