@@ -21,6 +21,8 @@
 #      were prepared,
 #   4. octet-bench gemm and quant (TFLOP/s and TB/s next to cuBLASLt and a
 #      device copy, with correctness columns; SKIP_BENCH=1 leaves them out),
+#      and octet-bench gemm again on the kernels with the overlapped
+#      promotion schedule (bench-gemm-overlap),
 #   5. the peers' own numbers through PyTorch (../shared/probes/peers), if
 #      that folder was carried, for comparison within the same run.
 #
@@ -181,6 +183,13 @@ fi
 # what a short GPU lease is for.
 if [[ -z "${SKIP_BENCH:-}" ]]; then
   step bench-gemm 200 "$BUILD/bin/octet-bench" gemm
+  # The overlapped promotion schedule on the same shapes, in the same run,
+  # so that the two ratios to cuBLASLt can be compared.
+  if [[ -f "$BUILD/lib/octet/bench-gemm-overlap.cubin" ]]; then
+    step bench-gemm-overlap 200 "$BUILD/bin/octet-bench" gemm \
+      --kernels "$BUILD/lib/octet/bench-gemm-overlap.cubin" \
+      --manifest "$BUILD/lib/octet/bench-gemm-overlap.json"
+  fi
   step bench-quant 120 "$BUILD/bin/octet-bench" quant
 fi
 if [[ -f "$ROOT/../shared/probes/peers/gpu_anchors.py" ]]; then

@@ -5,7 +5,10 @@
 // reference GEMM by DeepGEMM's metric, 1 - 2 sum(xy) / sum(x^2 + y^2) <
 // 1e-3. Outputs are poisoned (NaN) before each run, and the columns past N
 // in each output row must stay poisoned. The expert GEMM is checked expert
-// by expert on its real rows. Skipped, with the reason, without
+// by expert on its real rows. A kernel with the overlapped promotion
+// schedule must also match its default-schedule partner (same GEMM, same
+// tile, same inputs) bit for bit: both do the same arithmetic in the same
+// order. Skipped, with the reason, without
 // an sm_90 GPU. OCTET_TEST_GEMM_KERNELS and OCTET_TEST_GEMM_MANIFEST name
 // other kernel files (e.g. on a GPU machine the build tree is copied to).
 //
@@ -19,6 +22,7 @@
 
 #include "CudaTestUtil.h"
 
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include "gtest/gtest.h"
@@ -26,7 +30,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <random>
 
 using namespace octet;
@@ -71,6 +77,62 @@ protected:
   /// which for the expert Dgrad (transpose_rhs) are the transposed weights.
   void runGrouped(const ManifestGemm &g, const GemmKernelConfig &config,
                   const KernelModule &module, unsigned seed);
+
+  /// The GEMM a kernel computes and how, all but its promotion schedule:
+  /// the two schedules of one GEMM get the same key, hence the same inputs.
+  static std::string gemmKey(const ManifestGemm &g, GemmKernelConfig config) {
+    config.overlap = false;
+    return llvm::formatv("{0} {1}x{2}x{3}x{4} {5} {6} {7}{8}", config.name(),
+                         g.groups, g.m, g.n, g.k, g.lhs, g.rhs,
+                         int(g.transposeLhs), int(g.transposeRhs))
+        .str();
+  }
+  static unsigned seedOf(const std::string &key) {
+    size_t hash = std::hash<std::string>()(key);
+    return unsigned(hash % 1000003);
+  }
+  struct Output {
+    std::string kernel;
+    bool overlap;
+    std::vector<uint8_t> raw;
+  };
+  /// The raw outputs of each GEMM key, by kernel.
+  std::map<std::string, std::vector<Output>> outputs;
+  void record(const ManifestGemm &g, const GemmKernelConfig &config,
+              std::vector<uint8_t> raw) {
+    outputs[gemmKey(g, config)].push_back(
+        {g.kernel, config.overlap, std::move(raw)});
+  }
+  /// Every overlapped kernel has a default-schedule partner with the same
+  /// output bytes.
+  void checkSchedulesAgree() {
+    int pairs = 0;
+    for (const auto &[key, runs] : outputs) {
+      const Output *plain = nullptr;
+      for (const Output &o : runs)
+        if (!o.overlap)
+          plain = &o;
+      for (const Output &o : runs) {
+        if (!o.overlap)
+          continue;
+        if (!plain) {
+          ADD_FAILURE() << o.kernel << " has no default-schedule partner ("
+                        << key << ") in the manifest";
+          continue;
+        }
+        size_t differ = 0;
+        for (size_t i = 0; i < o.raw.size() && i < plain->raw.size(); ++i)
+          differ += o.raw[i] != plain->raw[i];
+        EXPECT_EQ(o.raw.size(), plain->raw.size());
+        EXPECT_EQ(differ, 0u) << o.kernel << " against " << plain->kernel;
+        std::cout << o.kernel << " against " << plain->kernel << ": " << differ
+                  << " of " << o.raw.size() << " output bytes differ\n";
+        ++pairs;
+      }
+    }
+    std::cout << pairs << " overlapped kernel(s) checked against their "
+              << "default-schedule partner\n";
+  }
 };
 
 void CudaGemmTest::runGrouped(const ManifestGemm &g,
@@ -126,6 +188,7 @@ void CudaGemmTest::runGrouped(const ManifestGemm &g,
   synchronize("running " + g.kernel);
   std::vector<uint8_t> raw(d->size());
   ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));
+  record(g, config, raw);
 
   numerics::ScaledGemmOptions options;
   options.promotionInterval = config.promotion;
@@ -185,7 +248,6 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
       KernelModule::load(*context, (*image)->getBuffer(), cubinPath);
   ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
 
-  unsigned seed = 10;
   for (const ManifestGemm &g : gemms) {
     SCOPED_TRACE(g.function + " with " + g.kernel);
     // Flushed before the launch, so a kernel that hangs is named in the log.
@@ -193,8 +255,9 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
               << std::endl;
     std::optional<GemmKernelConfig> config = GemmKernelConfig::parse(g.kernel);
     ASSERT_TRUE(config.has_value());
+    unsigned seed = seedOf(gemmKey(g, *config));
     if (config->grouped) {
-      runGrouped(g, *config, *module, ++seed);
+      runGrouped(g, *config, *module, seed);
       continue;
     }
     int lc = g.transposeLhs ? 0 : 1, rc = g.transposeRhs ? 0 : 1;
@@ -235,6 +298,7 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
 
     std::vector<uint8_t> raw(d->size());
     ASSERT_FALSE(bool(context->download(raw.data(), *d, raw.size(), "D")));
+    record(g, *config, raw);
     std::vector<float> result(g.m * g.n);
     int64_t leftPoison = 0, overwritten = 0;
     for (int64_t i = 0; i < g.m; ++i)
@@ -263,6 +327,7 @@ TEST_F(CudaGemmTest, EveryVariantMatchesTheReference) {
     std::cout << g.function << " (" << g.kernel << ", M=" << g.m << " N=" << g.n
               << " K=" << g.k << "): difference " << diff << "\n";
   }
+  checkSchedulesAgree();
 }
 
 } // namespace

@@ -272,8 +272,25 @@ TEST(GemmKernelConfigTest, NameRoundTrips) {
   for (const char *bad :
        {"octet_gemm_2d2d_f32_m64n112k128_s7_p64", "octet_gemm_1d2d_f16_m64",
         "octet_gemm_1d2d_f32_m64n112k128_s7", "gemm",
-        "octet_gemm_1d2d_f32_m64n112k128_s7_p64x"})
+        "octet_gemm_1d2d_f32_m64n112k128_s7_p64x",
+        "octet_gemm_1d2d_f32_m64n112k128_s7_p64_grouped_ov"})
     EXPECT_FALSE(GemmKernelConfig::parse(bad).has_value()) << bad;
+
+  // The overlapped schedule, with and without grouping.
+  c.overlap = true;
+  EXPECT_EQ(c.name(), "octet_gemm_1d1d_f32_m64n112k128_s7_p64_ov_grouped");
+  parsed = GemmKernelConfig::parse(c.name());
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_TRUE(parsed->overlap);
+  EXPECT_TRUE(parsed->grouped);
+  c.grouped = false;
+  parsed = GemmKernelConfig::parse(c.name());
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->name(), "octet_gemm_1d1d_f32_m64n112k128_s7_p64_ov");
+  EXPECT_TRUE(parsed->overlap);
+  EXPECT_FALSE(parsed->grouped);
+  EXPECT_FALSE(GemmKernelConfig::parse("octet_gemm_1d2d_f32_m64n112k128_s7_p64")
+                   ->overlap);
 }
 
 TEST(GemmKernelConfigTest, VerifySaysWhy) {
@@ -284,6 +301,14 @@ TEST(GemmKernelConfigTest, VerifySaysWhy) {
   EXPECT_TRUE(llvm::failed(c.verify(os)));
   EXPECT_NE(why.find("do not fit"), std::string::npos) << why;
   c.stages = 6;
+  EXPECT_TRUE(llvm::succeeded(c.verify(os)));
+  // The overlapped schedule holds a stage while it waits for the next.
+  c.overlap = true;
+  c.stages = 1;
+  why.clear();
+  EXPECT_TRUE(llvm::failed(c.verify(os)));
+  EXPECT_NE(why.find("needs at least 2 stages"), std::string::npos) << why;
+  c.stages = 2;
   EXPECT_TRUE(llvm::succeeded(c.verify(os)));
 }
 
