@@ -408,10 +408,13 @@ void KernelWriter::buildConsumer(Value consumer) {
     // into a second scratch accumulator, so that this warpgroup's tensor
     // cores stay busy through its own promotions.
     //
-    // In both, the shape of the loop is what lets ptxas keep the wgmmas
-    // asynchronous: an in-flight scratch accumulator that LLVM copies at a
-    // back edge, or a next interval issued under a branch of the loop body,
-    // makes it serialize every wgmma of the kernel (C7514).
+    // With an interval in flight across the next issue (the overlapped
+    // schedule), the shape of the loop decides whether ptxas keeps the
+    // wgmmas asynchronous: an in-flight scratch accumulator that LLVM copies
+    // at a back edge, or a next interval issued under a branch of the loop
+    // body, makes it serialize every wgmma of the kernel (C7514). The
+    // default schedule issues under a branch too, but with nothing in
+    // flight.
 
     // The K-group in flight: `pending` is the first interval of the group in
     // slot `stage`, already issued.

@@ -26,8 +26,7 @@ def SelectGemmTilesPass : Pass<"octet-select-gemm-tiles"> {
       estimated time `waves x (M x N + (M + N) x 64)`: the work of one tile,
       plus a term for loading its operands, for every wave of tiles over the
       `num-sms` multiprocessors (the persistent grid);
-    - `S`: as many stages as fit the shared memory, at most 8.
-
+    - `S`: as many stages as fit the shared memory, at most 8;
     - `overlap` when the option of that name is set (and `S >= 2`): the
       next promotion interval's wgmmas are issued before the current one is
       promoted.
@@ -87,8 +86,9 @@ def GenerateGemmKernelsPass
     the consumer loops on. With `overlap` in the tile they are issued before
     it, into a second scratch accumulator (`wgmma.wait_group 1` then leaves
     them running while the current interval is promoted); the K loop then
-    covers two K-groups per iteration, the last K-group peeled, so that
-    every issue inside it is unconditional. The producer copies each K-group's scales into
+    covers two K-groups per iteration and the last one or two are peeled
+    after it, so that every issue inside it is unconditional. The producer
+    copies each K-group's scales into
     the shared-memory slot next to its tiles (`cp.async`). The
     output is BF16 or FP32 and may be any M x N (stores are bounds-checked).
 
