@@ -4,6 +4,7 @@
 
 #include "octet/Schedule/PipelineSchedule.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -90,10 +91,11 @@ enum MessageKind : uint32_t {
   kFail,       ///< A rank failed: why.
   kLosses,     ///< The step's losses, from the master.
   kState,      ///< The master's weights and moments (broadcast).
-  kShard,      ///< A ZeRO-1 updater's weights and moments, to the master.
+  kShard,      ///< A ZeRO-1 updater's new weights, to the ranks using them.
   kStats,      ///< A rank's events and counters, to the master (finish).
   kAlive,      ///< The rank computes (a heartbeat, for the bounded waits).
   kEnded,      ///< A rank's actions of the step ended (its reductions go on).
+  kGather,     ///< A ZeRO-1 updater's weights and moments, for a checkpoint.
 };
 
 /// Microseconds on the steady clock, which the processes of one machine
@@ -152,6 +154,66 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// updates it (else the master does both).
   bool zero = false;
   std::map<std::string, size_t> updater;
+  /// The first broadcast() has run: the moments have gone out. With ZeRO-1
+  /// a parameter's weights are from then on current only on its updater
+  /// and on the executors that use it.
+  bool distributed = false;
+  /// A gatherState() since the last broadcast(), which then holds the
+  /// other processes until the master has written its checkpoint.
+  bool gathered = false;
+
+  size_t updaterOf(const std::string &name) const {
+    auto it = updater.find(name);
+    return it == updater.end() ? 0 : it->second;
+  }
+  /// Whether executor `e` needs trainable parameter `name`'s weights after
+  /// each update: it runs functions that use them. (A function that reads
+  /// a weight accumulates its gradient, so these are its holders; one
+  /// without a gradient, which the master updates, counts as used by all.)
+  bool uses(size_t e, const std::string &name) const {
+    auto it = holders.find(name);
+    return it == holders.end() || llvm::is_contained(it->second, e);
+  }
+
+  /// The elements [begin, end) of parameter `name` (`size` of them) that
+  /// executor `e` reads: all, except under expert parallelism on a rank
+  /// other than the master (which updates every expert), its own experts'.
+  std::pair<size_t, size_t> readRange(size_t e, const std::string &name,
+                                      size_t size) const {
+    if (e == 0)
+      return {0, size};
+    for (const auto &[weight, experts] : expertWeights)
+      if (weight == name && experts > 0 && experts % ep == 0) {
+        size_t perExpert = size / size_t(experts), local = size_t(experts / ep),
+               mine = size_t(exchanges[e]->getGroupRank());
+        return {mine * local * perExpert, (mine + 1) * local * perExpert};
+      }
+    return {0, size};
+  }
+
+  /// Sets to NaN, in executor `e`, the weights it must not read, so that a
+  /// read would show in the losses: the other ranks' experts, and with
+  /// ZeRO-1 the parameters it neither uses nor updates (stale between
+  /// updates; gatherState() brings them to the master).
+  void maskForeignWeights(size_t e) {
+    if (!ranks[e])
+      return;
+    constexpr T nan = std::numeric_limits<T>::quiet_NaN();
+    for (const Parameter &p : program->parameters) {
+      std::optional<llvm::MutableArrayRef<T>> w =
+          ranks[e]->masterWeight(p.name);
+      if (!w || p.frozen)
+        continue;
+      if (zero && distributed && !uses(e, p.name) && updaterOf(p.name) != e) {
+        std::fill(w->begin(), w->end(), nan);
+        continue;
+      }
+      auto [begin, end] = readRange(e, p.name, w->size());
+      std::fill(w->begin(), w->begin() + begin, nan);
+      std::fill(w->begin() + end, w->end(), nan);
+    }
+  }
+
   /// Per pipeline rank: reduction time, and the part of it after the
   /// rank's last computation of the step (exposed), over all steps.
   std::vector<double> reduceUs, exposedUs;
@@ -231,7 +293,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::vector<double> computeEnds;
   /// The messages outside the steps, in the order they came.
   std::deque<std::vector<uint8_t>> lossesInbox, stateInbox;
-  std::map<int64_t, std::vector<uint8_t>> shardsInbox, statsInbox;
+  std::map<int64_t, std::deque<std::vector<uint8_t>>> shardsInbox;
+  std::map<int64_t, std::vector<uint8_t>> statsInbox, gatherInbox;
   /// A peer whose process ended: every later wait fails with it.
   std::string lost;
   /// The step's failure came from another rank (which told the others
@@ -415,7 +478,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
       stateInbox.push_back(std::move(payload));
       break;
     case kShard:
-      shardsInbox[peer] = std::move(payload);
+      shardsInbox[peer].push_back(std::move(payload));
+      break;
+    case kGather:
+      gatherInbox[peer] = std::move(payload);
       break;
     case kStats:
       statsInbox[peer] = std::move(payload);
@@ -1616,6 +1682,14 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
 template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
   Impl &m = *impl;
   typename Impl::InCall call(m);
+  // ZeRO-1 after the first: optimizerStep() sent the new weights to the
+  // executors that use them, and the moments stay with the updaters. Only
+  // after a gatherState() is there something to do: the other processes
+  // wait for the master, which has written its checkpoint meanwhile.
+  bool barrier = m.zero && m.distributed;
+  if (barrier && !m.gathered)
+    return llvm::Error::success();
+  m.gathered = false;
   if (m.group && m.self != 0) {
     // This rank's state, as the master sent it.
     std::vector<uint8_t> payload;
@@ -1623,7 +1697,8 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
       std::unique_lock<std::mutex> lock(m.mutex);
       if (llvm::Error e = m.awaitMessage(
               lock, [&] { return !m.stateInbox.empty(); },
-              "the master's weights"))
+              barrier ? "the master to write its checkpoint"
+                      : "the master's weights"))
         return e;
       payload = std::move(m.stateInbox.front());
       m.stateInbox.pop_front();
@@ -1660,13 +1735,16 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
     CpuExecutor<T> &master = *m.ranks[0];
     for (int64_t q = 1; q < m.group->getSize(); ++q) {
       WireWriter w;
-      w.u64(m.program->parameters.size());
+      w.u64(barrier ? 0 : m.program->parameters.size());
       for (const Parameter &p : m.program->parameters) {
+        if (barrier)
+          break;
         w.str(p.name);
         w.array<T>(*master.masterWeight(p.name));
+        // The moments once: only the master and ZeRO-1's updaters use them.
         auto it = m.updater.find(p.name);
         bool moments =
-            master.firstMoment(p.name) &&
+            !m.distributed && master.firstMoment(p.name) &&
             (!m.zero || (it != m.updater.end() && it->second == size_t(q)));
         w.u64(moments);
         if (moments) {
@@ -1676,7 +1754,7 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
       }
       m.sendTo(q, kState, w.take());
     }
-  } else {
+  } else if (!barrier) {
     CpuExecutor<T> &master = *m.ranks[0];
     for (const Parameter &p : m.program->parameters)
       for (size_t r = 1; r < m.ranks.size(); ++r) {
@@ -1686,28 +1764,20 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
             std::copy(from->begin(), from->end(), to->begin());
         };
         copy(master.masterWeight(p.name), rank.masterWeight(p.name));
+        if (m.distributed)
+          continue;
         copy(master.firstMoment(p.name), rank.firstMoment(p.name));
         copy(master.secondMoment(p.name), rank.secondMoment(p.name));
       }
   }
-  // A rank other than the master holds only its own experts' weights: the
-  // others are NaN, which any use would carry into the losses.
-  for (const auto &[name, experts] : m.expertWeights)
-    for (size_t r = 1; r < m.ranks.size(); ++r) {
-      if (!m.ranks[r])
-        continue;
-      std::optional<llvm::MutableArrayRef<T>> w =
-          m.ranks[r]->masterWeight(name);
-      if (!w || experts <= 0 || experts % m.ep != 0)
-        continue;
-      int64_t mine = m.exchanges[r]->getGroupRank(),
-              perExpert = int64_t(w->size()) / experts, local = experts / m.ep;
-      for (int64_t e = 0; e < experts; ++e)
-        if (e / local != mine)
-          std::fill(w->begin() + e * perExpert,
-                    w->begin() + (e + 1) * perExpert,
-                    std::numeric_limits<T>::quiet_NaN());
-    }
+  if (!m.distributed) {
+    m.distributed = true;
+    // ZeRO-1: from now on the master keeps only its share's moments too.
+    if (m.zero && m.local(0))
+      m.ranks[0]->releaseUnownedMoments();
+  }
+  for (size_t e = 0; e < m.ranks.size(); ++e)
+    m.maskForeignWeights(e);
   return llvm::Error::success();
 }
 
@@ -1954,9 +2024,106 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
     if (!errors[e].empty())
       return llvm::createStringError(
           llvm::formatv("rank {0}'s optimizer step: {1}", e, errors[e]));
-  // The updated shards to the master (the all-gather; the master also keeps
-  // every moment, for checkpoints), then to every rank.
-  auto writeShard = [&](WireWriter &w, CpuExecutor<T> &owner, size_t e) {
+  // The all-gather: each updater's new weights go straight to the other
+  // executors that read them (of an expert weight, a rank's own experts);
+  // the moments stay with the updaters.
+  auto reads = [&](size_t e, const Parameter &p) {
+    return !p.frozen && m.uses(e, p.name) && m.updaterOf(p.name) != e;
+  };
+  if (!m.group) {
+    for (const Parameter &p : m.program->parameters)
+      for (size_t e = 0; e < m.ranks.size(); ++e) {
+        if (!reads(e, p))
+          continue;
+        std::optional<llvm::MutableArrayRef<T>>
+            from = m.ranks[m.updaterOf(p.name)]->masterWeight(p.name),
+            to = m.ranks[e]->masterWeight(p.name);
+        if (!from || !to)
+          continue;
+        auto [begin, end] = m.readRange(e, p.name, to->size());
+        std::copy(from->begin() + begin, from->begin() + end,
+                  to->begin() + begin);
+      }
+    return llvm::Error::success();
+  }
+  CpuExecutor<T> &mine = *m.ranks[m.self];
+  for (int64_t q = 0; q < m.group->getSize(); ++q) {
+    if (q == m.self)
+      continue;
+    WireWriter w;
+    int64_t n = 0;
+    for (const Parameter &p : m.program->parameters)
+      n += reads(size_t(q), p) && m.updaterOf(p.name) == size_t(m.self);
+    if (n == 0)
+      continue; // what q expects from this rank: nothing
+    w.u64(uint64_t(n));
+    for (const Parameter &p : m.program->parameters) {
+      if (!reads(size_t(q), p) || m.updaterOf(p.name) != size_t(m.self))
+        continue;
+      llvm::MutableArrayRef<T> weights = *mine.masterWeight(p.name);
+      auto [begin, end] = m.readRange(size_t(q), p.name, weights.size());
+      w.str(p.name);
+      w.u64(begin);
+      w.array<T>(weights.slice(begin, end - begin));
+    }
+    m.sendTo(q, kShard, w.take(), "updated weights");
+  }
+  std::set<size_t> senders;
+  for (const Parameter &p : m.program->parameters)
+    if (reads(size_t(m.self), p))
+      senders.insert(m.updaterOf(p.name));
+  for (size_t e : senders) {
+    std::vector<uint8_t> payload;
+    {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      auto &inbox = m.shardsInbox[int64_t(e)];
+      if (llvm::Error err = m.awaitMessage(
+              lock, [&] { return !inbox.empty(); },
+              llvm::formatv("rank {0}'s updated weights", e).str()))
+        return err;
+      payload = std::move(inbox.front());
+      inbox.pop_front();
+    }
+    WireReader r(payload);
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      std::string name = r.str();
+      uint64_t begin = r.u64();
+      std::vector<T> values = r.array<T>();
+      const Parameter *p = m.program->lookupParameter(name);
+      std::optional<llvm::MutableArrayRef<T>> to =
+          p ? mine.masterWeight(name) : std::nullopt;
+      if (r.failed() || !to || !reads(size_t(m.self), *p) ||
+          m.updaterOf(name) != e ||
+          m.readRange(size_t(m.self), name, to->size()) !=
+              std::make_pair(size_t(begin), size_t(begin) + values.size()))
+        return llvm::createStringError(
+            llvm::formatv("rank {0} sent updated weights of '{1}', which it "
+                          "does not update or which do not fit",
+                          e, name));
+      std::copy(values.begin(), values.end(), to->begin() + begin);
+    }
+    if (r.failed() || !r.atEnd())
+      return llvm::createStringError(
+          llvm::formatv("rank {0} sent a malformed message of its updated "
+                        "weights",
+                        e));
+  }
+  return llvm::Error::success();
+}
+
+template <typename T>
+llvm::Expected<std::map<std::string, typename PipelineRunner<T>::Moments>>
+PipelineRunner<T>::gatherState() {
+  Impl &m = *impl;
+  std::map<std::string, Moments> gathered;
+  if (!m.zero)
+    return gathered;
+  typename Impl::InCall call(m);
+  m.gathered = true;
+  // Each updater's share: its weights (which the master may not read) and
+  // its moments.
+  auto writeShare = [&](WireWriter &w, size_t e) {
+    CpuExecutor<T> &owner = *m.ranks[e];
     int64_t n = 0;
     for (const auto &[name, u] : m.updater)
       n += u == e;
@@ -1969,66 +2136,55 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
         w.array<uint16_t>(*owner.secondMoment(name));
       }
   };
-  auto readShard = [&](llvm::ArrayRef<uint8_t> payload, CpuExecutor<T> &to,
-                       size_t e) -> llvm::Error {
+  std::set<size_t> updaters;
+  for (const auto &[name, e] : m.updater)
+    if (e != 0)
+      updaters.insert(e);
+  if (m.group && m.self != 0) {
+    if (updaters.count(size_t(m.self))) {
+      WireWriter w;
+      writeShare(w, size_t(m.self));
+      m.sendTo(0, kGather, w.take(), "state for the checkpoint");
+    }
+    return gathered;
+  }
+  CpuExecutor<T> &master = *m.ranks[0];
+  for (size_t e : updaters) {
+    std::vector<uint8_t> payload;
+    if (!m.group) {
+      WireWriter w;
+      writeShare(w, e);
+      payload = w.take();
+    } else {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      if (llvm::Error err = m.awaitMessage(
+              lock, [&] { return m.gatherInbox.count(int64_t(e)) > 0; },
+              llvm::formatv("rank {0}'s optimizer state", e).str()))
+        return std::move(err);
+      payload = std::move(m.gatherInbox[int64_t(e)]);
+      m.gatherInbox.erase(int64_t(e));
+    }
     WireReader r(payload);
     for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
       std::string name = r.str();
       std::vector<T> w = r.array<T>();
-      std::vector<uint16_t> m1 = r.array<uint16_t>(), m2 = r.array<uint16_t>();
-      auto it = m.updater.find(name);
-      auto dw = to.masterWeight(name);
-      auto d1 = to.firstMoment(name), d2 = to.secondMoment(name);
-      if (r.failed() || it == m.updater.end() || it->second != e || !dw ||
-          !d1 || !d2 || dw->size() != w.size() || d1->size() != m1.size() ||
-          d2->size() != m2.size())
+      Moments moments{r.array<uint16_t>(), r.array<uint16_t>()};
+      std::optional<llvm::MutableArrayRef<T>> to = master.masterWeight(name);
+      if (r.failed() || m.updaterOf(name) != e || !to ||
+          to->size() != w.size() || moments.first.size() != w.size() ||
+          moments.second.size() != w.size())
         return llvm::createStringError(
-            llvm::formatv("rank {0} sent an update of '{1}', which is not "
+            llvm::formatv("rank {0} sent the state of '{1}', which is not "
                           "its to update or does not fit",
                           e, name));
-      std::copy(w.begin(), w.end(), dw->begin());
-      std::copy(m1.begin(), m1.end(), d1->begin());
-      std::copy(m2.begin(), m2.end(), d2->begin());
+      std::copy(w.begin(), w.end(), to->begin());
+      gathered[name] = std::move(moments);
     }
     if (r.failed() || !r.atEnd())
       return llvm::createStringError(
-          llvm::formatv("rank {0} sent a malformed update", e));
-    return llvm::Error::success();
-  };
-  if (m.group && m.self != 0) {
-    if (updaters.count(size_t(m.self))) {
-      WireWriter w;
-      writeShard(w, *m.ranks[m.self], size_t(m.self));
-      m.sendTo(0, kShard, w.take());
-    }
-    return llvm::Error::success();
+          llvm::formatv("rank {0} sent a malformed message of its state", e));
   }
-  CpuExecutor<T> &master = *m.ranks[0];
-  for (size_t e : updaters) {
-    if (e == 0)
-      continue;
-    if (!m.group) {
-      WireWriter w;
-      writeShard(w, *m.ranks[e], e);
-      std::vector<uint8_t> bytes = w.take();
-      if (llvm::Error err = readShard(bytes, master, e))
-        return err;
-      continue;
-    }
-    std::vector<uint8_t> payload;
-    {
-      std::unique_lock<std::mutex> lock(m.mutex);
-      if (llvm::Error err = m.awaitMessage(
-              lock, [&] { return m.shardsInbox.count(int64_t(e)) > 0; },
-              llvm::formatv("rank {0}'s optimizer update", e).str()))
-        return err;
-      payload = std::move(m.shardsInbox[int64_t(e)]);
-      m.shardsInbox.erase(int64_t(e));
-    }
-    if (llvm::Error err = readShard(payload, master, e))
-      return err;
-  }
-  return llvm::Error::success();
+  return gathered;
 }
 
 template <typename T> llvm::Error PipelineRunner<T>::finish() {

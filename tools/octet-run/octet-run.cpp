@@ -358,9 +358,7 @@ void printMomentBytes(const PipelineRunner<float> &ranks, raw_ostream &os) {
     held +=
         formatv("{0}{1:f2}", held.empty() ? "" : ", ", double(b) / (1 << 20))
             .str();
-  os << "octet-run: AdamW moments each rank holds (MiB; the master all, for "
-        "checkpoints): "
-     << held << "\n";
+  os << "octet-run: AdamW moments each rank holds (MiB): " << held << "\n";
 }
 
 /// Per rank: time computing, time waiting for other ranks' tensors (the
@@ -522,13 +520,25 @@ std::vector<Tensor> weightTensors(CpuExecutor<float> &exec,
   return out;
 }
 
+/// The AdamW moments of every trainable parameter: the executor's, or with
+/// ZeRO-1 those gathered from the ranks that update them.
+using GatheredMoments = std::map<std::string, PipelineRunner<float>::Moments>;
 std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
-                                     const Program &program) {
+                                     const Program &program,
+                                     GatheredMoments &gathered) {
   std::vector<Tensor> out;
   for (const Parameter &p : program.parameters) {
     if (p.frozen)
       continue;
     auto m = exec.firstMoment(p.name), v = exec.secondMoment(p.name);
+    if (!m || !v) {
+      auto it = gathered.find(p.name);
+      if (it == gathered.end())
+        fail("internal error: no AdamW moments of '" + p.name +
+             "' for the checkpoint");
+      m = MutableArrayRef<uint16_t>(it->second.first);
+      v = MutableArrayRef<uint16_t>(it->second.second);
+    }
     out.push_back(
         Tensor::of<uint16_t>(p.name + ".exp_avg", DType::BF16, p.shape,
                              ArrayRef<uint16_t>(m->data(), m->size())));
@@ -909,16 +919,27 @@ int runTraining(const Program &program, StringRef digest) {
   double ema = 0, lastLoss = 0;
   auto lastReport = start;
   Batch batch;
-  auto saveAt = [&](uint64_t step) {
+  // With ZeRO-1 each rank keeps current only the weights it reads and the
+  // moments it updates: every rank sends its share to the master, which
+  // writes the checkpoint, and (broadcast()) the others wait for it.
+  std::unique_ptr<PipelineRunner<float>> ranks;
+  auto gatherState = [&]() {
+    GatheredMoments moments;
+    if (ranks)
+      moments = check(ranks->gatherState(),
+                      "gathering the optimizer state for the checkpoint");
+    return moments;
+  };
+  auto saveAt = [&](uint64_t step, GatheredMoments moments) {
     CheckpointMeta meta;
     meta.seed = s.seed;
     meta.dataLoader = loader.state();
     meta.configDigest = digest.str();
     CheckpointOptions options;
     options.keepLast = keep;
-    failOn(saveCheckpoint(checkpointDir, int64_t(step),
-                          weightTensors(exec, program),
-                          optimizerTensors(exec, program), meta, options),
+    failOn(saveCheckpoint(
+               checkpointDir, int64_t(step), weightTensors(exec, program),
+               optimizerTensors(exec, program, moments), meta, options),
            "writing the checkpoint of step " + std::to_string(step));
   };
 
@@ -930,7 +951,6 @@ int runTraining(const Program &program, StringRef digest) {
   bool pipelined =
       !stages.order.empty() || metaNumber(program, "pipeline.dp", 1) > 1;
   bool staged = !stages.order.empty() && pipelineMode == "in-order";
-  std::unique_ptr<PipelineRunner<float>> ranks;
   if (pipelined && pipelineMode == "threads") {
     if (bucketMiB <= 0)
       fail("--bucket-mb must be positive");
@@ -1039,8 +1059,11 @@ int runTraining(const Program &program, StringRef digest) {
     // in broadcast() (not in the next step's first transfer, which is
     // bounded by --pipeline-timeout) while rank 0 writes it.
     if (!checkpointDir.empty() && every && step % every == 0 &&
-        step != lastStep && leader)
-      saveAt(step);
+        step != lastStep) {
+      GatheredMoments moments = gatherState();
+      if (leader)
+        saveAt(step, std::move(moments));
+    }
     if (ranks)
       failOn(ranks->broadcast(), "sending the updated weights");
 
@@ -1084,12 +1107,15 @@ int runTraining(const Program &program, StringRef digest) {
   }
   if (terminal)
     errs() << "\n";
+  GatheredMoments finalMoments;
+  if (!checkpointDir.empty())
+    finalMoments = gatherState();
   if (ranks)
     failOn(ranks->finish(), "gathering the ranks' events");
   if (!leader)
     return 0;
   if (!checkpointDir.empty())
-    saveAt(lastStep);
+    saveAt(lastStep, std::move(finalMoments));
 
   double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

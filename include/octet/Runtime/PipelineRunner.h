@@ -18,10 +18,11 @@
 // mirrored copies and over the data-parallel replicas (in rank order, then
 // replica order). The sum goes to the master executor (rank 0's, owned by
 // the caller), which runs the optimizer; broadcast() copies the master's
-// weights and moments back to every rank. With ZeRO-1 (pipeline.zero = 1)
-// each parameter's sum goes instead to one replica's rank, chosen to
-// balance the replicas' shares, which updates it in optimizerStep() and
-// alone of the non-master ranks keeps its AdamW moments. A rank that
+// weights back to every rank. With ZeRO-1 (pipeline.zero = 1) each
+// parameter's sum goes instead to one replica's rank, chosen to balance
+// the replicas' shares, which updates it in optimizerStep(), sends the new
+// weights to the ranks that read them, and alone keeps its AdamW moments
+// (gatherState() brings them to the master for a checkpoint). A rank that
 // fails, or waits longer than the timeout, ends the step with an error on
 // every rank.
 //
@@ -38,8 +39,9 @@
 // stage function's results to the ranks whose functions take them (and
 // the losses to the master), the expert exchanges, each final gradient to
 // the rank that reduces it (the master, or its ZeRO-1 updater), the
-// master's weights and moments to every rank, the ZeRO-1 shards back to
-// the master, and at the end every rank's events for the trace. The
+// master's weights to every rank or each ZeRO-1 updater's to the ranks
+// reading them, the ZeRO-1 shards to the master for a checkpoint, and at
+// the end every rank's events for the trace. The
 // reductions sum in the same order as with threads, so the results are
 // bit-identical. A rank that fails tells the others; one whose process
 // dies is seen at once by every other (its connections close).
@@ -162,9 +164,14 @@ public:
   /// The same for the BF16 and FP32 GEMMs.
   void setDenseGemmEngine(int64_t rank, cpu::DenseGemmEngine *engine);
 
-  /// Copies the master's weights and AdamW moments to every rank (with
-  /// ZeRO-1, each parameter's moments only to the ranks that hold them).
-  /// Every process of a group calls it.
+  /// Every process of a group calls it after the optimizer. Without
+  /// ZeRO-1, copies the master's weights to every rank (the first time,
+  /// from create(), its AdamW moments too). With ZeRO-1 the first call
+  /// sends each parameter's moments to its updater only, and the master
+  /// then frees the others' too; after that, optimizerStep() has sent the
+  /// weights already, and broadcast() does nothing unless gatherState()
+  /// ran: then the other processes wait here for the master, which writes
+  /// its checkpoint in between.
   llvm::Error broadcast();
 
   /// The step's reduced gradient of parameter `name`: the master's, or with
@@ -182,10 +189,24 @@ public:
   /// the other processes' ranks until finish().
   std::vector<int64_t> getMomentBytes() const;
   /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
-  /// parallel) and the master gathers the updated weights and moments;
-  /// broadcast() then sends the weights to every rank and the moments to
-  /// their holders.
+  /// parallel), then sends the new weights straight to the other ranks
+  /// that read them (the all-gather; of an expert weight, only a rank's
+  /// own experts). The moments stay with their updaters. Every process of
+  /// a group calls it.
   llvm::Error optimizerStep(T lr, int64_t step);
+
+  /// A parameter's AdamW moments (BF16 bits).
+  struct Moments {
+    std::vector<uint16_t> first, second;
+  };
+  /// ZeRO-1, for a checkpoint: brings every updater's share to the master,
+  /// whose executor then has every parameter's current weights, and
+  /// returns there the moments it does not hold itself (nothing in the
+  /// other processes, and without ZeRO-1). Between optimizer steps a rank
+  /// keeps current only the weights it reads or updates (the others are
+  /// NaN), so the master calls this before writing a checkpoint. Every
+  /// process of a group calls it, then broadcast().
+  llvm::Expected<std::map<std::string, Moments>> gatherState();
 
   /// Runs the micro-batches of one step (one batch each, in order) through
   /// the schedule and leaves the gradients, as the whole step would have
