@@ -166,6 +166,9 @@ template <typename T> struct ParamState {
   bool updatedHere = true;
   /// False once releaseUnownedMoments() freed m and v (ZeRO-1).
   bool momentsHeld = true;
+  /// False once releaseParameters() freed the weights, gradient and
+  /// moments (another pipeline rank's parameter).
+  bool held = true;
   bool trainable() const { return !param->frozen; }
 };
 
@@ -797,6 +800,9 @@ auto InstructionCompiler<T>::compileParam() -> Expected<Body> {
     return std::move(e);
   T *y = outReal(0);
   return Body([p, y]() -> Error {
+    if (!p->held)
+      return makeError("the weights of parameter '" + p->param->name +
+                       "' were released (another rank's parameter)");
     std::copy(p->master.begin(), p->master.end(), y);
     return Error::success();
   });
@@ -1987,6 +1993,9 @@ auto InstructionCompiler<T>::compileGradAccumulate() -> Expected<Body> {
   ParamState<T> *state = *p;
   State &st = s;
   return Body([=, &st]() -> Error {
+    if (!state->held)
+      return makeError("the gradient of parameter '" + state->param->name +
+                       "' was released (another rank's parameter)");
     int64_t n = state->grad.size();
     if constexpr (std::is_same_v<T, float>) {
       cpu::accumulateGradient(state->grad.data(), grad, n);
@@ -2051,7 +2060,7 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
       std::fill(state->grad.begin(), state->grad.end(), T(0));
       return Error::success();
     }
-    if (!state->momentsHeld)
+    if (!state->momentsHeld || !state->held)
       return makeError("the AdamW moments of '" + state->param->name +
                        "' were released (another rank's ZeRO-1 shard)");
     if constexpr (std::is_same_v<T, float>) {
@@ -3016,6 +3025,39 @@ template <typename T> int64_t CpuExecutor<T>::releaseUnownedMoments() {
   return freed;
 }
 
+template <typename T>
+int64_t
+CpuExecutor<T>::releaseParameters(llvm::function_ref<bool(StringRef)> keep) {
+  int64_t freed = 0;
+  for (ParamState<T> &ps : state->params) {
+    if (!ps.held || keep(ps.param->name))
+      continue;
+    freed += int64_t(ps.master.size() + ps.grad.size()) * int64_t(sizeof(T)) +
+             int64_t(ps.m.size() + ps.v.size()) * 2;
+    std::vector<T>().swap(ps.master);
+    std::vector<T>().swap(ps.grad);
+    std::vector<uint16_t>().swap(ps.m);
+    std::vector<uint16_t>().swap(ps.v);
+    ps.held = false;
+    ps.momentsHeld = false;
+  }
+  return freed;
+}
+
+template <typename T> int64_t CpuExecutor<T>::getWeightBytes() const {
+  int64_t bytes = 0;
+  for (const ParamState<T> &ps : state->params)
+    bytes += int64_t(ps.master.size() * sizeof(T));
+  return bytes;
+}
+
+template <typename T> int64_t CpuExecutor<T>::getGradientBytes() const {
+  int64_t bytes = 0;
+  for (const ParamState<T> &ps : state->params)
+    bytes += int64_t(ps.grad.size() * sizeof(T));
+  return bytes;
+}
+
 template <typename T> int64_t CpuExecutor<T>::getMomentBytes() const {
   int64_t bytes = 0;
   for (const ParamState<T> &ps : state->params)
@@ -3057,16 +3099,17 @@ template <typename T> void CpuExecutor<T>::zeroGradients() {
 template <typename T>
 std::optional<llvm::MutableArrayRef<T>>
 CpuExecutor<T>::masterWeight(StringRef name) {
-  if (ParamState<T> *p = state->lookup(name))
-    return llvm::MutableArrayRef<T>(p->master);
-  return std::nullopt;
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->held)
+    return std::nullopt;
+  return llvm::MutableArrayRef<T>(p->master);
 }
 
 template <typename T>
 std::optional<llvm::MutableArrayRef<T>>
 CpuExecutor<T>::gradient(StringRef name) {
   ParamState<T> *p = state->lookup(name);
-  if (!p || !p->trainable())
+  if (!p || !p->trainable() || !p->held)
     return std::nullopt;
   return llvm::MutableArrayRef<T>(p->grad);
 }

@@ -91,11 +91,12 @@ enum MessageKind : uint32_t {
   kFail,       ///< A rank failed: why.
   kLosses,     ///< The step's losses, from the master.
   kState,      ///< The master's weights and moments (broadcast).
-  kShard,      ///< A ZeRO-1 updater's new weights, to the ranks using them.
+  kShard,      ///< An updater's new weights, to the ranks reading them.
   kStats,      ///< A rank's events and counters, to the master (finish).
   kAlive,      ///< The rank computes (a heartbeat, for the bounded waits).
   kEnded,      ///< A rank's actions of the step ended (its reductions go on).
-  kGather,     ///< A ZeRO-1 updater's weights and moments, for a checkpoint.
+  kGather,     ///< An updater's weights and moments, for a checkpoint.
+  kGradients,  ///< An updater's reduced gradients (octet-run --save-gradients).
 };
 
 /// Microseconds on the steady clock, which the processes of one machine
@@ -150,13 +151,14 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// final in this step.
   std::map<std::string, std::vector<size_t>> holders;
   std::map<std::string, size_t> finals;
-  /// ZeRO-1: the executor that receives a parameter's reduced gradient and
-  /// updates it (else the master does both).
+  /// The executor that receives each parameter's reduced gradient and
+  /// updates it: one holding it, on the first replica or (ZeRO-1, `zero`)
+  /// on the replica whose share it is in. Missing: the master's.
   bool zero = false;
   std::map<std::string, size_t> updater;
-  /// The first broadcast() has run: the moments have gone out. With ZeRO-1
-  /// a parameter's weights are from then on current only on its updater
-  /// and on the executors that use it.
+  /// The first broadcast() has run: the moments have gone out to the
+  /// updaters, and a parameter's weights are from then on current only on
+  /// its updater and on the executors that use it.
   bool distributed = false;
   /// A gatherState() since the last broadcast(), which then holds the
   /// other processes until the master has written its checkpoint.
@@ -166,13 +168,20 @@ template <typename T> struct PipelineRunner<T>::Impl {
     auto it = updater.find(name);
     return it == updater.end() ? 0 : it->second;
   }
-  /// Whether executor `e` needs trainable parameter `name`'s weights after
-  /// each update: it runs functions that use them. (A function that reads
-  /// a weight accumulates its gradient, so these are its holders; one
-  /// without a gradient, which the master updates, counts as used by all.)
+  /// Per parameter: the executors whose functions read its weights.
+  std::map<std::string, std::set<size_t>> readers;
+  /// Whether executor `e` needs parameter `name`'s weights after each
+  /// update: it runs functions that read them.
   bool uses(size_t e, const std::string &name) const {
+    auto it = readers.find(name);
+    return it != readers.end() && it->second.count(e);
+  }
+  /// Whether executor `e` keeps parameter `name`'s state at all: it reads
+  /// the weights, accumulates the gradient or updates it.
+  bool keeps(size_t e, const std::string &name) const {
     auto it = holders.find(name);
-    return it == holders.end() || llvm::is_contained(it->second, e);
+    return uses(e, name) || updaterOf(name) == e ||
+           (it != holders.end() && llvm::is_contained(it->second, e));
   }
 
   /// The elements [begin, end) of parameter `name` (`size` of them) that
@@ -192,9 +201,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
 
   /// Sets to NaN, in executor `e`, the weights it must not read, so that a
-  /// read would show in the losses: the other ranks' experts, and with
-  /// ZeRO-1 the parameters it neither uses nor updates (stale between
-  /// updates; gatherState() brings them to the master).
+  /// read would show in the losses: the other ranks' experts, and the
+  /// parameters it neither uses nor updates (stale between updates;
+  /// gatherState() brings them to the master).
   void maskForeignWeights(size_t e) {
     if (!ranks[e])
       return;
@@ -204,7 +213,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
           ranks[e]->masterWeight(p.name);
       if (!w || p.frozen)
         continue;
-      if (zero && distributed && !uses(e, p.name) && updaterOf(p.name) != e) {
+      if (distributed && !uses(e, p.name) && updaterOf(p.name) != e) {
         std::fill(w->begin(), w->end(), nan);
         continue;
       }
@@ -294,14 +303,19 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// The messages outside the steps, in the order they came.
   std::deque<std::vector<uint8_t>> lossesInbox, stateInbox;
   std::map<int64_t, std::deque<std::vector<uint8_t>>> shardsInbox;
-  std::map<int64_t, std::vector<uint8_t>> statsInbox, gatherInbox;
+  std::map<int64_t, std::vector<uint8_t>> statsInbox, gatherInbox,
+      gradientsInbox;
   /// A peer whose process ended: every later wait fails with it.
   std::string lost;
   /// The step's failure came from another rank (which told the others
   /// itself), or was sent to them already.
   bool failureFromPeer = false, failureSent = false;
-  /// Per executor, the AdamW moment bytes (-1: not known here).
-  std::vector<int64_t> momentBytes;
+  /// Per executor, the state it holds (-1: not known here).
+  std::vector<StateBytes> stateBytes;
+  StateBytes stateOf(size_t e) const {
+    return {ranks[e]->getWeightBytes(), ranks[e]->getGradientBytes(),
+            ranks[e]->getMomentBytes()};
+  }
 
   std::string meta(const std::string &key) const {
     auto it = program->metadata.find(key);
@@ -482,6 +496,9 @@ template <typename T> struct PipelineRunner<T>::Impl {
       break;
     case kGather:
       gatherInbox[peer] = std::move(payload);
+      break;
+    case kGradients:
+      gradientsInbox[peer] = std::move(payload);
       break;
     case kStats:
       statsInbox[peer] = std::move(payload);
@@ -926,8 +943,13 @@ template <typename T> struct PipelineRunner<T>::Impl {
       w.u64(stepIndex);
       w.i64(rank);
     }
-    if (group)
-      sendToAll(kEnded, w.take());
+    if (!group)
+      return;
+    // A failure of these actions first, so that the others see it before
+    // they see this rank ended (which makes their reductions look for a
+    // rank that stopped early).
+    tellFailure();
+    sendToAll(kEnded, w.take());
   }
 
   void runActions(int64_t rank, llvm::ArrayRef<Batch> batches) {
@@ -1334,6 +1356,14 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       if (i.op == "octet.grad_accumulate")
         if (std::optional<llvm::StringRef> p = i.attrs.getString("param"))
           accumulationsOfFunction[f.name].push_back(p->str());
+  // The parameters each function reads (a stage may read one whose
+  // gradient it does not make: DeepSeek's MTP module, the embedding).
+  std::map<std::string, std::set<std::string>> readsOfFunction;
+  for (const Function &f : program.functions)
+    for (const Instruction &i : f.body)
+      if (i.op == "octet.param")
+        if (std::optional<llvm::StringRef> p = i.attrs.getString("name"))
+          readsOfFunction[f.name].insert(p->str());
   impl->expected.resize(ranks * dp);
   impl->accumulated.resize(ranks * dp);
   // Per rank: its trainable parameters in the order their gradients
@@ -1356,6 +1386,9 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
           finishOrder[r].push_back(p);
     for (const auto &[p, n] : count)
       impl->holders[p].push_back(size_t(r));
+    for (const std::string &fn : run)
+      for (const std::string &p : readsOfFunction[fn])
+        impl->readers[p].insert(size_t(r));
   }
 
   if (group && group->getSize() != ranks * dp)
@@ -1450,10 +1483,11 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     if (impl->ranks[e])
       impl->ranks[e]->setGradientCallback(
           [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
-  // ZeRO-1: every replica updates a share of the parameters, balanced by
-  // size (largest first), on the rank holding them. The experts' weights
-  // stay with the master under expert parallelism: the other ranks hold
-  // only their own experts.
+  // Who updates each parameter: the pipeline rank holding it (the lower
+  // of DualPipe's mirrored copies), of the first replica; with ZeRO-1 that
+  // of the replica whose share it balances (by size, largest first). The
+  // experts' weights are the master's under expert parallelism: the other
+  // ranks hold only their own experts.
   impl->zero = number("pipeline.zero") == 1 && dp > 1;
   {
     std::set<std::string> experts;
@@ -1461,7 +1495,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       experts.insert(name);
     std::vector<std::pair<size_t, std::string>> bySize;
     for (const auto &[name, from] : impl->holders) {
-      impl->updater[name] = 0;
+      impl->updater[name] = experts.count(name) ? 0 : from.front();
       if (experts.count(name))
         continue;
       const Parameter *p = program.lookupParameter(name);
@@ -1482,19 +1516,22 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
       load[d] += n;
       impl->updater[name] = size_t(d * ranks) + impl->holders[name].front();
     }
-    for (int64_t e = 0; impl->zero && e < ranks * dp; ++e) {
+    for (int64_t e = 0; e < ranks * dp; ++e) {
       if (!impl->ranks[e])
         continue;
-      const auto &updater = impl->updater;
       // A parameter without a gradient (autodiff warns) is the master's.
       impl->ranks[e]->setOptimizerShard([&](llvm::StringRef name) {
-        auto it = updater.find(name.str());
-        return it == updater.end() ? e == 0 : it->second == size_t(e);
+        return impl->updaterOf(name.str()) == size_t(e);
       });
-      // The others' moments go, except on the master, which gathers every
-      // update and writes the checkpoints.
-      if (e > 0)
+      // The others' moments go, and the state of the parameters it neither
+      // reads nor makes a gradient of; the master's once broadcast() has
+      // sent them.
+      if (e > 0) {
         impl->ranks[e]->releaseUnownedMoments();
+        impl->ranks[e]->releaseParameters([&](llvm::StringRef name) {
+          return impl->keeps(size_t(e), name.str());
+        });
+      }
     }
   }
   for (auto &list : impl->buckets)
@@ -1503,7 +1540,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         if (!group || impl->updater.at(p) == size_t(impl->self))
           b.here.push_back(p);
   impl->computeEnds.assign(size_t(ranks * dp), 0);
-  impl->momentBytes.assign(size_t(ranks * dp), -1);
+  impl->stateBytes.assign(size_t(ranks * dp), StateBytes());
   if (group) {
     // Who takes each stage function's results: the executors whose
     // functions name them as inputs, and the master the losses.
@@ -1562,11 +1599,11 @@ template <typename T> bool PipelineRunner<T>::isMaster() const {
 }
 
 template <typename T>
-std::vector<int64_t> PipelineRunner<T>::getMomentBytes() const {
-  std::vector<int64_t> bytes = impl->momentBytes;
+auto PipelineRunner<T>::getStateBytes() const -> std::vector<StateBytes> {
+  std::vector<StateBytes> bytes = impl->stateBytes;
   for (size_t e = 0; e < impl->ranks.size(); ++e)
     if (impl->ranks[e])
-      bytes[e] = impl->ranks[e]->getMomentBytes();
+      bytes[e] = impl->stateOf(e);
   return bytes;
 }
 
@@ -1682,11 +1719,11 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
 template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
   Impl &m = *impl;
   typename Impl::InCall call(m);
-  // ZeRO-1 after the first: optimizerStep() sent the new weights to the
-  // executors that use them, and the moments stay with the updaters. Only
-  // after a gatherState() is there something to do: the other processes
-  // wait for the master, which has written its checkpoint meanwhile.
-  bool barrier = m.zero && m.distributed;
+  // After the first: optimizerStep() sent the new weights to the executors
+  // that use them, and the moments stay with the updaters. Only after a
+  // gatherState() is there something to do: the other processes wait for
+  // the master, which has written its checkpoint meanwhile.
+  bool barrier = m.distributed;
   if (barrier && !m.gathered)
     return llvm::Error::success();
   m.gathered = false;
@@ -1735,17 +1772,19 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
     CpuExecutor<T> &master = *m.ranks[0];
     for (int64_t q = 1; q < m.group->getSize(); ++q) {
       WireWriter w;
-      w.u64(barrier ? 0 : m.program->parameters.size());
+      // The parameters q keeps, and their moments if q updates them.
+      int64_t n = 0;
+      for (const Parameter &p : m.program->parameters)
+        n += !barrier && m.keeps(size_t(q), p.name);
+      w.u64(uint64_t(n));
       for (const Parameter &p : m.program->parameters) {
-        if (barrier)
-          break;
+        if (barrier || !m.keeps(size_t(q), p.name))
+          continue;
         w.str(p.name);
         w.array<T>(*master.masterWeight(p.name));
-        // The moments once: only the master and ZeRO-1's updaters use them.
         auto it = m.updater.find(p.name);
-        bool moments =
-            !m.distributed && master.firstMoment(p.name) &&
-            (!m.zero || (it != m.updater.end() && it->second == size_t(q)));
+        bool moments = master.firstMoment(p.name) && it != m.updater.end() &&
+                       it->second == size_t(q);
         w.u64(moments);
         if (moments) {
           w.array<uint16_t>(*master.firstMoment(p.name));
@@ -1764,17 +1803,18 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
             std::copy(from->begin(), from->end(), to->begin());
         };
         copy(master.masterWeight(p.name), rank.masterWeight(p.name));
-        if (m.distributed)
-          continue;
         copy(master.firstMoment(p.name), rank.firstMoment(p.name));
         copy(master.secondMoment(p.name), rank.secondMoment(p.name));
       }
   }
   if (!m.distributed) {
     m.distributed = true;
-    // ZeRO-1: from now on the master keeps only its share's moments too.
-    if (m.zero && m.local(0))
+    // From now on the master keeps only its own share too.
+    if (m.local(0)) {
       m.ranks[0]->releaseUnownedMoments();
+      m.ranks[0]->releaseParameters(
+          [&](llvm::StringRef name) { return m.keeps(0, name.str()); });
+    }
   }
   for (size_t e = 0; e < m.ranks.size(); ++e)
     m.maskForeignWeights(e);
@@ -2112,12 +2152,11 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
 }
 
 template <typename T>
-llvm::Expected<std::map<std::string, typename PipelineRunner<T>::Moments>>
+llvm::Expected<
+    std::map<std::string, typename PipelineRunner<T>::ParameterState>>
 PipelineRunner<T>::gatherState() {
   Impl &m = *impl;
-  std::map<std::string, Moments> gathered;
-  if (!m.zero)
-    return gathered;
+  std::map<std::string, ParameterState> gathered;
   typename Impl::InCall call(m);
   m.gathered = true;
   // Each updater's share: its weights (which the master may not read) and
@@ -2167,22 +2206,97 @@ PipelineRunner<T>::gatherState() {
     WireReader r(payload);
     for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
       std::string name = r.str();
-      std::vector<T> w = r.array<T>();
-      Moments moments{r.array<uint16_t>(), r.array<uint16_t>()};
-      std::optional<llvm::MutableArrayRef<T>> to = master.masterWeight(name);
-      if (r.failed() || m.updaterOf(name) != e || !to ||
-          to->size() != w.size() || moments.first.size() != w.size() ||
-          moments.second.size() != w.size())
+      ParameterState state;
+      state.weights = r.array<T>();
+      state.first = r.array<uint16_t>();
+      state.second = r.array<uint16_t>();
+      const Parameter *p = m.program->lookupParameter(name);
+      size_t size = 1;
+      for (int64_t d : p ? p->shape : std::vector<int64_t>{})
+        size *= size_t(d);
+      if (r.failed() || !p || m.updaterOf(name) != e ||
+          state.weights.size() != size || state.first.size() != size ||
+          state.second.size() != size)
         return llvm::createStringError(
             llvm::formatv("rank {0} sent the state of '{1}', which is not "
                           "its to update or does not fit",
                           e, name));
-      std::copy(w.begin(), w.end(), to->begin());
-      gathered[name] = std::move(moments);
+      if (std::optional<llvm::MutableArrayRef<T>> to =
+              master.masterWeight(name)) {
+        std::copy(state.weights.begin(), state.weights.end(), to->begin());
+        state.weights.clear();
+      }
+      gathered[name] = std::move(state);
     }
     if (r.failed() || !r.atEnd())
       return llvm::createStringError(
           llvm::formatv("rank {0} sent a malformed message of its state", e));
+  }
+  return gathered;
+}
+
+template <typename T>
+llvm::Expected<std::map<std::string, std::vector<T>>>
+PipelineRunner<T>::gatherGradients() {
+  Impl &m = *impl;
+  std::map<std::string, std::vector<T>> gathered;
+  typename Impl::InCall call(m);
+  std::set<size_t> updaters;
+  for (const auto &[name, e] : m.updater)
+    if (e != 0)
+      updaters.insert(e);
+  auto writeShare = [&](WireWriter &w, size_t e) {
+    int64_t n = 0;
+    for (const auto &[name, u] : m.updater)
+      n += u == e;
+    w.u64(uint64_t(n));
+    for (const auto &[name, u] : m.updater)
+      if (u == e) {
+        w.str(name);
+        w.array<T>(*m.ranks[e]->gradient(name));
+      }
+  };
+  if (m.group && m.self != 0) {
+    if (updaters.count(size_t(m.self))) {
+      WireWriter w;
+      writeShare(w, size_t(m.self));
+      m.sendTo(0, kGradients, w.take(), "gradients");
+    }
+    return gathered;
+  }
+  for (size_t e : updaters) {
+    std::vector<uint8_t> payload;
+    if (!m.group) {
+      WireWriter w;
+      writeShare(w, e);
+      payload = w.take();
+    } else {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      if (llvm::Error err = m.awaitMessage(
+              lock, [&] { return m.gradientsInbox.count(int64_t(e)) > 0; },
+              llvm::formatv("rank {0}'s reduced gradients", e).str()))
+        return std::move(err);
+      payload = std::move(m.gradientsInbox[int64_t(e)]);
+      m.gradientsInbox.erase(int64_t(e));
+    }
+    WireReader r(payload);
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      std::string name = r.str();
+      std::vector<T> g = r.array<T>();
+      const Parameter *p = m.program->lookupParameter(name);
+      size_t size = 1;
+      for (int64_t d : p ? p->shape : std::vector<int64_t>{})
+        size *= size_t(d);
+      if (r.failed() || !p || m.updaterOf(name) != e || g.size() != size)
+        return llvm::createStringError(
+            llvm::formatv("rank {0} sent the gradient of '{1}', which is not "
+                          "its to reduce or does not fit",
+                          e, name));
+      gathered[name] = std::move(g);
+    }
+    if (r.failed() || !r.atEnd())
+      return llvm::createStringError(llvm::formatv(
+          "rank {0} sent a malformed message of its gradients", e));
   }
   return gathered;
 }
@@ -2214,6 +2328,8 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     w.array<int64_t>(m.bucketsReduced);
     w.i64(m.expertExchanges[m.self]);
     w.i64(m.expertBytes[m.self]);
+    w.i64(m.ranks[m.self]->getWeightBytes());
+    w.i64(m.ranks[m.self]->getGradientBytes());
     w.i64(m.ranks[m.self]->getMomentBytes());
     m.sendTo(0, kStats, w.take());
     if (llvm::Error e = m.flush())
@@ -2221,7 +2337,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     m.finished = true;
     return llvm::Error::success();
   }
-  m.momentBytes[0] = m.ranks[0]->getMomentBytes();
+  m.stateBytes[0] = m.stateOf(0);
   // Every bucket is reduced once a step (its share on each updater).
   for (int64_t r = 0; r < m.pp; ++r)
     m.bucketsReduced[r] = int64_t(m.buckets[r].size() * m.stepIndex);
@@ -2259,7 +2375,11 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     std::vector<double> reduceUs = r.array<double>(),
                         exposedUs = r.array<double>();
     std::vector<int64_t> buckets = r.array<int64_t>();
-    int64_t exchanges = r.i64(), bytes = r.i64(), moments = r.i64();
+    int64_t exchanges = r.i64(), bytes = r.i64();
+    StateBytes held;
+    held.weights = r.i64();
+    held.gradients = r.i64();
+    held.moments = r.i64();
     if (r.failed() || !r.atEnd() || !known ||
         int64_t(reduceUs.size()) != m.pp || int64_t(exposedUs.size()) != m.pp ||
         int64_t(buckets.size()) != m.pp)
@@ -2274,7 +2394,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     }
     m.expertExchanges[q] = exchanges;
     m.expertBytes[q] = bytes;
-    m.momentBytes[q] = moments;
+    m.stateBytes[q] = held;
     std::lock_guard<std::mutex> lock(m.mutex);
     for (Event &e : events)
       m.events.push_back(std::move(e));

@@ -351,14 +351,21 @@ T runStagedLoss(CpuExecutor<T> &exec, const StageFunctions &stages,
   return loss;
 }
 
-/// With ZeRO-1: the AdamW moments each rank keeps.
-void printMomentBytes(const PipelineRunner<float> &ranks, raw_ostream &os) {
-  std::string held;
-  for (int64_t b : ranks.getMomentBytes())
-    held +=
-        formatv("{0}{1:f2}", held.empty() ? "" : ", ", double(b) / (1 << 20))
-            .str();
-  os << "octet-run: AdamW moments each rank holds (MiB): " << held << "\n";
+/// What each rank keeps: the parameters it reads, accumulates or updates,
+/// and the AdamW moments of those it updates.
+void printStateBytes(const PipelineRunner<float> &ranks, raw_ostream &os) {
+  std::vector<PipelineRunner<float>::StateBytes> bytes = ranks.getStateBytes();
+  auto line = [&](StringRef what, auto field) {
+    std::string held;
+    for (const PipelineRunner<float>::StateBytes &b : bytes)
+      held += formatv("{0}{1:f2}", held.empty() ? "" : ", ",
+                      double(b.*field) / (1 << 20))
+                  .str();
+    os << "octet-run: " << what << " each rank holds (MiB): " << held << "\n";
+  };
+  line("AdamW moments", &PipelineRunner<float>::StateBytes::moments);
+  line("FP32 weights", &PipelineRunner<float>::StateBytes::weights);
+  line("FP32 gradients", &PipelineRunner<float>::StateBytes::gradients);
 }
 
 /// Per rank: time computing, time waiting for other ranks' tensors (the
@@ -509,23 +516,37 @@ int runGradcheck(const Program &program) {
 // Training
 //===----------------------------------------------------------------------===//
 
+/// Of the parameters the master does not update, their state from the
+/// ranks that do (PipelineRunner::gatherState).
+using GatheredState =
+    std::map<std::string, PipelineRunner<float>::ParameterState>;
+
+/// Every parameter's weights: the executor's, or those gathered from the
+/// rank that updates it.
 std::vector<Tensor> weightTensors(CpuExecutor<float> &exec,
-                                  const Program &program) {
+                                  const Program &program,
+                                  GatheredState &gathered) {
   std::vector<Tensor> out;
   for (const Parameter &p : program.parameters) {
     auto w = exec.masterWeight(p.name);
+    if (!w) {
+      auto it = gathered.find(p.name);
+      if (it == gathered.end() || it->second.weights.empty())
+        fail("internal error: no weights of '" + p.name +
+             "' for the checkpoint");
+      w = MutableArrayRef<float>(it->second.weights);
+    }
     out.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
                                     ArrayRef<float>(w->data(), w->size())));
   }
   return out;
 }
 
-/// The AdamW moments of every trainable parameter: the executor's, or with
-/// ZeRO-1 those gathered from the ranks that update them.
-using GatheredMoments = std::map<std::string, PipelineRunner<float>::Moments>;
+/// The AdamW moments of every trainable parameter: the executor's, or
+/// those gathered from the rank that updates it.
 std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
                                      const Program &program,
-                                     GatheredMoments &gathered) {
+                                     GatheredState &gathered) {
   std::vector<Tensor> out;
   for (const Parameter &p : program.parameters) {
     if (p.frozen)
@@ -806,12 +827,6 @@ void checkProcessOptions(const Program &program) {
   if (virtualRanks)
     fail("--virtual-ranks runs every rank in one process; it does not go "
          "with --nproc");
-  bool zero = metaNumber(program, "pipeline.zero", 0) == 1 &&
-              metaNumber(program, "pipeline.dp", 1) > 1;
-  if (zero && !gradientsPath.empty())
-    fail("--save-gradients with ZeRO-1 and the ranks as processes: the "
-         "reduced gradients are spread over the ranks that update them; run "
-         "the ranks as threads (without --nproc) to save them");
 }
 
 /// The GPU of this process's rank: rank r on GPU r modulo the GPUs it
@@ -919,27 +934,29 @@ int runTraining(const Program &program, StringRef digest) {
   double ema = 0, lastLoss = 0;
   auto lastReport = start;
   Batch batch;
-  // With ZeRO-1 each rank keeps current only the weights it reads and the
-  // moments it updates: every rank sends its share to the master, which
-  // writes the checkpoint, and (broadcast()) the others wait for it.
+  // With pipeline ranks each keeps only the parameters it reads,
+  // accumulates or updates, and the moments of those it updates: every
+  // rank sends its share to the master, which writes the checkpoint, and
+  // (broadcast()) the others wait for it.
   std::unique_ptr<PipelineRunner<float>> ranks;
   auto gatherState = [&]() {
-    GatheredMoments moments;
+    GatheredState state;
     if (ranks)
-      moments = check(ranks->gatherState(),
-                      "gathering the optimizer state for the checkpoint");
-    return moments;
+      state = check(ranks->gatherState(),
+                    "gathering the ranks' state for the checkpoint");
+    return state;
   };
-  auto saveAt = [&](uint64_t step, GatheredMoments moments) {
+  auto saveAt = [&](uint64_t step, GatheredState gathered) {
     CheckpointMeta meta;
     meta.seed = s.seed;
     meta.dataLoader = loader.state();
     meta.configDigest = digest.str();
     CheckpointOptions options;
     options.keepLast = keep;
-    failOn(saveCheckpoint(
-               checkpointDir, int64_t(step), weightTensors(exec, program),
-               optimizerTensors(exec, program, moments), meta, options),
+    failOn(saveCheckpoint(checkpointDir, int64_t(step),
+                          weightTensors(exec, program, gathered),
+                          optimizerTensors(exec, program, gathered), meta,
+                          options),
            "writing the checkpoint of step " + std::to_string(step));
   };
 
@@ -980,12 +997,12 @@ int runTraining(const Program &program, StringRef digest) {
       std::string shares;
       for (int64_t n : ranks->getOptimizerShares())
         shares += (shares.empty() ? "" : ", ") + std::to_string(n);
-      errs() << "octet-run: parameter elements each replica updates: "
-             << shares << "\n";
-      // With processes, known here only at the end (finish()).
-      if (!group)
-        printMomentBytes(*ranks, errs());
+      errs() << "octet-run: parameter elements each replica updates: " << shares
+             << "\n";
     }
+    // With processes, known here only at the end (finish()).
+    if (!quiet && !group)
+      printStateBytes(*ranks, errs());
   }
   if (!ranks && !tracePath.empty())
     fail("--trace records pipeline ranks: this program has one stage (or "
@@ -1016,8 +1033,7 @@ int runTraining(const Program &program, StringRef digest) {
     }
     objective /= double(s.microBatches);
     loss /= double(s.microBatches);
-    // The step's reduced gradient: the master's, or (ZeRO-1) the rank's
-    // that updates the parameter.
+    // The step's reduced gradient, on the rank that updates the parameter.
     auto gradient = [&](const Parameter &p) {
       return ranks ? ranks->gradient(p.name) : exec.gradient(p.name);
     };
@@ -1027,12 +1043,23 @@ int runTraining(const Program &program, StringRef digest) {
         if (auto g = gradient(p))
           for (float &v : *g)
             v /= float(s.microBatches);
+    // Those the master does not update come from their updaters.
+    std::map<std::string, std::vector<float>> gathered;
+    if (!gradientsPath.empty() && step == firstStep && ranks)
+      gathered =
+          check(ranks->gatherGradients(), "gathering the reduced gradients");
     if (!gradientsPath.empty() && step == firstStep && leader) {
       std::vector<Tensor> grads;
-      for (const Parameter &p : program.parameters)
-        if (auto g = gradient(p))
-          grads.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
-                                            ArrayRef<float>(g->data(), g->size())));
+      for (const Parameter &p : program.parameters) {
+        auto it = gathered.find(p.name);
+        if (it != gathered.end())
+          grads.push_back(
+              Tensor::of<float>(p.name, DType::F32, p.shape, it->second));
+        else if (auto g = gradient(p))
+          grads.push_back(
+              Tensor::of<float>(p.name, DType::F32, p.shape,
+                                ArrayRef<float>(g->data(), g->size())));
+      }
       // The micro-batches' losses too, exactly (C99 hexadecimal floats).
       std::string losses;
       for (float l : microBatchLosses)
@@ -1045,11 +1072,12 @@ int runTraining(const Program &program, StringRef digest) {
       fail(formatv("the loss is {0} at step {1}: training diverged", objective,
                    step));
     double lr = learningRate(s, step, lastStep);
-    if (ranks && ranks->shardsOptimizer()) {
+    if (ranks) {
+      // Every rank updates its parameters, and sends them where they are
+      // read.
       failOn(ranks->optimizerStep(float(lr), int64_t(step)),
-             "running the sharded optimizer step");
-    } else if (!ranks || ranks->isMaster()) {
-      // The master updates; the other ranks get its weights below.
+             "running the optimizer step");
+    } else {
       check(exec.run("optimizer_step",
                      {CpuExecutor<float>::Argument::scalar(float(lr)),
                       CpuExecutor<float>::Argument::integer(int64_t(step))}),
@@ -1060,12 +1088,13 @@ int runTraining(const Program &program, StringRef digest) {
     // bounded by --pipeline-timeout) while rank 0 writes it.
     if (!checkpointDir.empty() && every && step % every == 0 &&
         step != lastStep) {
-      GatheredMoments moments = gatherState();
+      GatheredState state = gatherState();
       if (leader)
-        saveAt(step, std::move(moments));
+        saveAt(step, std::move(state));
     }
     if (ranks)
-      failOn(ranks->broadcast(), "sending the updated weights");
+      failOn(ranks->broadcast(),
+             "waiting for the checkpoint of step " + std::to_string(step));
 
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - start).count();
@@ -1107,15 +1136,15 @@ int runTraining(const Program &program, StringRef digest) {
   }
   if (terminal)
     errs() << "\n";
-  GatheredMoments finalMoments;
+  GatheredState finalState;
   if (!checkpointDir.empty())
-    finalMoments = gatherState();
+    finalState = gatherState();
   if (ranks)
     failOn(ranks->finish(), "gathering the ranks' events");
   if (!leader)
     return 0;
   if (!checkpointDir.empty())
-    saveAt(lastStep, std::move(finalMoments));
+    saveAt(lastStep, std::move(finalState));
 
   double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -1131,8 +1160,8 @@ int runTraining(const Program &program, StringRef digest) {
   outs() << "\n";
   if (ranks)
     reportPipeline(*ranks, int64_t(lastStep - firstStep + 1));
-  if (ranks && group && ranks->shardsOptimizer())
-    printMomentBytes(*ranks, outs());
+  if (ranks && group)
+    printStateBytes(*ranks, outs());
   reportGemmEngines(engines);
   return 0;
 }

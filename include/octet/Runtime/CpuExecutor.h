@@ -169,7 +169,8 @@ public:
   /// The state of parameter `name`: its master weight; its gradient
   /// accumulator and AdamW moments (BF16 bits), which frozen parameters do
   /// not have (nor, after releaseUnownedMoments, the parameters of other
-  /// ranks' shards). std::nullopt when there is no such state.
+  /// ranks' shards; nor any state after releaseParameters). std::nullopt
+  /// when there is no such state.
   std::optional<llvm::MutableArrayRef<T>> masterWeight(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<uint16_t>>
@@ -196,8 +197,17 @@ public:
   /// firstMoment and secondMoment then return std::nullopt; an update of
   /// one of them fails. Returns the bytes freed.
   int64_t releaseUnownedMoments();
+  /// Pipeline ranks: frees the weights, gradient and moments of every
+  /// parameter `keep` rejects (another rank's, which this one neither reads
+  /// nor updates). masterWeight, gradient and the moments then return
+  /// std::nullopt for it, and a function that reads its weights or
+  /// accumulates its gradient fails, naming it. Returns the bytes freed.
+  int64_t releaseParameters(llvm::function_ref<bool(llvm::StringRef)> keep);
   /// Bytes of AdamW moments (BF16) this executor holds.
   int64_t getMomentBytes() const;
+  /// Bytes of master weights and of gradient accumulators it holds.
+  int64_t getWeightBytes() const;
+  int64_t getGradientBytes() const;
 
   /// Calls `fn` with the parameter's name after every octet.grad_accumulate,
   /// on the thread running the function, so that a gradient's reduction

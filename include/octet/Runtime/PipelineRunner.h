@@ -16,32 +16,33 @@
 // holding its parameters has run its last action touching them: copied
 // from the one rank that holds a parameter, or summed over DualPipe's
 // mirrored copies and over the data-parallel replicas (in rank order, then
-// replica order). The sum goes to the master executor (rank 0's, owned by
-// the caller), which runs the optimizer; broadcast() copies the master's
-// weights back to every rank. With ZeRO-1 (pipeline.zero = 1) each
-// parameter's sum goes instead to one replica's rank, chosen to balance
-// the replicas' shares, which updates it in optimizerStep(), sends the new
-// weights to the ranks that read them, and alone keeps its AdamW moments
-// (gatherState() brings them to the master for a checkpoint). A rank that
-// fails, or waits longer than the timeout, ends the step with an error on
-// every rank.
+// replica order). The sum goes to the parameter's updater: the pipeline
+// rank holding it (the lower of DualPipe's two) on the first replica, or
+// with ZeRO-1 (pipeline.zero = 1) on the replica whose share it is in
+// (the shares balanced by size). In optimizerStep() every updater runs
+// AdamW on its parameters and sends the new weights to the other ranks
+// that read them; it alone keeps their AdamW moments. The master (rank 0)
+// holds only its own share, and gathers the others' for a checkpoint
+// (gatherState()). A rank that fails, or waits longer than the timeout,
+// ends the step with an error on every rank.
 //
 // Expert parallelism (pipeline.ep = G > 1): the same pipeline rank of G
 // consecutive replicas forms an expert-parallel group, through which the
 // program's octet_pipe expert ops (--octet-insert-expert-comm) send each
 // MoE layer's rows to their experts' owners and back (ExpertExchange);
-// ranks other than the master hold only their own experts' weights
-// (the others are NaN, so that a read of them shows in the losses).
+// the master updates the experts' weights, and the other ranks hold only
+// their own experts' (the others are NaN, so that a read of them shows in
+// the losses, as are the weights of parameters a rank neither reads nor
+// updates).
 //
 // Ranks as processes (a ProcessGroup, octet-run --nproc): each process
 // runs one rank, with the executor the caller gives create() (rank 0's is
 // the master), and everything the ranks share travels as messages: a
 // stage function's results to the ranks whose functions take them (and
 // the losses to the master), the expert exchanges, each final gradient to
-// the rank that reduces it (the master, or its ZeRO-1 updater), the
-// master's weights to every rank or each ZeRO-1 updater's to the ranks
-// reading them, the ZeRO-1 shards to the master for a checkpoint, and at
-// the end every rank's events for the trace. The
+// the rank that reduces and updates it, the new weights from each updater
+// to the ranks reading them, the updaters' shares to the master for a
+// checkpoint, and at the end every rank's events for the trace. The
 // reductions sum in the same order as with threads, so the results are
 // bit-identical. A rank that fails tells the others; one whose process
 // dies is seen at once by every other (its connections close).
@@ -105,9 +106,9 @@ public:
   ~PipelineRunner();
 
   int64_t getNumRanks() const;
-  /// Whether this process holds the master (always, with threads): it
-  /// runs the unsharded optimizer, and has the losses, the reduced
-  /// gradients and, after finish(), every rank's events.
+  /// Whether this process holds the master (always, with threads): it has
+  /// the losses, writes the checkpoints (gatherState()) and has, after
+  /// finish(), every rank's events.
   bool isMaster() const;
   /// The ranks of an expert-parallel group (1: every rank has all experts).
   int64_t getExpertParallelism() const;
@@ -164,49 +165,61 @@ public:
   /// The same for the BF16 and FP32 GEMMs.
   void setDenseGemmEngine(int64_t rank, cpu::DenseGemmEngine *engine);
 
-  /// Every process of a group calls it after the optimizer. Without
-  /// ZeRO-1, copies the master's weights to every rank (the first time,
-  /// from create(), its AdamW moments too). With ZeRO-1 the first call
-  /// sends each parameter's moments to its updater only, and the master
-  /// then frees the others' too; after that, optimizerStep() has sent the
-  /// weights already, and broadcast() does nothing unless gatherState()
-  /// ran: then the other processes wait here for the master, which writes
-  /// its checkpoint in between.
+  /// The first call (from create()) copies to every rank the master's
+  /// weights of the parameters it keeps, and each parameter's AdamW
+  /// moments to its updater; the master then frees the state of the
+  /// others' parameters. After that optimizerStep() sends the
+  /// weights, and broadcast() does nothing unless gatherState() ran: then
+  /// the other processes wait here for the master, which writes its
+  /// checkpoint in between. Every process of a group calls it after each
+  /// optimizer step.
   llvm::Error broadcast();
 
-  /// The step's reduced gradient of parameter `name`: the master's, or with
-  /// ZeRO-1 that of the rank updating it (std::nullopt in the other
-  /// processes of a group).
+  /// The step's reduced gradient of parameter `name`, on the rank that
+  /// updates it (std::nullopt in the other processes of a group).
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
-  /// Whether the optimizer is sharded (ZeRO-1): then optimizerStep(), not
-  /// the master's @optimizer_step, updates the parameters.
+  /// The reduced gradients the master does not update itself, from the
+  /// ranks that do (for octet-run --save-gradients; nothing in the other
+  /// processes). Every process of a group calls it.
+  llvm::Expected<std::map<std::string, std::vector<T>>> gatherGradients();
+  /// Whether the optimizer is sharded over the replicas (ZeRO-1); without
+  /// it the first replica's ranks update their parameters.
   bool shardsOptimizer() const;
-  /// Per replica: the parameter elements its ranks update (all with the
-  /// first replica's ranks without ZeRO-1).
+  /// Per replica: the parameter elements its ranks update (all on the
+  /// first replica without ZeRO-1).
   std::vector<int64_t> getOptimizerShares() const;
-  /// Per rank, the bytes of AdamW moments it holds: with ZeRO-1 the ranks
-  /// other than the master keep only their share's. In a group, -1 for
-  /// the other processes' ranks until finish().
-  std::vector<int64_t> getMomentBytes() const;
-  /// ZeRO-1's update: every rank runs @optimizer_step on its share (in
-  /// parallel), then sends the new weights straight to the other ranks
-  /// that read them (the all-gather; of an expert weight, only a rank's
-  /// own experts). The moments stay with their updaters. Every process of
-  /// a group calls it.
+  /// What a rank holds, in bytes: the FP32 weights of the parameters it
+  /// reads, accumulates or updates, their gradient accumulators, and the
+  /// AdamW moments (BF16) of those it updates. -1: not known here.
+  struct StateBytes {
+    int64_t weights = -1, gradients = -1, moments = -1;
+  };
+  /// Per rank (in a group, the other processes' known after finish()).
+  std::vector<StateBytes> getStateBytes() const;
+  /// The update: every rank runs @optimizer_step on the parameters it
+  /// updates (in parallel: the pipeline ranks of the first replica their
+  /// own stages', with ZeRO-1 every replica's ranks a share; the master
+  /// the experts'), then sends the new weights straight to the other
+  /// ranks that read them (of an expert weight, a rank's own experts).
+  /// The moments stay with their updaters. Every process of a group calls
+  /// it.
   llvm::Error optimizerStep(T lr, int64_t step);
 
-  /// A parameter's AdamW moments (BF16 bits).
-  struct Moments {
+  /// A parameter's state from the rank that updates it: its weights
+  /// (empty when the master keeps them itself) and AdamW moments (BF16
+  /// bits).
+  struct ParameterState {
+    std::vector<T> weights;
     std::vector<uint16_t> first, second;
   };
-  /// ZeRO-1, for a checkpoint: brings every updater's share to the master,
-  /// whose executor then has every parameter's current weights, and
-  /// returns there the moments it does not hold itself (nothing in the
-  /// other processes, and without ZeRO-1). Between optimizer steps a rank
-  /// keeps current only the weights it reads or updates (the others are
-  /// NaN), so the master calls this before writing a checkpoint. Every
-  /// process of a group calls it, then broadcast().
-  llvm::Expected<std::map<std::string, Moments>> gatherState();
+  /// For a checkpoint: brings every updater's share to the master, and
+  /// returns there the state of the parameters it does not update (the
+  /// weights of those it keeps go into its executor; nothing in the other
+  /// processes). A rank keeps only the parameters it reads, accumulates
+  /// or updates, and current only the weights it reads or updates, so the
+  /// master calls this before writing a checkpoint. Every process of a
+  /// group calls it, then broadcast().
+  llvm::Expected<std::map<std::string, ParameterState>> gatherState();
 
   /// Runs the micro-batches of one step (one batch each, in order) through
   /// the schedule and leaves the gradients, as the whole step would have
@@ -217,7 +230,7 @@ public:
   llvm::Expected<std::vector<Loss>> step(llvm::ArrayRef<Batch> batches);
 
   /// In a group, sends every rank's events and counters to the master, for
-  /// getEvents(), getSummary() and getMomentBytes() there; nothing with
+  /// getEvents(), getSummary() and getStateBytes() there; nothing with
   /// threads. Every process calls it, after the last step.
   llvm::Error finish();
 

@@ -311,6 +311,49 @@ TEST(ExecutorTest, OptimizerShardUpdatesOnlyItsParameters) {
                   "the AdamW moments of 'b' were released");
 }
 
+// A pipeline rank frees the parameters it neither reads nor updates: their
+// state is gone, what it keeps is untouched, and a function that reads a
+// freed one fails, naming it, instead of reading nothing.
+TEST(ExecutorTest, ReleasedParametersAreGoneAndNamedWhenRead) {
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(5);
+  std::vector<float> w = copyOf<float>(*exec.masterWeight("w"));
+  size_t nb = exec.masterWeight("b")->size();
+  int64_t weights = exec.getWeightBytes(), grads = exec.getGradientBytes(),
+          moments = exec.getMomentBytes();
+  // FP32 weight and gradient, two BF16 moments per element.
+  EXPECT_EQ(
+      exec.releaseParameters([](llvm::StringRef name) { return name != "b"; }),
+      int64_t(nb) * 12);
+  EXPECT_EQ(exec.getWeightBytes(), weights - int64_t(nb) * 4);
+  EXPECT_EQ(exec.getGradientBytes(), grads - int64_t(nb) * 4);
+  EXPECT_EQ(exec.getMomentBytes(), moments - int64_t(nb) * 4);
+  EXPECT_FALSE(exec.masterWeight("b").has_value());
+  EXPECT_FALSE(exec.gradient("b").has_value());
+  EXPECT_FALSE(exec.firstMoment("b").has_value());
+  EXPECT_FALSE(exec.secondMoment("b").has_value());
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("w")), w));
+  // Releasing again frees nothing more.
+  EXPECT_EQ(exec.releaseParameters([](llvm::StringRef) { return false; }),
+            int64_t(w.size()) * 12);
+  EXPECT_EQ(exec.getWeightBytes(), 0);
+
+  CpuExecutor<float> other = make<float>(kLinearProgram);
+  other.initParameters(5);
+  other.releaseParameters([](llvm::StringRef name) { return name != "b"; });
+  std::vector<float> x = randomT<float>(4 * 8, 7);
+  std::vector<int32_t> labels = {3, 0, 15, 7};
+  auto out = other.run("forward_backward", {x, labels});
+  ASSERT_FALSE(bool(out));
+  EXPECT_CONTAINS(llvm::toString(out.takeError()),
+                  "the weights of parameter 'b' were released");
+  // Its optimizer step, with b another rank's to update, still runs.
+  other.setOptimizerShard([](llvm::StringRef name) { return name == "w"; });
+  run(other, "optimizer_step",
+      {CpuExecutor<float>::Argument::scalar(0.01f),
+       CpuExecutor<float>::Argument::integer(1)});
+}
+
 // The gradient callback follows every accumulation, after it is done.
 TEST(ExecutorTest, GradientCallbackFollowsEachAccumulation) {
   CpuExecutor<float> exec = make<float>(kLinearProgram);
