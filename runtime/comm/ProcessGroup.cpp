@@ -59,10 +59,13 @@ bool writeAll(int fd, const void *p, size_t n) {
 }
 
 /// Reads exactly `n` bytes: 1 when done, 0 at the end of the stream before
-/// any byte, -1 on an error or an end in the middle.
-int readAll(int fd, void *p, size_t n) {
+/// any byte, -1 on an error or an end in the middle. Calls `progress` (if
+/// set) each time another kProgressBytes have come.
+constexpr size_t kProgressBytes = size_t(1) << 20;
+int readAll(int fd, void *p, size_t n,
+            const std::function<void()> &progress = nullptr) {
   auto *b = static_cast<uint8_t *>(p);
-  size_t got = 0;
+  size_t got = 0, reported = 0;
   while (got < n) {
     ssize_t k = ::read(fd, b + got, n - got);
     if (k < 0 && errno == EINTR)
@@ -72,6 +75,10 @@ int readAll(int fd, void *p, size_t n) {
     if (k < 0)
       return -1;
     got += size_t(k);
+    if (progress && got - reported >= kProgressBytes && got < n) {
+      reported = got;
+      progress();
+    }
   }
   return 1;
 }
@@ -439,12 +446,17 @@ ProcessGroup::connect(const Options &options) {
   return std::move(g);
 }
 
-void ProcessGroup::listen(MessageHandler onMessage, LostHandler onLost) {
+void ProcessGroup::listen(MessageHandler onMessage, LostHandler onLost,
+                          ProgressHandler onProgress) {
   for (int64_t q = 0; q < size; ++q) {
     Peer *peer = peers[q].get();
     if (!peer || peer->receiver.joinable())
       continue;
-    peer->receiver = std::thread([this, peer, q, onMessage, onLost] {
+    peer->receiver = std::thread([this, peer, q, onMessage, onLost,
+                                  onProgress] {
+      std::function<void()> moving;
+      if (onProgress)
+        moving = [&] { onProgress(q); };
       auto end = [&] {
         std::lock_guard<std::mutex> lock(endMutex);
         peer->ended = true;
@@ -456,7 +468,8 @@ void ProcessGroup::listen(MessageHandler onMessage, LostHandler onLost) {
         std::vector<uint8_t> payload;
         if (got == 1 && h.length <= kMaxPayload) {
           payload.resize(h.length);
-          if (h.length && readAll(peer->fd, payload.data(), h.length) != 1)
+          if (h.length &&
+              readAll(peer->fd, payload.data(), h.length, moving) != 1)
             got = -1;
         } else if (got == 1) {
           got = -2;

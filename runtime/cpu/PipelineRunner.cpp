@@ -1569,7 +1569,14 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         [m](int64_t peer, uint32_t kind, std::vector<uint8_t> payload) {
           m->receive(peer, kind, std::move(payload));
         },
-        [m](int64_t peer, std::string why) { m->lose(peer, why); });
+        [m](int64_t peer, std::string why) { m->lose(peer, why); },
+        // A large frame on its way counts as progress for the bounded
+        // waits, however long it takes to cross.
+        [m](int64_t) {
+          std::lock_guard<std::mutex> lock(m->mutex);
+          ++m->progress;
+          m->posted.notify_all();
+        });
     impl->beat = std::thread([m] { m->heartbeats(); });
     impl->senders.resize(size_t(group->getSize()));
     for (int64_t q = 0; q < group->getSize(); ++q)

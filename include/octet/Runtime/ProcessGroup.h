@@ -75,8 +75,12 @@ public:
   using MessageHandler =
       std::function<void(int64_t peer, uint32_t kind, std::vector<uint8_t>)>;
   using LostHandler = std::function<void(int64_t peer, std::string why)>;
+  /// While a large frame from `peer` arrives: every MiB of its payload, so
+  /// that a rank waiting for a slow one sees it moving.
+  using ProgressHandler = std::function<void(int64_t peer)>;
   /// Starts the receiving threads (once).
-  void listen(MessageHandler onMessage, LostHandler onLost);
+  void listen(MessageHandler onMessage, LostHandler onLost,
+              ProgressHandler onProgress = nullptr);
 
   /// Sends a frame to `peer` (not this rank); safe from any thread, and
   /// blocks until the socket took it (an error when the peer takes nothing

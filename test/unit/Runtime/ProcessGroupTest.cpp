@@ -172,6 +172,50 @@ TEST_P(Transports, FramesArriveWholeAndInOrder) {
             llvm::sys::fs::directory_iterator());
 }
 
+// A frame larger than a socket buffer reports its progress while it
+// arrives (after each further MiB, but not at its end), before it is
+// handed over whole.
+TEST_P(Transports, ALargeFrameReportsProgress) {
+  auto groups = connectAll(where(), 2);
+  ASSERT_TRUE(groups[0] && groups[1]);
+  Inbox in;
+  std::vector<size_t> progressBefore; // progress calls when each frame came
+  size_t progress = 0;
+  groups[1]->listen(
+      [&](int64_t, uint32_t, std::vector<uint8_t> bytes) {
+        std::lock_guard<std::mutex> lock(in.mutex);
+        progressBefore.push_back(progress);
+        in.messages.push_back({0, 1, std::move(bytes)});
+        in.changed.notify_all();
+      },
+      [&](int64_t, std::string) {},
+      [&](int64_t peer) {
+        std::lock_guard<std::mutex> lock(in.mutex);
+        EXPECT_EQ(peer, 0);
+        ++progress;
+      });
+  groups[0]->listen([](int64_t, uint32_t, std::vector<uint8_t>) {},
+                    [](int64_t, std::string) {});
+  std::vector<uint8_t> small(1000, 7), large((8 << 20) + 5);
+  std::mt19937 rng(3);
+  for (uint8_t &b : large)
+    b = uint8_t(rng());
+  EXPECT_FALSE(llvm::errorToBool(groups[0]->send(1, 1, small)));
+  EXPECT_FALSE(llvm::errorToBool(groups[0]->send(1, 1, large)));
+  ASSERT_TRUE(in.waitFor([&] { return in.messages.size() == 2; }));
+  EXPECT_EQ(progressBefore[0], 0u);
+  // However the reads fall: at least one call (the socket takes less than
+  // 8 MiB at once), and at most one per MiB before the last byte.
+  EXPECT_GE(progressBefore[1], 1u);
+  EXPECT_LE(progressBefore[1], 8u);
+  EXPECT_EQ(std::get<2>(in.messages[1]), large);
+  std::vector<std::thread> closers;
+  for (auto &g : groups)
+    closers.emplace_back([&g] { g->close(); });
+  for (std::thread &t : closers)
+    t.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(ProcessGroupTest, Transports,
                          ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool> &info) {
