@@ -162,8 +162,13 @@ template <typename T> struct ParamState {
   const Parameter *param = nullptr;
   std::vector<T> master, grad;
   std::vector<uint16_t> m, v;
-  /// Whether this executor's optimizer step updates it (ZeRO-1 shards).
+  /// Whether this executor's optimizer step updates it (ZeRO-1 shards),
+  /// and which elements [updateBegin, updateEnd) (-1: to the end).
   bool updatedHere = true;
+  int64_t updateBegin = 0, updateEnd = -1;
+  /// The element m[0] and v[0] are of: 0, or after releaseUnownedMoments
+  /// the first one this executor updates.
+  int64_t momentsBegin = 0;
   /// False once releaseUnownedMoments() freed m and v (ZeRO-1).
   bool momentsHeld = true;
   /// False once releaseParameters() freed the weights, gradient and
@@ -243,6 +248,10 @@ template <typename T> struct CpuExecutor<T>::State {
   T *real(int64_t id) { return reals[id].data(); }
   int64_t *integer(int64_t id) { return ints[id].data(); }
   ParamState<T> *lookup(StringRef name) {
+    auto it = paramIndex.find(name);
+    return it == paramIndex.end() ? nullptr : &params[it->second];
+  }
+  const ParamState<T> *lookup(StringRef name) const {
     auto it = paramIndex.find(name);
     return it == paramIndex.end() ? nullptr : &params[it->second];
   }
@@ -2074,8 +2083,12 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
       config.eps = float(eps);
       config.weightDecay = float(wd);
       int64_t n = state->master.size();
-      cpu::adamwStep(state->master.data(), state->grad.data(), state->m.data(),
-                     state->v.data(), n, *step, config);
+      int64_t begin = state->updateBegin,
+              end = state->updateEnd < 0 ? n : state->updateEnd;
+      int64_t moment = begin - state->momentsBegin;
+      cpu::adamwStep(state->master.data() + begin, state->grad.data() + begin,
+                     state->m.data() + moment, state->v.data() + moment,
+                     end - begin, *step, config);
       cpu::zeroGradient(state->grad.data(), n);
       return Error::success();
     } else {
@@ -3008,15 +3021,49 @@ void CpuExecutor<T>::setExpertExchange(ExpertExchange<T> *exchange) {
 template <typename T>
 void CpuExecutor<T>::setOptimizerShard(
     llvm::function_ref<bool(StringRef)> owns) {
-  for (ParamState<T> &ps : state->params)
-    ps.updatedHere = owns(ps.param->name);
+  setOptimizerRanges([&](StringRef name) -> std::optional<Range> {
+    if (!owns(name))
+      return std::nullopt;
+    return Range{0, -1};
+  });
+}
+
+template <typename T>
+void CpuExecutor<T>::setOptimizerRanges(
+    llvm::function_ref<std::optional<Range>(StringRef)> owns) {
+  for (ParamState<T> &ps : state->params) {
+    std::optional<Range> r = owns(ps.param->name);
+    int64_t n = int64_t(ps.master.size());
+    ps.updatedHere = r.has_value();
+    ps.updateBegin = r ? std::clamp<int64_t>(r->begin, 0, n) : 0;
+    ps.updateEnd = r && r->end >= 0 ? std::clamp<int64_t>(r->end, 0, n) : -1;
+  }
+}
+
+template <typename T>
+int64_t CpuExecutor<T>::getMomentOffset(StringRef name) const {
+  const ParamState<T> *p = state->lookup(name);
+  return p ? p->momentsBegin : 0;
 }
 
 template <typename T> int64_t CpuExecutor<T>::releaseUnownedMoments() {
   int64_t freed = 0;
   for (ParamState<T> &ps : state->params) {
-    if (ps.updatedHere || !ps.trainable() || !ps.momentsHeld)
+    if (!ps.trainable() || !ps.momentsHeld)
       continue;
+    if (ps.updatedHere) {
+      // Of a parameter updated in part, only that part's.
+      int64_t n = int64_t(ps.m.size()),
+              begin = ps.updateBegin - ps.momentsBegin,
+              end = ps.updateEnd < 0 ? n : ps.updateEnd - ps.momentsBegin;
+      if (begin <= 0 && end >= n)
+        continue;
+      freed += (n - (end - begin)) * 4;
+      ps.m = std::vector<uint16_t>(ps.m.begin() + begin, ps.m.begin() + end);
+      ps.v = std::vector<uint16_t>(ps.v.begin() + begin, ps.v.begin() + end);
+      ps.momentsBegin = ps.updateBegin;
+      continue;
+    }
     freed += int64_t(ps.m.size() + ps.v.size()) * 2;
     std::vector<uint16_t>().swap(ps.m);
     std::vector<uint16_t>().swap(ps.v);

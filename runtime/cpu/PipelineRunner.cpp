@@ -151,22 +151,63 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// final in this step.
   std::map<std::string, std::vector<size_t>> holders;
   std::map<std::string, size_t> finals;
-  /// The executor that receives each parameter's reduced gradient and
-  /// updates it: one holding it, on the first replica or (ZeRO-1, `zero`)
-  /// on the replica whose share it is in. Missing: the master's.
+  /// Who reduces and updates what: each trainable parameter with a
+  /// gradient in pieces, each piece's elements [begin, end) and the
+  /// executor that receives their reduced gradient and updates them. One
+  /// piece, on a rank holding the parameter, of the first replica or
+  /// (ZeRO-1, `zero`) of the replica whose share it is in; an expert
+  /// weight under expert parallelism has one piece per group rank, its
+  /// experts, on that group rank's first replica. A parameter without
+  /// pieces (no gradient) is the master's.
+  struct Piece {
+    size_t begin = 0, end = 0, updater = 0;
+  };
   bool zero = false;
-  std::map<std::string, size_t> updater;
+  std::map<std::string, std::vector<Piece>> pieces;
   /// The first broadcast() has run: the moments have gone out to the
   /// updaters, and a parameter's weights are from then on current only on
-  /// its updater and on the executors that use it.
+  /// its updaters and on the executors that read them.
   bool distributed = false;
   /// A gatherState() since the last broadcast(), which then holds the
   /// other processes until the master has written its checkpoint.
   bool gathered = false;
 
-  size_t updaterOf(const std::string &name) const {
-    auto it = updater.find(name);
-    return it == updater.end() ? 0 : it->second;
+  size_t numel(const std::string &name) const {
+    size_t n = 1;
+    if (const Parameter *p = program->lookupParameter(name))
+      for (int64_t d : p->shape)
+        n *= size_t(d);
+    return n;
+  }
+  /// Parameter `name`'s pieces: none without a gradient.
+  llvm::ArrayRef<Piece> piecesOf(const std::string &name) const {
+    auto it = pieces.find(name);
+    if (it == pieces.end())
+      return {};
+    return it->second;
+  }
+  /// Whether executor `e` updates (a piece of) parameter `name`.
+  bool updates(size_t e, const std::string &name) const {
+    auto it = pieces.find(name);
+    if (it == pieces.end())
+      return e == 0;
+    return llvm::any_of(it->second,
+                        [&](const Piece &p) { return p.updater == e; });
+  }
+  int64_t groupRankOf(size_t e) const { return (int64_t(e) / pp) % ep; }
+  /// Whether holder `e`'s gradient of `name` goes into piece `piece`: the
+  /// only one, or of an expert weight its group rank's.
+  bool contributes(size_t e, const std::string &name,
+                   const Piece &piece) const {
+    auto [begin, end] = readRange(e, name, numel(name));
+    return begin <= piece.begin && piece.end <= end;
+  }
+  /// The piece holder `e`'s gradient of `name` goes into.
+  const Piece *pieceFor(size_t e, const std::string &name) const {
+    for (const Piece &p : piecesOf(name))
+      if (contributes(e, name, p))
+        return &p;
+    return nullptr;
   }
   /// Per parameter: the executors whose functions read its weights.
   std::map<std::string, std::set<size_t>> readers;
@@ -180,24 +221,31 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// the weights, accumulates the gradient or updates it.
   bool keeps(size_t e, const std::string &name) const {
     auto it = holders.find(name);
-    return uses(e, name) || updaterOf(name) == e ||
+    return uses(e, name) || updates(e, name) ||
            (it != holders.end() && llvm::is_contained(it->second, e));
   }
 
   /// The elements [begin, end) of parameter `name` (`size` of them) that
-  /// executor `e` reads: all, except under expert parallelism on a rank
-  /// other than the master (which updates every expert), its own experts'.
+  /// executor `e` reads: all, except under expert parallelism its own
+  /// experts'.
   std::pair<size_t, size_t> readRange(size_t e, const std::string &name,
                                       size_t size) const {
-    if (e == 0)
-      return {0, size};
     for (const auto &[weight, experts] : expertWeights)
       if (weight == name && experts > 0 && experts % ep == 0) {
         size_t perExpert = size / size_t(experts), local = size_t(experts / ep),
-               mine = size_t(exchanges[e]->getGroupRank());
+               mine = size_t(groupRankOf(e));
         return {mine * local * perExpert, (mine + 1) * local * perExpert};
       }
     return {0, size};
+  }
+  /// The part of piece `piece` of `name` that executor `e` reads (maybe
+  /// empty).
+  std::pair<size_t, size_t> readOf(size_t e, const std::string &name,
+                                   const Piece &piece) const {
+    auto [begin, end] = readRange(e, name, numel(name));
+    begin = std::max(begin, piece.begin);
+    end = std::min(end, piece.end);
+    return {begin, std::max(begin, end)};
   }
 
   /// Sets to NaN, in executor `e`, the weights it must not read, so that a
@@ -213,7 +261,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
           ranks[e]->masterWeight(p.name);
       if (!w || p.frozen)
         continue;
-      if (distributed && !uses(e, p.name) && updaterOf(p.name) != e) {
+      if (distributed && !uses(e, p.name) && !updates(e, p.name)) {
         std::fill(w->begin(), w->end(), nan);
         continue;
       }
@@ -297,7 +345,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::vector<Early> early;
   /// The other processes' final gradients this one reduces, by
   /// (parameter, executor).
+  /// Each holds the piece the receiver reduces, from its first element.
   std::map<std::pair<std::string, size_t>, std::vector<T>> remoteGradients;
+  /// Per parameter: the final gradients this process's reductions of it
+  /// wait for (from every holder with threads).
+  std::map<std::string, size_t> needed;
   /// Per executor: when its last computation of the step ended (steadyUs).
   std::vector<double> computeEnds;
   /// The messages outside the steps, in the order they came.
@@ -551,7 +603,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
       std::string param = r.str();
       int64_t e = r.i64();
       std::vector<T> values = r.array<T>();
-      known = e >= 0 && e < n && holders.count(param);
+      const Piece *piece = e >= 0 && e < n && holders.count(param)
+                               ? pieceFor(size_t(e), param)
+                               : nullptr;
+      known = piece && piece->updater == size_t(self) &&
+              values.size() == piece->end - piece->begin;
       if (!r.failed() && known) {
         remoteGradients[{param, size_t(e)}] = std::move(values);
         ++finals[param];
@@ -687,17 +743,19 @@ template <typename T> struct PipelineRunner<T>::Impl {
 
   /// The gradient of `param` that executor `e` accumulated: its own, or
   /// the one it sent (null when there is none).
-  std::optional<llvm::ArrayRef<T>> gradientOf(size_t e,
-                                              const std::string &param) {
+  /// Of it, the elements of `piece` (which a reduction of it sums).
+  std::optional<llvm::ArrayRef<T>>
+  gradientOf(size_t e, const std::string &param, const Piece &piece) {
+    size_t n = piece.end - piece.begin;
     if (local(int64_t(e))) {
       std::optional<llvm::MutableArrayRef<T>> g = ranks[e]->gradient(param);
-      if (!g)
+      if (!g || g->size() < piece.end)
         return std::nullopt;
-      return llvm::ArrayRef<T>(*g);
+      return llvm::ArrayRef<T>(*g).slice(piece.begin, n);
     }
     std::lock_guard<std::mutex> lock(mutex);
     auto it = remoteGradients.find({param, e});
-    if (it == remoteGradients.end())
+    if (it == remoteGradients.end() || it->second.size() != n)
       return std::nullopt;
     return llvm::ArrayRef<T>(it->second);
   }
@@ -1042,41 +1100,59 @@ template <typename T> struct PipelineRunner<T>::Impl {
       ++finals[it->first];
       posted.notify_all();
     }
-    // Final here: to the process that reduces it, if another.
-    size_t to = updater.at(param.str());
-    if (!group || to == size_t(rank))
+    // Final here: its piece to the process that reduces it, if another.
+    const Piece *to = pieceFor(size_t(rank), param.str());
+    if (!group || !to || to->updater == size_t(rank))
       return;
     WireWriter w;
     w.u64(stepIndex);
     w.str(param);
     w.i64(rank);
-    w.array<T>(*ranks[rank]->gradient(param));
-    sendTo(int64_t(to), kGradient, w.take(), "gradient of " + param.str());
+    w.array<T>(
+        ranks[rank]->gradient(param)->slice(to->begin, to->end - to->begin));
+    sendTo(int64_t(to->updater), kGradient, w.take(),
+           "gradient of " + param.str());
   }
 
-  /// The step's gradient of `param`, reduced over its holders: within a
-  /// replica the one holder's, or the sum of the mirrored copies' in rank
-  /// order; then the replicas' sum, in replica order. Written to the
-  /// parameter's updater.
+  /// The holders of `param` whose gradients go into `piece`, in order.
+  std::vector<size_t> contributors(const std::string &param,
+                                   const Piece &piece) const {
+    std::vector<size_t> from;
+    for (size_t e : holders.at(param))
+      if (contributes(e, param, piece))
+        from.push_back(e);
+    return from;
+  }
+
+  /// The step's gradient of `param`, reduced over its holders piece by
+  /// piece (the pieces this process updates): within a replica the one
+  /// holder's, or the sum of the mirrored copies' in rank order; then the
+  /// replicas' sum, in replica order. Written to the piece's updater.
   void reduce(const std::string &param) {
-    const std::vector<size_t> &from = holders.at(param);
-    auto target = ranks[updater.at(param)]->gradient(param);
-    if (!target)
+    for (const Piece &piece : piecesOf(param))
+      if (local(int64_t(piece.updater)))
+        reducePiece(param, piece);
+  }
+  void reducePiece(const std::string &param, const Piece &piece) {
+    std::vector<size_t> from = contributors(param, piece);
+    auto full = ranks[piece.updater]->gradient(param);
+    if (!full || full->size() < piece.end)
       return;
+    llvm::MutableArrayRef<T> target =
+        full->slice(piece.begin, piece.end - piece.begin);
     auto holderGradient = [&](size_t e) {
-      std::optional<llvm::ArrayRef<T>> g = gradientOf(e, param);
-      if (!g || g->size() != target->size()) {
-        fail(llvm::formatv("the gradient of {0} from rank {1} is {2}", param, e,
-                           g ? "of another size" : "missing")
+      std::optional<llvm::ArrayRef<T>> g = gradientOf(e, param, piece);
+      if (!g)
+        fail(llvm::formatv("the gradient of {0} from rank {1} is missing or "
+                           "of another size",
+                           param, e)
                  .str());
-        return std::optional<llvm::ArrayRef<T>>();
-      }
       return g;
     };
     if (from.size() == 1) {
-      if (from[0] != updater.at(param))
+      if (from[0] != piece.updater)
         if (auto g = holderGradient(from[0]))
-          std::copy(g->begin(), g->end(), target->begin());
+          std::copy(g->begin(), g->end(), target.begin());
       return;
     }
     std::vector<T> sum;
@@ -1102,7 +1178,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
         for (size_t k = 0; k < sum.size(); ++k)
           sum[k] += replica[k];
     }
-    std::copy(sum.begin(), sum.end(), target->begin());
+    std::copy(sum.begin(), sum.end(), target.begin());
   }
 
   bool reducesFor(int64_t r) const {
@@ -1123,7 +1199,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
         std::unique_lock<std::mutex> lock(mutex);
         auto pending = [&]() -> const std::string * {
           for (const std::string &p : params)
-            if (finals[p] < holders[p].size())
+            if (finals[p] < needed[p])
               return &p;
           return nullptr;
         };
@@ -1137,7 +1213,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
             // Every rank ended, yet a gradient is not final: name it.
             const std::string &p = *pending();
             for (size_t e : holders[p])
-              if (!local(int64_t(e)) && !remoteGradients.count({p, e}))
+              if (const Piece *piece = pieceFor(e, p);
+                  !piece || !local(int64_t(piece->updater)))
+                continue; // it goes to another process
+              else if (!local(int64_t(e)) && !remoteGradients.count({p, e}))
                 failure =
                     llvm::formatv("rank {0} ended the step without sending its "
                                   "final gradient of {1}: it stopped early",
@@ -1485,44 +1564,59 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
           [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
   // Who updates each parameter: the pipeline rank holding it (the lower
   // of DualPipe's mirrored copies), of the first replica; with ZeRO-1 that
-  // of the replica whose share it balances (by size, largest first). The
-  // experts' weights are the master's under expert parallelism: the other
-  // ranks hold only their own experts.
+  // of the replica whose share it balances (by size, largest first, after
+  // the experts). Under expert parallelism each group rank's experts are
+  // updated by that group rank's first replica, which owns them.
   impl->zero = number("pipeline.zero") == 1 && dp > 1;
   {
-    std::set<std::string> experts;
-    for (const auto &[name, count] : impl->expertWeights)
-      experts.insert(name);
+    std::vector<size_t> load(dp, 0);
     std::vector<std::pair<size_t, std::string>> bySize;
     for (const auto &[name, from] : impl->holders) {
-      impl->updater[name] = experts.count(name) ? 0 : from.front();
-      if (experts.count(name))
+      size_t n = impl->numel(name), r = from.front();
+      auto [begin, end] = impl->readRange(0, name, n);
+      if (end - begin == n) {
+        impl->pieces[name] = {{0, n, r}};
+        bySize.push_back({n, name});
         continue;
-      const Parameter *p = program.lookupParameter(name);
-      size_t n = 1;
-      for (int64_t d : p->shape)
-        n *= size_t(d);
-      bySize.push_back({n, name});
+      }
+      for (int64_t g = 0; g < impl->ep; ++g) {
+        size_t size = end - begin;
+        impl->pieces[name].push_back(
+            {size_t(g) * size, size_t(g + 1) * size, size_t(g * ranks) + r});
+        load[size_t(g)] += size;
+      }
     }
-    std::stable_sort(bySize.begin(), bySize.end(),
-                     [](const auto &a, const auto &b) {
-                       return a.first > b.first;
-                     });
-    std::vector<size_t> load(dp, 0);
+    std::stable_sort(
+        bySize.begin(), bySize.end(),
+        [](const auto &a, const auto &b) { return a.first > b.first; });
     for (const auto &[n, name] : bySize) {
       if (!impl->zero)
         break;
       int64_t d = std::min_element(load.begin(), load.end()) - load.begin();
       load[d] += n;
-      impl->updater[name] = size_t(d * ranks) + impl->holders[name].front();
+      impl->pieces[name][0].updater =
+          size_t(d * ranks) + impl->holders[name].front();
+    }
+    for (const auto &[name, list] : impl->pieces) {
+      size_t count = 0;
+      for (const typename Impl::Piece &piece : list)
+        if (!group || piece.updater == size_t(group->getRank()))
+          count += impl->contributors(name, piece).size();
+      impl->needed[name] = count;
     }
     for (int64_t e = 0; e < ranks * dp; ++e) {
       if (!impl->ranks[e])
         continue;
-      // A parameter without a gradient (autodiff warns) is the master's.
-      impl->ranks[e]->setOptimizerShard([&](llvm::StringRef name) {
-        return impl->updaterOf(name.str()) == size_t(e);
-      });
+      using Range = typename CpuExecutor<T>::Range;
+      impl->ranks[e]->setOptimizerRanges(
+          [&](llvm::StringRef name) -> std::optional<Range> {
+            if (impl->piecesOf(name.str()).empty()) // no gradient: the master's
+              return e == 0 ? std::optional<Range>(Range{0, -1}) : std::nullopt;
+            for (const typename Impl::Piece &piece : impl->piecesOf(name.str()))
+              if (piece.updater == size_t(e))
+                return Range{int64_t(piece.begin), int64_t(piece.end)};
+            return std::nullopt;
+          });
       // The others' moments go, and the state of the parameters it neither
       // reads nor makes a gradient of; the master's once broadcast() has
       // sent them.
@@ -1537,7 +1631,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   for (auto &list : impl->buckets)
     for (typename Impl::Bucket &b : list)
       for (const std::string &p : b.params)
-        if (!group || impl->updater.at(p) == size_t(impl->self))
+        if (!group || impl->updates(size_t(impl->self), p))
           b.here.push_back(p);
   impl->computeEnds.assign(size_t(ranks * dp), 0);
   impl->stateBytes.assign(size_t(ranks * dp), StateBytes());
@@ -1789,13 +1883,18 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
           continue;
         w.str(p.name);
         w.array<T>(*master.masterWeight(p.name));
-        auto it = m.updater.find(p.name);
-        bool moments = master.firstMoment(p.name) && it != m.updater.end() &&
-                       it->second == size_t(q);
+        // Of the piece q updates (the others' never reach it).
+        const typename Impl::Piece *piece = nullptr;
+        for (const typename Impl::Piece &c : m.piecesOf(p.name))
+          if (c.updater == size_t(q))
+            piece = &c;
+        bool moments = master.firstMoment(p.name) && piece;
         w.u64(moments);
         if (moments) {
-          w.array<uint16_t>(*master.firstMoment(p.name));
-          w.array<uint16_t>(*master.secondMoment(p.name));
+          size_t n = piece->end - piece->begin;
+          w.array<uint16_t>(master.firstMoment(p.name)->slice(piece->begin, n));
+          w.array<uint16_t>(
+              master.secondMoment(p.name)->slice(piece->begin, n));
         }
       }
       m.sendTo(q, kState, w.take());
@@ -1810,8 +1909,15 @@ template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
             std::copy(from->begin(), from->end(), to->begin());
         };
         copy(master.masterWeight(p.name), rank.masterWeight(p.name));
-        copy(master.firstMoment(p.name), rank.firstMoment(p.name));
-        copy(master.secondMoment(p.name), rank.secondMoment(p.name));
+        // A rank's moments of a piece: those from its first element on.
+        auto moments = [&](auto from, auto to) {
+          if (from && to)
+            copy(std::optional(
+                     from->slice(rank.getMomentOffset(p.name), to->size())),
+                 to);
+        };
+        moments(master.firstMoment(p.name), rank.firstMoment(p.name));
+        moments(master.secondMoment(p.name), rank.secondMoment(p.name));
       }
   }
   if (!m.distributed) {
@@ -2014,11 +2120,30 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
 template <typename T>
 std::optional<llvm::MutableArrayRef<T>>
 PipelineRunner<T>::gradient(llvm::StringRef name) {
-  auto it = impl->updater.find(name.str());
-  size_t e = it == impl->updater.end() ? 0 : it->second;
+  llvm::ArrayRef<typename Impl::Piece> pieces = impl->piecesOf(name.str());
+  if (pieces.size() > 1)
+    return std::nullopt; // in pieces: gatherGradients() assembles it
+  size_t e = pieces.empty() ? 0 : pieces[0].updater;
   if (!impl->local(int64_t(e)))
     return std::nullopt;
   return impl->ranks[e]->gradient(name);
+}
+
+template <typename T> void PipelineRunner<T>::divideGradients(T by) {
+  for (const Parameter &p : impl->program->parameters) {
+    llvm::ArrayRef<typename Impl::Piece> pieces = impl->piecesOf(p.name);
+    if (pieces.empty()) {
+      if (auto g = gradient(p.name))
+        for (T &v : *g)
+          v /= by;
+      continue;
+    }
+    for (const typename Impl::Piece &piece : pieces)
+      if (impl->local(int64_t(piece.updater)))
+        if (auto g = impl->ranks[piece.updater]->gradient(p.name))
+          for (T &v : g->slice(piece.begin, piece.end - piece.begin))
+            v /= by;
+  }
 }
 
 template <typename T> bool PipelineRunner<T>::shardsOptimizer() const {
@@ -2028,22 +2153,22 @@ template <typename T> bool PipelineRunner<T>::shardsOptimizer() const {
 template <typename T>
 std::vector<int64_t> PipelineRunner<T>::getOptimizerShares() const {
   std::vector<int64_t> shares(impl->replicas, 0);
-  for (const auto &[name, e] : impl->updater) {
-    int64_t n = 1;
-    for (int64_t d : impl->program->lookupParameter(name)->shape)
-      n *= d;
-    shares[int64_t(e) / impl->pp] += n;
-  }
+  for (const auto &[name, pieces] : impl->pieces)
+    for (const typename Impl::Piece &piece : pieces)
+      shares[int64_t(piece.updater) / impl->pp] +=
+          int64_t(piece.end - piece.begin);
   return shares;
 }
 
 template <typename T>
 llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
   Impl &m = *impl;
+  using Piece = typename Impl::Piece;
   typename Impl::InCall call(m);
   std::set<size_t> updaters;
-  for (const auto &[name, e] : m.updater)
-    updaters.insert(e);
+  for (const auto &[name, pieces] : m.pieces)
+    for (const Piece &piece : pieces)
+      updaters.insert(piece.updater);
   updaters.insert(0);
   std::vector<std::string> errors(m.ranks.size());
   std::vector<std::thread> threads;
@@ -2072,53 +2197,67 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
       return llvm::createStringError(
           llvm::formatv("rank {0}'s optimizer step: {1}", e, errors[e]));
   // The all-gather: each updater's new weights go straight to the other
-  // executors that read them (of an expert weight, a rank's own experts);
-  // the moments stay with the updaters.
-  auto reads = [&](size_t e, const Parameter &p) {
-    return !p.frozen && m.uses(e, p.name) && m.updaterOf(p.name) != e;
+  // executors that read them (of an expert weight, the experts they own);
+  // the moments stay with the updaters. A parameter without a gradient is
+  // the master's, in one piece.
+  auto piecesOf = [&](const Parameter &p) {
+    std::vector<Piece> list = m.piecesOf(p.name);
+    if (list.empty())
+      list.push_back({0, m.numel(p.name), 0});
+    return list;
+  };
+  // What executor e reads of piece `piece` and does not update itself.
+  auto readOf = [&](size_t e, const Parameter &p, const Piece &piece) {
+    if (p.frozen || !m.uses(e, p.name) || piece.updater == e)
+      return std::make_pair(size_t(0), size_t(0));
+    return m.readOf(e, p.name, piece);
   };
   if (!m.group) {
     for (const Parameter &p : m.program->parameters)
-      for (size_t e = 0; e < m.ranks.size(); ++e) {
-        if (!reads(e, p))
-          continue;
-        std::optional<llvm::MutableArrayRef<T>>
-            from = m.ranks[m.updaterOf(p.name)]->masterWeight(p.name),
-            to = m.ranks[e]->masterWeight(p.name);
-        if (!from || !to)
-          continue;
-        auto [begin, end] = m.readRange(e, p.name, to->size());
-        std::copy(from->begin() + begin, from->begin() + end,
-                  to->begin() + begin);
-      }
+      for (const Piece &piece : piecesOf(p))
+        for (size_t e = 0; e < m.ranks.size(); ++e) {
+          auto [begin, end] = readOf(e, p, piece);
+          std::optional<llvm::MutableArrayRef<T>>
+              from = m.ranks[piece.updater]->masterWeight(p.name),
+              to = m.ranks[e]->masterWeight(p.name);
+          if (begin == end || !from || !to)
+            continue;
+          std::copy(from->begin() + begin, from->begin() + end,
+                    to->begin() + begin);
+        }
     return llvm::Error::success();
   }
   CpuExecutor<T> &mine = *m.ranks[m.self];
+  size_t self = size_t(m.self);
   for (int64_t q = 0; q < m.group->getSize(); ++q) {
     if (q == m.self)
       continue;
-    WireWriter w;
-    int64_t n = 0;
+    std::vector<std::tuple<const Parameter *, size_t, size_t>> parts;
     for (const Parameter &p : m.program->parameters)
-      n += reads(size_t(q), p) && m.updaterOf(p.name) == size_t(m.self);
-    if (n == 0)
+      for (const Piece &piece : piecesOf(p))
+        if (piece.updater == self) {
+          auto [begin, end] = readOf(size_t(q), p, piece);
+          if (begin != end)
+            parts.push_back({&p, begin, end});
+        }
+    if (parts.empty())
       continue; // what q expects from this rank: nothing
-    w.u64(uint64_t(n));
-    for (const Parameter &p : m.program->parameters) {
-      if (!reads(size_t(q), p) || m.updaterOf(p.name) != size_t(m.self))
-        continue;
-      llvm::MutableArrayRef<T> weights = *mine.masterWeight(p.name);
-      auto [begin, end] = m.readRange(size_t(q), p.name, weights.size());
-      w.str(p.name);
+    WireWriter w;
+    w.u64(parts.size());
+    for (auto [p, begin, end] : parts) {
+      w.str(p->name);
       w.u64(begin);
-      w.array<T>(weights.slice(begin, end - begin));
+      w.array<T>(mine.masterWeight(p->name)->slice(begin, end - begin));
     }
     m.sendTo(q, kShard, w.take(), "updated weights");
   }
   std::set<size_t> senders;
   for (const Parameter &p : m.program->parameters)
-    if (reads(size_t(m.self), p))
-      senders.insert(m.updaterOf(p.name));
+    for (const Piece &piece : piecesOf(p)) {
+      auto [begin, end] = readOf(self, p, piece);
+      if (begin != end)
+        senders.insert(piece.updater);
+    }
   for (size_t e : senders) {
     std::vector<uint8_t> payload;
     {
@@ -2134,15 +2273,18 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
     WireReader r(payload);
     for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
       std::string name = r.str();
-      uint64_t begin = r.u64();
+      size_t begin = size_t(r.u64());
       std::vector<T> values = r.array<T>();
       const Parameter *p = m.program->lookupParameter(name);
       std::optional<llvm::MutableArrayRef<T>> to =
           p ? mine.masterWeight(name) : std::nullopt;
-      if (r.failed() || !to || !reads(size_t(m.self), *p) ||
-          m.updaterOf(name) != e ||
-          m.readRange(size_t(m.self), name, to->size()) !=
-              std::make_pair(size_t(begin), size_t(begin) + values.size()))
+      bool expected = false;
+      if (!r.failed() && to)
+        for (const Piece &piece : piecesOf(*p))
+          expected |= piece.updater == e &&
+                      readOf(self, *p, piece) ==
+                          std::make_pair(begin, begin + values.size());
+      if (!expected)
         return llvm::createStringError(
             llvm::formatv("rank {0} sent updated weights of '{1}', which it "
                           "does not update or which do not fit",
@@ -2158,49 +2300,124 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
   return llvm::Error::success();
 }
 
+/// What gatherState() and gatherGradients() share: every updater other
+/// than the master sends it its pieces of every parameter (share()), and
+/// the master reads them (take()) into the parameters it assembles; the
+/// caller then fills in the master's own pieces.
+template <typename T> struct PieceGather {
+  using Impl = typename PipelineRunner<T>::Impl;
+  using Piece = typename Impl::Piece;
+  Impl &m;
+  std::set<size_t> updaters;
+  explicit PieceGather(Impl &m) : m(m) {
+    for (const auto &[name, pieces] : m.pieces)
+      for (const Piece &piece : pieces)
+        if (piece.updater != 0)
+          updaters.insert(piece.updater);
+  }
+  /// The payload of updater `e`'s pieces.
+  template <typename Write> std::vector<uint8_t> share(size_t e, Write write) {
+    WireWriter w;
+    uint64_t n = 0;
+    for (const auto &[name, pieces] : m.pieces)
+      for (const Piece &piece : pieces)
+        n += piece.updater == e;
+    w.u64(n);
+    for (const auto &[name, pieces] : m.pieces)
+      for (const Piece &piece : pieces)
+        if (piece.updater == e) {
+          w.str(name);
+          w.u64(piece.begin);
+          write(w, name, piece);
+        }
+    return w.take();
+  }
+  /// Reads updater `e`'s payload: `read(r, name, piece)` takes one piece's
+  /// values, false when they do not fit.
+  template <typename Read>
+  llvm::Error take(size_t e, llvm::ArrayRef<uint8_t> payload, Read read,
+                   llvm::StringRef what) {
+    WireReader r(payload);
+    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
+      std::string name = r.str();
+      size_t begin = size_t(r.u64());
+      const Piece *found = nullptr;
+      for (const Piece &piece : m.piecesOf(name))
+        if (piece.updater == e && piece.begin == begin)
+          found = &piece;
+      if (r.failed() || !found || !read(r, name, *found))
+        return llvm::createStringError(
+            llvm::formatv("rank {0} sent {1} of '{2}', which is not its to "
+                          "update or does not fit",
+                          e, what, name));
+    }
+    if (r.failed() || !r.atEnd())
+      return llvm::createStringError(
+          llvm::formatv("rank {0} sent a malformed message of {1}", e, what));
+    return llvm::Error::success();
+  }
+};
+
 template <typename T>
 llvm::Expected<
     std::map<std::string, typename PipelineRunner<T>::ParameterState>>
 PipelineRunner<T>::gatherState() {
   Impl &m = *impl;
+  using Piece = typename Impl::Piece;
   std::map<std::string, ParameterState> gathered;
   typename Impl::InCall call(m);
   m.gathered = true;
-  // Each updater's share: its weights (which the master may not read) and
-  // its moments.
-  auto writeShare = [&](WireWriter &w, size_t e) {
-    CpuExecutor<T> &owner = *m.ranks[e];
-    int64_t n = 0;
-    for (const auto &[name, u] : m.updater)
-      n += u == e;
-    w.u64(uint64_t(n));
-    for (const auto &[name, u] : m.updater)
-      if (u == e) {
-        w.str(name);
-        w.array<T>(*owner.masterWeight(name));
-        w.array<uint16_t>(*owner.firstMoment(name));
-        w.array<uint16_t>(*owner.secondMoment(name));
-      }
+  PieceGather<T> gather(m);
+  // A piece: its weights and moments, as its updater holds them.
+  auto write = [&](size_t e) {
+    return gather.share(
+        e, [&](WireWriter &w, const std::string &name, const Piece &piece) {
+          CpuExecutor<T> &owner = *m.ranks[e];
+          size_t n = piece.end - piece.begin,
+                 offset = size_t(owner.getMomentOffset(name));
+          w.array<T>(owner.masterWeight(name)->slice(piece.begin, n));
+          w.array<uint16_t>(
+              owner.firstMoment(name)->slice(piece.begin - offset, n));
+          w.array<uint16_t>(
+              owner.secondMoment(name)->slice(piece.begin - offset, n));
+        });
   };
-  std::set<size_t> updaters;
-  for (const auto &[name, e] : m.updater)
-    if (e != 0)
-      updaters.insert(e);
   if (m.group && m.self != 0) {
-    if (updaters.count(size_t(m.self))) {
-      WireWriter w;
-      writeShare(w, size_t(m.self));
-      m.sendTo(0, kGather, w.take(), "state for the checkpoint");
-    }
+    if (gather.updaters.count(size_t(m.self)))
+      m.sendTo(0, kGather, write(size_t(m.self)), "state for the checkpoint");
     return gathered;
   }
   CpuExecutor<T> &master = *m.ranks[0];
-  for (size_t e : updaters) {
+  // Each parameter with a piece updated elsewhere, whole.
+  auto entry = [&](const std::string &name) -> ParameterState & {
+    auto [it, fresh] = gathered.try_emplace(name);
+    if (fresh) {
+      size_t n = m.numel(name);
+      if (!master.masterWeight(name))
+        it->second.weights.resize(n);
+      it->second.first.resize(n);
+      it->second.second.resize(n);
+    }
+    return it->second;
+  };
+  auto read = [&](WireReader &r, const std::string &name, const Piece &piece) {
+    std::vector<T> w = r.array<T>();
+    std::vector<uint16_t> m1 = r.array<uint16_t>(), m2 = r.array<uint16_t>();
+    size_t n = piece.end - piece.begin;
+    if (r.failed() || w.size() != n || m1.size() != n || m2.size() != n)
+      return false;
+    ParameterState &state = entry(name);
+    std::optional<llvm::MutableArrayRef<T>> to = master.masterWeight(name);
+    T *weights = to ? to->data() : state.weights.data();
+    std::copy(w.begin(), w.end(), weights + piece.begin);
+    std::copy(m1.begin(), m1.end(), state.first.begin() + piece.begin);
+    std::copy(m2.begin(), m2.end(), state.second.begin() + piece.begin);
+    return true;
+  };
+  for (size_t e : gather.updaters) {
     std::vector<uint8_t> payload;
     if (!m.group) {
-      WireWriter w;
-      writeShare(w, e);
-      payload = w.take();
+      payload = write(e);
     } else {
       std::unique_lock<std::mutex> lock(m.mutex);
       if (llvm::Error err = m.awaitMessage(
@@ -2210,35 +2427,22 @@ PipelineRunner<T>::gatherState() {
       payload = std::move(m.gatherInbox[int64_t(e)]);
       m.gatherInbox.erase(int64_t(e));
     }
-    WireReader r(payload);
-    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
-      std::string name = r.str();
-      ParameterState state;
-      state.weights = r.array<T>();
-      state.first = r.array<uint16_t>();
-      state.second = r.array<uint16_t>();
-      const Parameter *p = m.program->lookupParameter(name);
-      size_t size = 1;
-      for (int64_t d : p ? p->shape : std::vector<int64_t>{})
-        size *= size_t(d);
-      if (r.failed() || !p || m.updaterOf(name) != e ||
-          state.weights.size() != size || state.first.size() != size ||
-          state.second.size() != size)
-        return llvm::createStringError(
-            llvm::formatv("rank {0} sent the state of '{1}', which is not "
-                          "its to update or does not fit",
-                          e, name));
-      if (std::optional<llvm::MutableArrayRef<T>> to =
-              master.masterWeight(name)) {
-        std::copy(state.weights.begin(), state.weights.end(), to->begin());
-        state.weights.clear();
-      }
-      gathered[name] = std::move(state);
-    }
-    if (r.failed() || !r.atEnd())
-      return llvm::createStringError(
-          llvm::formatv("rank {0} sent a malformed message of its state", e));
+    if (llvm::Error err = gather.take(e, payload, read, "the state"))
+      return std::move(err);
   }
+  // The master's own pieces of the parameters assembled here.
+  for (auto &[name, state] : gathered)
+    for (const Piece &piece : m.piecesOf(name))
+      if (piece.updater == 0) {
+        size_t n = piece.end - piece.begin,
+               offset = size_t(master.getMomentOffset(name));
+        llvm::ArrayRef<uint16_t> m1 =
+            master.firstMoment(name)->slice(piece.begin - offset, n);
+        llvm::ArrayRef<uint16_t> m2 =
+            master.secondMoment(name)->slice(piece.begin - offset, n);
+        std::copy(m1.begin(), m1.end(), state.first.begin() + piece.begin);
+        std::copy(m2.begin(), m2.end(), state.second.begin() + piece.begin);
+      }
   return gathered;
 }
 
@@ -2246,37 +2450,36 @@ template <typename T>
 llvm::Expected<std::map<std::string, std::vector<T>>>
 PipelineRunner<T>::gatherGradients() {
   Impl &m = *impl;
+  using Piece = typename Impl::Piece;
   std::map<std::string, std::vector<T>> gathered;
   typename Impl::InCall call(m);
-  std::set<size_t> updaters;
-  for (const auto &[name, e] : m.updater)
-    if (e != 0)
-      updaters.insert(e);
-  auto writeShare = [&](WireWriter &w, size_t e) {
-    int64_t n = 0;
-    for (const auto &[name, u] : m.updater)
-      n += u == e;
-    w.u64(uint64_t(n));
-    for (const auto &[name, u] : m.updater)
-      if (u == e) {
-        w.str(name);
-        w.array<T>(*m.ranks[e]->gradient(name));
-      }
+  PieceGather<T> gather(m);
+  auto write = [&](size_t e) {
+    return gather.share(e, [&](WireWriter &w, const std::string &name,
+                               const Piece &piece) {
+      w.array<T>(m.ranks[e]->gradient(name)->slice(piece.begin,
+                                                   piece.end - piece.begin));
+    });
   };
   if (m.group && m.self != 0) {
-    if (updaters.count(size_t(m.self))) {
-      WireWriter w;
-      writeShare(w, size_t(m.self));
-      m.sendTo(0, kGradients, w.take(), "gradients");
-    }
+    if (gather.updaters.count(size_t(m.self)))
+      m.sendTo(0, kGradients, write(size_t(m.self)), "gradients");
     return gathered;
   }
-  for (size_t e : updaters) {
+  auto read = [&](WireReader &r, const std::string &name, const Piece &piece) {
+    std::vector<T> g = r.array<T>();
+    if (r.failed() || g.size() != piece.end - piece.begin)
+      return false;
+    auto [it, fresh] = gathered.try_emplace(name);
+    if (fresh)
+      it->second.resize(m.numel(name));
+    std::copy(g.begin(), g.end(), it->second.begin() + piece.begin);
+    return true;
+  };
+  for (size_t e : gather.updaters) {
     std::vector<uint8_t> payload;
     if (!m.group) {
-      WireWriter w;
-      writeShare(w, e);
-      payload = w.take();
+      payload = write(e);
     } else {
       std::unique_lock<std::mutex> lock(m.mutex);
       if (llvm::Error err = m.awaitMessage(
@@ -2286,25 +2489,16 @@ PipelineRunner<T>::gatherGradients() {
       payload = std::move(m.gradientsInbox[int64_t(e)]);
       m.gradientsInbox.erase(int64_t(e));
     }
-    WireReader r(payload);
-    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
-      std::string name = r.str();
-      std::vector<T> g = r.array<T>();
-      const Parameter *p = m.program->lookupParameter(name);
-      size_t size = 1;
-      for (int64_t d : p ? p->shape : std::vector<int64_t>{})
-        size *= size_t(d);
-      if (r.failed() || !p || m.updaterOf(name) != e || g.size() != size)
-        return llvm::createStringError(
-            llvm::formatv("rank {0} sent the gradient of '{1}', which is not "
-                          "its to reduce or does not fit",
-                          e, name));
-      gathered[name] = std::move(g);
-    }
-    if (r.failed() || !r.atEnd())
-      return llvm::createStringError(llvm::formatv(
-          "rank {0} sent a malformed message of its gradients", e));
+    if (llvm::Error err = gather.take(e, payload, read, "the gradient"))
+      return std::move(err);
   }
+  for (auto &[name, g] : gathered)
+    for (const Piece &piece : m.piecesOf(name))
+      if (piece.updater == 0) {
+        llvm::ArrayRef<T> own = m.ranks[0]->gradient(name)->slice(
+            piece.begin, piece.end - piece.begin);
+        std::copy(own.begin(), own.end(), g.begin() + piece.begin);
+      }
   return gathered;
 }
 

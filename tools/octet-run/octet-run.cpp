@@ -552,14 +552,16 @@ std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
     if (p.frozen)
       continue;
     auto m = exec.firstMoment(p.name), v = exec.secondMoment(p.name);
-    if (!m || !v) {
-      auto it = gathered.find(p.name);
-      if (it == gathered.end())
-        fail("internal error: no AdamW moments of '" + p.name +
-             "' for the checkpoint");
+    if (auto it = gathered.find(p.name); it != gathered.end()) {
       m = MutableArrayRef<uint16_t>(it->second.first);
       v = MutableArrayRef<uint16_t>(it->second.second);
     }
+    int64_t n = 1;
+    for (int64_t d : p.shape)
+      n *= d;
+    if (!m || !v || int64_t(m->size()) != n || int64_t(v->size()) != n)
+      fail("internal error: no AdamW moments of '" + p.name +
+           "' for the checkpoint");
     out.push_back(
         Tensor::of<uint16_t>(p.name + ".exp_avg", DType::BF16, p.shape,
                              ArrayRef<uint16_t>(m->data(), m->size())));
@@ -1038,9 +1040,11 @@ int runTraining(const Program &program, StringRef digest) {
       return ranks ? ranks->gradient(p.name) : exec.gradient(p.name);
     };
     // The step's loss is the mean over micro-batches: so is its gradient.
-    if (s.microBatches > 1)
+    if (s.microBatches > 1 && ranks)
+      ranks->divideGradients(float(s.microBatches));
+    else if (s.microBatches > 1)
       for (const Parameter &p : program.parameters)
-        if (auto g = gradient(p))
+        if (auto g = exec.gradient(p.name))
           for (float &v : *g)
             v /= float(s.microBatches);
     // Those the master does not update come from their updaters.

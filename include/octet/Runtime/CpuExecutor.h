@@ -192,11 +192,22 @@ public:
   /// (weights and moments); for the others it clears the gradient and
   /// leaves the state as it is. By default every parameter is updated.
   void setOptimizerShard(llvm::function_ref<bool(llvm::StringRef)> owns);
+  /// Elements [begin, end) of a parameter (end -1: to its end).
+  struct Range {
+    int64_t begin = 0, end = -1;
+  };
+  /// The same, updating of each parameter `owns` accepts only the elements
+  /// it gives (an expert weight's experts under expert parallelism).
+  void setOptimizerRanges(
+      llvm::function_ref<std::optional<Range>(llvm::StringRef)> owns);
   /// ZeRO-1's memory saving: frees the AdamW moments of the parameters
   /// this executor does not update (after setOptimizerShard), for which
   /// firstMoment and secondMoment then return std::nullopt; an update of
-  /// one of them fails. Returns the bytes freed.
+  /// one of them fails. Of a parameter it updates in part, it keeps that
+  /// part's, which firstMoment then returns, starting at element
+  /// getMomentOffset. Returns the bytes freed.
   int64_t releaseUnownedMoments();
+  int64_t getMomentOffset(llvm::StringRef name) const;
   /// Pipeline ranks: frees the weights, gradient and moments of every
   /// parameter `keep` rejects (another rank's, which this one neither reads
   /// nor updates). masterWeight, gradient and the moments then return

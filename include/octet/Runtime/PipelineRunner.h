@@ -30,9 +30,10 @@
 // consecutive replicas forms an expert-parallel group, through which the
 // program's octet_pipe expert ops (--octet-insert-expert-comm) send each
 // MoE layer's rows to their experts' owners and back (ExpertExchange);
-// the master updates the experts' weights, and the other ranks hold only
-// their own experts' (the others are NaN, so that a read of them shows in
-// the losses, as are the weights of parameters a rank neither reads nor
+// each group rank's experts are reduced and updated (a piece of each
+// expert weight) by that group rank's first replica, and a rank's copy of
+// the other ranks' experts is NaN, so that a read of them shows in the
+// losses (as are the weights of parameters a rank neither reads nor
 // updates).
 //
 // Ranks as processes (a ProcessGroup, octet-run --nproc): each process
@@ -176,8 +177,13 @@ public:
   llvm::Error broadcast();
 
   /// The step's reduced gradient of parameter `name`, on the rank that
-  /// updates it (std::nullopt in the other processes of a group).
+  /// updates it (std::nullopt in the other processes of a group, and for
+  /// an expert weight under expert parallelism, which its experts' owners
+  /// update in pieces).
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
+  /// Divides every reduced gradient this process holds by `by` (the mean
+  /// over micro-batches). Every process of a group calls it.
+  void divideGradients(T by);
   /// The reduced gradients the master does not update itself, from the
   /// ranks that do (for octet-run --save-gradients; nothing in the other
   /// processes). Every process of a group calls it.
@@ -198,9 +204,10 @@ public:
   std::vector<StateBytes> getStateBytes() const;
   /// The update: every rank runs @optimizer_step on the parameters it
   /// updates (in parallel: the pipeline ranks of the first replica their
-  /// own stages', with ZeRO-1 every replica's ranks a share; the master
-  /// the experts'), then sends the new weights straight to the other
-  /// ranks that read them (of an expert weight, a rank's own experts).
+  /// own stages', with ZeRO-1 every replica's ranks a share; each expert's
+  /// first owner its experts' piece of an expert weight), then sends the
+  /// new weights straight to the other ranks that read them (of an expert
+  /// weight, the experts they own).
   /// The moments stay with their updaters. Every process of a group calls
   /// it.
   llvm::Error optimizerStep(T lr, int64_t step);

@@ -311,6 +311,46 @@ TEST(ExecutorTest, OptimizerShardUpdatesOnlyItsParameters) {
                   "the AdamW moments of 'b' were released");
 }
 
+// An expert owner updates a range of a parameter (its experts): those
+// elements as AdamW on them alone, the others untouched, the whole gradient
+// cleared; once the others' moments go, it keeps its range's, from the
+// range's first element on.
+TEST(ExecutorTest, OptimizerRangeUpdatesOnlyItsElements) {
+  CpuExecutor<float> exec = make<float>(kLinearProgram);
+  exec.initParameters(5);
+  std::vector<float> w = copyOf<float>(*exec.masterWeight("w"));
+  ASSERT_GT(w.size(), 12u);
+  const int64_t begin = 3, end = 11, n = end - begin;
+  exec.setOptimizerRanges(
+      [&](llvm::StringRef name) -> std::optional<CpuExecutor<float>::Range> {
+        if (name != "w")
+          return std::nullopt;
+        return CpuExecutor<float>::Range{begin, end};
+      });
+  EXPECT_EQ(exec.releaseUnownedMoments(),
+            int64_t(exec.masterWeight("b")->size() + w.size() - n) * 4);
+  ASSERT_EQ(exec.firstMoment("w")->size(), size_t(n));
+  EXPECT_EQ(exec.getMomentOffset("w"), begin);
+  EXPECT_FALSE(exec.firstMoment("b").has_value());
+  std::vector<uint16_t> m(n, 0), v(n, 0);
+  std::vector<float> expected = w;
+  for (int64_t step = 1; step <= 2; ++step) {
+    std::vector<float> g = randomT<float>(w.size(), 200 + step);
+    std::copy(g.begin(), g.end(), exec.gradient("w")->begin());
+    run(exec, "optimizer_step",
+        {CpuExecutor<float>::Argument::scalar(0.01f),
+         CpuExecutor<float>::Argument::integer(step)});
+    adamwStep(expected.data() + begin, g.data() + begin, m.data(), v.data(), n,
+              step, AdamWConfig{0.01f, 0.9f, 0.95f, 1e-8f, 0.1f});
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.masterWeight("w")), expected));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.firstMoment("w")), m));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*exec.secondMoment("w")), v));
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*exec.gradient("w")),
+                             std::vector<float>(w.size(), 0.0f)));
+  }
+  EXPECT_FALSE(bitIdentical(expected, w)); // it did update
+}
+
 // A pipeline rank frees the parameters it neither reads nor updates: their
 // state is gone, what it keeps is untouched, and a function that reads a
 // freed one fails, naming it, instead of reading nothing.
