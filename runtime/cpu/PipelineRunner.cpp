@@ -904,15 +904,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
       args.push_back(o.ints.empty() ? Argument(o.values) : Argument(o.ints));
     }
     auto start = std::chrono::steady_clock::now();
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      ++running;
-    }
+    uint64_t activity = beginComputing(
+        rank, llvm::formatv("@{0} on micro-batch {1}", fn, mb).str());
     llvm::Expected<std::vector<Output>> out = ranks[rank]->run(fn, args);
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      --running;
-    }
+    endComputing(activity);
     record(rank, label(fn, mb), /*waiting=*/false, start);
     if (!out) {
       fail(llvm::formatv("rank {0}, micro-batch {1}: {2}", rank, mb,
@@ -980,14 +975,67 @@ template <typename T> struct PipelineRunner<T>::Impl {
       return std::nullopt;
     return std::make_pair(r, d);
   }
-  void computeFor(std::chrono::milliseconds d) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      ++running;
-    }
+  void computeFor(int64_t rank, std::chrono::milliseconds d) {
+    uint64_t id = beginComputing(rank, "an injected delay "
+                                       "(OCTET_PIPELINE_SLOW_RANK)");
     std::this_thread::sleep_for(d);
+    endComputing(id);
+  }
+
+  // Computations in progress (heartbeats go on while there are any), and
+  // the watchdog over them (setComputeLimit).
+  struct Activity {
+    int64_t rank;
+    std::string what;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<uint64_t, Activity> activities;
+  uint64_t nextActivity = 0;
+  uint64_t beginComputing(int64_t rank, std::string what) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++running;
+    activities[nextActivity] = {rank, std::move(what),
+                                std::chrono::steady_clock::now()};
+    return nextActivity++;
+  }
+  void endComputing(uint64_t id) {
     std::lock_guard<std::mutex> lock(mutex);
     --running;
+    activities.erase(id);
+  }
+  std::chrono::seconds computeLimit{0};
+  std::function<void(std::string)> onComputeLimit;
+  std::thread watchdog;
+  bool stopWatchdog = false;
+  /// Checks the computations every eighth of the limit: one older than it
+  /// fails the step on every rank and goes to onComputeLimit.
+  void watching() {
+    auto period = std::max<std::chrono::milliseconds>(
+        std::chrono::milliseconds(50),
+        std::chrono::duration_cast<std::chrono::milliseconds>(computeLimit) /
+            8);
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!posted.wait_for(lock, period, [&] { return stopWatchdog; })) {
+      auto now = std::chrono::steady_clock::now();
+      const Activity *stuck = nullptr;
+      for (const auto &[id, a] : activities)
+        if (now - a.since > computeLimit && (!stuck || a.since < stuck->since))
+          stuck = &a;
+      if (!stuck)
+        continue;
+      std::string why =
+          llvm::formatv("rank {0} computed {1} for more than {2} s (the "
+                        "compute limit): it does not return",
+                        stuck->rank, stuck->what, computeLimit.count())
+              .str();
+      lock.unlock();
+      fail(why);
+      if (group)
+        (void)llvm::errorToBool(flush());
+      if (onComputeLimit)
+        onComputeLimit(why);
+      return;
+    }
   }
 
   void runRank(int64_t rank, llvm::ArrayRef<Batch> batches) {
@@ -1025,7 +1073,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
           return;
       }
       if (slow && slow->first == rank && &a == &actions.back())
-        computeFor(std::chrono::milliseconds(slow->second));
+        computeFor(rank, std::chrono::milliseconds(slow->second));
       if (fault && fault->first == rank && done++ == 1) {
         if (fault->second == Fault::Exit)
           _exit(3);
@@ -1317,6 +1365,14 @@ template <typename T>
 PipelineRunner<T>::PipelineRunner(std::unique_ptr<Impl> impl)
     : impl(std::move(impl)) {}
 template <typename T> PipelineRunner<T>::~PipelineRunner() {
+  if (impl->watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(impl->mutex);
+      impl->stopWatchdog = true;
+      impl->posted.notify_all();
+    }
+    impl->watchdog.join();
+  }
   // The receiving threads call into the runner: they end first.
   if (impl->group) {
     {
@@ -1353,7 +1409,8 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
       impl->group->abort();
     }
   }
-  // The master outlives the runner: it computes alone again.
+  // The master outlives the runner, with its rank's share of the state
+  // only (the others' parameters and moments stay released).
   CpuExecutor<T> &master = *impl->ranks[impl->self];
   master.setExpertExchange(nullptr);
   master.setGradientCallback(nullptr);
@@ -1684,6 +1741,17 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   if (llvm::Error e = runner->broadcast())
     return std::move(e);
   return std::move(runner);
+}
+
+template <typename T>
+void PipelineRunner<T>::setComputeLimit(
+    std::chrono::seconds limit, std::function<void(std::string)> onExpired) {
+  Impl &m = *impl;
+  if (m.watchdog.joinable() || limit.count() <= 0)
+    return;
+  m.computeLimit = limit;
+  m.onComputeLimit = std::move(onExpired);
+  m.watchdog = std::thread([&m] { m.watching(); });
 }
 
 template <typename T> int64_t PipelineRunner<T>::getNumRanks() const {
@@ -2172,26 +2240,20 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
   updaters.insert(0);
   std::vector<std::string> errors(m.ranks.size());
   std::vector<std::thread> threads;
-  {
-    // Computing: heartbeats go on.
-    std::lock_guard<std::mutex> lock(m.mutex);
-    ++m.running;
-  }
   for (size_t e : updaters)
     if (m.ranks[e])
       threads.emplace_back([&, e] {
+        // Computing: heartbeats go on, and the watchdog watches.
+        uint64_t activity = m.beginComputing(int64_t(e), "its optimizer step");
         llvm::Expected<std::vector<typename Impl::Output>> out =
             m.ranks[e]->run("optimizer_step", {Impl::Argument::scalar(lr),
                                                Impl::Argument::integer(step)});
+        m.endComputing(activity);
         if (!out)
           errors[e] = llvm::toString(out.takeError());
       });
   for (std::thread &t : threads)
     t.join();
-  {
-    std::lock_guard<std::mutex> lock(m.mutex);
-    --m.running;
-  }
   for (size_t e = 0; e < errors.size(); ++e)
     if (!errors[e].empty())
       return llvm::createStringError(

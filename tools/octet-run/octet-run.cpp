@@ -152,6 +152,12 @@ cl::opt<unsigned> pipelineTimeout(
     cl::desc("Seconds a pipeline rank waits for another's tensors before "
              "the step fails"),
     cl::init(120), cl::cat(category));
+cl::opt<unsigned> computeTimeout(
+    "compute-timeout",
+    cl::desc("Seconds a pipeline rank may compute one stage function or "
+             "its optimizer step; one that takes longer fails the run on "
+             "every rank (0: no limit)"),
+    cl::init(0), cl::cat(category));
 cl::opt<std::string> gradientsPath(
     "save-gradients",
     cl::desc("Write the first step's gradients (the mean over its "
@@ -995,6 +1001,13 @@ int runTraining(const Program &program, StringRef digest) {
                         group ? "processes" : "threads");
     if (!group)
       addRankEngines(engines, *ranks);
+    // A computation that never returns cannot be stopped: once the other
+    // ranks know, this process ends.
+    ranks->setComputeLimit(std::chrono::seconds(computeTimeout),
+                           [](std::string why) {
+                             printError(toolName, why);
+                             _exit(1);
+                           });
     if (!quiet && ranks->shardsOptimizer()) {
       std::string shares;
       for (int64_t n : ranks->getOptimizerShares())

@@ -60,6 +60,7 @@
 #include "llvm/Support/Error.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -105,6 +106,15 @@ public:
          std::chrono::seconds timeout = std::chrono::seconds(120),
          size_t bucketBytes = size_t(25) << 20, ProcessGroup *group = nullptr);
   ~PipelineRunner();
+
+  /// A watchdog: when one of this process's ranks computes a stage
+  /// function (or its optimizer step) for longer than `limit`, the step
+  /// fails on every rank, naming it, and `onExpired` gets why, on the
+  /// watchdog's thread. A computation cannot be interrupted, so the caller
+  /// ends the process there (octet-run --compute-timeout). Once; off
+  /// until called.
+  void setComputeLimit(std::chrono::seconds limit,
+                       std::function<void(std::string why)> onExpired);
 
   int64_t getNumRanks() const;
   /// Whether this process holds the master (always, with threads): it has
