@@ -173,11 +173,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
   bool gathered = false;
 
   size_t numel(const std::string &name) const {
-    size_t n = 1;
-    if (const Parameter *p = program->lookupParameter(name))
-      for (int64_t d : p->shape)
-        n *= size_t(d);
-    return n;
+    const Parameter *p = program->lookupParameter(name);
+    return p ? size_t(p->numElements()) : 1;
   }
   /// Parameter `name`'s pieces: none without a gradient.
   llvm::ArrayRef<Piece> piecesOf(const std::string &name) const {
@@ -1604,10 +1601,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
     for (const std::string &name : finishOrder[r]) {
         if (impl->holders[name].front() != size_t(r))
           continue; // a mirrored copy's: reduced by the lower rank
-        const Parameter *p = program.lookupParameter(name);
-        size_t bytes = sizeof(T);
-        for (int64_t d : p->shape)
-          bytes *= size_t(d);
+        size_t bytes = sizeof(T) * impl->numel(name);
         if (list.empty() || list.back().bytes + bytes > impl->bucketBytes)
           if (list.empty() || !list.back().params.empty())
             list.emplace_back();

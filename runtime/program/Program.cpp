@@ -66,6 +66,13 @@ int64_t Buffer::numElements() const {
   return n;
 }
 
+int64_t Parameter::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
 const Function *Program::lookupFunction(StringRef name) const {
   for (const Function &f : functions)
     if (f.name == name)

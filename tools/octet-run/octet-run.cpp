@@ -562,9 +562,7 @@ std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
       m = MutableArrayRef<uint16_t>(it->second.first);
       v = MutableArrayRef<uint16_t>(it->second.second);
     }
-    int64_t n = 1;
-    for (int64_t d : p.shape)
-      n *= d;
+    int64_t n = p.numElements();
     if (!m || !v || int64_t(m->size()) != n || int64_t(v->size()) != n)
       fail("internal error: no AdamW moments of '" + p.name +
            "' for the checkpoint");
@@ -602,9 +600,7 @@ void printMemory(const Program &program) {
   MemoryPlan plan = planMemory(program, *fb);
   int64_t weights = 0, trainable = 0;
   for (const Parameter &p : program.parameters) {
-    int64_t n = 1;
-    for (int64_t d : p.shape)
-      n *= d;
+    int64_t n = p.numElements();
     weights += n;
     if (!p.frozen)
       trainable += n;

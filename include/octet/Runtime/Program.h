@@ -58,6 +58,7 @@ struct Parameter {
   std::vector<int64_t> shape;
   bool frozen = false;
   ParameterInit init;
+  int64_t numElements() const;
 };
 
 /// A constant buffer: a splat value or all values, row-major.
