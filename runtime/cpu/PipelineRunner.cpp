@@ -2357,9 +2357,9 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
 }
 
 /// What gatherState() and gatherGradients() share: every updater other
-/// than the master sends it its pieces of every parameter (share()), and
-/// the master reads them (take()) into the parameters it assembles; the
-/// caller then fills in the master's own pieces.
+/// than the master sends it its pieces of every parameter, and the master
+/// reads them into the parameters it assembles (run()); the caller then
+/// fills in the master's own pieces.
 template <typename T> struct PieceGather {
   using Impl = typename PipelineRunner<T>::Impl;
   using Piece = typename Impl::Piece;
@@ -2371,7 +2371,8 @@ template <typename T> struct PieceGather {
         if (piece.updater != 0)
           updaters.insert(piece.updater);
   }
-  /// The payload of updater `e`'s pieces.
+  /// The payload of updater `e`'s pieces: `write(w, e, name, piece)`
+  /// appends one piece's values.
   template <typename Write> std::vector<uint8_t> share(size_t e, Write write) {
     WireWriter w;
     uint64_t n = 0;
@@ -2384,7 +2385,7 @@ template <typename T> struct PieceGather {
         if (piece.updater == e) {
           w.str(name);
           w.u64(piece.begin);
-          write(w, name, piece);
+          write(w, e, name, piece);
         }
     return w.take();
   }
@@ -2412,6 +2413,39 @@ template <typename T> struct PieceGather {
           llvm::formatv("rank {0} sent a malformed message of {1}", e, what));
     return llvm::Error::success();
   }
+  /// The exchange. A process other than the master sends its share as a
+  /// message of `kind` (`label` in the trace). The master takes every
+  /// other updater's: from `inbox` (waiting for "rank e's `waiting`"), or
+  /// with threads straight from that rank's executor. `what` names the
+  /// values in errors.
+  template <typename Write, typename Read>
+  llvm::Error run(uint32_t kind, llvm::StringRef label,
+                  std::map<int64_t, std::vector<uint8_t>> &inbox,
+                  llvm::StringRef waiting, llvm::StringRef what, Write write,
+                  Read read) {
+    if (m.group && m.self != 0) {
+      if (updaters.count(size_t(m.self)))
+        m.sendTo(0, kind, share(size_t(m.self), write), label.str());
+      return llvm::Error::success();
+    }
+    for (size_t e : updaters) {
+      std::vector<uint8_t> payload;
+      if (!m.group) {
+        payload = share(e, write);
+      } else {
+        std::unique_lock<std::mutex> lock(m.mutex);
+        if (llvm::Error err = m.awaitMessage(
+                lock, [&] { return inbox.count(int64_t(e)) > 0; },
+                llvm::formatv("rank {0}'s {1}", e, waiting).str()))
+          return err;
+        payload = std::move(inbox[int64_t(e)]);
+        inbox.erase(int64_t(e));
+      }
+      if (llvm::Error err = take(e, payload, read, what))
+        return err;
+    }
+    return llvm::Error::success();
+  }
 };
 
 template <typename T>
@@ -2423,70 +2457,49 @@ PipelineRunner<T>::gatherState() {
   std::map<std::string, ParameterState> gathered;
   typename Impl::InCall call(m);
   m.gathered = true;
-  PieceGather<T> gather(m);
   // A piece: its weights and moments, as its updater holds them.
-  auto write = [&](size_t e) {
-    return gather.share(
-        e, [&](WireWriter &w, const std::string &name, const Piece &piece) {
-          CpuExecutor<T> &owner = *m.ranks[e];
-          size_t n = piece.end - piece.begin,
-                 offset = size_t(owner.getMomentOffset(name));
-          w.array<T>(owner.masterWeight(name)->slice(piece.begin, n));
-          w.array<uint16_t>(
-              owner.firstMoment(name)->slice(piece.begin - offset, n));
-          w.array<uint16_t>(
-              owner.secondMoment(name)->slice(piece.begin - offset, n));
-        });
+  auto write = [&](WireWriter &w, size_t e, const std::string &name,
+                   const Piece &piece) {
+    CpuExecutor<T> &owner = *m.ranks[e];
+    size_t n = piece.end - piece.begin,
+           offset = size_t(owner.getMomentOffset(name));
+    w.array<T>(owner.masterWeight(name)->slice(piece.begin, n));
+    w.array<uint16_t>(owner.firstMoment(name)->slice(piece.begin - offset, n));
+    w.array<uint16_t>(owner.secondMoment(name)->slice(piece.begin - offset, n));
   };
-  if (m.group && m.self != 0) {
-    if (gather.updaters.count(size_t(m.self)))
-      m.sendTo(0, kGather, write(size_t(m.self)), "state for the checkpoint");
-    return gathered;
-  }
-  CpuExecutor<T> &master = *m.ranks[0];
-  // Each parameter with a piece updated elsewhere, whole.
-  auto entry = [&](const std::string &name) -> ParameterState & {
-    auto [it, fresh] = gathered.try_emplace(name);
-    if (fresh) {
-      size_t n = m.numel(name);
-      if (!master.masterWeight(name))
-        it->second.weights.resize(n);
-      it->second.first.resize(n);
-      it->second.second.resize(n);
-    }
-    return it->second;
-  };
+  // On the master: each parameter with a piece updated elsewhere, whole;
+  // its weights go into the master's executor if it keeps them.
   auto read = [&](WireReader &r, const std::string &name, const Piece &piece) {
     std::vector<T> w = r.array<T>();
     std::vector<uint16_t> m1 = r.array<uint16_t>(), m2 = r.array<uint16_t>();
     size_t n = piece.end - piece.begin;
     if (r.failed() || w.size() != n || m1.size() != n || m2.size() != n)
       return false;
-    ParameterState &state = entry(name);
-    std::optional<llvm::MutableArrayRef<T>> to = master.masterWeight(name);
+    std::optional<llvm::MutableArrayRef<T>> to = m.ranks[0]->masterWeight(name);
+    auto [it, fresh] = gathered.try_emplace(name);
+    ParameterState &state = it->second;
+    if (fresh) {
+      size_t all = m.numel(name);
+      if (!to)
+        state.weights.resize(all);
+      state.first.resize(all);
+      state.second.resize(all);
+    }
     T *weights = to ? to->data() : state.weights.data();
     std::copy(w.begin(), w.end(), weights + piece.begin);
     std::copy(m1.begin(), m1.end(), state.first.begin() + piece.begin);
     std::copy(m2.begin(), m2.end(), state.second.begin() + piece.begin);
     return true;
   };
-  for (size_t e : gather.updaters) {
-    std::vector<uint8_t> payload;
-    if (!m.group) {
-      payload = write(e);
-    } else {
-      std::unique_lock<std::mutex> lock(m.mutex);
-      if (llvm::Error err = m.awaitMessage(
-              lock, [&] { return m.gatherInbox.count(int64_t(e)) > 0; },
-              llvm::formatv("rank {0}'s optimizer state", e).str()))
-        return std::move(err);
-      payload = std::move(m.gatherInbox[int64_t(e)]);
-      m.gatherInbox.erase(int64_t(e));
-    }
-    if (llvm::Error err = gather.take(e, payload, read, "the state"))
-      return std::move(err);
-  }
+  PieceGather<T> gather(m);
+  if (llvm::Error err =
+          gather.run(kGather, "state for the checkpoint", m.gatherInbox,
+                     "optimizer state", "the state", write, read))
+    return std::move(err);
+  if (m.group && m.self != 0)
+    return gathered;
   // The master's own pieces of the parameters assembled here.
+  CpuExecutor<T> &master = *m.ranks[0];
   for (auto &[name, state] : gathered)
     for (const Piece &piece : m.piecesOf(name))
       if (piece.updater == 0) {
@@ -2509,19 +2522,11 @@ PipelineRunner<T>::gatherGradients() {
   using Piece = typename Impl::Piece;
   std::map<std::string, std::vector<T>> gathered;
   typename Impl::InCall call(m);
-  PieceGather<T> gather(m);
-  auto write = [&](size_t e) {
-    return gather.share(e, [&](WireWriter &w, const std::string &name,
-                               const Piece &piece) {
-      w.array<T>(m.ranks[e]->gradient(name)->slice(piece.begin,
-                                                   piece.end - piece.begin));
-    });
+  auto write = [&](WireWriter &w, size_t e, const std::string &name,
+                   const Piece &piece) {
+    w.array<T>(m.ranks[e]->gradient(name)->slice(piece.begin,
+                                                 piece.end - piece.begin));
   };
-  if (m.group && m.self != 0) {
-    if (gather.updaters.count(size_t(m.self)))
-      m.sendTo(0, kGradients, write(size_t(m.self)), "gradients");
-    return gathered;
-  }
   auto read = [&](WireReader &r, const std::string &name, const Piece &piece) {
     std::vector<T> g = r.array<T>();
     if (r.failed() || g.size() != piece.end - piece.begin)
@@ -2532,22 +2537,13 @@ PipelineRunner<T>::gatherGradients() {
     std::copy(g.begin(), g.end(), it->second.begin() + piece.begin);
     return true;
   };
-  for (size_t e : gather.updaters) {
-    std::vector<uint8_t> payload;
-    if (!m.group) {
-      payload = write(e);
-    } else {
-      std::unique_lock<std::mutex> lock(m.mutex);
-      if (llvm::Error err = m.awaitMessage(
-              lock, [&] { return m.gradientsInbox.count(int64_t(e)) > 0; },
-              llvm::formatv("rank {0}'s reduced gradients", e).str()))
-        return std::move(err);
-      payload = std::move(m.gradientsInbox[int64_t(e)]);
-      m.gradientsInbox.erase(int64_t(e));
-    }
-    if (llvm::Error err = gather.take(e, payload, read, "the gradient"))
-      return std::move(err);
-  }
+  PieceGather<T> gather(m);
+  if (llvm::Error err =
+          gather.run(kGradients, "gradients", m.gradientsInbox,
+                     "reduced gradients", "the gradient", write, read))
+    return std::move(err);
+  if (m.group && m.self != 0)
+    return gathered;
   for (auto &[name, g] : gathered)
     for (const Piece &piece : m.piecesOf(name))
       if (piece.updater == 0) {
