@@ -189,6 +189,9 @@ struct Step {
 struct CompiledFunction {
   const Function *function = nullptr;
   std::vector<Step> steps;
+  /// False for a function the executor does not run (Holding::runs): it
+  /// has no steps, and its buffers no storage.
+  bool compiled = true;
 };
 
 /// One (batched) GEMM of a body, described for a DenseGemmEngine: for b <
@@ -2923,22 +2926,47 @@ template <typename T> const Program &CpuExecutor<T>::getProgram() const {
 }
 
 template <typename T>
-Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program) {
+Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program,
+                                                const Holding &holding) {
   auto s = std::make_unique<State>();
   s->program = std::move(program);
   const Program &p = s->program;
 
-  // Storage, allocated once: the compiled steps point into it.
+  // Storage, allocated once: the compiled steps point into it. Only the
+  // buffers of the functions it runs.
+  auto runs = [&](const Function &f) {
+    return !holding.runs || holding.runs(f.name);
+  };
+  std::vector<bool> used(p.buffers.size(), !holding.runs);
+  auto use = [&](llvm::ArrayRef<int64_t> ids) {
+    for (int64_t id : ids)
+      if (id >= 0 && size_t(id) < used.size())
+        used[id] = true;
+  };
+  for (const Function &f : p.functions) {
+    if (!runs(f) || !holding.runs)
+      continue;
+    use(f.arguments);
+    use(f.results);
+    for (const Instruction &i : f.body) {
+      use(i.operands);
+      use(i.results);
+    }
+  }
   s->reals.resize(p.buffers.size());
   s->ints.resize(p.buffers.size());
   for (size_t i = 0; i < p.buffers.size(); ++i) {
     const Buffer &b = p.buffers[i];
+    if (!used[i])
+      continue;
     if (isIntType(b.dtype))
       s->ints[i].assign(b.numElements(), 0);
     else
       s->reals[i].assign(b.numElements(), T(0));
   }
   for (const Constant &c : p.constants) {
+    if (!used[c.buffer])
+      continue;
     const Buffer &b = p.buffers[c.buffer];
     auto fill = [&](auto &storage) {
       using E = typename std::decay_t<decltype(storage)>::value_type;
@@ -2959,12 +2987,24 @@ Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program) {
     const Parameter &param = p.parameters[i];
     ParamState<T> &ps = s->params[i];
     ps.param = &param;
-    int64_t n = product(param.shape);
-    ps.master.assign(n, T(0));
-    if (!param.frozen) {
+    int64_t n = param.numElements();
+    ps.held = !holding.keeps || holding.keeps(param.name);
+    std::optional<Range> r = holding.updates ? holding.updates(param.name)
+                                             : std::optional<Range>(Range{});
+    ps.updatedHere = r.has_value();
+    ps.updateBegin = r ? std::clamp<int64_t>(r->begin, 0, n) : 0;
+    ps.updateEnd = r && r->end >= 0 ? std::clamp<int64_t>(r->end, 0, n) : -1;
+    ps.momentsHeld = ps.held && r.has_value();
+    if (ps.held)
+      ps.master.assign(n, T(0));
+    if (ps.held && !param.frozen)
       ps.grad.assign(n, T(0));
-      ps.m.assign(n, 0);
-      ps.v.assign(n, 0);
+    if (ps.momentsHeld && !param.frozen) {
+      // Only the moments of the elements it updates.
+      int64_t end = ps.updateEnd < 0 ? n : ps.updateEnd;
+      ps.momentsBegin = ps.updateBegin;
+      ps.m.assign(std::max<int64_t>(0, end - ps.updateBegin), 0);
+      ps.v.assign(ps.m.size(), 0);
     }
     s->paramIndex[param.name] = i;
   }
@@ -2975,7 +3015,8 @@ Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program) {
     CompiledFunction &cf = s->functions[fi];
     cf.function = &f;
     s->functionIndex[f.name] = fi;
-    for (size_t i = 0; i < f.body.size(); ++i) {
+    cf.compiled = runs(f);
+    for (size_t i = 0; cf.compiled && i < f.body.size(); ++i) {
       Expected<std::function<Error()>> body =
           InstructionCompiler<T>(*s, f, i).compile();
       if (!body)
@@ -3033,7 +3074,7 @@ void CpuExecutor<T>::setOptimizerRanges(
     llvm::function_ref<std::optional<Range>(StringRef)> owns) {
   for (ParamState<T> &ps : state->params) {
     std::optional<Range> r = owns(ps.param->name);
-    int64_t n = int64_t(ps.master.size());
+    int64_t n = ps.param->numElements();
     ps.updatedHere = r.has_value();
     ps.updateBegin = r ? std::clamp<int64_t>(r->begin, 0, n) : 0;
     ps.updateEnd = r && r->end >= 0 ? std::clamp<int64_t>(r->end, 0, n) : -1;
@@ -3102,6 +3143,15 @@ template <typename T> int64_t CpuExecutor<T>::getGradientBytes() const {
   int64_t bytes = 0;
   for (const ParamState<T> &ps : state->params)
     bytes += int64_t(ps.grad.size() * sizeof(T));
+  return bytes;
+}
+
+template <typename T> int64_t CpuExecutor<T>::getBufferBytes() const {
+  int64_t bytes = 0;
+  for (const std::vector<T> &r : state->reals)
+    bytes += int64_t(r.size() * sizeof(T));
+  for (const std::vector<int64_t> &i : state->ints)
+    bytes += int64_t(i.size() * sizeof(int64_t));
   return bytes;
 }
 
@@ -3193,6 +3243,9 @@ CpuExecutor<T>::run(StringRef name, llvm::ArrayRef<Argument> arguments) {
   }
   const CompiledFunction &cf = s.functions[it->second];
   const Function &f = *cf.function;
+  if (!cf.compiled)
+    return makeError("function '" + f.name +
+                     "' is not one this executor runs (another rank's)");
   if (arguments.size() != f.arguments.size())
     return makeError("function '" + f.name + "' takes " +
                      Twine(f.arguments.size()) + " arguments, got " +

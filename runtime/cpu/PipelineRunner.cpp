@@ -84,19 +84,19 @@ thread_local bool overlappedForward = false;
 /// The messages between the processes of a group. Those of a step
 /// (kResult to kFail, and kEnded) carry the step's index first.
 enum MessageKind : uint32_t {
-  kResult = 1, ///< A stage function's results, to the ranks taking them.
-  kExperts,    ///< One rank's rows of an expert exchange for another.
-  kGradient,   ///< A final gradient, to the rank reducing it.
-  kDone,       ///< A rank is done with the step, its reductions too.
-  kFail,       ///< A rank failed: why.
-  kLosses,     ///< The step's losses, from the master.
-  kState,      ///< The master's weights and moments (broadcast).
-  kShard,      ///< An updater's new weights, to the ranks reading them.
-  kStats,      ///< A rank's events and counters, to the master (finish).
-  kAlive,      ///< The rank computes (a heartbeat, for the bounded waits).
-  kEnded,      ///< A rank's actions of the step ended (its reductions go on).
-  kGather,     ///< An updater's weights and moments, for a checkpoint.
-  kGradients,  ///< An updater's reduced gradients (octet-run --save-gradients).
+  kResult = 1,   ///< A stage function's results, to the ranks taking them.
+  kExperts,      ///< One rank's rows of an expert exchange for another.
+  kGradient,     ///< A final gradient, to the rank reducing it.
+  kDone,         ///< A rank is done with the step, its reductions too.
+  kFail,         ///< A rank failed: why.
+  kLosses,       ///< The step's losses, from the master.
+  kCheckpointed, ///< The master has written its checkpoint.
+  kShard,        ///< An updater's new weights, to the ranks reading them.
+  kStats,        ///< A rank's events and counters, to the master (finish).
+  kAlive,        ///< The rank computes (a heartbeat, for the bounded waits).
+  kEnded,        ///< A rank's actions of the step ended (its reductions go on).
+  kGather,       ///< An updater's weights and moments, for a checkpoint.
+  kGradients,    ///< An updater's reduced gradients (--save-gradients).
 };
 
 /// Microseconds on the steady clock, which the processes of one machine
@@ -164,12 +164,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
   };
   bool zero = false;
   std::map<std::string, std::vector<Piece>> pieces;
-  /// The first broadcast() has run: the moments have gone out to the
-  /// updaters, and a parameter's weights are from then on current only on
-  /// its updaters and on the executors that read them.
-  bool distributed = false;
-  /// A gatherState() since the last broadcast(), which then holds the
-  /// other processes until the master has written its checkpoint.
+  /// A gatherState() since the last awaitCheckpoint(), which then holds
+  /// the other processes until the master has written its checkpoint.
   bool gathered = false;
 
   size_t numel(const std::string &name) const {
@@ -258,7 +254,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
           ranks[e]->masterWeight(p.name);
       if (!w || p.frozen)
         continue;
-      if (distributed && !uses(e, p.name) && !updates(e, p.name)) {
+      if (!uses(e, p.name) && !updates(e, p.name)) {
         std::fill(w->begin(), w->end(), nan);
         continue;
       }
@@ -350,7 +346,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
   /// Per executor: when its last computation of the step ended (steadyUs).
   std::vector<double> computeEnds;
   /// The messages outside the steps, in the order they came.
-  std::deque<std::vector<uint8_t>> lossesInbox, stateInbox;
+  std::deque<std::vector<uint8_t>> lossesInbox, checkpointInbox;
   std::map<int64_t, std::deque<std::vector<uint8_t>>> shardsInbox;
   std::map<int64_t, std::vector<uint8_t>> statsInbox, gatherInbox,
       gradientsInbox;
@@ -363,7 +359,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
   std::vector<StateBytes> stateBytes;
   StateBytes stateOf(size_t e) const {
     return {ranks[e]->getWeightBytes(), ranks[e]->getGradientBytes(),
-            ranks[e]->getMomentBytes()};
+            ranks[e]->getMomentBytes(), ranks[e]->getBufferBytes()};
   }
 
   std::string meta(const std::string &key) const {
@@ -537,8 +533,8 @@ template <typename T> struct PipelineRunner<T>::Impl {
     case kLosses:
       lossesInbox.push_back(std::move(payload));
       break;
-    case kState:
-      stateInbox.push_back(std::move(payload));
+    case kCheckpointed:
+      checkpointInbox.push_back(std::move(payload));
       break;
     case kShard:
       shardsInbox[peer].push_back(std::move(payload));
@@ -700,7 +696,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
   // give up. A rank stuck in one of the runner's waits sends none.
   std::thread beat;
   bool stopBeat = false;
-  /// Calls into the runner in progress (step, broadcast, ...).
+  /// Calls into the runner in progress (step, awaitCheckpoint, ...).
   int64_t inCall = 0;
   void heartbeats() {
     auto period = std::max<std::chrono::milliseconds>(
@@ -1416,7 +1412,7 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
 
 template <typename T>
 llvm::Expected<std::unique_ptr<PipelineRunner<T>>>
-PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
+PipelineRunner<T>::create(const Program &program, MakeRank makeRank,
                           std::chrono::seconds timeout, size_t bucketBytes,
                           ProcessGroup *group) {
   auto impl = std::make_unique<Impl>();
@@ -1502,12 +1498,17 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   // Per rank: its trainable parameters in the order their gradients
   // become final.
   std::vector<std::vector<std::string>> finishOrder(ranks * dp);
+  // Per rank: the functions it runs (its stages' and the optimizer step),
+  // the only ones its executor compiles and allocates buffers for.
+  std::vector<std::set<std::string>> runsOf(ranks * dp);
   for (int64_t r = 0; r < ranks * dp; ++r) {
     std::vector<std::string> run;
     for (const sched::Action &a : impl->schedule.perRank[r % ranks])
       for (const typename Impl::Call &c : Impl::callsOf(a))
         run.push_back(
             impl->function(c.forward, impl->place(c.stage, 0).first));
+    runsOf[r].insert(run.begin(), run.end());
+    runsOf[r].insert("optimizer_step");
     std::map<std::string, int64_t> &count = impl->expected[r];
     for (const std::string &fn : run)
       for (const std::string &p : accumulationsOfFunction[fn])
@@ -1532,22 +1533,8 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
   // In a group, this process's rank is the only executor here.
   impl->group = group;
   impl->self = group ? group->getRank() : 0;
-  if (group) {
-    impl->ranks.assign(size_t(ranks * dp), nullptr);
-    impl->ranks[impl->self] = &master;
-  } else {
-    impl->ranks.push_back(&master);
-  }
-  for (int64_t r = 1; !group && r < ranks * dp; ++r) {
-    llvm::Expected<CpuExecutor<T>> e = CpuExecutor<T>::create(program);
-    if (!e)
-      return e.takeError();
-    // Every rank's GEMMs go where the master's go.
-    e->setScaledGemmEngine(master.getScaledGemmEngine());
-    e->setDenseGemmEngine(master.getDenseGemmEngine());
-    impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*e)));
-    impl->ranks.push_back(impl->owned.back().get());
-  }
+  // Created below, once it is known what each holds.
+  impl->ranks.assign(size_t(ranks * dp), nullptr);
   // Expert-parallel groups: pipeline rank r of ep consecutive replicas.
   int64_t ep = std::max<int64_t>(1, number("pipeline.ep"));
   if (ep > 1) {
@@ -1564,8 +1551,6 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         group.push_back(((d / ep) * ep + q) * ranks + r);
       impl->exchanges.push_back(std::make_unique<RankExchange<T>>(
           *impl, e, std::move(group), d % ep));
-      if (impl->ranks[e])
-        impl->ranks[e]->setExpertExchange(impl->exchanges.back().get());
     }
     // The experts' weights: the parameters split by local_experts.
     std::set<std::string> seen;
@@ -1609,10 +1594,6 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         list.back().bytes += bytes;
     }
   }
-  for (int64_t e = 0; e < ranks * dp; ++e)
-    if (impl->ranks[e])
-      impl->ranks[e]->setGradientCallback(
-          [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
   // Who updates each parameter: the pipeline rank holding it (the lower
   // of DualPipe's mirrored copies), of the first replica; with ZeRO-1 that
   // of the replica whose share it balances (by size, largest first, after
@@ -1655,29 +1636,45 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
           count += impl->contributors(name, piece).size();
       impl->needed[name] = count;
     }
-    for (int64_t e = 0; e < ranks * dp; ++e) {
-      if (!impl->ranks[e])
-        continue;
-      using Range = typename CpuExecutor<T>::Range;
-      impl->ranks[e]->setOptimizerRanges(
-          [&](llvm::StringRef name) -> std::optional<Range> {
-            if (impl->piecesOf(name.str()).empty()) // no gradient: the master's
-              return e == 0 ? std::optional<Range>(Range{0, -1}) : std::nullopt;
-            for (const typename Impl::Piece &piece : impl->piecesOf(name.str()))
-              if (piece.updater == size_t(e))
-                return Range{int64_t(piece.begin), int64_t(piece.end)};
-            return std::nullopt;
-          });
-      // The others' moments go, and the state of the parameters it neither
-      // reads nor makes a gradient of; the master's once broadcast() has
-      // sent them.
-      if (e > 0) {
-        impl->ranks[e]->releaseUnownedMoments();
-        impl->ranks[e]->releaseParameters([&](llvm::StringRef name) {
-          return impl->keeps(size_t(e), name.str());
-        });
-      }
-    }
+  }
+  // This process's executors, each created with only its share: the
+  // parameters it reads, accumulates or updates, the moments of the
+  // elements it updates, and the buffers of the functions it runs. The caller
+  // initialises it (every rank draws a parameter's initial weights alike) or
+  // loads it from a checkpoint, so that no rank, the master included, ever
+  // holds a whole copy.
+  for (int64_t e = 0; e < ranks * dp; ++e) {
+    if (group && e != impl->self)
+      continue;
+    using Range = typename CpuExecutor<T>::Range;
+    typename CpuExecutor<T>::Holding holding;
+    holding.keeps = [&](llvm::StringRef name) {
+      return impl->keeps(size_t(e), name.str());
+    };
+    holding.updates = [&](llvm::StringRef name) -> std::optional<Range> {
+      if (impl->piecesOf(name.str()).empty()) // no gradient: the master's
+        return e == 0 ? std::optional<Range>(Range{0, -1}) : std::nullopt;
+      for (const typename Impl::Piece &piece : impl->piecesOf(name.str()))
+        if (piece.updater == size_t(e))
+          return Range{int64_t(piece.begin), int64_t(piece.end)};
+      return std::nullopt;
+    };
+    holding.runs = [&](llvm::StringRef fn) {
+      return runsOf[e].count(fn.str()) > 0;
+    };
+    llvm::Expected<CpuExecutor<T>> made = makeRank(e, holding);
+    if (!made)
+      return llvm::createStringError(
+          llvm::formatv("rank {0}: {1}", e, llvm::toString(made.takeError()))
+              .str());
+    impl->owned.push_back(std::make_unique<CpuExecutor<T>>(std::move(*made)));
+    CpuExecutor<T> &x = *impl->owned.back();
+    impl->ranks[e] = &x;
+    if (impl->ep > 1)
+      x.setExpertExchange(impl->exchanges[e].get());
+    x.setGradientCallback(
+        [m = impl.get(), e](llvm::StringRef p) { m->accumulatedInto(e, p); });
+    impl->maskForeignWeights(size_t(e));
   }
   for (auto &list : impl->buckets)
     for (typename Impl::Bucket &b : list)
@@ -1730,11 +1727,7 @@ PipelineRunner<T>::create(CpuExecutor<T> &master, const Program &program,
         impl->senders[q]->thread = std::thread([m, q] { m->sending(q); });
       }
   }
-  auto runner =
-      std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
-  if (llvm::Error e = runner->broadcast())
-    return std::move(e);
-  return std::move(runner);
+  return std::unique_ptr<PipelineRunner>(new PipelineRunner(std::move(impl)));
 }
 
 template <typename T>
@@ -1757,8 +1750,15 @@ int64_t PipelineRunner<T>::getExpertParallelism() const {
   return impl->ep;
 }
 
-template <typename T> bool PipelineRunner<T>::isMaster() const {
-  return impl->self == 0;
+template <typename T> int64_t PipelineRunner<T>::getRank() const {
+  return impl->self;
+}
+
+template <typename T>
+CpuExecutor<T> &PipelineRunner<T>::getExecutor(int64_t rank) {
+  assert(rank >= 0 && rank < getNumRanks() && impl->ranks[size_t(rank)] &&
+         "no such rank in this process");
+  return *impl->ranks[size_t(rank)];
 }
 
 template <typename T>
@@ -1768,22 +1768,6 @@ auto PipelineRunner<T>::getStateBytes() const -> std::vector<StateBytes> {
     if (impl->ranks[e])
       bytes[e] = impl->stateOf(e);
   return bytes;
-}
-
-template <typename T>
-void PipelineRunner<T>::setScaledGemmEngine(int64_t rank,
-                                            cpu::ScaledGemmEngine *engine) {
-  assert(rank >= 0 && rank < getNumRanks() && impl->ranks[size_t(rank)] &&
-         "no such rank in this process");
-  impl->ranks[size_t(rank)]->setScaledGemmEngine(engine);
-}
-
-template <typename T>
-void PipelineRunner<T>::setDenseGemmEngine(int64_t rank,
-                                           cpu::DenseGemmEngine *engine) {
-  assert(rank >= 0 && rank < getNumRanks() && impl->ranks[size_t(rank)] &&
-         "no such rank in this process");
-  impl->ranks[size_t(rank)]->setDenseGemmEngine(engine);
 }
 
 template <typename T>
@@ -1879,118 +1863,34 @@ std::vector<double> PipelineRunner<T>::getSimulatedBubble() const {
   return bubble;
 }
 
-template <typename T> llvm::Error PipelineRunner<T>::broadcast() {
+template <typename T> llvm::Error PipelineRunner<T>::awaitCheckpoint() {
   Impl &m = *impl;
   typename Impl::InCall call(m);
-  // After the first: optimizerStep() sent the new weights to the executors
-  // that use them, and the moments stay with the updaters. Only after a
-  // gatherState() is there something to do: the other processes wait for
-  // the master, which has written its checkpoint meanwhile.
-  bool barrier = m.distributed;
-  if (barrier && !m.gathered)
+  // Only after a gatherState(): the other processes wait for the master,
+  // which has written its checkpoint meanwhile.
+  if (!m.gathered)
     return llvm::Error::success();
   m.gathered = false;
   if (m.group && m.self != 0) {
-    // This rank's state, as the master sent it.
     std::vector<uint8_t> payload;
     {
       std::unique_lock<std::mutex> lock(m.mutex);
       if (llvm::Error e = m.awaitMessage(
-              lock, [&] { return !m.stateInbox.empty(); },
-              barrier ? "the master to write its checkpoint"
-                      : "the master's weights"))
+              lock, [&] { return !m.checkpointInbox.empty(); },
+              "the master to write its checkpoint"))
         return e;
-      payload = std::move(m.stateInbox.front());
-      m.stateInbox.pop_front();
+      payload = std::move(m.checkpointInbox.front());
+      m.checkpointInbox.pop_front();
     }
-    CpuExecutor<T> &rank = *m.ranks[m.self];
-    WireReader r(payload);
-    for (uint64_t n = r.u64(), i = 0; i < n && !r.failed(); ++i) {
-      std::string name = r.str();
-      std::vector<T> w = r.array<T>();
-      bool moments = r.u64() != 0;
-      std::vector<uint16_t> m1, m2;
-      if (moments) {
-        m1 = r.array<uint16_t>();
-        m2 = r.array<uint16_t>();
-      }
-      auto install = [&](auto to, const auto &from) {
-        if (!to || to->size() != from.size())
-          return false;
-        std::copy(from.begin(), from.end(), to->begin());
-        return true;
-      };
-      if (!r.failed() && (!install(rank.masterWeight(name), w) ||
-                          (moments && (!install(rank.firstMoment(name), m1) ||
-                                       !install(rank.secondMoment(name), m2)))))
-        return llvm::createStringError(
-            "the master's state of parameter '" + name +
-            "' does not fit this rank's (another program?)");
-    }
-    if (r.failed() || !r.atEnd())
+    if (!payload.empty())
       return llvm::createStringError(
-          "the master sent a malformed message of its weights");
+          "the master sent a malformed message at the end of its checkpoint");
   } else if (m.group) {
-    // Every rank's weights; the moments to those that keep them.
-    CpuExecutor<T> &master = *m.ranks[0];
-    for (int64_t q = 1; q < m.group->getSize(); ++q) {
-      WireWriter w;
-      // The parameters q keeps, and their moments if q updates them.
-      int64_t n = 0;
-      for (const Parameter &p : m.program->parameters)
-        n += !barrier && m.keeps(size_t(q), p.name);
-      w.u64(uint64_t(n));
-      for (const Parameter &p : m.program->parameters) {
-        if (barrier || !m.keeps(size_t(q), p.name))
-          continue;
-        w.str(p.name);
-        w.array<T>(*master.masterWeight(p.name));
-        // Of the piece q updates (the others' never reach it).
-        const typename Impl::Piece *piece = nullptr;
-        for (const typename Impl::Piece &c : m.piecesOf(p.name))
-          if (c.updater == size_t(q))
-            piece = &c;
-        bool moments = master.firstMoment(p.name) && piece;
-        w.u64(moments);
-        if (moments) {
-          size_t n = piece->end - piece->begin;
-          w.array<uint16_t>(master.firstMoment(p.name)->slice(piece->begin, n));
-          w.array<uint16_t>(
-              master.secondMoment(p.name)->slice(piece->begin, n));
-        }
-      }
-      m.sendTo(q, kState, w.take());
-    }
-  } else if (!barrier) {
-    CpuExecutor<T> &master = *m.ranks[0];
-    for (const Parameter &p : m.program->parameters)
-      for (size_t r = 1; r < m.ranks.size(); ++r) {
-        CpuExecutor<T> &rank = *m.ranks[r];
-        auto copy = [](auto from, auto to) {
-          if (from && to)
-            std::copy(from->begin(), from->end(), to->begin());
-        };
-        copy(master.masterWeight(p.name), rank.masterWeight(p.name));
-        // A rank's moments of a piece: those from its first element on.
-        auto moments = [&](auto from, auto to) {
-          if (from && to)
-            copy(std::optional(
-                     from->slice(rank.getMomentOffset(p.name), to->size())),
-                 to);
-        };
-        moments(master.firstMoment(p.name), rank.firstMoment(p.name));
-        moments(master.secondMoment(p.name), rank.secondMoment(p.name));
-      }
+    for (int64_t q = 1; q < m.group->getSize(); ++q)
+      m.sendTo(q, kCheckpointed, {});
   }
-  if (!m.distributed) {
-    m.distributed = true;
-    // From now on the master keeps only its own share too.
-    if (m.local(0)) {
-      m.ranks[0]->releaseUnownedMoments();
-      m.ranks[0]->releaseParameters(
-          [&](llvm::StringRef name) { return m.keeps(0, name.str()); });
-    }
-  }
+  // The weights gatherState() brought to the master that it neither reads
+  // nor updates are stale after the next update: NaN again.
   for (size_t e = 0; e < m.ranks.size(); ++e)
     m.maskForeignWeights(e);
   return llvm::Error::success();
@@ -2007,7 +1907,7 @@ PipelineRunner<T>::step(llvm::ArrayRef<Batch> batches) {
   typename Impl::InCall call(m);
   for (auto &x : m.exchanges)
     x->restart();
-  for (size_t r = 1; r < m.ranks.size(); ++r)
+  for (size_t r = 0; r < m.ranks.size(); ++r)
     if (m.ranks[r])
       m.ranks[r]->zeroGradients();
   {
@@ -2584,6 +2484,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     w.i64(m.ranks[m.self]->getWeightBytes());
     w.i64(m.ranks[m.self]->getGradientBytes());
     w.i64(m.ranks[m.self]->getMomentBytes());
+    w.i64(m.ranks[m.self]->getBufferBytes());
     m.sendTo(0, kStats, w.take());
     if (llvm::Error e = m.flush())
       return e;
@@ -2633,6 +2534,7 @@ template <typename T> llvm::Error PipelineRunner<T>::finish() {
     held.weights = r.i64();
     held.gradients = r.i64();
     held.moments = r.i64();
+    held.buffers = r.i64();
     if (r.failed() || !r.atEnd() || !known ||
         int64_t(reduceUs.size()) != m.pp || int64_t(exposedUs.size()) != m.pp ||
         int64_t(buckets.size()) != m.pp)

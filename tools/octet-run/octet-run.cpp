@@ -358,20 +358,29 @@ T runStagedLoss(CpuExecutor<T> &exec, const StageFunctions &stages,
 }
 
 /// What each rank keeps: the parameters it reads, accumulates or updates,
-/// and the AdamW moments of those it updates.
-void printStateBytes(const PipelineRunner<float> &ranks, raw_ostream &os) {
+/// the AdamW moments of those it updates, and its functions' buffers.
+void printStateBytes(const PipelineRunner<float> &ranks, const Program &program,
+                     raw_ostream &os) {
   std::vector<PipelineRunner<float>::StateBytes> bytes = ranks.getStateBytes();
-  auto line = [&](StringRef what, auto field) {
+  auto mib = [](int64_t b) { return double(b) / (1 << 20); };
+  auto line = [&](StringRef what, auto field, std::string after = "") {
     std::string held;
     for (const PipelineRunner<float>::StateBytes &b : bytes)
-      held += formatv("{0}{1:f2}", held.empty() ? "" : ", ",
-                      double(b.*field) / (1 << 20))
-                  .str();
-    os << "octet-run: " << what << " each rank holds (MiB): " << held << "\n";
+      held +=
+          formatv("{0}{1:f2}", held.empty() ? "" : ", ", mib(b.*field)).str();
+    os << "octet-run: " << what << " each rank holds (MiB): " << held << after
+       << "\n";
   };
   line("AdamW moments", &PipelineRunner<float>::StateBytes::moments);
   line("FP32 weights", &PipelineRunner<float>::StateBytes::weights);
   line("FP32 gradients", &PipelineRunner<float>::StateBytes::gradients);
+  // As the float executor stores them: 4 bytes a float, 8 an integer.
+  int64_t all = 0;
+  for (const Buffer &b : program.buffers)
+    all += b.numElements() *
+           (b.dtype == BufferType::I32 || b.dtype == BufferType::I64 ? 8 : 4);
+  line("buffers of its functions", &PipelineRunner<float>::StateBytes::buffers,
+       formatv(" (all of the program's: {0:f2})", mib(all)).str());
 }
 
 /// Per rank: time computing, time waiting for other ranks' tensors (the
@@ -576,19 +585,54 @@ std::vector<Tensor> optimizerTensors(CpuExecutor<float> &exec,
   return out;
 }
 
-/// Copies a checkpoint tensor into executor state, checking it matches.
-template <typename E>
-void restoreTensor(const SafetensorsFile &file, const std::string &name,
-                   DType dtype, MutableArrayRef<E> dest) {
+/// Checks that the checkpoint has tensor `name` of `dtype` and `elements`
+/// elements.
+Expected<const Tensor *> findTensor(const SafetensorsFile &file,
+                                    const std::string &name, DType dtype,
+                                    int64_t elements) {
   const Tensor *t = file.find(name);
   if (!t)
-    fail("checkpoint has no tensor '" + name + "'");
-  if (t->dtype != dtype || t->numElements() != int64_t(dest.size()))
-    fail("checkpoint tensor '" + name + "' does not match the program (" +
-         dtypeName(t->dtype) + ", " + Twine(t->numElements()) +
-         " elements; expected " + dtypeName(dtype) + ", " + Twine(dest.size()) +
-         ")");
-  std::memcpy(dest.data(), t->data.data(), dest.size() * sizeof(E));
+    return createStringError("checkpoint has no tensor '" + name + "'");
+  if (t->dtype != dtype || t->numElements() != elements)
+    return createStringError("checkpoint tensor '" + name +
+                             "' does not match the program (" +
+                             dtypeName(t->dtype) + ", " +
+                             Twine(t->numElements()) + " elements; expected " +
+                             dtypeName(dtype) + ", " + Twine(elements) + ")");
+  return t;
+}
+
+/// Loads an executor's state from a checkpoint: of each parameter it
+/// holds, its weights and its moments (those of the elements it updates,
+/// from element getMomentOffset on). Every parameter's tensors are checked
+/// first, whether this executor holds them or not, so that every rank
+/// refuses a checkpoint that does not fit the program.
+Error restoreState(CpuExecutor<float> &exec, const Program &program,
+                   const Checkpoint &ckpt) {
+  for (const Parameter &p : program.parameters) {
+    int64_t n = p.numElements();
+    Expected<const Tensor *> w = findTensor(ckpt.model, p.name, DType::F32, n);
+    if (!w)
+      return w.takeError();
+    if (auto to = exec.masterWeight(p.name))
+      std::memcpy(to->data(), (*w)->data.data(), to->size() * sizeof(float));
+    if (p.frozen)
+      continue;
+    for (auto [suffix, moment] :
+         {std::pair(".exp_avg", exec.firstMoment(p.name)),
+          std::pair(".exp_avg_sq", exec.secondMoment(p.name))}) {
+      Expected<const Tensor *> t =
+          findTensor(ckpt.optimizer, p.name + suffix, DType::BF16, n);
+      if (!t)
+        return t.takeError();
+      if (moment)
+        std::memcpy(moment->data(),
+                    (*t)->data.data() +
+                        exec.getMomentOffset(p.name) * sizeof(uint16_t),
+                    moment->size() * sizeof(uint16_t));
+    }
+  }
+  return Error::success();
 }
 
 /// One line on where the memory goes: the planned activation arena of a
@@ -708,10 +752,11 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
   if (!engines.emulation.empty())
     for (int64_t r = 1; r < n; ++r) {
       engines.emulation.push_back(std::make_unique<KernelEmulationEngine>());
-      ranks.setScaledGemmEngine(r, engines.emulation.back().get());
+      ranks.getExecutor(r).setScaledGemmEngine(engines.emulation.back().get());
       engines.checkedDense.push_back(
           std::make_unique<octet::cpu::CheckedDenseGemmEngine>());
-      ranks.setDenseGemmEngine(r, engines.checkedDense.back().get());
+      ranks.getExecutor(r).setDenseGemmEngine(
+          engines.checkedDense.back().get());
     }
 #ifdef OCTET_HAVE_CUDA
   if (engines.gpu.empty())
@@ -730,7 +775,7 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
               formatv("--device cuda: the GEMM engine of rank {0} (GPU {1})", r,
                       ordinal)
                   .str()));
-    ranks.setScaledGemmEngine(r, engines.gpu.back().get());
+    ranks.getExecutor(r).setScaledGemmEngine(engines.gpu.back().get());
     if (!engines.gpuDense.empty()) {
       engines.gpuDense.push_back(
           check(cuda::CudaDenseGemmEngine::create(ordinal),
@@ -738,7 +783,7 @@ void addRankEngines(GemmEngines &engines, PipelineRunner<float> &ranks) {
                         "(GPU {1})",
                         r, ordinal)
                     .str()));
-      ranks.setDenseGemmEngine(r, engines.gpuDense.back().get());
+      ranks.getExecutor(r).setDenseGemmEngine(engines.gpuDense.back().get());
     }
   }
   if (!quiet)
@@ -889,39 +934,32 @@ int runTraining(const Program &program, StringRef digest) {
                    "(pipeline.ranks x pipeline.dp); pass --virtual-ranks {1}",
                    unsigned(virtualRanks), n));
   }
-  auto exec = check(CpuExecutor<float>::create(program));
   GemmEngines engines = makeGemmEngines(gpuOfRank(group.get()));
-  exec.setScaledGemmEngine(engines.get());
-  exec.setDenseGemmEngine(engines.getDense());
   DataLoader loader = makeLoader(s);
   uint64_t firstStep = 1;
 
+  // Every executor's state comes from the checkpoint or the seed: each
+  // rank loads (or draws) only its own share.
+  std::optional<Checkpoint> ckpt;
   if (resume) {
     if (checkpointDir.empty())
       fail("--resume needs --checkpoint DIR");
-    Checkpoint ckpt = check(loadLatestCheckpoint(checkpointDir),
-                            "resuming from " + checkpointDir);
-    if (ckpt.meta.configDigest != digest)
-      fail("the checkpoint in " + ckpt.directory +
+    ckpt = check(loadLatestCheckpoint(checkpointDir),
+                 "resuming from " + checkpointDir);
+    if (ckpt->meta.configDigest != digest)
+      fail("the checkpoint in " + ckpt->directory +
            " was written by a different program or configuration");
-    for (const Parameter &p : program.parameters) {
-      restoreTensor(ckpt.model, p.name, DType::F32, *exec.masterWeight(p.name));
-      if (p.frozen)
-        continue;
-      restoreTensor(ckpt.optimizer, p.name + ".exp_avg", DType::BF16,
-                    *exec.firstMoment(p.name));
-      restoreTensor(ckpt.optimizer, p.name + ".exp_avg_sq", DType::BF16,
-                    *exec.secondMoment(p.name));
-    }
-    failOn(loader.restore(ckpt.meta.dataLoader), "restoring the data loader");
-    firstStep = uint64_t(ckpt.step) + 1;
-    if (!quiet)
-      errs() << "octet-run: resumed from " << ckpt.directory << " (step "
-             << ckpt.step << ")\n";
-  } else {
-    exec.initParameters(s.seed);
+    failOn(loader.restore(ckpt->meta.dataLoader), "restoring the data loader");
+    firstStep = uint64_t(ckpt->step) + 1;
   }
-
+  auto prepare = [&](CpuExecutor<float> &e) -> Error {
+    e.setScaledGemmEngine(engines.get());
+    e.setDenseGemmEngine(engines.getDense());
+    if (ckpt)
+      return restoreState(e, program, *ckpt);
+    e.initParameters(s.seed);
+    return Error::success();
+  };
   std::unique_ptr<raw_fd_ostream> log;
   if (!logPath.empty() && leader) {
     std::error_code ec;
@@ -941,8 +979,11 @@ int runTraining(const Program &program, StringRef digest) {
   // With pipeline ranks each keeps only the parameters it reads,
   // accumulates or updates, and the moments of those it updates: every
   // rank sends its share to the master, which writes the checkpoint, and
-  // (broadcast()) the others wait for it.
+  // (awaitCheckpoint()) the others wait for it.
   std::unique_ptr<PipelineRunner<float>> ranks;
+  // The master's executor: the only one without pipeline ranks.
+  std::optional<CpuExecutor<float>> single;
+  CpuExecutor<float> *master = nullptr;
   auto gatherState = [&]() {
     GatheredState state;
     if (ranks)
@@ -958,8 +999,8 @@ int runTraining(const Program &program, StringRef digest) {
     CheckpointOptions options;
     options.keepLast = keep;
     failOn(saveCheckpoint(checkpointDir, int64_t(step),
-                          weightTensors(exec, program, gathered),
-                          optimizerTensors(exec, program, gathered), meta,
+                          weightTensors(*master, program, gathered),
+                          optimizerTensors(*master, program, gathered), meta,
                           options),
            "writing the checkpoint of step " + std::to_string(step));
   };
@@ -975,10 +1016,21 @@ int runTraining(const Program &program, StringRef digest) {
   if (pipelined && pipelineMode == "threads") {
     if (bucketMiB <= 0)
       fail("--bucket-mb must be positive");
+    auto makeRank = [&](int64_t, const CpuExecutor<float>::Holding &holding)
+        -> Expected<CpuExecutor<float>> {
+      Expected<CpuExecutor<float>> e =
+          CpuExecutor<float>::create(program, holding);
+      if (!e)
+        return e.takeError();
+      if (Error err = prepare(*e))
+        return std::move(err);
+      return e;
+    };
     ranks = check(PipelineRunner<float>::create(
-                      exec, program, std::chrono::seconds(pipelineTimeout),
+                      program, makeRank, std::chrono::seconds(pipelineTimeout),
                       size_t(double(bucketMiB) * (1 << 20)), group.get()),
                   "starting the pipeline ranks");
+    master = &ranks->getExecutor(ranks->getRank());
     if (!quiet)
       errs() << formatv("octet-run: {0} ranks as {4} (pipeline schedule "
                         "{1}, {2} data-parallel replica(s){3})\n",
@@ -1013,14 +1065,25 @@ int runTraining(const Program &program, StringRef digest) {
     }
     // With processes, known here only at the end (finish()).
     if (!quiet && !group)
-      printStateBytes(*ranks, errs());
+      printStateBytes(*ranks, program, errs());
   }
+  if (!ranks) {
+    single = check(CpuExecutor<float>::create(program));
+    failOn(prepare(*single), "loading the checkpoint");
+    master = &*single;
+  }
+  if (resume && !quiet)
+    errs() << "octet-run: resumed from " << ckpt->directory << " (step "
+           << ckpt->step << ")\n";
+  ckpt.reset(); // its files' mappings
+  CpuExecutor<float> &exec = *master;
   if (!ranks && !tracePath.empty())
     fail("--trace records pipeline ranks: this program has one stage (or "
          "--pipeline is not threads)");
   std::vector<Batch> microBatches(s.microBatches);
   for (uint64_t step = firstStep; step <= lastStep; ++step) {
-    exec.zeroGradients();
+    if (!ranks)
+      exec.zeroGradients();
     double objective = 0, loss = 0;
     std::vector<float> microBatchLosses;
     if (ranks) {
@@ -1097,7 +1160,7 @@ int runTraining(const Program &program, StringRef digest) {
             "running @optimizer_step");
     }
     // The checkpoint before the other ranks go on: as processes, they wait
-    // in broadcast() (not in the next step's first transfer, which is
+    // in awaitCheckpoint() (not in the next step's first transfer, which is
     // bounded by --pipeline-timeout) while rank 0 writes it.
     if (!checkpointDir.empty() && every && step % every == 0 &&
         step != lastStep) {
@@ -1106,7 +1169,7 @@ int runTraining(const Program &program, StringRef digest) {
         saveAt(step, std::move(state));
     }
     if (ranks)
-      failOn(ranks->broadcast(),
+      failOn(ranks->awaitCheckpoint(),
              "waiting for the checkpoint of step " + std::to_string(step));
 
     auto now = std::chrono::steady_clock::now();
@@ -1174,7 +1237,7 @@ int runTraining(const Program &program, StringRef digest) {
   if (ranks)
     reportPipeline(*ranks, int64_t(lastStep - firstStep + 1));
   if (ranks && group)
-    printStateBytes(*ranks, outs());
+    printStateBytes(*ranks, program, outs());
   reportGemmEngines(engines);
   return 0;
 }

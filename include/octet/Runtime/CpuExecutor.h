@@ -5,10 +5,12 @@
 // FP8Linear.h). The op table and the exact semantics of every op are in
 // docs/program-format.md.
 //
-// State, all allocated when the executor is created:
-// - one storage per buffer: T for f32 and bf16 buffers (a bf16 buffer holds
-//   BF16-rounded values: every result written to one is rounded), int64_t
-//   for i32 and i64 buffers; constants are written once, at creation;
+// State, all allocated when the executor is created (of a pipeline rank's,
+// the part a Holding names):
+// - one storage per buffer of the functions it runs: T for f32 and bf16
+//   buffers (a bf16 buffer holds BF16-rounded values: every result written
+//   to one is rounded), int64_t for i32 and i64 buffers; constants are
+//   written once, at creation;
 // - the FP32 master weight of every parameter (T);
 // - for every trainable (not frozen) parameter, an FP32 gradient
 //   accumulator (T) that octet.grad_accumulate adds into and
@@ -19,9 +21,10 @@
 // BF16 precisions and runs AdamW) or double (the FP64 reference that
 // gradient checks compare against).
 //
-// Creation validates every instruction (known op, operand and result counts,
-// dtypes, shapes, attributes); running validates what only the data can
-// tell (ids, labels and expert indices in range, group sizes, the step).
+// Creation validates every instruction of the functions it runs (known op,
+// operand and result counts, dtypes, shapes, attributes); running
+// validates what only the data can tell (ids, labels and expert indices in
+// range, group sizes, the step).
 // Every error names the function, the instruction index and the op.
 //
 //===----------------------------------------------------------------------===//
@@ -146,9 +149,34 @@ public:
     std::vector<int64_t> ints; ///< i32 and i64 buffers.
   };
 
-  /// Validates `program` for this backend and allocates its state. Master
-  /// weights start at zero: call initParameters or load a checkpoint.
-  static llvm::Expected<CpuExecutor> create(Program program);
+  /// Elements [begin, end) of a parameter (end -1: to its end).
+  struct Range {
+    int64_t begin = 0, end = -1;
+  };
+  /// What an executor holds of the program: a pipeline rank's share of the
+  /// parameters' state and its functions' buffers, allocated as such from
+  /// the start, so that no rank ever holds a whole copy of a model it
+  /// shares. By default (null members) all of it.
+  struct Holding {
+    /// Whether it holds parameter `name`'s state at all: its weights, its
+    /// gradient and moments if trainable. One it does not hold is as after
+    /// releaseParameters.
+    std::function<bool(llvm::StringRef)> keeps;
+    /// Of a trainable parameter, the elements its optimizer step updates
+    /// and it keeps the AdamW moments of (std::nullopt: none, as after
+    /// setOptimizerRanges and releaseUnownedMoments).
+    std::function<std::optional<Range>(llvm::StringRef)> updates;
+    /// Whether it runs function `name`: only those are compiled, and only
+    /// their buffers allocated (a pipeline rank runs its stages'); running
+    /// another fails, naming it.
+    std::function<bool(llvm::StringRef)> runs;
+  };
+
+  /// Validates `program` for this backend and allocates its state, or the
+  /// part `holding` names. Master weights start at zero: call
+  /// initParameters or load a checkpoint.
+  static llvm::Expected<CpuExecutor> create(Program program,
+                                            const Holding &holding = {});
 
   CpuExecutor(CpuExecutor &&) noexcept;
   CpuExecutor &operator=(CpuExecutor &&) noexcept;
@@ -156,11 +184,12 @@ public:
 
   const Program &getProgram() const;
 
-  /// Initialises every master weight as its ParameterInit says and clears
-  /// the gradients and moments. Deterministic: parameter p draws from a
-  /// splitmix64 stream seeded from `seed` and a hash of p's name (normal
-  /// values by Box-Muller), so adding or renaming a parameter leaves the
-  /// others unchanged.
+  /// Initialises every master weight it holds as its ParameterInit says
+  /// and clears the gradients and moments. Deterministic: parameter p
+  /// draws from a splitmix64 stream seeded from `seed` and a hash of p's
+  /// name (normal values by Box-Muller), so adding or renaming a parameter
+  /// leaves the others unchanged, and every rank holding p initialises it
+  /// alike.
   void initParameters(uint64_t seed);
 
   /// Clears every gradient accumulator (the start of a step).
@@ -192,10 +221,6 @@ public:
   /// (weights and moments); for the others it clears the gradient and
   /// leaves the state as it is. By default every parameter is updated.
   void setOptimizerShard(llvm::function_ref<bool(llvm::StringRef)> owns);
-  /// Elements [begin, end) of a parameter (end -1: to its end).
-  struct Range {
-    int64_t begin = 0, end = -1;
-  };
   /// The same, updating of each parameter `owns` accepts only the elements
   /// it gives (an expert weight's experts under expert parallelism).
   void setOptimizerRanges(
@@ -219,6 +244,10 @@ public:
   /// Bytes of master weights and of gradient accumulators it holds.
   int64_t getWeightBytes() const;
   int64_t getGradientBytes() const;
+  /// Bytes of the buffers of the functions it runs (each value's storage:
+  /// 4 bytes an f32 or bf16 element with float, 8 with double or an
+  /// integer).
+  int64_t getBufferBytes() const;
 
   /// Calls `fn` with the parameter's name after every octet.grad_accumulate,
   /// on the thread running the function, so that a gradient's reduction

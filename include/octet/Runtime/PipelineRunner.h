@@ -36,17 +36,21 @@
 // losses (as are the weights of parameters a rank neither reads nor
 // updates).
 //
+// Every executor is created holding only its rank's share of the state and
+// the buffers of the functions it runs, and the caller initialises it
+// (create()'s MakeRank): no rank ever holds a whole copy of the model.
+//
 // Ranks as processes (a ProcessGroup, octet-run --nproc): each process
-// runs one rank, with the executor the caller gives create() (rank 0's is
-// the master), and everything the ranks share travels as messages: a
-// stage function's results to the ranks whose functions take them (and
-// the losses to the master), the expert exchanges, each final gradient to
-// the rank that reduces and updates it, the new weights from each updater
-// to the ranks reading them, the updaters' shares to the master for a
-// checkpoint, and at the end every rank's events for the trace. The
-// reductions sum in the same order as with threads, so the results are
-// bit-identical. A rank that fails tells the others; one whose process
-// dies is seen at once by every other (its connections close).
+// runs one rank (rank 0 the master), and everything the ranks share
+// travels as messages: a stage function's results to the ranks whose
+// functions take them (and the losses to the master), the expert
+// exchanges, each final gradient to the rank that reduces and updates it,
+// the new weights from each updater to the ranks reading them, the
+// updaters' shares to the master for a checkpoint, and at the end every
+// rank's events for the trace. The reductions sum in the same order as
+// with threads, so the results are bit-identical. A rank that fails tells
+// the others; one whose process dies is seen at once by every other (its
+// connections close).
 //
 //===----------------------------------------------------------------------===//
 
@@ -94,15 +98,24 @@ public:
     T main = 0;      ///< The main-model loss (second result, if any).
   };
 
-  /// Reads the schedule from `program`'s metadata and creates the other
-  /// ranks' executors (their state copied from `master` by broadcast()).
-  /// With a process group (of the program's number of ranks), creates
-  /// none: `master` is the executor of this process's rank, and every
-  /// process of the group calls create() (as it calls every other member
-  /// that says so: broadcast(), step(), optimizerStep(), finish()). The
-  /// runner closes the group when destroyed.
+  /// Makes the executor of rank `rank` (pipeline rank `rank % ranks` of
+  /// replica `rank / ranks`), created with `holding`, the share of the
+  /// state that rank holds (CpuExecutor::create), with its state
+  /// initialised: by initParameters, which draws a parameter alike on every
+  /// rank, or from a checkpoint (the weights it holds, and the moments from
+  /// element getMomentOffset on). It also sets the executor's GEMM engines.
+  using MakeRank = std::function<llvm::Expected<CpuExecutor<T>>(
+      int64_t rank, const typename CpuExecutor<T>::Holding &holding)>;
+
+  /// Reads the schedule from `program`'s metadata, works out what each rank
+  /// reads, accumulates and updates, and makes the executors of the ranks
+  /// it runs with `makeRank`: every rank with threads; with a process group
+  /// (of the program's number of ranks) only this process's. Every
+  /// process of a group calls create() (as it calls every other member
+  /// that says so: step(), optimizerStep(), awaitCheckpoint(), finish()).
+  /// The runner owns the executors and closes the group when destroyed.
   static llvm::Expected<std::unique_ptr<PipelineRunner>>
-  create(CpuExecutor<T> &master, const Program &program,
+  create(const Program &program, MakeRank makeRank,
          std::chrono::seconds timeout = std::chrono::seconds(120),
          size_t bucketBytes = size_t(25) << 20, ProcessGroup *group = nullptr);
   ~PipelineRunner();
@@ -117,10 +130,6 @@ public:
                        std::function<void(std::string why)> onExpired);
 
   int64_t getNumRanks() const;
-  /// Whether this process holds the master (always, with threads): it has
-  /// the losses, writes the checkpoints (gatherState()) and has, after
-  /// finish(), every rank's events.
-  bool isMaster() const;
   /// The ranks of an expert-parallel group (1: every rank has all experts).
   int64_t getExpertParallelism() const;
 
@@ -169,22 +178,21 @@ public:
   /// would have, as a fraction of the makespan.
   std::vector<double> getSimulatedBubble() const;
 
-  /// Where rank `rank`'s FP8 GEMMs run (by default where the master's do):
-  /// each rank its own engine, so that on a GPU every rank has its own
-  /// stream (octet-run --virtual-ranks). The engine must outlive the runner.
-  void setScaledGemmEngine(int64_t rank, cpu::ScaledGemmEngine *engine);
-  /// The same for the BF16 and FP32 GEMMs.
-  void setDenseGemmEngine(int64_t rank, cpu::DenseGemmEngine *engine);
+  /// The executor of rank `rank`, one this process runs (every rank with
+  /// threads, its own in a group); rank 0's is the master, which holds
+  /// what gatherState() brings. Its GEMM engines may be changed between
+  /// steps (octet-run --virtual-ranks gives each rank a stream of its own).
+  CpuExecutor<T> &getExecutor(int64_t rank);
+  /// This process's rank (0 with threads): the master is rank 0. It has
+  /// the losses, writes the checkpoints and has, after finish(), every
+  /// rank's events.
+  int64_t getRank() const;
 
-  /// The first call (from create()) copies to every rank the master's
-  /// weights of the parameters it keeps, and each parameter's AdamW
-  /// moments to its updater; the master then frees the state of the
-  /// others' parameters. After that optimizerStep() sends the
-  /// weights, and broadcast() does nothing unless gatherState() ran: then
-  /// the other processes wait here for the master, which writes its
-  /// checkpoint in between. Every process of a group calls it after each
-  /// optimizer step.
-  llvm::Error broadcast();
+  /// After gatherState(), the other processes wait here until the master
+  /// has written its checkpoint (it calls this after writing); nothing
+  /// otherwise. Every process of a group calls it after each optimizer
+  /// step.
+  llvm::Error awaitCheckpoint();
 
   /// The step's reduced gradient of parameter `name`, on the rank that
   /// updates it (std::nullopt in the other processes of a group, and for
@@ -205,10 +213,12 @@ public:
   /// first replica without ZeRO-1).
   std::vector<int64_t> getOptimizerShares() const;
   /// What a rank holds, in bytes: the FP32 weights of the parameters it
-  /// reads, accumulates or updates, their gradient accumulators, and the
-  /// AdamW moments (BF16) of those it updates. -1: not known here.
+  /// reads, accumulates or updates, their gradient accumulators, the AdamW
+  /// moments (BF16) of those it updates, and the buffers of the functions
+  /// it runs (activations and their gradients, one micro-batch's of each
+  /// function). -1: not known here.
   struct StateBytes {
-    int64_t weights = -1, gradients = -1, moments = -1;
+    int64_t weights = -1, gradients = -1, moments = -1, buffers = -1;
   };
   /// Per rank (in a group, the other processes' known after finish()).
   std::vector<StateBytes> getStateBytes() const;
@@ -235,7 +245,7 @@ public:
   /// processes). A rank keeps only the parameters it reads, accumulates
   /// or updates, and current only the weights it reads or updates, so the
   /// master calls this before writing a checkpoint. Every process of a
-  /// group calls it, then broadcast().
+  /// group calls it, then awaitCheckpoint().
   llvm::Expected<std::map<std::string, ParameterState>> gatherState();
 
   /// Runs the micro-batches of one step (one batch each, in order) through

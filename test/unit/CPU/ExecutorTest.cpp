@@ -394,6 +394,84 @@ TEST(ExecutorTest, ReleasedParametersAreGoneAndNamedWhenRead) {
        CpuExecutor<float>::Argument::integer(1)});
 }
 
+// A pipeline rank's executor is created holding only its share: nothing
+// of a parameter it does not keep, of one it updates in part only that
+// part's moments, and only the buffers of the functions it runs. It
+// initialises and updates what it holds exactly as an executor holding
+// everything (and then releasing the rest) does.
+TEST(ExecutorTest, CreatedShareHoldsOnlyItsPartAndComputesAlike) {
+  using Range = CpuExecutor<float>::Range;
+  CpuExecutor<float> whole = make<float>(kLinearProgram);
+  whole.initParameters(5);
+  const size_t nw = whole.masterWeight("w")->size();
+  const int64_t begin = 3, end = 11;
+  ASSERT_GT(nw, size_t(end));
+  CpuExecutor<float>::Holding holding;
+  holding.keeps = [](llvm::StringRef name) { return name == "w"; };
+  holding.updates = [&](llvm::StringRef name) -> std::optional<Range> {
+    if (name == "w")
+      return Range{begin, end};
+    return std::nullopt;
+  };
+  holding.runs = [](llvm::StringRef fn) { return fn != "forward_backward"; };
+  llvm::Expected<CpuExecutor<float>> created =
+      CpuExecutor<float>::create(parse(kLinearProgram), holding);
+  ASSERT_TRUE(bool(created)) << llvm::toString(created.takeError());
+  CpuExecutor<float> &share = *created;
+  EXPECT_EQ(share.getWeightBytes(), int64_t(nw) * 4);
+  EXPECT_EQ(share.getGradientBytes(), int64_t(nw) * 4);
+  EXPECT_EQ(share.getMomentBytes(), (end - begin) * 4);
+  EXPECT_FALSE(share.masterWeight("b").has_value());
+  EXPECT_FALSE(share.gradient("b").has_value());
+  EXPECT_FALSE(share.firstMoment("b").has_value());
+  ASSERT_EQ(share.firstMoment("w")->size(), size_t(end - begin));
+  EXPECT_EQ(share.getMomentOffset("w"), begin);
+  // It lacks the buffers only @forward_backward uses: %one, %dlogits, %dw,
+  // %dx and %db, 4 + 64 + 128 + 32 + 16 floats; and it does not run it.
+  EXPECT_EQ(share.getBufferBytes(),
+            whole.getBufferBytes() - int64_t(1 + 64 + 128 + 32 + 16) * 4);
+  std::vector<float> x = randomT<float>(4 * 8, 7);
+  std::vector<int32_t> labels = {3, 0, 15, 7};
+  auto notRun = share.run("forward_backward", {x, labels});
+  ASSERT_FALSE(bool(notRun));
+  EXPECT_CONTAINS(llvm::toString(notRun.takeError()),
+                  "function 'forward_backward' is not one this executor runs");
+
+  share.initParameters(5);
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*share.masterWeight("w")),
+                           copyOf<float>(*whole.masterWeight("w"))));
+  // The same as the whole executor, its range set and the rest released.
+  whole.setOptimizerRanges([&](llvm::StringRef name) -> std::optional<Range> {
+    if (name == "w")
+      return Range{begin, end};
+    return std::nullopt;
+  });
+  whole.releaseUnownedMoments();
+  whole.releaseParameters([](llvm::StringRef name) { return name == "w"; });
+  EXPECT_EQ(whole.getMomentBytes(), share.getMomentBytes());
+  EXPECT_EQ(whole.getWeightBytes(), share.getWeightBytes());
+  for (int64_t step = 1; step <= 2; ++step) {
+    std::vector<float> g = randomT<float>(nw, 300 + step);
+    std::copy(g.begin(), g.end(), share.gradient("w")->begin());
+    std::copy(g.begin(), g.end(), whole.gradient("w")->begin());
+    for (CpuExecutor<float> *e : {&share, &whole})
+      run(*e, "optimizer_step",
+          {CpuExecutor<float>::Argument::scalar(0.01f),
+           CpuExecutor<float>::Argument::integer(step)});
+    EXPECT_TRUE(bitIdentical(copyOf<float>(*share.masterWeight("w")),
+                             copyOf<float>(*whole.masterWeight("w"))));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*share.firstMoment("w")),
+                             copyOf<uint16_t>(*whole.firstMoment("w"))));
+    EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*share.secondMoment("w")),
+                             copyOf<uint16_t>(*whole.secondMoment("w"))));
+  }
+  // A function reading b fails, naming it.
+  auto out = share.run("forward", {x, labels});
+  ASSERT_FALSE(bool(out));
+  EXPECT_CONTAINS(llvm::toString(out.takeError()),
+                  "the weights of parameter 'b' were released");
+}
+
 // The gradient callback follows every accumulation, after it is done.
 TEST(ExecutorTest, GradientCallbackFollowsEachAccumulation) {
   CpuExecutor<float> exec = make<float>(kLinearProgram);
