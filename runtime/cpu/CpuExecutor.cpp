@@ -14,6 +14,7 @@
 #include "octet/Runtime/CPUKernels.h"
 #include "octet/Runtime/DenseGemmEngine.h"
 #include "octet/Runtime/FP8Linear.h"
+#include "octet/Runtime/MemoryPlan.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/raw_ostream.h"
@@ -24,6 +25,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <set>
 #include <type_traits>
 
 using namespace octet;
@@ -232,8 +234,15 @@ std::string instructionContext(const Function &f, size_t index, StringRef op) {
 
 template <typename T> struct CpuExecutor<T>::State {
   Program program;
+  /// Where each buffer's values are (null: no function it runs names it):
+  /// in a function's arena, or in storage of its own (reals, ints).
+  std::vector<T *> realAt;
+  std::vector<int64_t *> intAt;
   std::vector<std::vector<T>> reals;
   std::vector<std::vector<int64_t>> ints;
+  /// Per function it runs, the arena its own values share by liveness.
+  std::vector<std::vector<T>> realArenas;
+  std::vector<std::vector<int64_t>> intArenas;
   std::vector<ParamState<T>> params;
   llvm::StringMap<size_t> paramIndex;
   std::vector<CompiledFunction> functions;
@@ -248,8 +257,9 @@ template <typename T> struct CpuExecutor<T>::State {
   /// Where the BF16 and FP32 GEMMs run (setDenseGemmEngine); null: here.
   cpu::DenseGemmEngine *denseEngine = nullptr;
 
-  T *real(int64_t id) { return reals[id].data(); }
-  int64_t *integer(int64_t id) { return ints[id].data(); }
+  T *real(int64_t id) { return realAt[id]; }
+  int64_t *integer(int64_t id) { return intAt[id]; }
+  int64_t count(int64_t id) const { return program.buffers[id].numElements(); }
   ParamState<T> *lookup(StringRef name) {
     auto it = paramIndex.find(name);
     return it == paramIndex.end() ? nullptr : &params[it->second];
@@ -2122,12 +2132,12 @@ static std::function<void()> copyBody(typename CpuExecutor<T>::State &s,
   if (isInt) {
     const int64_t *src = s.integer(from);
     int64_t *dst = s.integer(to);
-    int64_t n = s.ints[from].size();
+    int64_t n = s.count(from);
     return [=] { std::copy(src, src + n, dst); };
   }
   const T *src = s.real(from);
   T *dst = s.real(to);
-  int64_t n = s.reals[from].size();
+  int64_t n = s.count(from);
   return [=] { std::copy(src, src + n, dst); };
 }
 
@@ -2933,39 +2943,79 @@ Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program,
   const Program &p = s->program;
 
   // Storage, allocated once: the compiled steps point into it. Only the
-  // buffers of the functions it runs.
+  // buffers of the functions it runs; the values one function alone
+  // computes share that function's arena by liveness (planMemory), the
+  // others (arguments, constants, values several functions name) have
+  // storage of their own.
   auto runs = [&](const Function &f) {
     return !holding.runs || holding.runs(f.name);
   };
-  std::vector<bool> used(p.buffers.size(), !holding.runs);
-  auto use = [&](llvm::ArrayRef<int64_t> ids) {
-    for (int64_t id : ids)
-      if (id >= 0 && size_t(id) < used.size())
-        used[id] = true;
-  };
+  size_t numBuffers = p.buffers.size();
+  std::vector<int64_t> refs(numBuffers, 0);
+  std::vector<bool> pinned(numBuffers, false);
+  for (const Constant &c : p.constants)
+    pinned[c.buffer] = true;
   for (const Function &f : p.functions) {
-    if (!runs(f) || !holding.runs)
+    for (int64_t a : f.arguments)
+      pinned[a] = true;
+    if (!runs(f))
       continue;
-    use(f.arguments);
-    use(f.results);
+    std::set<int64_t> ids(f.arguments.begin(), f.arguments.end());
+    ids.insert(f.results.begin(), f.results.end());
     for (const Instruction &i : f.body) {
-      use(i.operands);
-      use(i.results);
+      ids.insert(i.operands.begin(), i.operands.end());
+      ids.insert(i.results.begin(), i.results.end());
+      // tensor.empty writes nothing: its buffer stays zero.
+      if (i.op == "tensor.empty")
+        for (int64_t r : i.results)
+          pinned[r] = true;
+    }
+    for (int64_t id : ids)
+      ++refs[id];
+  }
+  s->realAt.assign(numBuffers, nullptr);
+  s->intAt.assign(numBuffers, nullptr);
+  s->reals.resize(numBuffers);
+  s->ints.resize(numBuffers);
+  for (const Function &f : p.functions) {
+    if (!runs(f) || !holding.reuseBuffers)
+      continue;
+    auto inArena = [&](int64_t id, bool integer) -> int64_t {
+      if (pinned[id] || refs[id] != 1 ||
+          isIntType(p.buffers[id].dtype) != integer)
+        return 0;
+      return integer ? int64_t(sizeof(int64_t)) : int64_t(sizeof(T));
+    };
+    // Poisoned, so that a value read before it is written would show.
+    MemoryPlan reals =
+        planMemory(p, f, 64, [&](int64_t id) { return inArena(id, false); });
+    s->realArenas.emplace_back(size_t(reals.arenaBytes) / sizeof(T),
+                               std::numeric_limits<T>::quiet_NaN());
+    for (const BufferPlacement &pl : reals.placements)
+      s->realAt[pl.buffer] =
+          s->realArenas.back().data() + pl.offset / int64_t(sizeof(T));
+    MemoryPlan ints =
+        planMemory(p, f, 64, [&](int64_t id) { return inArena(id, true); });
+    s->intArenas.emplace_back(size_t(ints.arenaBytes) / sizeof(int64_t),
+                              std::numeric_limits<int64_t>::min());
+    for (const BufferPlacement &pl : ints.placements)
+      s->intAt[pl.buffer] =
+          s->intArenas.back().data() + pl.offset / int64_t(sizeof(int64_t));
+  }
+  for (size_t i = 0; i < numBuffers; ++i) {
+    const Buffer &b = p.buffers[i];
+    if (refs[i] == 0 || s->realAt[i] || s->intAt[i])
+      continue;
+    if (isIntType(b.dtype)) {
+      s->ints[i].assign(b.numElements(), 0);
+      s->intAt[i] = s->ints[i].data();
+    } else {
+      s->reals[i].assign(b.numElements(), T(0));
+      s->realAt[i] = s->reals[i].data();
     }
   }
-  s->reals.resize(p.buffers.size());
-  s->ints.resize(p.buffers.size());
-  for (size_t i = 0; i < p.buffers.size(); ++i) {
-    const Buffer &b = p.buffers[i];
-    if (!used[i])
-      continue;
-    if (isIntType(b.dtype))
-      s->ints[i].assign(b.numElements(), 0);
-    else
-      s->reals[i].assign(b.numElements(), T(0));
-  }
   for (const Constant &c : p.constants) {
-    if (!used[c.buffer])
+    if (refs[c.buffer] == 0)
       continue;
     const Buffer &b = p.buffers[c.buffer];
     auto fill = [&](auto &storage) {
@@ -3148,10 +3198,12 @@ template <typename T> int64_t CpuExecutor<T>::getGradientBytes() const {
 
 template <typename T> int64_t CpuExecutor<T>::getBufferBytes() const {
   int64_t bytes = 0;
-  for (const std::vector<T> &r : state->reals)
-    bytes += int64_t(r.size() * sizeof(T));
-  for (const std::vector<int64_t> &i : state->ints)
-    bytes += int64_t(i.size() * sizeof(int64_t));
+  for (const auto *list : {&state->reals, &state->realArenas})
+    for (const std::vector<T> &r : *list)
+      bytes += int64_t(r.size() * sizeof(T));
+  for (const auto *list : {&state->ints, &state->intArenas})
+    for (const std::vector<int64_t> &i : *list)
+      bytes += int64_t(i.size() * sizeof(int64_t));
   return bytes;
 }
 
@@ -3294,7 +3346,7 @@ CpuExecutor<T>::run(StringRef name, llvm::ArrayRef<Argument> arguments) {
       return makeError(instructionContext(f, step.index, step.op) +
                        llvm::toString(std::move(e)));
     for (int64_t r : step.bf16Results)
-      roundToBF16(s.real(r), int64_t(s.reals[r].size()));
+      roundToBF16(s.real(r), s.count(r));
   }
 
   std::vector<Output> outputs;
@@ -3304,9 +3356,9 @@ CpuExecutor<T>::run(StringRef name, llvm::ArrayRef<Argument> arguments) {
     o.dtype = b.dtype;
     o.shape = b.shape;
     if (isIntType(b.dtype))
-      o.ints = s.ints[id];
+      o.ints.assign(s.integer(id), s.integer(id) + s.count(id));
     else
-      o.values = s.reals[id];
+      o.values.assign(s.real(id), s.real(id) + s.count(id));
     outputs.push_back(std::move(o));
   }
   return outputs;

@@ -23,18 +23,22 @@ int64_t octet::runtime::bufferTypeSize(BufferType t) {
 
 MemoryPlan octet::runtime::planMemory(const Program &program,
                                       const Function &function,
-                                      int64_t alignment) {
+                                      int64_t alignment,
+                                      ElementBytes elementBytes) {
   // Lifetimes of the values the body defines.
   std::map<int64_t, BufferPlacement> live;
   int64_t end = int64_t(function.body.size());
   for (int64_t i = 0; i < end; ++i) {
     const Instruction &inst = function.body[i];
     for (int64_t r : inst.results) {
+      const Buffer &b = program.buffers[r];
+      int64_t size = elementBytes ? elementBytes(r) : bufferTypeSize(b.dtype);
+      if (size <= 0)
+        continue;
       BufferPlacement &p = live[r];
       p.buffer = r;
       p.firstUse = p.lastUse = i;
-      const Buffer &b = program.buffers[r];
-      p.bytes = std::max<int64_t>(1, b.numElements()) * bufferTypeSize(b.dtype);
+      p.bytes = std::max<int64_t>(1, b.numElements()) * size;
     }
     for (int64_t o : inst.operands) {
       auto it = live.find(o);

@@ -158,6 +158,12 @@ cl::opt<unsigned> computeTimeout(
              "its optimizer step; one that takes longer fails the run on "
              "every rank (0: no limit)"),
     cl::init(0), cl::cat(category));
+cl::opt<bool> noBufferReuse(
+    "no-buffer-reuse",
+    cl::desc("Give every value of a function storage of its own instead of "
+             "sharing memory by liveness (more memory; the same results, a "
+             "check of the memory plan)"),
+    cl::cat(category));
 cl::opt<std::string> gradientsPath(
     "save-gradients",
     cl::desc("Write the first step's gradients (the mean over its "
@@ -1018,8 +1024,9 @@ int runTraining(const Program &program, StringRef digest) {
       fail("--bucket-mb must be positive");
     auto makeRank = [&](int64_t, const CpuExecutor<float>::Holding &holding)
         -> Expected<CpuExecutor<float>> {
-      Expected<CpuExecutor<float>> e =
-          CpuExecutor<float>::create(program, holding);
+      CpuExecutor<float>::Holding h = holding;
+      h.reuseBuffers = !noBufferReuse;
+      Expected<CpuExecutor<float>> e = CpuExecutor<float>::create(program, h);
       if (!e)
         return e.takeError();
       if (Error err = prepare(*e))
@@ -1068,7 +1075,9 @@ int runTraining(const Program &program, StringRef digest) {
       printStateBytes(*ranks, program, errs());
   }
   if (!ranks) {
-    single = check(CpuExecutor<float>::create(program));
+    CpuExecutor<float>::Holding all;
+    all.reuseBuffers = !noBufferReuse;
+    single = check(CpuExecutor<float>::create(program, all));
     failOn(prepare(*single), "loading the checkpoint");
     master = &*single;
   }

@@ -170,6 +170,10 @@ public:
     /// their buffers allocated (a pipeline rank runs its stages'); running
     /// another fails, naming it.
     std::function<bool(llvm::StringRef)> runs;
+    /// Whether the values a function alone computes share memory by
+    /// liveness (its MemoryPlan); false gives each its own storage, as a
+    /// check that reuse changes nothing (octet-run --no-buffer-reuse).
+    bool reuseBuffers = true;
   };
 
   /// Validates `program` for this backend and allocates its state, or the

@@ -3,8 +3,9 @@
 // Places the values a function computes in one arena, reusing the memory of
 // values that are dead: each value lives from the instruction that defines
 // it to its last use (to the end, for results), and two values share bytes
-// only if their lifetimes do not overlap. Arguments, constants and the
-// parameters' state live outside the arena. Placement is greedy: largest
+// only if their lifetimes do not overlap (an instruction's results never
+// share its operands' bytes). Arguments, constants and the parameters'
+// state live outside the arena. Placement is greedy: largest
 // value first, at the lowest offset free for its lifetime (first fit), with
 // every offset aligned.
 //
@@ -14,6 +15,8 @@
 #define OCTET_RUNTIME_MEMORYPLAN_H
 
 #include "octet/Runtime/Program.h"
+
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <cstdint>
 #include <vector>
@@ -39,9 +42,16 @@ struct MemoryPlan {
   int64_t peakLiveBytes = 0;
 };
 
+/// The bytes an element of buffer `id` takes in the arena; 0 leaves the
+/// buffer out of it (it has storage of its own).
+using ElementBytes = llvm::function_ref<int64_t(int64_t id)>;
+
 /// Plans `function` of `program`; offsets are multiples of `alignment`.
+/// Elements take bufferTypeSize bytes (as on the device) unless
+/// `elementBytes` says otherwise (the CPU executor's storage).
 MemoryPlan planMemory(const Program &program, const Function &function,
-                      int64_t alignment = 256);
+                      int64_t alignment = 256,
+                      ElementBytes elementBytes = nullptr);
 
 } // namespace octet::runtime
 

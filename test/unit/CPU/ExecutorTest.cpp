@@ -414,6 +414,12 @@ TEST(ExecutorTest, CreatedShareHoldsOnlyItsPartAndComputesAlike) {
     return std::nullopt;
   };
   holding.runs = [](llvm::StringRef fn) { return fn != "forward_backward"; };
+  // Each value its own storage, to count the buffers it holds.
+  holding.reuseBuffers = false;
+  CpuExecutor<float>::Holding all;
+  all.reuseBuffers = false;
+  CpuExecutor<float> plain =
+      llvm::cantFail(CpuExecutor<float>::create(parse(kLinearProgram), all));
   llvm::Expected<CpuExecutor<float>> created =
       CpuExecutor<float>::create(parse(kLinearProgram), holding);
   ASSERT_TRUE(bool(created)) << llvm::toString(created.takeError());
@@ -429,7 +435,7 @@ TEST(ExecutorTest, CreatedShareHoldsOnlyItsPartAndComputesAlike) {
   // It lacks the buffers only @forward_backward uses: %one, %dlogits, %dw,
   // %dx and %db, 4 + 64 + 128 + 32 + 16 floats; and it does not run it.
   EXPECT_EQ(share.getBufferBytes(),
-            whole.getBufferBytes() - int64_t(1 + 64 + 128 + 32 + 16) * 4);
+            plain.getBufferBytes() - int64_t(1 + 64 + 128 + 32 + 16) * 4);
   std::vector<float> x = randomT<float>(4 * 8, 7);
   std::vector<int32_t> labels = {3, 0, 15, 7};
   auto notRun = share.run("forward_backward", {x, labels});
@@ -470,6 +476,56 @@ TEST(ExecutorTest, CreatedShareHoldsOnlyItsPartAndComputesAlike) {
   ASSERT_FALSE(bool(out));
   EXPECT_CONTAINS(llvm::toString(out.takeError()),
                   "the weights of parameter 'b' were released");
+}
+
+// The values a function alone computes share its arena by liveness: a
+// chain holds two of its four values' worth, and computes what each value
+// in its own storage computes, on every run (a value's bytes hold another
+// value's from before when it is defined). Arguments keep their own.
+TEST(ExecutorTest, ValuesShareMemoryByLivenessAndComputeAlike) {
+  const char *chain = R"json({
+    "format": "octet-program", "version": 1,
+    "buffers": [
+      {"name": "%x", "dtype": "f32", "shape": [1024]},
+      {"name": "%a", "dtype": "f32", "shape": [1024]},
+      {"name": "%b", "dtype": "f32", "shape": [1024]},
+      {"name": "%c", "dtype": "f32", "shape": [1024]},
+      {"name": "%d", "dtype": "f32", "shape": [1024]},
+      {"name": "%e", "dtype": "f32", "shape": [1024]}
+    ],
+    "parameters": [],
+    "functions": [
+      {"name": "f", "arguments": [0], "results": [5], "body": [
+        {"op": "arith.negf", "operands": [0], "results": [1]},
+        {"op": "arith.mulf", "operands": [1, 0], "results": [2]},
+        {"op": "arith.addf", "operands": [2, 0], "results": [3]},
+        {"op": "arith.mulf", "operands": [3, 3], "results": [4]},
+        {"op": "arith.subf", "operands": [4, 0], "results": [5]}
+      ]}
+    ]
+  })json";
+  CpuExecutor<float> shared = make<float>(chain);
+  CpuExecutor<float>::Holding own;
+  own.reuseBuffers = false;
+  CpuExecutor<float> separate =
+      llvm::cantFail(CpuExecutor<float>::create(parse(chain), own));
+  // Of a..e at most two are live at once, beside the argument.
+  EXPECT_EQ(separate.getBufferBytes(), 6 * 4096);
+  EXPECT_EQ(shared.getBufferBytes(), 3 * 4096);
+  for (uint64_t seed : {1, 2, 3}) {
+    std::vector<float> x = randomT<float>(1024, seed);
+    std::vector<float> expected(1024);
+    for (size_t i = 0; i < x.size(); ++i) {
+      float a = -x[i], b = a * x[i], c = b + x[i], d = c * c;
+      expected[i] = d - x[i];
+    }
+    auto one = run(shared, "f", {x});
+    auto other = run(separate, "f", {x});
+    ASSERT_EQ(one.size(), 1u);
+    ASSERT_EQ(other.size(), 1u);
+    EXPECT_TRUE(bitIdentical(one[0].values, expected));
+    EXPECT_TRUE(bitIdentical(other[0].values, expected));
+  }
 }
 
 // The gradient callback follows every accumulation, after it is done.

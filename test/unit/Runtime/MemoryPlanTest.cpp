@@ -84,6 +84,31 @@ TEST(MemoryPlanTest, AChainReusesMemory) {
   EXPECT_EQ(plan.arenaBytes, 2 * 4096);
 }
 
+TEST(MemoryPlanTest, ElementBytesSizeAndLeaveOutValues) {
+  // The chain again, with 8-byte elements and %2 left out of the arena
+  // (storage of its own).
+  Program p;
+  for (int i = 0; i < 5; ++i)
+    p.buffers.push_back({"%" + std::to_string(i), BufferType::F32, {1024}});
+  Function f;
+  f.name = "chain";
+  f.arguments = {0};
+  for (int i = 1; i < 5; ++i)
+    f.body.push_back({"op", {i - 1}, {i}, {}});
+  f.results = {4};
+  p.functions.push_back(f);
+  MemoryPlan plan = planMemory(p, p.functions[0], 64, [](int64_t id) {
+    return id == 2 ? int64_t(0) : int64_t(8);
+  });
+  ASSERT_EQ(plan.placements.size(), 3u);
+  for (const BufferPlacement &b : plan.placements)
+    EXPECT_NE(b.buffer, 2);
+  EXPECT_EQ(plan.unsharedBytes, 3 * 8192);
+  // %1 (live over instructions 0..1), %3 (2..3), %4 (3..end): %3 and %4
+  // overlap, %1 shares with one of them.
+  EXPECT_EQ(plan.arenaBytes, 2 * 8192);
+}
+
 TEST(MemoryPlanTest, ResultsLiveToTheEnd) {
   Program p;
   for (int i = 0; i < 3; ++i)
