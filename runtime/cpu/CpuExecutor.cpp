@@ -16,7 +16,9 @@
 #include "octet/Runtime/FP8Linear.h"
 #include "octet/Runtime/MemoryPlan.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -176,6 +178,12 @@ template <typename T> struct ParamState {
   /// False once releaseParameters() freed the weights, gradient and
   /// moments (another pipeline rank's parameter).
   bool held = true;
+  /// The element master[0] and grad[0] are of: 0, or of a parameter held
+  /// in part (Holding::part) the first it holds.
+  int64_t heldBegin = 0;
+  bool heldInPart() const {
+    return held && int64_t(master.size()) != param->numElements();
+  }
   bool trainable() const { return !param->frozen; }
 };
 
@@ -821,11 +829,31 @@ auto InstructionCompiler<T>::compileParam() -> Expected<Body> {
   if (Error e = resultShape(0, p->param->shape))
     return std::move(e);
   T *y = outReal(0);
-  return Body([p, y]() -> Error {
+  if (p->heldInPart()) {
+    // Only local_experts may read it, which reads the experts held.
+    int64_t r = inst.results[0];
+    bool readOtherwise = llvm::is_contained(f.results, r);
+    for (size_t j = index + 1; j < f.body.size(); ++j)
+      readOtherwise |= f.body[j].op != "octet_pipe.local_experts" &&
+                       llvm::is_contained(f.body[j].operands, r);
+    if (readOtherwise)
+      return fail(
+          llvm::formatv(
+              "parameter '{0}' is held in part here (elements [{1}, {2}): its "
+              "own experts), so only octet_pipe.local_experts may read it",
+              *name, p->heldBegin, p->heldBegin + int64_t(p->master.size()))
+              .str());
+  }
+  int64_t n = p->param->numElements();
+  return Body([p, y, n]() -> Error {
     if (!p->held)
       return makeError("the weights of parameter '" + p->param->name +
                        "' were released (another rank's parameter)");
-    std::copy(p->master.begin(), p->master.end(), y);
+    // Of one held in part, the rest is NaN: a read of it would show.
+    int64_t first = p->heldBegin, last = first + int64_t(p->master.size());
+    std::fill(y, y + first, std::numeric_limits<T>::quiet_NaN());
+    std::copy(p->master.begin(), p->master.end(), y + first);
+    std::fill(y + last, y + n, std::numeric_limits<T>::quiet_NaN());
     return Error::success();
   });
 }
@@ -2018,12 +2046,15 @@ auto InstructionCompiler<T>::compileGradAccumulate() -> Expected<Body> {
     if (!state->held)
       return makeError("the gradient of parameter '" + state->param->name +
                        "' was released (another rank's parameter)");
+    // Of a parameter held in part, the elements held (the others' are
+    // zero: local_experts_grad's).
     int64_t n = state->grad.size();
+    const T *from = grad + state->heldBegin;
     if constexpr (std::is_same_v<T, float>) {
-      cpu::accumulateGradient(state->grad.data(), grad, n);
+      cpu::accumulateGradient(state->grad.data(), from, n);
     } else {
       for (int64_t i = 0; i < n; ++i)
-        state->grad[i] += grad[i];
+        state->grad[i] += from[i];
     }
     if (st.onGradient)
       st.onGradient(state->param->name);
@@ -2095,11 +2126,15 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
       config.beta2 = float(beta2);
       config.eps = float(eps);
       config.weightDecay = float(wd);
-      int64_t n = state->master.size();
+      // Elements [begin, end) of the parameter, which it holds from
+      // heldBegin on (checked at creation).
+      int64_t n = state->master.size(), first = state->heldBegin;
       int64_t begin = state->updateBegin,
-              end = state->updateEnd < 0 ? n : state->updateEnd;
+              end = state->updateEnd < 0 ? state->param->numElements()
+                                         : state->updateEnd;
       int64_t moment = begin - state->momentsBegin;
-      cpu::adamwStep(state->master.data() + begin, state->grad.data() + begin,
+      cpu::adamwStep(state->master.data() + (begin - first),
+                     state->grad.data() + (begin - first),
                      state->m.data() + moment, state->v.data() + moment,
                      end - begin, *step, config);
       cpu::zeroGradient(state->grad.data(), n);
@@ -2898,21 +2933,26 @@ uint64_t hashName(StringRef name) {
 }
 
 /// Fills `out` with N(0, std^2) values by Box-Muller, from the stream of
-/// (seed, name).
+/// (seed, name): elements [first, first + out.size()) of the parameter's.
+/// Each pair of elements takes two draws, so a part skips the draws of the
+/// pairs before it (splitmix64's state is a counter).
 template <typename T>
-void fillNormal(std::vector<T> &out, double std, uint64_t seed,
+void fillNormal(std::vector<T> &out, int64_t first, double std, uint64_t seed,
                 StringRef name) {
   uint64_t mixed = seed;
   uint64_t state = splitmix64(mixed) ^ hashName(name);
   constexpr double kTwoPi = 6.283185307179586476925286766559;
-  for (size_t i = 0; i < out.size(); i += 2) {
+  int64_t pair = first / 2, last = first + int64_t(out.size());
+  state += uint64_t(2 * pair) * 0x9e3779b97f4a7c15ull;
+  for (int64_t i = 2 * pair; i < last; i += 2) {
     // u1 in (0, 1] so that log(u1) is finite; u2 in [0, 1). 53 bits each.
     double u1 = double((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
     double u2 = double(splitmix64(state) >> 11) * 0x1.0p-53;
     double r = std::sqrt(-2.0 * std::log(u1));
-    out[i] = T(std * r * std::cos(kTwoPi * u2));
-    if (i + 1 < out.size())
-      out[i + 1] = T(std * r * std::sin(kTwoPi * u2));
+    if (i >= first)
+      out[i - first] = T(std * r * std::cos(kTwoPi * u2));
+    if (i + 1 >= first && i + 1 < last)
+      out[i + 1 - first] = T(std * r * std::sin(kTwoPi * u2));
   }
 }
 
@@ -3045,10 +3085,24 @@ Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program,
     ps.updateBegin = r ? std::clamp<int64_t>(r->begin, 0, n) : 0;
     ps.updateEnd = r && r->end >= 0 ? std::clamp<int64_t>(r->end, 0, n) : -1;
     ps.momentsHeld = ps.held && r.has_value();
+    Range part = ps.held && holding.part ? holding.part(param.name) : Range{};
+    ps.heldBegin = std::clamp<int64_t>(part.begin, 0, n);
+    int64_t heldEnd =
+        part.end < 0 ? n : std::clamp<int64_t>(part.end, ps.heldBegin, n);
+    if (ps.updatedHere && ps.held &&
+        (ps.updateBegin < ps.heldBegin ||
+         (ps.updateEnd < 0 ? n : ps.updateEnd) > heldEnd))
+      return makeError(llvm::formatv("parameter '{0}': this executor updates "
+                                     "elements [{1}, {2}) of it "
+                                     "but holds only [{3}, {4})",
+                                     param.name, ps.updateBegin,
+                                     ps.updateEnd < 0 ? n : ps.updateEnd,
+                                     ps.heldBegin, heldEnd)
+                           .str());
     if (ps.held)
-      ps.master.assign(n, T(0));
+      ps.master.assign(heldEnd - ps.heldBegin, T(0));
     if (ps.held && !param.frozen)
-      ps.grad.assign(n, T(0));
+      ps.grad.assign(heldEnd - ps.heldBegin, T(0));
     if (ps.momentsHeld && !param.frozen) {
       // Only the moments of the elements it updates.
       int64_t end = ps.updateEnd < 0 ? n : ps.updateEnd;
@@ -3089,7 +3143,7 @@ template <typename T> void CpuExecutor<T>::initParameters(uint64_t seed) {
     const ParameterInit &init = ps.param->init;
     switch (init.kind) {
     case ParameterInit::Normal:
-      fillNormal(ps.master, init.std, seed, ps.param->name);
+      fillNormal(ps.master, ps.heldBegin, init.std, seed, ps.param->name);
       break;
     case ParameterInit::Zeros:
       std::fill(ps.master.begin(), ps.master.end(), T(0));
@@ -3261,6 +3315,34 @@ CpuExecutor<T>::gradient(StringRef name) {
   if (!p || !p->trainable() || !p->held)
     return std::nullopt;
   return llvm::MutableArrayRef<T>(p->grad);
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<T>>
+CpuExecutor<T>::masterWeight(StringRef name, int64_t begin, int64_t end) {
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->held || begin < p->heldBegin || end < begin ||
+      end - p->heldBegin > int64_t(p->master.size()))
+    return std::nullopt;
+  return llvm::MutableArrayRef<T>(p->master).slice(begin - p->heldBegin,
+                                                   end - begin);
+}
+
+template <typename T>
+std::optional<llvm::MutableArrayRef<T>>
+CpuExecutor<T>::gradient(StringRef name, int64_t begin, int64_t end) {
+  ParamState<T> *p = state->lookup(name);
+  if (!p || !p->trainable() || !p->held || begin < p->heldBegin ||
+      end < begin || end - p->heldBegin > int64_t(p->grad.size()))
+    return std::nullopt;
+  return llvm::MutableArrayRef<T>(p->grad).slice(begin - p->heldBegin,
+                                                 end - begin);
+}
+
+template <typename T>
+int64_t CpuExecutor<T>::getWeightOffset(StringRef name) const {
+  const ParamState<T> *p = state->lookup(name);
+  return p ? p->heldBegin : 0;
 }
 
 template <typename T>

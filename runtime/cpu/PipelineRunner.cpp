@@ -242,9 +242,10 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
 
   /// Sets to NaN, in executor `e`, the weights it must not read, so that a
-  /// read would show in the losses: the other ranks' experts, and the
-  /// parameters it neither uses nor updates (stale between updates;
-  /// gatherState() brings them to the master).
+  /// read would show in the losses: the parameters it neither uses nor
+  /// updates (stale between updates; gatherState() brings them to the
+  /// master), and of what it holds of another, any part it does not read
+  /// (none: of an expert weight it holds its own experts alone).
   void maskForeignWeights(size_t e) {
     if (!ranks[e])
       return;
@@ -258,9 +259,14 @@ template <typename T> struct PipelineRunner<T>::Impl {
         std::fill(w->begin(), w->end(), nan);
         continue;
       }
-      auto [begin, end] = readRange(e, p.name, w->size());
-      std::fill(w->begin(), w->begin() + begin, nan);
-      std::fill(w->begin() + end, w->end(), nan);
+      // Of what it holds (from element `first` on), what it does not read.
+      size_t first = size_t(ranks[e]->getWeightOffset(p.name)),
+             last = first + w->size();
+      auto [begin, end] = readRange(e, p.name, numel(p.name));
+      begin = std::clamp(begin, first, last);
+      end = std::clamp(end, begin, last);
+      std::fill(w->begin(), w->begin() + (begin - first), nan);
+      std::fill(w->begin() + (end - first), w->end(), nan);
     }
   }
 
@@ -741,10 +747,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
   gradientOf(size_t e, const std::string &param, const Piece &piece) {
     size_t n = piece.end - piece.begin;
     if (local(int64_t(e))) {
-      std::optional<llvm::MutableArrayRef<T>> g = ranks[e]->gradient(param);
-      if (!g || g->size() < piece.end)
+      std::optional<llvm::MutableArrayRef<T>> g =
+          ranks[e]->gradient(param, piece.begin, piece.end);
+      if (!g)
         return std::nullopt;
-      return llvm::ArrayRef<T>(*g).slice(piece.begin, n);
+      return llvm::ArrayRef<T>(*g);
     }
     std::lock_guard<std::mutex> lock(mutex);
     auto it = remoteGradients.find({param, e});
@@ -1149,8 +1156,7 @@ template <typename T> struct PipelineRunner<T>::Impl {
     w.u64(stepIndex);
     w.str(param);
     w.i64(rank);
-    w.array<T>(
-        ranks[rank]->gradient(param)->slice(to->begin, to->end - to->begin));
+    w.array<T>(*ranks[rank]->gradient(param, to->begin, to->end));
     sendTo(int64_t(to->updater), kGradient, w.take(),
            "gradient of " + param.str());
   }
@@ -1176,11 +1182,11 @@ template <typename T> struct PipelineRunner<T>::Impl {
   }
   void reducePiece(const std::string &param, const Piece &piece) {
     std::vector<size_t> from = contributors(param, piece);
-    auto full = ranks[piece.updater]->gradient(param);
-    if (!full || full->size() < piece.end)
+    std::optional<llvm::MutableArrayRef<T>> held =
+        ranks[piece.updater]->gradient(param, piece.begin, piece.end);
+    if (!held)
       return;
-    llvm::MutableArrayRef<T> target =
-        full->slice(piece.begin, piece.end - piece.begin);
+    llvm::MutableArrayRef<T> target = *held;
     auto holderGradient = [&](size_t e) {
       std::optional<llvm::ArrayRef<T>> g = gradientOf(e, param, piece);
       if (!g)
@@ -1662,6 +1668,12 @@ PipelineRunner<T>::create(const Program &program, MakeRank makeRank,
     holding.runs = [&](llvm::StringRef fn) {
       return runsOf[e].count(fn.str()) > 0;
     };
+    // Of an expert weight, its own experts' weights and gradient only.
+    holding.part = [&](llvm::StringRef name) {
+      auto [begin, end] =
+          impl->readRange(size_t(e), name.str(), impl->numel(name.str()));
+      return Range{int64_t(begin), int64_t(end)};
+    };
     llvm::Expected<CpuExecutor<T>> made = makeRank(e, holding);
     if (!made)
       return llvm::createStringError(
@@ -2102,8 +2114,9 @@ template <typename T> void PipelineRunner<T>::divideGradients(T by) {
     }
     for (const typename Impl::Piece &piece : pieces)
       if (impl->local(int64_t(piece.updater)))
-        if (auto g = impl->ranks[piece.updater]->gradient(p.name))
-          for (T &v : g->slice(piece.begin, piece.end - piece.begin))
+        if (auto g = impl->ranks[piece.updater]->gradient(p.name, piece.begin,
+                                                          piece.end))
+          for (T &v : *g)
             v /= by;
   }
 }
@@ -2173,13 +2186,13 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
       for (const Piece &piece : piecesOf(p))
         for (size_t e = 0; e < m.ranks.size(); ++e) {
           auto [begin, end] = readOf(e, p, piece);
-          std::optional<llvm::MutableArrayRef<T>>
-              from = m.ranks[piece.updater]->masterWeight(p.name),
-              to = m.ranks[e]->masterWeight(p.name);
-          if (begin == end || !from || !to)
+          if (begin == end)
             continue;
-          std::copy(from->begin() + begin, from->begin() + end,
-                    to->begin() + begin);
+          std::optional<llvm::MutableArrayRef<T>>
+              from = m.ranks[piece.updater]->masterWeight(p.name, begin, end),
+              to = m.ranks[e]->masterWeight(p.name, begin, end);
+          if (from && to)
+            std::copy(from->begin(), from->end(), to->begin());
         }
     return llvm::Error::success();
   }
@@ -2203,7 +2216,7 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
     for (auto [p, begin, end] : parts) {
       w.str(p->name);
       w.u64(begin);
-      w.array<T>(mine.masterWeight(p->name)->slice(begin, end - begin));
+      w.array<T>(*mine.masterWeight(p->name, begin, end));
     }
     m.sendTo(q, kShard, w.take(), "updated weights");
   }
@@ -2233,7 +2246,8 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
       std::vector<T> values = r.array<T>();
       const Parameter *p = m.program->lookupParameter(name);
       std::optional<llvm::MutableArrayRef<T>> to =
-          p ? mine.masterWeight(name) : std::nullopt;
+          p ? mine.masterWeight(name, begin, begin + values.size())
+            : std::nullopt;
       bool expected = false;
       if (!r.failed() && to)
         for (const Piece &piece : piecesOf(*p))
@@ -2245,7 +2259,7 @@ llvm::Error PipelineRunner<T>::optimizerStep(T lr, int64_t step) {
             llvm::formatv("rank {0} sent updated weights of '{1}', which it "
                           "does not update or which do not fit",
                           e, name));
-      std::copy(values.begin(), values.end(), to->begin() + begin);
+      std::copy(values.begin(), values.end(), to->begin());
     }
     if (r.failed() || !r.atEnd())
       return llvm::createStringError(
@@ -2363,7 +2377,7 @@ PipelineRunner<T>::gatherState() {
     CpuExecutor<T> &owner = *m.ranks[e];
     size_t n = piece.end - piece.begin,
            offset = size_t(owner.getMomentOffset(name));
-    w.array<T>(owner.masterWeight(name)->slice(piece.begin, n));
+    w.array<T>(*owner.masterWeight(name, piece.begin, piece.end));
     w.array<uint16_t>(owner.firstMoment(name)->slice(piece.begin - offset, n));
     w.array<uint16_t>(owner.secondMoment(name)->slice(piece.begin - offset, n));
   };
@@ -2375,7 +2389,10 @@ PipelineRunner<T>::gatherState() {
     size_t n = piece.end - piece.begin;
     if (r.failed() || w.size() != n || m1.size() != n || m2.size() != n)
       return false;
+    // Into the master's executor if it holds the whole parameter.
     std::optional<llvm::MutableArrayRef<T>> to = m.ranks[0]->masterWeight(name);
+    if (to && to->size() != m.numel(name))
+      to = std::nullopt;
     auto [it, fresh] = gathered.try_emplace(name);
     ParameterState &state = it->second;
     if (fresh) {
@@ -2411,6 +2428,12 @@ PipelineRunner<T>::gatherState() {
             master.secondMoment(name)->slice(piece.begin - offset, n);
         std::copy(m1.begin(), m1.end(), state.first.begin() + piece.begin);
         std::copy(m2.begin(), m2.end(), state.second.begin() + piece.begin);
+        // Of a parameter it holds in part (an expert weight), its weights.
+        if (!state.weights.empty()) {
+          llvm::ArrayRef<T> w =
+              *master.masterWeight(name, piece.begin, piece.end);
+          std::copy(w.begin(), w.end(), state.weights.begin() + piece.begin);
+        }
       }
   return gathered;
 }
@@ -2424,8 +2447,7 @@ PipelineRunner<T>::gatherGradients() {
   typename Impl::InCall call(m);
   auto write = [&](WireWriter &w, size_t e, const std::string &name,
                    const Piece &piece) {
-    w.array<T>(m.ranks[e]->gradient(name)->slice(piece.begin,
-                                                 piece.end - piece.begin));
+    w.array<T>(*m.ranks[e]->gradient(name, piece.begin, piece.end));
   };
   auto read = [&](WireReader &r, const std::string &name, const Piece &piece) {
     std::vector<T> g = r.array<T>();
@@ -2447,8 +2469,8 @@ PipelineRunner<T>::gatherGradients() {
   for (auto &[name, g] : gathered)
     for (const Piece &piece : m.piecesOf(name))
       if (piece.updater == 0) {
-        llvm::ArrayRef<T> own = m.ranks[0]->gradient(name)->slice(
-            piece.begin, piece.end - piece.begin);
+        llvm::ArrayRef<T> own =
+            *m.ranks[0]->gradient(name, piece.begin, piece.end);
         std::copy(own.begin(), own.end(), g.begin() + piece.begin);
       }
   return gathered;

@@ -549,14 +549,16 @@ std::vector<Tensor> weightTensors(CpuExecutor<float> &exec,
                                   GatheredState &gathered) {
   std::vector<Tensor> out;
   for (const Parameter &p : program.parameters) {
-    auto w = exec.masterWeight(p.name);
-    if (!w) {
-      auto it = gathered.find(p.name);
-      if (it == gathered.end() || it->second.weights.empty())
-        fail("internal error: no weights of '" + p.name +
-             "' for the checkpoint");
+    // Gathered, or whole in the executor (which may hold part of an
+    // expert weight).
+    std::optional<MutableArrayRef<float>> w;
+    if (auto it = gathered.find(p.name);
+        it != gathered.end() && !it->second.weights.empty())
       w = MutableArrayRef<float>(it->second.weights);
-    }
+    else
+      w = exec.masterWeight(p.name, 0, p.numElements());
+    if (!w)
+      fail("internal error: no weights of '" + p.name + "' for the checkpoint");
     out.push_back(Tensor::of<float>(p.name, DType::F32, p.shape,
                                     ArrayRef<float>(w->data(), w->size())));
   }
@@ -621,7 +623,10 @@ Error restoreState(CpuExecutor<float> &exec, const Program &program,
     if (!w)
       return w.takeError();
     if (auto to = exec.masterWeight(p.name))
-      std::memcpy(to->data(), (*w)->data.data(), to->size() * sizeof(float));
+      std::memcpy(to->data(),
+                  (*w)->data.data() +
+                      exec.getWeightOffset(p.name) * sizeof(float),
+                  to->size() * sizeof(float));
     if (p.frozen)
       continue;
     for (auto [suffix, moment] :

@@ -166,6 +166,12 @@ public:
     /// and it keeps the AdamW moments of (std::nullopt: none, as after
     /// setOptimizerRanges and releaseUnownedMoments).
     std::function<std::optional<Range>(llvm::StringRef)> updates;
+    /// Of a parameter it keeps, the elements whose weights and gradient it
+    /// holds (null: all of every one). One held in part must be read only
+    /// by octet_pipe.local_experts (an expert weight under expert
+    /// parallelism, of which a rank holds its own experts), and it must
+    /// update no element it does not hold; creation fails otherwise.
+    std::function<Range(llvm::StringRef)> part;
     /// Whether it runs function `name`: only those are compiled, and only
     /// their buffers allocated (a pipeline rank runs its stages'); running
     /// another fails, naming it.
@@ -206,6 +212,16 @@ public:
   /// when there is no such state.
   std::optional<llvm::MutableArrayRef<T>> masterWeight(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name);
+  /// Elements [begin, end) of the parameter's master weight or gradient,
+  /// when it holds all of them (it may hold a parameter in part:
+  /// Holding::part).
+  std::optional<llvm::MutableArrayRef<T>>
+  masterWeight(llvm::StringRef name, int64_t begin, int64_t end);
+  std::optional<llvm::MutableArrayRef<T>> gradient(llvm::StringRef name,
+                                                   int64_t begin, int64_t end);
+  /// The element masterWeight(name)[0] and gradient(name)[0] are of: 0, or
+  /// of a parameter held in part the first it holds.
+  int64_t getWeightOffset(llvm::StringRef name) const;
   std::optional<llvm::MutableArrayRef<uint16_t>>
   firstMoment(llvm::StringRef name);
   std::optional<llvm::MutableArrayRef<uint16_t>>

@@ -31,10 +31,10 @@
 // program's octet_pipe expert ops (--octet-insert-expert-comm) send each
 // MoE layer's rows to their experts' owners and back (ExpertExchange);
 // each group rank's experts are reduced and updated (a piece of each
-// expert weight) by that group rank's first replica, and a rank's copy of
-// the other ranks' experts is NaN, so that a read of them shows in the
-// losses (as are the weights of parameters a rank neither reads nor
-// updates).
+// expert weight) by that group rank's first replica, and a rank holds of
+// an expert weight only its own experts' weights and gradient (the
+// weights of parameters a rank holds but neither reads nor updates are
+// NaN, so that a read of them shows in the losses).
 //
 // Every executor is created holding only its rank's share of the state and
 // the buffers of the functions it runs, and the caller initialises it

@@ -1745,6 +1745,117 @@ TEST(ExpertParallelTest, SplitLayerEqualsComputingEachExpertLocally) {
   }
 }
 
+// Under expert parallelism a rank holds of an expert weight only its own
+// experts' weights and gradient (Holding::part). It computes what a rank
+// holding the whole weight computes, bit for bit: the same results, and of
+// the gradient its experts' part (the whole one's is zero elsewhere). Its
+// initial weights are the whole one's, from any first element (the draws
+// of the elements before are skipped). A function reading the weight
+// other than through local_experts is refused.
+TEST(ExpertParallelTest, PartHeldExpertWeightComputesAsTheWhole) {
+  const int64_t experts = 4, n = 128, k = 256, rows = 32, each = n * k;
+  const std::vector<std::vector<int32_t>> sizes = {{9, 0, 20, 3},
+                                                   {1, 14, 0, 17}};
+  std::string text = splitLayerProgram(rows, k, n, "f32", "{}");
+  auto replace = [&](const std::string &from, const std::string &to) {
+    size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  replace(R"(], "functions": [)",
+          R"(], "parameters": [{"name": "w", "shape": [4, 128, 256],
+              "init": {"kind": "normal", "std": 0.02}}], "functions": [)");
+  replace(R"("arguments": [0, 1, 2, 9], "results": [8, 14])",
+          R"("arguments": [0, 1, 9], "results": [8])");
+  replace(R"("body": [)",
+          R"("body": [{"op": "octet.param", "results": [2],
+              "attrs": {"name": "w"}},)");
+  text.replace(text.size() - 4, 4,
+               R"(, {"op": "octet.grad_accumulate", "operands": [14],
+                  "attrs": {"param": "w"}}]}]})");
+  ASSERT_EQ(text.substr(text.size() - 4), "]}]}");
+  using Range = Exec::Range;
+  TestExpertGroup wholes(2), parts(2);
+  std::vector<Exec> whole, part;
+  std::vector<std::vector<Arg>> args;
+  std::vector<std::vector<float>> x, dy;
+  for (int64_t r = 0; r < 2; ++r) {
+    x.push_back(randomT<float>(rows * k, 41 + r));
+    dy.push_back(randomT<float>(rows * n, 43 + r));
+  }
+  for (int64_t r = 0; r < 2; ++r) {
+    whole.push_back(make<float>(text));
+    Exec::Holding mine;
+    Range own{r * 2 * each, (r + 1) * 2 * each};
+    mine.part = [own](llvm::StringRef) { return own; };
+    mine.updates = [own](llvm::StringRef) -> std::optional<Range> {
+      return own;
+    };
+    llvm::Expected<Exec> e = Exec::create(parse(text), mine);
+    ASSERT_TRUE(bool(e)) << llvm::toString(e.takeError());
+    part.push_back(std::move(*e));
+    whole[r].initParameters(9);
+    part[r].initParameters(9);
+    whole[r].setExpertExchange(&wholes[r]);
+    part[r].setExpertExchange(&parts[r]);
+    EXPECT_EQ(part[r].getWeightBytes(), 2 * each * 4);
+    EXPECT_EQ(part[r].getWeightOffset("w"), own.begin);
+    EXPECT_TRUE(bitIdentical(
+        copyOf<float>(*part[r].masterWeight("w")),
+        copyOf<float>(*whole[r].masterWeight("w", own.begin, own.end))));
+    args.push_back({x[r], sizes[r], dy[r]});
+  }
+  auto fromWhole = wholes.runAll(whole, args);
+  auto fromPart = parts.runAll(part, args);
+  for (int64_t r = 0; r < 2; ++r) {
+    SCOPED_TRACE(r);
+    ASSERT_EQ(fromPart[r].size(), 1u);
+    EXPECT_TRUE(bitIdentical(fromPart[r][0].values, fromWhole[r][0].values));
+    int64_t first = r * 2 * each, last = (r + 1) * 2 * each;
+    EXPECT_TRUE(
+        bitIdentical(copyOf<float>(*part[r].gradient("w")),
+                     copyOf<float>(*whole[r].gradient("w", first, last))));
+    std::vector<float> g = copyOf<float>(*whole[r].gradient("w"));
+    EXPECT_TRUE(std::all_of(g.begin(), g.begin() + first,
+                            [](float v) { return v == 0.0f; }));
+    EXPECT_TRUE(std::all_of(g.begin() + last, g.end(),
+                            [](float v) { return v == 0.0f; }));
+    EXPECT_FALSE(part[r].masterWeight("w", first, last + 1).has_value());
+    EXPECT_FALSE(part[r].masterWeight("w", first - 1, last).has_value());
+  }
+
+  // Any first element, odd too: the weights a whole executor draws.
+  Exec::Holding odd;
+  odd.part = [](llvm::StringRef) { return Range{3, 11}; };
+  odd.updates = [](llvm::StringRef) -> std::optional<Range> {
+    return Range{3, 11};
+  };
+  odd.runs = [](llvm::StringRef fn) { return fn == "optimizer_step"; };
+  Exec linear = llvm::cantFail(Exec::create(parse(kLinearProgram), odd));
+  Exec all = make<float>(kLinearProgram);
+  linear.initParameters(5);
+  all.initParameters(5);
+  EXPECT_TRUE(bitIdentical(copyOf<float>(*linear.masterWeight("w")),
+                           copyOf<float>(*all.masterWeight("w", 3, 11))));
+  // @forward reads w whole.
+  odd.runs = nullptr;
+  llvm::Expected<Exec> refused = Exec::create(parse(kLinearProgram), odd);
+  ASSERT_FALSE(bool(refused));
+  EXPECT_CONTAINS(llvm::toString(refused.takeError()),
+                  "parameter 'w' is held in part here (elements [3, 11): its "
+                  "own experts), so only octet_pipe.local_experts may read it");
+  // Nor may it update elements it does not hold.
+  odd.updates = [](llvm::StringRef) -> std::optional<Range> {
+    return Range{0, 11};
+  };
+  odd.runs = [](llvm::StringRef fn) { return fn == "optimizer_step"; };
+  refused = Exec::create(parse(kLinearProgram), odd);
+  ASSERT_FALSE(bool(refused));
+  EXPECT_CONTAINS(llvm::toString(refused.takeError()),
+                  "parameter 'w': this executor updates elements [0, 11) of "
+                  "it but holds only [3, 11)");
+}
+
 // The FP8 wire is exact only for rows the experts quantize so: other rows
 // arrive as their 1x128 power-of-two FP8 values, and BF16 rounds. Both ways:
 // rows that went out and came back (two local experts) are the rows that
