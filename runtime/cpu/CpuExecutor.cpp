@@ -2127,12 +2127,23 @@ auto InstructionCompiler<T>::compileAdamWStep() -> Expected<Body> {
       config.eps = float(eps);
       config.weightDecay = float(wd);
       // Elements [begin, end) of the parameter, which it holds from
-      // heldBegin on (checked at creation).
+      // heldBegin on, and their moments from momentsBegin on (checked at
+      // creation; setOptimizerRanges may have widened the range since).
       int64_t n = state->master.size(), first = state->heldBegin;
       int64_t begin = state->updateBegin,
               end = state->updateEnd < 0 ? state->param->numElements()
                                          : state->updateEnd;
       int64_t moment = begin - state->momentsBegin;
+      if (begin < first || end > first + n || moment < 0 ||
+          moment + (end - begin) > int64_t(state->m.size()))
+        return makeError(
+            llvm::formatv("it updates elements [{0}, {1}) of '{2}' but "
+                          "holds the weights of [{3}, {4}) and the "
+                          "moments of [{5}, {6})",
+                          begin, end, state->param->name, first, first + n,
+                          state->momentsBegin,
+                          state->momentsBegin + int64_t(state->m.size()))
+                .str());
       cpu::adamwStep(state->master.data() + (begin - first),
                      state->grad.data() + (begin - first),
                      state->m.data() + moment, state->v.data() + moment,

@@ -1408,12 +1408,6 @@ template <typename T> PipelineRunner<T>::~PipelineRunner() {
       impl->group->abort();
     }
   }
-  // The master outlives the runner, with its rank's share of the state
-  // only (the others' parameters and moments stay released).
-  CpuExecutor<T> &master = *impl->ranks[impl->self];
-  master.setExpertExchange(nullptr);
-  master.setGradientCallback(nullptr);
-  master.setOptimizerShard([](llvm::StringRef) { return true; });
 }
 
 template <typename T>
@@ -1657,7 +1651,13 @@ PipelineRunner<T>::create(const Program &program, MakeRank makeRank,
     holding.keeps = [&](llvm::StringRef name) {
       return impl->keeps(size_t(e), name.str());
     };
+    auto frozen = [&](llvm::StringRef name) {
+      const Parameter *p = program.lookupParameter(name);
+      return p && p->frozen;
+    };
     holding.updates = [&](llvm::StringRef name) -> std::optional<Range> {
+      if (frozen(name))
+        return std::nullopt;
       if (impl->piecesOf(name.str()).empty()) // no gradient: the master's
         return e == 0 ? std::optional<Range>(Range{0, -1}) : std::nullopt;
       for (const typename Impl::Piece &piece : impl->piecesOf(name.str()))
@@ -1668,8 +1668,11 @@ PipelineRunner<T>::create(const Program &program, MakeRank makeRank,
     holding.runs = [&](llvm::StringRef fn) {
       return runsOf[e].count(fn.str()) > 0;
     };
-    // Of an expert weight, its own experts' weights and gradient only.
+    // Of an expert weight, its own experts' weights and gradient only (a
+    // frozen one whole, for the master's checkpoint).
     holding.part = [&](llvm::StringRef name) {
+      if (frozen(name))
+        return Range{};
       auto [begin, end] =
           impl->readRange(size_t(e), name.str(), impl->numel(name.str()));
       return Range{int64_t(begin), int64_t(end)};

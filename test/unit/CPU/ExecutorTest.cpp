@@ -471,6 +471,15 @@ TEST(ExecutorTest, CreatedShareHoldsOnlyItsPartAndComputesAlike) {
     EXPECT_TRUE(bitIdentical(copyOf<uint16_t>(*share.secondMoment("w")),
                              copyOf<uint16_t>(*whole.secondMoment("w"))));
   }
+  // Widened past the moments it holds, the update is refused, not made.
+  share.setOptimizerShard([](llvm::StringRef name) { return name == "w"; });
+  auto widened =
+      share.run("optimizer_step", {CpuExecutor<float>::Argument::scalar(0.01f),
+                                   CpuExecutor<float>::Argument::integer(3)});
+  ASSERT_FALSE(bool(widened));
+  EXPECT_CONTAINS(llvm::toString(widened.takeError()),
+                  "it updates elements [0, 128) of 'w' but holds the weights "
+                  "of [0, 128) and the moments of [3, 11)");
   // A function reading b fails, naming it.
   auto out = share.run("forward", {x, labels});
   ASSERT_FALSE(bool(out));
