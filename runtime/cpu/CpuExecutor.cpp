@@ -3037,21 +3037,18 @@ Expected<CpuExecutor<T>> CpuExecutor<T>::create(Program program,
         return 0;
       return integer ? int64_t(sizeof(int64_t)) : int64_t(sizeof(T));
     };
-    // Poisoned, so that a value read before it is written would show.
-    MemoryPlan reals =
-        planMemory(p, f, 64, [&](int64_t id) { return inArena(id, false); });
-    s->realArenas.emplace_back(size_t(reals.arenaBytes) / sizeof(T),
-                               std::numeric_limits<T>::quiet_NaN());
-    for (const BufferPlacement &pl : reals.placements)
-      s->realAt[pl.buffer] =
-          s->realArenas.back().data() + pl.offset / int64_t(sizeof(T));
-    MemoryPlan ints =
-        planMemory(p, f, 64, [&](int64_t id) { return inArena(id, true); });
-    s->intArenas.emplace_back(size_t(ints.arenaBytes) / sizeof(int64_t),
-                              std::numeric_limits<int64_t>::min());
-    for (const BufferPlacement &pl : ints.placements)
-      s->intAt[pl.buffer] =
-          s->intArenas.back().data() + pl.offset / int64_t(sizeof(int64_t));
+    // One arena of floats and one of integers, poisoned so that a value
+    // read before it is written would show.
+    auto place = [&](auto &arenas, auto &at, bool integer, auto poison) {
+      using E = decltype(poison);
+      MemoryPlan plan = planMemory(
+          p, f, 64, [&](int64_t id) { return inArena(id, integer); });
+      arenas.emplace_back(size_t(plan.arenaBytes) / sizeof(E), poison);
+      for (const BufferPlacement &pl : plan.placements)
+        at[pl.buffer] = arenas.back().data() + pl.offset / int64_t(sizeof(E));
+    };
+    place(s->realArenas, s->realAt, false, std::numeric_limits<T>::quiet_NaN());
+    place(s->intArenas, s->intAt, true, std::numeric_limits<int64_t>::min());
   }
   for (size_t i = 0; i < numBuffers; ++i) {
     const Buffer &b = p.buffers[i];
