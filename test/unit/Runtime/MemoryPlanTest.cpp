@@ -43,6 +43,22 @@ Program randomProgram(uint32_t seed, int instructions) {
   return p;
 }
 
+/// x -> a -> b -> c -> d, 1024 f32 elements each: %0 the argument, %4 the
+/// result.
+Program chainProgram() {
+  Program p;
+  for (int i = 0; i < 5; ++i)
+    p.buffers.push_back({"%" + std::to_string(i), BufferType::F32, {1024}});
+  Function f;
+  f.name = "chain";
+  f.arguments = {0};
+  for (int i = 1; i < 5; ++i)
+    f.body.push_back({"op", {i - 1}, {i}, {}});
+  f.results = {4};
+  p.functions.push_back(f);
+  return p;
+}
+
 TEST(MemoryPlanTest, LiveValuesNeverShareBytes) {
   for (uint32_t seed = 1; seed <= 30; ++seed) {
     Program p = randomProgram(seed, 60);
@@ -68,16 +84,7 @@ TEST(MemoryPlanTest, LiveValuesNeverShareBytes) {
 
 TEST(MemoryPlanTest, AChainReusesMemory) {
   // x -> a -> b -> c -> d: at most two values are live at once.
-  Program p;
-  for (int i = 0; i < 5; ++i)
-    p.buffers.push_back({"%" + std::to_string(i), BufferType::F32, {1024}});
-  Function f;
-  f.name = "chain";
-  f.arguments = {0};
-  for (int i = 1; i < 5; ++i)
-    f.body.push_back({"op", {i - 1}, {i}, {}});
-  f.results = {4};
-  p.functions.push_back(f);
+  Program p = chainProgram();
   MemoryPlan plan = planMemory(p, p.functions[0]);
   EXPECT_EQ(plan.unsharedBytes, 4 * 4096);
   EXPECT_EQ(plan.peakLiveBytes, 2 * 4096);
@@ -87,16 +94,7 @@ TEST(MemoryPlanTest, AChainReusesMemory) {
 TEST(MemoryPlanTest, ElementBytesSizeAndLeaveOutValues) {
   // The chain again, with 8-byte elements and %2 left out of the arena
   // (storage of its own).
-  Program p;
-  for (int i = 0; i < 5; ++i)
-    p.buffers.push_back({"%" + std::to_string(i), BufferType::F32, {1024}});
-  Function f;
-  f.name = "chain";
-  f.arguments = {0};
-  for (int i = 1; i < 5; ++i)
-    f.body.push_back({"op", {i - 1}, {i}, {}});
-  f.results = {4};
-  p.functions.push_back(f);
+  Program p = chainProgram();
   MemoryPlan plan = planMemory(p, p.functions[0], 64, [](int64_t id) {
     return id == 2 ? int64_t(0) : int64_t(8);
   });
